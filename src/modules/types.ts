@@ -1,0 +1,100 @@
+import type {Transport} from '../transport/types.js'
+
+// The module contract (see shared/design/STYLE.md): an argument schema checked when
+// the playbook loads, facts gathered in one round trip per host per task for all loop
+// items, a pure plan, then apply only what the plan says.
+
+export type ArgType = 'string' | 'int' | 'bool' | 'list' | 'dict' | 'mode' | 'path' | 'any'
+
+export interface ArgSpec {
+  type: ArgType
+  required?: boolean
+  choices?: readonly string[]
+  default?: unknown
+  aliases?: readonly string[]
+  /** Value is never printed (masked in output and diffs). */
+  secret?: boolean
+  /** Relative paths are resolved against the playbook's directory on the controller. */
+  controllerPath?: boolean
+}
+
+export interface HostFacts {
+  /** Remote user's home, used to expand `~`. */
+  home: string
+  user: string
+  os: string
+  arch: string
+  cores: number
+  memMb: number
+}
+
+export interface ModuleContext {
+  host: string
+  /** The address the controller uses for this host (ansible_host or the name). */
+  address: string
+  transport: Transport
+  facts: HostFacts
+  check: boolean
+  diff: boolean
+  /** All variables of this host (inventory < play < extra vars). */
+  vars: Record<string, unknown>
+  /** Directory of the playbook file: relative `src` paths resolve against it. */
+  playbookDir: string
+  /** Strings that must never be printed. */
+  secrets: Set<string>
+  /** Progress line for long steps (builds). */
+  log(msg: string): void
+  /** Aborted when the user interrupts: stop starting new work. */
+  signal: AbortSignal
+  /** Every host of the play that is still up (for runOnce modules such as redis_cluster). */
+  playHosts: PlayHost[]
+}
+
+export interface PlayHost {
+  host: string
+  address: string
+  vars: Record<string, unknown>
+  facts: HostFacts
+  transport: Transport
+}
+
+export interface FileDiff {
+  path: string
+  before: string
+  after: string
+}
+
+export type ItemStatus = 'ok' | 'changed' | 'failed' | 'skipped'
+
+export interface ItemResult {
+  status: ItemStatus
+  /** Why: "already present", "would create", the failure reason. */
+  msg?: string
+  diff?: FileDiff[]
+  rc?: number | null
+  stdout?: string
+  stderr?: string
+  /** Anything else a `register:` user may read. */
+  data?: Record<string, unknown>
+}
+
+/** One loop item after templating and argument validation. */
+export interface TaskItem {
+  args: Record<string, unknown>
+  item?: unknown
+}
+
+export interface ModuleSpec {
+  name: string
+  /** One line for the README's module reference. */
+  description: string
+  args: Record<string, ArgSpec>
+  /** `command: echo hi` style: the string is stored in args[freeForm]. */
+  freeForm?: string
+  /** Whether the module can plan without changing anything. */
+  checkMode: boolean
+  /** Modules like redis_cluster run once for the play (on the first host's context), not per host. */
+  runOnce?: boolean
+  /** Returns one result per item, in order. Must not throw for per-item failures. */
+  run(ctx: ModuleContext, items: TaskItem[]): Promise<ItemResult[]>
+}

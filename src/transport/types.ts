@@ -1,0 +1,49 @@
+// What every transport gives the modules. Shaped like execa's results: a failure has
+// the same fields as a success plus failed: true, so callers never need try/catch
+// to read stdout of a failed command.
+
+export interface ExecResult {
+  command: string
+  exitCode: number | null
+  signal: string | null
+  stdout: string
+  stderr: string
+  failed: boolean
+  timedOut: boolean
+}
+
+export interface ExecOptions {
+  /** Bytes fed to the command's standard input (scripts, file payloads). */
+  stdin?: string | Buffer
+  /** Kill the command after this many ms; the result has timedOut: true. */
+  timeoutMs?: number
+}
+
+export interface UploadFile {
+  /** Absolute path on the host (after ~ expansion by the caller or the transport). */
+  path: string
+  content: string | Buffer
+  /** Octal number, e.g. 0o600. Default 0o644. */
+  mode?: number
+}
+
+/** Counters the e2e tests and benchmarks read: round trips are the unit of cost. */
+export interface TransportStats {
+  connections: number
+  execs: number
+  uploads: number
+}
+
+export interface Transport {
+  readonly host: string
+  readonly address: string
+  readonly stats: TransportStats
+  connect(): Promise<void>
+  /** Runs `sh -c command` on the host (login shell not used). Never rejects on a non-zero exit. */
+  exec(command: string, opts?: ExecOptions): Promise<ExecResult>
+  /** Writes all files in one round trip, each via temp file + rename (no partial file on a drop). */
+  upload(files: UploadFile[]): Promise<void>
+  /** Copies a controller file to the host (streamed; large files like tarballs). temp + rename. */
+  putFile(localPath: string, remotePath: string, mode?: number): Promise<void>
+  close(): Promise<void>
+}
