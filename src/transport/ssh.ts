@@ -1,0 +1,210 @@
+import {readFileSync} from 'node:fs'
+import {homedir} from 'node:os'
+import {Readable} from 'node:stream'
+import {NodeSSH} from 'node-ssh'
+import pLimit, {type LimitFunction} from 'p-limit'
+import {AuthError, HostKeyError, UnreachableError} from '../errors.js'
+import {quote} from '../shell.js'
+import type {Connection} from '../inventory/inventory.js'
+import {addHostKey, fingerprint, knownHostsName, verifyHostKey} from './knownhosts.js'
+import {buildUploadScript} from './upload-script.js'
+import type {ExecOptions, ExecResult, Transport, TransportStats, UploadFile} from './types.js'
+
+export interface SshOptions {
+  /** Add unknown host keys to known_hosts instead of failing (never accepts a changed key). */
+  acceptNewHostKeys?: boolean
+  connectTimeoutMs?: number
+  connectRetries?: number
+  /** Channels open at once on the connection: OpenSSH's MaxSessions defaults to 10. */
+  maxChannels?: number
+}
+
+// One SSH connection per host for the whole run, with channels bounded below sshd's
+// MaxSessions: the 11th concurrent channel would fail with "Channel open failure".
+export class SshTransport implements Transport {
+  readonly stats: TransportStats = {connections: 0, execs: 0, uploads: 0}
+  readonly address: string
+  private ssh = new NodeSSH()
+  private limit: LimitFunction
+  private connecting?: Promise<void>
+  private closed = false
+
+  constructor(readonly host: string, private conn: Connection, private opts: SshOptions = {}) {
+    this.address = conn.address
+    this.limit = pLimit(opts.maxChannels ?? 8)
+  }
+
+  connect(): Promise<void> {
+    this.connecting ??= this.connectWithRetry()
+    return this.connecting
+  }
+
+  private async connectWithRetry(): Promise<void> {
+    const retries = this.opts.connectRetries ?? 4
+    let lastError: unknown
+    for (let attempt = 0; attempt <= retries; attempt++) {
+      try {
+        await this.connectOnce()
+        this.stats.connections++
+        return
+      } catch (error) {
+        lastError = error
+        // Auth and host-key failures will not fix themselves; refused/reset may be
+        // sshd's MaxStartups dropping a burst of handshakes, so back off and retry.
+        if (error instanceof AuthError || error instanceof HostKeyError) throw error
+        if (error instanceof UnreachableError && /timed out|EHOSTUNREACH|ENETUNREACH|ENOTFOUND/.test(error.message) && attempt >= 1) throw error
+        this.ssh.dispose()
+        this.ssh = new NodeSSH()
+        await new Promise((r) => setTimeout(r, Math.min(200 * 2 ** attempt, 3000) + Math.random() * 200))
+      }
+    }
+    throw lastError
+  }
+
+  private async connectOnce(): Promise<void> {
+    const c = this.conn
+    const knownHosts = c.knownHostsFile ?? `${homedir()}/.ssh/known_hosts`
+    let hostKeyProblem: HostKeyError | undefined
+    let privateKey: string | undefined
+    const keyFile = c.privateKeyFile
+    if (keyFile) {
+      try {
+        privateKey = readFileSync(keyFile, 'utf8')
+      } catch (error) {
+        throw new AuthError(`cannot read private key ${keyFile}: ${(error as NodeJS.ErrnoException).code ?? error}`, {
+          where: {host: this.host},
+          hint: 'fix ansible_ssh_private_key_file in the inventory',
+        })
+      }
+    }
+    try {
+      await this.ssh.connect({
+        host: c.address,
+        port: c.port,
+        username: c.user,
+        privateKey,
+        password: c.password,
+        agent: !privateKey && !c.password ? process.env.SSH_AUTH_SOCK : undefined,
+        readyTimeout: this.opts.connectTimeoutMs ?? 10000,
+        keepaliveInterval: 5000,
+        keepaliveCountMax: 3,
+        hostVerifier: (key: Buffer) => {
+          const verdict = verifyHostKey(knownHosts, c.address, c.port, key)
+          if (verdict === 'match') return true
+          const name = knownHostsName(c.address, c.port)
+          if (verdict === 'unknown' && this.opts.acceptNewHostKeys) {
+            addHostKey(knownHosts, c.address, c.port, key)
+            return true
+          }
+          hostKeyProblem =
+            verdict === 'changed'
+              ? new HostKeyError(`host key for ${name} CHANGED (now ${fingerprint(key)}): refusing to connect`, {
+                  where: {host: this.host},
+                  hint: `if the host was reinstalled on purpose, remove the old key with: ssh-keygen -f ${knownHosts} -R '${name}' — then re-run with --accept-new-host-keys`,
+                })
+              : new HostKeyError(`host key for ${name} is not in ${knownHosts} (${fingerprint(key)})`, {
+                  where: {host: this.host},
+                  hint: `verify the fingerprint, then re-run with --accept-new-host-keys (or ssh to it once)`,
+                })
+          return false
+        },
+      } as Parameters<NodeSSH['connect']>[0])
+    } catch (error) {
+      if (hostKeyProblem) throw hostKeyProblem
+      throw this.classify(error)
+    }
+    const client = this.ssh.connection
+    client?.on('error', () => {})
+  }
+
+  private classify(error: unknown): Error {
+    const msg = error instanceof Error ? error.message : String(error)
+    const where = {host: this.host}
+    const target = `${this.conn.user}@${this.conn.address}:${this.conn.port}`
+    if (/authentication methods failed|Authentication failed|privateKey|Cannot parse privateKey/i.test(msg)) {
+      return new AuthError(`authentication failed for ${target}`, {
+        where,
+        hint: 'check ansible_user and ansible_ssh_private_key_file, and that the key is in the host\'s ~/.ssh/authorized_keys',
+        cause: error,
+      })
+    }
+    const code = (error as NodeJS.ErrnoException).code
+    const why =
+      code === 'ECONNREFUSED' ? 'connection refused (is sshd running on that port?)'
+      : code === 'EHOSTUNREACH' || code === 'ENETUNREACH' ? 'no route to host'
+      : code === 'ENOTFOUND' ? 'host name not found'
+      : /Timed out/i.test(msg) ? 'timed out while connecting'
+      : msg
+    return new UnreachableError(`cannot reach ${target}: ${why}`, {
+      where,
+      hint: 'check ansible_host/ansible_port in the inventory and that the host is up',
+      cause: error,
+    })
+  }
+
+  exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    return this.limit(() => this.execNow(command, opts))
+  }
+
+  private async execNow(command: string, opts: ExecOptions, attempt = 0): Promise<ExecResult> {
+    await this.connect()
+    this.stats.execs++
+    let timedOut = false
+    let timer: NodeJS.Timeout | undefined
+    try {
+      const r = await this.ssh.execCommand(command, {
+        noTrim: true,
+        stdin: opts.stdin === undefined ? undefined : Readable.from([Buffer.from(opts.stdin)]),
+        onChannel: (ch) => {
+          if (opts.timeoutMs) {
+            timer = setTimeout(() => {
+              timedOut = true
+              ch.signal('KILL')
+              ch.close()
+            }, opts.timeoutMs)
+          }
+        },
+      })
+      const exitCode = timedOut ? 124 : r.code
+      return {command, exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr, failed: exitCode !== 0, timedOut}
+    } catch (error) {
+      const msg = error instanceof Error ? error.message : String(error)
+      if (/Channel open failure/i.test(msg) && attempt < 5) {
+        this.stats.execs--
+        await new Promise((r) => setTimeout(r, 100 * (attempt + 1)))
+        return this.execNow(command, opts, attempt + 1)
+      }
+      if (/Not connected|No response from server|ECONNRESET|Keepalive timeout/i.test(msg) || !this.ssh.isConnected()) {
+        throw new UnreachableError(`connection to ${this.conn.address} lost: ${msg}`, {where: {host: this.host}, hint: 'the host stopped answering; re-run once it is back: the run converges', cause: error})
+      }
+      throw error
+    } finally {
+      if (timer) clearTimeout(timer)
+    }
+  }
+
+  async upload(files: UploadFile[]): Promise<void> {
+    if (files.length === 0) return
+    this.stats.uploads++
+    this.stats.execs--
+    const r = await this.exec('sh -s', {stdin: buildUploadScript(files)})
+    if (r.failed) throw new Error(`upload of ${files.length} file(s) failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').slice(-5).join('\n')}`)
+  }
+
+  async putFile(localPath: string, remotePath: string, mode = 0o644): Promise<void> {
+    await this.connect()
+    const tmp = `${remotePath}.baremetal-tmp`
+    await this.limit(async () => {
+      this.stats.uploads++
+      await this.ssh.putFile(localPath, tmp)
+    })
+    const r = await this.exec(`chmod ${mode.toString(8)} ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(remotePath)}`)
+    if (r.failed) throw new Error(`could not move ${tmp} into place: ${r.stderr.trim()}`)
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.ssh.dispose()
+  }
+}
