@@ -115,6 +115,8 @@ export interface ExecuteOptions {
   flags: PlayFlagValues
   /** Variables the command sets from its own flags (e.g. up --allow-partial). */
   vars?: Record<string, unknown>
+  /** Replace every play's `hosts:` (up/down --group). */
+  hosts?: string
 }
 
 /** Load everything (failing early on bad input), run the playbooks in order, print, return the exit code. */
@@ -128,6 +130,7 @@ export async function executePlaybooks(o: ExecuteOptions): Promise<{code: number
     const extraVars = {...(o.vars ?? {}), ...readExtraVars(f['extra-vars'])}
     const modules = allModules()
     const books = o.playbooks.map((p) => loadPlaybook(p, modules))
+    if (o.hosts) for (const b of books) for (const p of b.plays) p.hosts = o.hosts
     const reporter = new ConsoleReporter({json: f.json, tty, verbose: f.verbose, diff: f.diff})
     let merged: RunResult | undefined
     for (const pb of books) {

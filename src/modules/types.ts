@@ -26,6 +26,8 @@ export interface HostFacts {
   arch: string
   cores: number
   memMb: number
+  /** The controller's address as this host sees it (SSH_CLIENT), e.g. for firewall rules. */
+  controllerIp?: string
 }
 
 export interface ModuleContext {
@@ -48,6 +50,8 @@ export interface ModuleContext {
   signal: AbortSignal
   /** Every host of the play that is still up (for runOnce modules such as redis_cluster). */
   playHosts: PlayHost[]
+  /** Hosts of the play that failed or were unreachable so far (a cluster must not form over a partial set unless asked). */
+  failedHosts?: string[]
 }
 
 export interface PlayHost {

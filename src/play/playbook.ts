@@ -30,6 +30,8 @@ export interface Task {
 export interface Play {
   name: string
   hosts: string
+  /** Lowest-precedence variables (like an Ansible role's defaults): inventory and -e override them. */
+  defaults: Record<string, unknown>
   vars: Record<string, unknown>
   tasks: Task[]
   maxFailPercentage?: number
@@ -46,7 +48,7 @@ export interface Playbook {
   plays: Play[]
 }
 
-const PLAY_KEYS = ['name', 'hosts', 'vars', 'vars_files', 'tasks', 'become', 'become_user', 'gather_facts', 'max_fail_percentage', 'any_errors_fatal', 'secret_vars', 'tags', 'serial', 'remote_user', 'strategy']
+const PLAY_KEYS = ['name', 'hosts', 'defaults', 'vars', 'vars_files', 'tasks', 'become', 'become_user', 'gather_facts', 'max_fail_percentage', 'any_errors_fatal', 'secret_vars', 'tags', 'serial', 'remote_user', 'strategy']
 const TASK_KEYS = ['name', 'when', 'loop', 'with_items', 'with_sequence', 'register', 'changed_when', 'failed_when', 'ignore_errors', 'tags', 'args', 'no_log', 'loop_control', 'become', 'become_user', 'run_once', 'vars', 'environment']
 
 /** Load a playbook file and validate every task against the module registry. */
@@ -70,6 +72,14 @@ function parsePlays(src: YamlSource, modules: Map<string, ModuleSpec>): Play[] {
     if (typeof p.hosts !== 'string' || !p.hosts.trim()) throw err('a play needs "hosts:" (a group, a host, or all)', path, 'add: hosts: all')
     const vars = p.vars ?? {}
     if (typeof vars !== 'object' || Array.isArray(vars)) throw err('play vars must be a mapping', [...path, 'vars'])
+    let defaults = p.defaults ?? {}
+    if (typeof defaults === 'string') {
+      const file = resolve(dirname(resolve(src.file)), defaults)
+      const d = loadYaml(file, PlaybookError)
+      if (!d.value || typeof d.value !== 'object' || Array.isArray(d.value)) throw new PlaybookError('a defaults file must hold a mapping of variables', {where: {file}})
+      defaults = d.value
+    }
+    if (typeof defaults !== 'object' || Array.isArray(defaults)) throw err('play defaults must be a mapping or a file name', [...path, 'defaults'])
     const tasksRaw = p.tasks ?? []
     if (!Array.isArray(tasksRaw)) throw err('play tasks must be a list', [...path, 'tasks'], 'write each task as "- name: …" under tasks:')
     const mfp = p.max_fail_percentage
@@ -79,6 +89,7 @@ function parsePlays(src: YamlSource, modules: Map<string, ModuleSpec>): Play[] {
     return {
       name: String(p.name ?? p.hosts),
       hosts: p.hosts,
+      defaults: defaults as Record<string, unknown>,
       vars: vars as Record<string, unknown>,
       tasks: tasksRaw.map((t, ti) => parseTask(src, t, [...path, 'tasks', ti], modules)),
       maxFailPercentage: mfp as number | undefined,
@@ -230,7 +241,8 @@ export function coerceValue(spec: ArgSpec, v: unknown): unknown {
       if (['no', 'false', 'off', '0', 'False', 'n'].includes(String(v))) return false
       throw new Error(`expected yes/no, got ${JSON.stringify(v)}`)
     case 'list':
-      if (Array.isArray(v)) return v
+      // Lists built from variables that are themselves lists ([ "{{ a }}", x ]) are flattened.
+      if (Array.isArray(v)) return v.flat().filter((x) => x !== '' && x !== null && x !== undefined)
       if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean)
       return [v]
     case 'dict':

@@ -1,3 +1,5 @@
+import {lookup} from 'node:dns/promises'
+import {isIP} from 'node:net'
 import pLimit from 'p-limit'
 import {BaremetalError, EXIT, TaskError, UnreachableError, type ErrorWhere} from '../errors.js'
 import {type Host, type Inventory, selectHosts} from '../inventory/inventory.js'
@@ -85,15 +87,15 @@ export function transportFor(host: Host, ssh: SshOptions = {}): Transport {
   return host.connection.kind === 'local' ? new LocalTransport(host.name, host.connection.address) : new SshTransport(host.name, host.connection, ssh)
 }
 
-const FACTS_SCRIPT = `printf '%s\\n' "$HOME" "$(id -un)" "$(uname -s)" "$(uname -m)" "$(nproc 2>/dev/null || echo 1)" "$(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo 2>/dev/null)" "$( . /etc/os-release 2>/dev/null; echo "$PRETTY_NAME")"`
+const FACTS_SCRIPT = `printf '%s\\n' "$HOME" "$(id -un)" "$(uname -s)" "$(uname -m)" "$(nproc 2>/dev/null || echo 1)" "$(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo 2>/dev/null)" "$( . /etc/os-release 2>/dev/null; echo "$PRETTY_NAME")" "\${SSH_CLIENT%% *}"`
 
 /** One round trip per host: what modules need (home for ~, cores for make -j). */
 export async function gatherFacts(t: Transport): Promise<HostFacts> {
   await t.connect()
   const r = await t.exec(FACTS_SCRIPT, {timeoutMs: 30000})
   if (r.failed) throw new UnreachableError(`cannot read host facts (exit ${r.exitCode}): ${r.stderr.trim().slice(-300)}`, {where: {host: t.host}})
-  const [home, user, kernel, arch, cores, mem, pretty] = r.stdout.split('\n')
-  return {home: home || '/root', user, os: pretty || kernel, arch, cores: Math.max(1, Number(cores) || 1), memMb: Number(mem) || 0}
+  const [home, user, kernel, arch, cores, mem, pretty, client] = r.stdout.split('\n')
+  return {home: home || '/root', user, os: pretty || kernel, arch, cores: Math.max(1, Number(cores) || 1), memMb: Number(mem) || 0, controllerIp: client || '127.0.0.1'}
 }
 
 /** Run every play of a playbook; never throws for host failures, only for bad input. */
@@ -128,8 +130,10 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
 
       // Variables per host, resolved once per play (templated values rendered in order).
       const hostVars = new Map<string, Record<string, unknown>>()
+      const ips = await resolveAddresses(hosts)
       for (const h of hosts) {
-        const vars = resolveVars([h.vars, magicVars(h, inventory, hosts), play.vars], extra)
+        const magic = {...magicVars(h, inventory, hosts), ansible_host_ip: ips.get(h.name), play_hosts_ips: hosts.map((x) => ips.get(x.name))}
+        const vars = resolveVars([play.defaults, h.vars, magic, play.vars], extra)
         hostVars.set(h.name, vars)
         for (const [k, v] of Object.entries(vars)) {
           if ((isSecretName(k) || play.secretVars.includes(k)) && typeof v === 'string' && v) secrets.add(v)
@@ -162,6 +166,10 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
         ),
       )
 
+      for (const h of hosts) {
+        const f = facts.get(h.name)
+        if (f) Object.assign(hostVars.get(h.name)!, {ansible_user_dir: f.home, ansible_processor_vcpus: f.cores, baremetal_controller_ip: f.controllerIp})
+      }
       const failedInPlay = new Set<string>()
       for (const task of play.tasks) {
         if (signal.aborted) {
@@ -202,6 +210,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
                   log: (m) => reporter.log(h.name, mask(m, secrets)),
                   signal,
                   playHosts,
+                  failedHosts: hosts.filter((x) => failedInPlay.has(x.name) || unreachable.has(x.name)).map((x) => x.name),
                 }
                 rec = await runTask(play, task, h.name, ctx, registered, secrets, t0)
               } catch (error) {
@@ -252,6 +261,25 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
   const anyUnreachable = Object.values(recap).some((r) => r.unreachable > 0)
   const exitCode = signal.aborted ? EXIT.interrupted : anyUnreachable ? EXIT.unreachable : anyFailed || aborted ? EXIT.failed : EXIT.ok
   return {recap, tasks: records, warnings, durationMs: Date.now() - started, check: opts.check ?? false, aborted, stats, exitCode}
+}
+
+/** Numeric IPs for every host: Redis 5.0.3 binds and MEETs by IP only, never by name. */
+async function resolveAddresses(hosts: Host[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>()
+  await Promise.all(
+    hosts.map(async (h) => {
+      const a = h.connection.address
+      if (isIP(a)) out.set(h.name, a)
+      else {
+        try {
+          out.set(h.name, (await lookup(a, {family: 4})).address)
+        } catch {
+          out.set(h.name, a)
+        }
+      }
+    }),
+  )
+  return out
 }
 
 /** Close every connection of a run (also on error). */

@@ -30,16 +30,25 @@ hb.registerHelper('eq', (x: unknown, y: unknown) => x === y || String(x) === Str
 hb.registerHelper('ne', (x: unknown, y: unknown) => !(x === y || String(x) === String(y)))
 hb.registerHelper('gt', (x: unknown, y: unknown) => num(x) > num(y))
 hb.registerHelper('lt', (x: unknown, y: unknown) => num(x) < num(y))
-hb.registerHelper('and', (...a: unknown[]) => args(a).every(Boolean))
-hb.registerHelper('or', (...a: unknown[]) => args(a).some(Boolean))
-hb.registerHelper('not', (x: unknown) => !x)
+// "false"/"no" from -e are strings; read them as the booleans users meant.
+const truthy = (v: unknown): boolean => Boolean(v) && !['false', 'no', 'off', '0'].includes(String(v).toLowerCase())
+hb.registerHelper('and', (...a: unknown[]) => args(a).every(truthy))
+hb.registerHelper('or', (...a: unknown[]) => args(a).some(truthy))
+hb.registerHelper('not', (x: unknown) => !truthy(x))
 hb.registerHelper('join', (list: unknown, sep: unknown) => (Array.isArray(list) ? list.join(typeof sep === 'string' ? sep : ',') : String(list)))
 hb.registerHelper('json', (v: unknown) => JSON.stringify(v))
 hb.registerHelper('upper', (v: unknown) => String(v).toUpperCase())
 hb.registerHelper('lower', (v: unknown) => String(v).toLowerCase())
 // For `shell:` tasks: insert a variable as one shell word, whatever it contains.
 hb.registerHelper('quote', (v: unknown) => quote(String(v)))
-hb.registerHelper('yesno', (v: unknown) => (v === true || v === 'yes' || v === 'true' ? 'yes' : 'no'))
+// `~/x` → the remote user's home, known from facts (Ansible's expanduser filter).
+hb.registerHelper('expanduser', (p: unknown, options: {data?: {root?: Record<string, unknown>}}) => {
+  const home = options?.data?.root?.ansible_user_dir
+  const s = String(p)
+  if (typeof home !== 'string') return s
+  return s === '~' ? home : s.startsWith('~/') ? `${home}/${s.slice(2)}` : s
+})
+hb.registerHelper('yesno', (v: unknown) => (truthy(v) ? 'yes' : 'no'))
 
 const cache = new Map<string, HandlebarsTemplateDelegate>()
 

@@ -1,0 +1,25 @@
+import {Command, Flags} from '@oclif/core'
+import {bundled, executePlaybooks, playFlags} from '../cli/common.js'
+
+export default class Down extends Command {
+  static override summary = 'Stop every instance baremetal started, remove their directories and firewall rules'
+  static override description = `Stops instances by SHUTDOWN NOSAVE on their port, or by the PID in their own pidfile after checking it is that instance; a redis-server baremetal did not start is never touched. Keeps the Redis build unless --purge. Safe to run twice.`
+  static override examples = ['<%= config.bin %> down', '<%= config.bin %> down -i hosts.yml --keep-data', '<%= config.bin %> down -i hosts.yml --check']
+  static override flags = {
+    ...playFlags,
+    group: Flags.string({description: 'inventory group (host pattern) holding the Redis hosts', default: 'redis'}),
+    'keep-data': Flags.boolean({description: 'keep each instance\'s directory (config, nodes.conf, data, logs)', default: false}),
+    purge: Flags.boolean({description: 'also remove the Redis source and build', default: false}),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Down)
+    const {code} = await executePlaybooks({
+      playbooks: [bundled('playbooks/redis-down.yml')],
+      flags,
+      hosts: flags.group,
+      vars: {redis_keep_data: flags['keep-data'], redis_purge: flags.purge},
+    })
+    process.exitCode = code
+  }
+}

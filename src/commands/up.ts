@@ -1,0 +1,44 @@
+import {Command, Flags} from '@oclif/core'
+import {bundled, executePlaybooks, loadInv, playFlags, readExtraVars, reportError} from '../cli/common.js'
+import {selectHosts} from '../inventory/inventory.js'
+import {validateLayout} from '../redis/validate.js'
+import {loadYaml} from '../yamlfile.js'
+
+export default class Up extends Command {
+  static override summary = 'Build Redis, configure and start every instance, open the firewall, form the cluster (idempotent)'
+  static override description = `Runs the bundled playbook playbooks/redis-cluster.yml against the hosts of the inventory's "redis" group (or --group).
+Re-running on a healthy cluster changes nothing. Variables (redis_version, redis_count, redis_replicas, redis_password, …) are listed in playbooks/defaults.yml.`
+  static override examples = [
+    '<%= config.bin %> up                       # the local default cluster (inventory/local.yml)',
+    '<%= config.bin %> up -i hosts.yml -e redis_version=7.0.15 -e redis_source=/srv/redis-7.0.15.tar.gz',
+    '<%= config.bin %> up -i hosts.yml --check --diff',
+  ]
+  static override flags = {
+    ...playFlags,
+    group: Flags.string({description: 'inventory group (host pattern) holding the Redis hosts', default: 'redis'}),
+    'allow-partial': Flags.boolean({description: 'form the cluster even if some hosts failed or were unreachable', default: false}),
+    playbook: Flags.string({description: 'use another playbook instead of the bundled one', default: bundled('playbooks/redis-cluster.yml')}),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Up)
+    try {
+      // Check the layout of every host first: nothing runs on bad numbers.
+      const inv = loadInv(flags.inventory)
+      const extra = readExtraVars(flags['extra-vars'])
+      const defaults = loadYaml(bundled('playbooks/defaults.yml')).value as Record<string, unknown>
+      const hosts = selectHosts(inv, flags.limit ? `${flags.group}:&${flags.limit}` : flags.group)
+      validateLayout(hosts, defaults, extra, inv.file)
+    } catch (error) {
+      process.exitCode = reportError(error, flags.json)
+      return
+    }
+    const {code} = await executePlaybooks({
+      playbooks: [flags.playbook],
+      flags,
+      hosts: flags.group,
+      vars: flags['allow-partial'] ? {allow_partial: true} : {},
+    })
+    process.exitCode = code
+  }
+}
