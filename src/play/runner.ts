@@ -31,6 +31,8 @@ export interface TaskRecord {
   diff?: Array<{path: string; before: string; after: string}>
   data?: Record<string, unknown>
   durationMs: number
+  /** SSH exec/upload round trips this task cost on this host (the unit of cost). */
+  roundTrips?: number
   where: ErrorWhere
 }
 
@@ -195,6 +197,8 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
               if (signal.aborted) return
               const t0 = Date.now()
               const vars = {...hostVars.get(h.name)!, ...(registered.get(h.name) ?? {})}
+              const st = transports.get(h.name)!.transport.stats
+              const trips0 = st.execs + st.uploads
               let rec: TaskRecord
               try {
                 const ctx: ModuleContext = {
@@ -223,6 +227,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
                   rec = record(play, task, h.name, 'failed', mask(describe(error), secrets), 0, t0)
                 }
               }
+              rec.roundTrips = st.execs + st.uploads - trips0
               if (rec.status === 'failed' && !task.ignoreErrors) failedInPlay.add(h.name)
               if (rec.status === 'failed' && task.ignoreErrors) rec.ignored = true
               const r = recap[h.name]
@@ -312,9 +317,12 @@ async function runTask(
   secrets: Set<string>,
   t0: number,
 ): Promise<TaskRecord> {
-  const baseVars = {...ctx.vars, ...resolveVars([task.vars], {})}
-  ctx.vars = baseVars
   const where = task.where
+  // Task vars see every other variable; values coming from -e are never re-rendered.
+  const taskVars: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(task.vars)) taskVars[k] = renderDeep(v, {...ctx.vars, ...taskVars}, where)
+  const baseVars = {...ctx.vars, ...taskVars}
+  ctx.vars = baseVars
   // Loop items: a list, a "{{ var }}" that is a list, or with_sequence.
   let loopItems: unknown[] | undefined
   if (task.loop) {
