@@ -1,0 +1,495 @@
+// redis_instances: start, stop or restart the redis-server instances of a host, one
+// directory per port, all ports in one round trip.
+//
+// Parameters:
+//   ports         list    ports, e.g. [6379, 6380]; or port_start + count
+//   port_start    int     first port (with count)
+//   count         int     number of consecutive ports
+//   dir           path    parent of the per-port directories dir/<port>/ holding redis.conf
+//                         (rendered by the template task), redis.pid, redis.log (default ~/redis_cluster)
+//   bin_dir       path    where redis-server and redis-cli are (default ~/redis/bin)
+//   state         started | stopped | restarted (default started)
+//   bind          string  the address the instances listen on, used to talk to them (default 127.0.0.1)
+//   password      string  requirepass of the instances (secret); when empty, read from each redis.conf
+//   wait_timeout  int     seconds to wait for an instance to answer after start, or to exit after stop (default 30)
+//   remove        bool    with stopped: also delete dir/<port>
+//   keep_data     bool    with remove: keep the data files (dump*.rdb, appendonly*, nodes*.conf) and delete the rest
+//
+// Only instances this tool started are ever stopped: the one answering on the port must be
+// the process named in dir/<port>/redis.pid or run with dir/<port>/redis.conf. Any other
+// redis-server on the host, even on one of the ports, is left alone.
+// Passwords go to redis-cli through REDISCLI_AUTH inside a script sent on stdin: never argv.
+//
+// Example:
+//   - name: Start the instances
+//     redis_instances:
+//       port_start: 6379
+//       count: 100
+//       dir: ~/redis_cluster
+//       bind: "{{ ansible_host }}"
+//       password: "{{ redis_password }}"
+
+import {mask, quote, expandHome} from '../shell.js'
+import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
+
+export type InstanceState = 'started' | 'stopped' | 'restarted'
+
+// Ports from either form of the arguments, checked: a bad port must not reach a script.
+export function resolvePorts(args: Record<string, unknown>): {ports?: number[]; error?: string} {
+  const list = args.ports
+  const hasList = Array.isArray(list) && list.length > 0
+  const hasRange = args.port_start !== undefined && args.port_start !== null
+  if (hasList && hasRange) return {error: 'give either ports or port_start + count, not both'}
+  let ports: number[]
+  if (hasList) {
+    ports = (list as unknown[]).map((p) => (typeof p === 'string' && /^\s*\d+\s*$/.test(p) ? Number(p) : (p as number)))
+  } else if (hasRange) {
+    const start = Number(args.port_start)
+    const count = Number(args.count ?? 1)
+    if (!Number.isInteger(count) || count < 1) return {error: `count must be a positive integer, got ${String(args.count)}`}
+    ports = Array.from({length: count}, (_, i) => start + i)
+  } else {
+    return {error: 'no ports: give ports (a list) or port_start + count'}
+  }
+  const bad = ports.find((p) => !Number.isInteger(p) || p < 1 || p > 65535)
+  if (bad !== undefined) return {error: `not a valid port: ${String(bad)}`}
+  return {ports: [...new Set(ports)]}
+}
+
+/** What the host script said about one port. */
+export interface PortReport {
+  /** In order: running | started | failed | stopped | notrunning | removed | absent | starting | foreign | hasdir */
+  states: string[]
+  /** Text after the state on its line (failure reason, how it was stopped). */
+  reasons: string[]
+  /** Lines that followed the record: start output and log tail. */
+  detail: string[]
+}
+
+// The script prints "@@ PORT STATE reason" then "| detail" lines; anything else is noise.
+export function parseInstanceReport(stdout: string): Map<number, PortReport> {
+  const out = new Map<number, PortReport>()
+  let cur: PortReport | undefined
+  for (const line of stdout.split('\n')) {
+    const m = /^@@ (\d+) (\S+) ?(.*)$/.exec(line)
+    if (m) {
+      const port = Number(m[1])
+      cur = out.get(port) ?? {states: [], reasons: [], detail: []}
+      out.set(port, cur)
+      cur.states.push(m[2])
+      cur.reasons.push(m[3].trim())
+    } else if (cur && line.startsWith('| ')) {
+      cur.detail.push(line.slice(2))
+    } else if (cur && line === '|') {
+      cur.detail.push('')
+    }
+  }
+  return out
+}
+
+/** "6379-6381, 7000" for [6379, 6380, 6381, 7000]: a recap line for 100 ports stays short. */
+export function portList(ports: number[]): string {
+  const s = [...ports].sort((a, b) => a - b)
+  const parts: string[] = []
+  for (let i = 0; i < s.length; i++) {
+    let j = i
+    while (j + 1 < s.length && s[j + 1] === s[j] + 1) j++
+    parts.push(j > i ? `${s[i]}-${s[j]}` : String(s[i]))
+    i = j
+  }
+  return parts.join(', ')
+}
+
+function failureText(port: number, r: PortReport | undefined): string {
+  if (!r) return `port ${port}: no status reported`
+  const i = r.states.lastIndexOf('failed')
+  const head = `port ${port}: ${r.reasons[i] || 'failed'}`
+  return r.detail.length ? `${head}\n${r.detail.map((l) => `  ${l}`).join('\n')}` : head
+}
+
+// One item's result from the host's per-port report: the pure half of the module.
+export function summarizeInstances(state: InstanceState, ports: number[], reports: Map<number, PortReport>, opts: {remove?: boolean} = {}): ItemResult {
+  const by = (s: string) => ports.filter((p) => reports.get(p)?.states.includes(s))
+  const missing = ports.filter((p) => !reports.has(p))
+  const failed = [...new Set([...missing, ...by('failed')])].sort((a, b) => a - b)
+  const notes = ports.flatMap((p) => {
+    const r = reports.get(p)
+    if (!r) return []
+    return r.states.flatMap((s, i) => (s === 'notrunning' && r.reasons[i] ? [r.reasons[i]] : []))
+  })
+  if (state === 'stopped') {
+    const stopped = by('stopped')
+    const removed = by('removed')
+    const data = {stopped, not_running: by('notrunning'), removed, failed}
+    const done = [stopped.length && `stopped ${stopped.length} (${portList(stopped)})`, removed.length && `removed ${removed.length} port dir(s)`].filter(Boolean).join(', ')
+    if (failed.length) {
+      return {status: 'failed', msg: [`${failed.length} of ${ports.length} instance(s) could not be stopped`, ...failed.map((p) => failureText(p, reports.get(p))), done, ...notes].filter(Boolean).join('\n'), data}
+    }
+    if (stopped.length || removed.length) return {status: 'changed', msg: [done, ...notes].join('\n'), data}
+    const reason = opts.remove ? 'no instance running and nothing to remove' : 'no instance running'
+    return {status: 'ok', msg: [`${reason} (${portList(ports)})`, ...notes].join('\n'), data}
+  }
+  const started = by('started')
+  const running = by('running').filter((p) => !started.includes(p))
+  const stopped = by('stopped')
+  const data: Record<string, unknown> = {started, running, failed}
+  if (state === 'restarted') data.stopped = stopped
+  const done = [
+    started.length && `${state === 'restarted' ? 'restarted' : 'started'} ${started.length} (${portList(started)})`,
+    running.length && `${running.length} already running`,
+  ].filter(Boolean).join(', ')
+  if (failed.length) {
+    return {status: 'failed', msg: [`${failed.length} of ${ports.length} instance(s) failed to start`, ...failed.map((p) => failureText(p, reports.get(p))), done].filter(Boolean).join('\n'), data}
+  }
+  if (started.length) return {status: 'changed', msg: done, data}
+  return {status: 'ok', msg: `all ${ports.length} instance(s) already running (${portList(ports)})`, data}
+}
+
+// What check mode reports: the status probe's answers turned into "would …".
+export function planCheck(state: InstanceState, ports: number[], reports: Map<number, PortReport>, remove: boolean): ItemResult {
+  const by = (s: string) => ports.filter((p) => reports.get(p)?.states.includes(s))
+  const running = by('running')
+  const starting = by('starting')
+  const foreign = by('foreign')
+  const down = ports.filter((p) => !running.includes(p) && !starting.includes(p))
+  const data = {running, starting, foreign, down}
+  if (state === 'started') {
+    if (!down.length) return {status: 'ok', msg: `all ${ports.length} instance(s) already running`, data}
+    return {status: 'changed', msg: `would start ${down.length} (${portList(down)})`, data}
+  }
+  if (state === 'restarted') return {status: 'changed', msg: `would restart ${ports.length} (${portList(ports)})`, data}
+  const up = [...running, ...starting]
+  const dirs = remove ? by('hasdir') : []
+  if (!up.length && !dirs.length) return {status: 'ok', msg: 'no instance running' + (remove ? ' and nothing to remove' : ''), data}
+  const parts = [up.length && `would stop ${up.length} (${portList(up)})`, dirs.length && `would remove ${dirs.length} port dir(s)`].filter(Boolean)
+  return {status: 'changed', msg: parts.join(', '), data}
+}
+
+interface ScriptOpts {
+  dir: string
+  bin: string
+  bind: string
+  waitSeconds: number
+  password?: string
+  remove: boolean
+  keepData: boolean
+}
+
+// Shell functions shared by every state. Variables are global in sh: each function
+// prefixes its own.
+const LIB = String.raw`
+T=$(mktemp -d 2>/dev/null) || { T="/tmp/baremetal-inst.$$"; mkdir -p "$T"; }
+trap 'rm -rf "$T"' EXIT
+CLI="$bin/redis-cli"; [ -x "$CLI" ] || CLI=$(command -v redis-cli 2>/dev/null)
+TO=""; command -v timeout >/dev/null 2>&1 && TO="timeout 5"
+snooze() { sleep 0.1 2>/dev/null || sleep 1; }
+now() { date +%s; }
+# A zombie (exited, not yet reaped by init) still passes kill -0: it counts as gone.
+is_alive() {
+  [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
+  [ -r "/proc/$1/stat" ] || return 0
+  case "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null)" in Z*|X*|"") return 1;; esac
+}
+read_pid() { [ -f "$1" ] && tr -dc '0-9' < "$1" 2>/dev/null; }
+cmdline_of() {
+  if [ -r "/proc/$1/cmdline" ]; then tr '\000' ' ' < "/proc/$1/cmdline"; else ps -p "$1" -o args= 2>/dev/null; fi
+}
+LISTENERS=""
+refresh_listeners() {
+  if command -v ss >/dev/null 2>&1; then LISTENERS=$(ss -ltn 2>/dev/null | awk 'NR>1 {print $4}')
+  elif command -v netstat >/dev/null 2>&1; then LISTENERS=$(netstat -ltn 2>/dev/null | awk 'NR>2 {print $4}')
+  else LISTENERS="?"; fi
+}
+is_listening() {
+  [ "$LISTENERS" = "?" ] && return 0
+  printf '%s\n' "$LISTENERS" | grep -q ":$1\$"
+}
+pw_for() {
+  if [ "$HAVE_PW" = 1 ]; then printf '%s' "$PW"; return; fi
+  sed -n 's/^[[:space:]]*requirepass[[:space:]][[:space:]]*//p' "$dir/$1/redis.conf" 2>/dev/null | tail -n 1 | sed 's/[[:space:]]*$//; s/^"\(.*\)"$/\1/'
+}
+cli() {
+  c_port=$1; shift
+  [ -n "$CLI" ] || { echo "redis-cli not found"; return 127; }
+  c_auth=$(pw_for "$c_port")
+  if [ -n "$c_auth" ]; then REDISCLI_AUTH=$c_auth $TO "$CLI" -h "$bind" -p "$c_port" "$@" 2>&1 < /dev/null
+  else $TO "$CLI" -h "$bind" -p "$c_port" "$@" 2>&1 < /dev/null; fi
+}
+probe() {
+  alive=0; ipid=""; iconf=""
+  pr_out=$(cli "$1" INFO server | tr -d '\r')
+  case "$pr_out" in *redis_version:*|*LOADING*|*NOAUTH*|*WRONGPASS*|*"invalid password"*|*BUSY*) alive=1;; esac
+  ipid=$(printf '%s\n' "$pr_out" | sed -n 's/^process_id:\([0-9][0-9]*\).*/\1/p')
+  iconf=$(printf '%s\n' "$pr_out" | sed -n 's/^config_file://p')
+}
+# Who serves port $1. mine: pid of our instance answering on it; pid_ok: the pid in our
+# own pidfile is alive and its command line is a redis-server on :port; foreign: another
+# redis answering on the port.
+owner() {
+  o_port=$1; mine=""; foreign=""; pid_ok=0
+  fpid=$(read_pid "$dir/$o_port/redis.pid")
+  # Physical path, as redis-server reports config_file; none when the dir is gone.
+  o_conf=$(cd "$dir/$o_port" 2>/dev/null && pwd -P) && o_conf="$o_conf/redis.conf"
+  if is_alive "$fpid"; then
+    case "$(cmdline_of "$fpid") " in *redis-server*":$o_port "*) pid_ok=1;; esac
+  fi
+  alive=0; ipid=""; iconf=""
+  is_listening "$o_port" && probe "$o_port"
+  if [ "$alive" = 1 ]; then
+    if [ -n "$ipid" ]; then
+      if [ "$ipid" = "$fpid" ] || { [ -n "$o_conf" ] && [ "$iconf" = "$o_conf" ]; }; then mine=$ipid
+      else foreign="a redis-server not started from $dir/$o_port (pid $ipid)"; [ -n "$iconf" ] && foreign="$foreign, config $iconf"; fi
+    elif [ "$pid_ok" = 1 ]; then mine=$fpid
+    else foreign="a redis-server that refused INFO (wrong or missing password?)"; fi
+  fi
+}
+bus_port() {
+  b_conf="$dir/$1/redis.conf"
+  grep -qi '^[[:space:]]*cluster-enabled[[:space:]][[:space:]]*yes' "$b_conf" 2>/dev/null || return 0
+  b_cp=$(sed -n 's/^[[:space:]]*cluster-port[[:space:]][[:space:]]*\([0-9][0-9]*\).*/\1/p' "$b_conf" | tail -n 1)
+  if [ -n "$b_cp" ] && [ "$b_cp" != 0 ]; then echo "$b_cp"; else echo $(($1 + 10000)); fi
+}
+# A port held by a process that is not redis: redis says "Address already in use" in its
+# log; the listener line says who holds it.
+listener_of() {
+  command -v ss >/dev/null 2>&1 || return 0
+  ss -ltnp 2>/dev/null | awk -v p=":$1" 'NR > 1 && substr($4, length($4) - length(p) + 1) == p'
+}
+report_failed() {
+  echo "@@ $1 failed $2"
+  [ -s "$T/$1.out" ] && tail -n 20 "$T/$1.out" | sed 's/^/| /'
+  for rf_p in $1 $(bus_port "$1"); do
+    rf_l=$(listener_of "$rf_p")
+    [ -n "$rf_l" ] && printf '%s\n' "$rf_l" | sed "s/^/| port $rf_p is in use: /"
+  done
+  if [ -f "$dir/$1/redis.log" ]; then echo "| --- last lines of $dir/$1/redis.log:"; tail -n 20 "$dir/$1/redis.log" | sed 's/^/| /'; fi
+}
+# Decide for each port of $1 whether it must be launched; prints running/failed records
+# and leaves the rest in LAUNCH (to start) and WAITONLY (ours, still coming up).
+prepare_start() {
+  LAUNCH=""; WAITONLY=""
+  refresh_listeners
+  for ps_port in $1; do
+    if [ ! -f "$dir/$ps_port/redis.conf" ]; then report_failed "$ps_port" "no redis.conf in $dir/$ps_port"; continue; fi
+    owner "$ps_port"
+    if [ -n "$mine" ]; then echo "@@ $ps_port running"; continue; fi
+    if [ -n "$foreign" ]; then report_failed "$ps_port" "port $ps_port is served by $foreign"; continue; fi
+    if [ "$pid_ok" = 1 ]; then WAITONLY="$WAITONLY $ps_port"; continue; fi
+    if [ ! -x "$bin/redis-server" ]; then report_failed "$ps_port" "no executable $bin/redis-server (run redis_build first)"; continue; fi
+    LAUNCH="$LAUNCH $ps_port"
+  done
+}
+launch() {
+  wc -c < "$dir/$1/redis.log" > "$T/$1.off" 2>/dev/null || echo 0 > "$T/$1.off"
+  ( cd "$dir/$1" && exec "$bin/redis-server" ./redis.conf ) > "$T/$1.out" 2>&1 < /dev/null
+  echo $? > "$T/$1.rc"
+}
+# Fatal lines the new instance wrote to its log since launch: fail now, not at the timeout.
+log_fatal() {
+  [ -f "$dir/$1/redis.log" ] || return 1
+  lf_off=$(cat "$T/$1.off" 2>/dev/null); [ -n "$lf_off" ] || lf_off=0
+  tail -c +$((lf_off + 1)) "$dir/$1/redis.log" 2>/dev/null | grep -qE 'Could not create server TCP listening socket|Failed listening on port|FATAL|Fatal error|Bad directive|Can.t chdir|Address already in use'
+}
+# Wait until every port of $1 answers as our instance, or fails, or time runs out.
+await_ports() {
+  aw_pending=$1
+  aw_deadline=$(( $(now) + wait_s ))
+  while [ -n "$(echo $aw_pending)" ]; do
+    aw_next=""
+    for aw_port in $aw_pending; do
+      aw_rc=$(cat "$T/$aw_port.rc" 2>/dev/null)
+      if [ -n "$aw_rc" ] && [ "$aw_rc" != 0 ]; then report_failed "$aw_port" "redis-server exited with status $aw_rc"; continue; fi
+      aw_pid=$(read_pid "$dir/$aw_port/redis.pid")
+      if is_alive "$aw_pid"; then
+        probe "$aw_port"
+        if [ "$alive" = 1 ] && { [ -z "$ipid" ] || [ "$ipid" = "$aw_pid" ]; }; then echo "@@ $aw_port started"; continue; fi
+      elif [ -n "$aw_pid" ] && [ "$dir/$aw_port/redis.pid" -nt "$T/stamp" ]; then
+        report_failed "$aw_port" "redis-server exited right after starting"; continue
+      fi
+      if [ -f "$T/$aw_port.rc" ] && ! is_alive "$aw_pid" && log_fatal "$aw_port"; then
+        report_failed "$aw_port" "redis-server failed to start"; continue
+      fi
+      aw_next="$aw_next $aw_port"
+    done
+    aw_pending=$aw_next
+    [ -z "$(echo $aw_pending)" ] && break
+    if [ "$(now)" -ge "$aw_deadline" ]; then
+      for aw_port in $aw_pending; do report_failed "$aw_port" "did not answer on $bind:$aw_port within $wait_s seconds"; done
+      break
+    fi
+    snooze
+  done
+}
+start_ports() {
+  prepare_start "$1"
+  touch "$T/stamp"
+  for sp_port in $LAUNCH; do launch "$sp_port" & done
+  wait
+  await_ports "$LAUNCH $WAITONLY"
+}
+wait_gone() {
+  wg_deadline=$(( $(now) + $2 ))
+  while [ "$(now)" -lt "$wg_deadline" ]; do
+    wg_left=""
+    for wg_pid in $1; do is_alive "$wg_pid" && wg_left="$wg_left $wg_pid"; done
+    [ -z "$wg_left" ] && return 0
+    snooze
+  done
+}
+# SHUTDOWN NOSAVE to each of our instances, then wait; an instance that does not exit
+# gets SIGTERM, but only through the pid of its own pidfile, checked by command line.
+stop_ports() {
+  st_targets=""
+  refresh_listeners
+  for st_port in $1; do
+    rm -f "$T/$st_port".*
+    owner "$st_port"
+    st_target=$mine
+    [ -z "$st_target" ] && [ "$pid_ok" = 1 ] && st_target=$fpid
+    if [ -z "$st_target" ]; then
+      if [ -n "$foreign" ]; then echo "@@ $st_port notrunning port $st_port is served by $foreign: left running"; else echo "@@ $st_port notrunning"; fi
+      continue
+    fi
+    echo "$st_target" > "$T/$st_port.target"
+    [ "$pid_ok" = 1 ] && echo "$fpid" > "$T/$st_port.fb"
+    if [ -n "$mine" ]; then
+      st_out=$(cli "$st_port" SHUTDOWN NOSAVE)
+      case "$st_out" in *NOAUTH*|*WRONGPASS*|*ERR*|*rror*) printf '%s\n' "$st_out" | tail -n 3 > "$T/$st_port.err";; *) echo "SHUTDOWN NOSAVE" > "$T/$st_port.via";; esac
+    fi
+    if [ ! -f "$T/$st_port.via" ] && [ -f "$T/$st_port.fb" ]; then
+      kill -TERM "$fpid" 2>/dev/null && echo "SIGTERM to pid $fpid from its pidfile" > "$T/$st_port.via"
+    fi
+    st_targets="$st_targets $st_target"
+  done
+  [ -n "$st_targets" ] && wait_gone "$st_targets" "$wait_s"
+  for st_port in $1; do
+    [ -f "$T/$st_port.target" ] || continue
+    st_target=$(cat "$T/$st_port.target")
+    if is_alive "$st_target" && [ -f "$T/$st_port.fb" ] && [ "$(cat "$T/$st_port.fb")" = "$st_target" ] && ! grep -q SIGTERM "$T/$st_port.via" 2>/dev/null; then
+      kill -TERM "$st_target" 2>/dev/null && echo "SIGTERM to pid $st_target from its pidfile" >> "$T/$st_port.via"
+      wait_gone "$st_target" "$wait_s"
+    fi
+    if is_alive "$st_target"; then
+      echo "@@ $st_port failed still running (pid $st_target) after $wait_s seconds"
+      [ -f "$T/$st_port.err" ] && sed 's/^/| /' "$T/$st_port.err"
+    else
+      echo "@@ $st_port stopped $(tr '\n' ' ' < "$T/$st_port.via" 2>/dev/null)"
+    fi
+  done
+}
+remove_port() {
+  [ -d "$dir/$1" ] || return 0
+  if [ "$keep_data" = 1 ]; then
+    find "$dir/$1" -mindepth 1 -maxdepth 1 ! -name 'dump*.rdb' ! -name 'appendonly*' ! -name 'nodes*.conf' -exec rm -rf {} + && echo "@@ $1 removed keeping data files"
+  else
+    rm -rf "$dir/$1" && echo "@@ $1 removed"
+  fi
+}
+status_ports() {
+  refresh_listeners
+  for ss_port in $1; do
+    owner "$ss_port"
+    if [ -n "$mine" ]; then echo "@@ $ss_port running"
+    elif [ "$pid_ok" = 1 ]; then echo "@@ $ss_port starting"
+    elif [ -n "$foreign" ]; then echo "@@ $ss_port foreign $foreign"
+    else echo "@@ $ss_port stopped"; fi
+    [ -d "$dir/$ss_port" ] && echo "@@ $ss_port hasdir"
+  done
+  return 0
+}
+`
+
+// One script for all ports of a host: the password travels in the script (stdin), never in argv.
+export function instancesScript(mode: InstanceState | 'status', ports: number[], o: ScriptOpts): string {
+  const head = [
+    `dir=${quote(o.dir)}; bin=${quote(o.bin)}; bind=${quote(o.bind)}; wait_s=${Math.max(1, Math.floor(o.waitSeconds))}`,
+    `keep_data=${o.keepData ? 1 : 0}`,
+    o.password ? `HAVE_PW=1; PW=${quote(o.password)}` : 'HAVE_PW=0; PW=',
+    `PORTS=${quote(ports.join(' '))}`,
+  ]
+  const main: Record<typeof mode, string[]> = {
+    status: ['status_ports "$PORTS"'],
+    started: ['start_ports "$PORTS"'],
+    stopped: ['stop_ports "$PORTS"', ...(o.remove ? ['for rp in $PORTS; do', `  grep -q "^@@ $rp failed" "$T/report" 2>/dev/null || remove_port "$rp"`, 'done'] : [])],
+    // Rolling: one port down at a time, so a cluster with replicas keeps serving.
+    restarted: ['for rs in $PORTS; do', '  stop_ports "$rs"', '  start_ports "$rs"', 'done'],
+  }
+  const body = mode === 'stopped' && o.remove
+    ? ['stop_ports "$PORTS" | tee "$T/report"', ...main.stopped.slice(1)]
+    : main[mode]
+  return [...head, LIB, ...body, 'exit 0', ''].join('\n')
+}
+
+interface Group {
+  key: string
+  opts: ScriptOpts
+  state: InstanceState
+  items: Array<{index: number; ports: number[]}>
+}
+
+export const redisInstances: ModuleSpec = {
+  name: 'redis_instances',
+  description: 'Start, stop or restart the redis-server instances of a host (one dir per port, one round trip)',
+  args: {
+    ports: {type: 'list'},
+    port_start: {type: 'int'},
+    count: {type: 'int'},
+    dir: {type: 'path', default: '~/redis_cluster'},
+    bin_dir: {type: 'path', default: '~/redis/bin'},
+    state: {type: 'string', choices: ['started', 'stopped', 'restarted'], default: 'started'},
+    bind: {type: 'string', default: '127.0.0.1'},
+    password: {type: 'string', secret: true},
+    wait_timeout: {type: 'int', default: 30},
+    remove: {type: 'bool', default: false},
+    keep_data: {type: 'bool', default: false},
+  },
+  checkMode: true,
+  async run(ctx: ModuleContext, items: TaskItem[]): Promise<ItemResult[]> {
+    const results: ItemResult[] = new Array(items.length)
+    // Loop items that differ only by their ports share one script: one round trip per host.
+    const groups = new Map<string, Group>()
+    items.forEach((item, index) => {
+      const a = item.args
+      const pr = resolvePorts(a)
+      if (pr.error) {
+        results[index] = {status: 'failed', msg: pr.error}
+        return
+      }
+      const opts: ScriptOpts = {
+        dir: expandHome(String(a.dir ?? '~/redis_cluster'), ctx.facts.home).replace(/(.)\/+$/, '$1'),
+        bin: expandHome(String(a.bin_dir ?? '~/redis/bin'), ctx.facts.home).replace(/(.)\/+$/, '$1'),
+        bind: String(a.bind ?? '127.0.0.1'),
+        waitSeconds: Number(a.wait_timeout ?? 30),
+        password: a.password === undefined || a.password === null || a.password === '' ? undefined : String(a.password),
+        remove: Boolean(a.remove),
+        keepData: Boolean(a.keep_data),
+      }
+      const state = (a.state ?? 'started') as InstanceState
+      const key = JSON.stringify([state, opts])
+      const g = groups.get(key) ?? {key, opts, state, items: []}
+      g.items.push({index, ports: pr.ports!})
+      groups.set(key, g)
+    })
+
+    for (const g of groups.values()) {
+      const secrets = [...ctx.secrets, ...(g.opts.password ? [g.opts.password] : [])]
+      const ports = [...new Set(g.items.flatMap((i) => i.ports))]
+      const mode = ctx.check ? 'status' : g.state
+      // Worst cases: all ports in parallel for started; one after the other for the others.
+      const perPort = g.state === 'started' && !ctx.check ? 0 : 2 * g.opts.waitSeconds + 10
+      const timeoutMs = (2 * g.opts.waitSeconds + 60 + ports.length * (perPort + 1)) * 1000
+      const r = await ctx.transport.exec('sh -s', {stdin: instancesScript(mode, ports, g.opts), timeoutMs})
+      const reports = parseInstanceReport(mask(r.stdout, secrets))
+      const trouble = r.failed || r.timedOut ? `\nscript exit ${r.exitCode}${r.timedOut ? ' (timed out)' : ''}: ${mask(r.stderr, secrets).trim().split('\n').slice(-5).join('\n')}` : ''
+      for (const {index, ports: itemPorts} of g.items) {
+        const res = ctx.check
+          ? planCheck(g.state, itemPorts, reports, g.opts.remove)
+          : summarizeInstances(g.state, itemPorts, reports, {remove: g.opts.remove})
+        if (res.status === 'failed' && trouble) res.msg = `${res.msg}${trouble}`
+        res.msg = res.msg ? mask(res.msg, secrets) : res.msg
+        results[index] = res
+      }
+    }
+    return results
+  },
+}
