@@ -1,0 +1,245 @@
+// file: make a path a directory, an (existing) file, a touched file, or absent, with a
+// mode and owner. One stat script for all loop items, a pure plan, one apply script:
+// two round trips per host whatever the number of items, one when nothing changes.
+//
+// Parameters:
+//   path     the path on the host (aliases: dest, name); `~` is the remote user's home
+//   state    directory | file | touch | absent (default file)
+//            directory: created with its parents (mkdir -p) if missing
+//            file: must exist already (only mode/owner are managed)
+//            touch: created empty if missing; an existing file keeps its content and times
+//            absent: removed, recursively for a directory
+//   mode     octal, e.g. '0755'
+//   owner    user name or uid
+//   group    group name or gid
+//   recurse  with state=directory: apply mode/owner/group to everything inside too
+//
+// Example:
+//   - name: one directory per redis port
+//     file:
+//       path: "~/redis_cluster/{{ item }}"
+//       state: directory
+//       mode: '0755'
+//     loop: "{{ ports }}"
+
+import {posix} from 'node:path'
+import {expandHome, quote} from '../shell.js'
+import {badPath, failureMessage, fmtMode, interrupted, lostStep, parseProbe, probeStep, runSteps, str, toMode, type PathStat, type Plan} from './remote.js'
+import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
+
+export type FileState = 'directory' | 'file' | 'touch' | 'absent'
+
+export interface FileWant {
+  path: string
+  state: FileState
+  mode?: number
+  owner?: string
+  group?: string
+  recurse: boolean
+}
+
+export interface FileFacts {
+  stat: PathStat
+  /** With recurse: something inside differs from the wanted mode/owner/group. */
+  innerDrift?: boolean
+}
+
+/** One change to one path; rendered alone (per item) or grouped with the same change on other paths. */
+export interface FileOp {
+  op: 'mkdir' | 'touch' | 'rm' | 'chmod' | 'chown' | 'chgrp'
+  arg?: string
+  recurse?: boolean
+}
+
+export type FilePlan = Plan<{ops: FileOp[]}>
+
+const TYPE_NAME: Record<string, string> = {file: 'a regular file', directory: 'a directory', other: 'a special file', link: 'a dangling symlink'}
+const OP_ORDER: Array<FileOp['op']> = ['mkdir', 'touch', 'chmod', 'chown', 'chgrp']
+
+// Shell text of one op over one or more paths.
+export function renderOp(op: FileOp, paths: string[]): string {
+  const ps = paths.map(quote).join(' ')
+  const R = op.recurse ? '-R ' : ''
+  switch (op.op) {
+    case 'mkdir': return `mkdir -p -- ${ps}`
+    case 'touch': return `touch -- ${ps}`
+    case 'rm': return `rm -rf -- ${ps}`
+    default: return `${op.op} ${R}${quote(op.arg ?? '')} -- ${ps}`
+  }
+}
+
+/** An item's commands, in order (what runs when items are applied one by one). */
+export function planCommands(path: string, ops: FileOp[]): string[] {
+  return ops.map((op) => renderOp(op, [path]))
+}
+
+// 100 directories cost two processes (mkdir -p a b c…, chmod 0755 a b c…), not 200.
+// Only without rm (grouping reorders ops across items; creating and removing do not commute).
+export function batchCommands(entries: Array<{path: string; ops: FileOp[]}>): string[] | undefined {
+  if (entries.length < 2 || entries.some((e) => e.ops.some((o) => o.op === 'rm'))) return undefined
+  const groups = new Map<string, {op: FileOp; paths: string[]}>()
+  for (const kind of OP_ORDER) {
+    for (const e of entries) {
+      for (const op of e.ops) {
+        if (op.op !== kind) continue
+        const key = `${op.op}|${op.arg ?? ''}|${op.recurse ? 1 : 0}`
+        const g = groups.get(key) ?? {op, paths: []}
+        g.paths.push(e.path)
+        groups.set(key, g)
+      }
+    }
+  }
+  return [...groups.values()].map((g) => renderOp(g.op, g.paths))
+}
+
+// Numeric owner compares with the uid, a name with the user name.
+function sameId(want: string, name?: string, id?: number): boolean {
+  return /^\d+$/.test(want) ? Number(want) === id : want === name
+}
+
+// Mode/owner/group corrections for an existing path (or a just-created one: st undefined).
+function attributeFixes(w: FileWant, st: PathStat | undefined, innerDrift: boolean | undefined): {ops: FileOp[]; done: string[]} {
+  const recurse = w.recurse && w.state === 'directory'
+  const ops: FileOp[] = []
+  const done: string[] = []
+  const drift = recurse && innerDrift === true
+  if (w.mode !== undefined && (!st || st.mode !== w.mode || drift)) {
+    ops.push({op: 'chmod', arg: fmtMode(w.mode), recurse})
+    done.push(st && st.mode !== w.mode ? `mode ${fmtMode(st.mode ?? 0)} → ${fmtMode(w.mode)}` : `mode ${fmtMode(w.mode)}`)
+  }
+  if (w.owner !== undefined && (!st || !sameId(w.owner, st.user, st.uid) || drift)) {
+    ops.push({op: 'chown', arg: w.owner, recurse})
+    done.push(st && !sameId(w.owner, st.user, st.uid) ? `owner ${st.user} → ${w.owner}` : `owner ${w.owner}`)
+  }
+  if (w.group !== undefined && (!st || !sameId(w.group, st.group, st.gid) || drift)) {
+    ops.push({op: 'chgrp', arg: w.group, recurse})
+    done.push(st && !sameId(w.group, st.group, st.gid) ? `group ${st.group} → ${w.group}` : `group ${w.group}`)
+  }
+  if (drift && done.length > 0 && st) done.push('inside too (recurse)')
+  return {ops, done}
+}
+
+function describe(w: FileWant, st: PathStat): string {
+  const bits = [TYPE_NAME[st.type] ?? st.type]
+  if (w.mode !== undefined && st.mode !== undefined) bits.push(`with mode ${fmtMode(st.mode)}`)
+  if (w.owner !== undefined || w.group !== undefined) bits.push(`owned by ${st.user}:${st.group}`)
+  return bits.join(' ')
+}
+
+// Pure: facts in, ops (or the reason there is nothing to do) out. Unit-tested without a host.
+export function planFile(w: FileWant, f: FileFacts): FilePlan {
+  const st = f.stat
+  if (!posix.isAbsolute(w.path)) return {kind: 'fail', msg: `path must be absolute (or start with ~/): ${w.path}`}
+  if (w.state === 'absent') {
+    if (posix.normalize(w.path) === '/') return {kind: 'fail', msg: 'refusing to remove /'}
+    if (st.type === 'missing') return {kind: 'noop', msg: 'already absent'}
+    const what = st.type === 'directory' ? 'directory' : st.type === 'file' ? 'file' : 'path'
+    return {kind: 'change', ops: [{op: 'rm'}], msg: `removed ${what}`, would: `would remove ${what}`}
+  }
+  if (st.type === 'missing' || (st.type === 'link' && w.state !== 'file')) {
+    if (w.state === 'file') return {kind: 'fail', msg: `${w.path} does not exist (state: file only manages an existing file; use state: touch to create it)`}
+    if (st.type === 'link') return {kind: 'fail', msg: `${w.path} is a dangling symlink`}
+    const what = w.state === 'directory' ? 'directory' : 'file'
+    const attrs = attributeFixes(w, undefined, undefined)
+    const extra = attrs.done.length ? ` (${attrs.done.join(', ')})` : ''
+    const create: FileOp = {op: w.state === 'directory' ? 'mkdir' : 'touch'}
+    return {kind: 'change', ops: [create, ...attrs.ops], msg: `created ${what}${extra}`, would: `would create ${what}${extra}`}
+  }
+  const wantType = w.state === 'directory' ? 'directory' : 'file'
+  if (st.type !== wantType) {
+    return {kind: 'fail', msg: `${w.path} exists and is ${TYPE_NAME[st.type] ?? st.type}, not ${TYPE_NAME[wantType]}`}
+  }
+  const attrs = attributeFixes(w, st, f.innerDrift)
+  if (attrs.ops.length === 0) return {kind: 'noop', msg: `already ${describe(w, st)}`}
+  return {kind: 'change', ops: attrs.ops, msg: attrs.done.join(', '), would: `would change ${attrs.done.join(', ')}`}
+}
+
+/** With recurse: a step printing the first path inside that differs (empty: none). */
+export function driftStep(w: FileWant): string | undefined {
+  if (!(w.recurse && w.state === 'directory' && (w.mode !== undefined || w.owner || w.group))) return undefined
+  const q = quote(w.path)
+  const tests: string[] = []
+  if (w.mode !== undefined) tests.push(`! -perm ${fmtMode(w.mode)}`)
+  if (w.owner) tests.push(/^\d+$/.test(w.owner) ? `! -uid ${w.owner}` : `! -user ${quote(w.owner)}`)
+  if (w.group) tests.push(/^\d+$/.test(w.group) ? `! -gid ${w.group}` : `! -group ${quote(w.group)}`)
+  return `if [ -d ${q} ]; then find ${q} \\( ${tests.join(' -o ')} \\) -print 2>/dev/null | head -n 1; fi`
+}
+
+function want(ctx: ModuleContext, item: TaskItem): FileWant | {error: string} {
+  const a = item.args
+  const raw = str(a.path ?? a.dest ?? a.name)
+  if (!raw) return {error: 'file: path is required'}
+  let mode: number | undefined
+  try {
+    mode = toMode(a.mode)
+  } catch (error) {
+    return {error: (error as Error).message}
+  }
+  const state = (str(a.state) ?? 'file') as FileState
+  if (!['directory', 'file', 'touch', 'absent'].includes(state)) return {error: `file: unknown state ${state}`}
+  const path = expandHome(raw, ctx.facts.home).replace(/(.)\/+$/, '$1')
+  const bad = badPath(path)
+  if (bad) return {error: `file: ${bad}`}
+  return {path, state, mode, owner: str(a.owner), group: str(a.group), recurse: a.recurse === true}
+}
+
+export const fileModule: ModuleSpec = {
+  name: 'file',
+  description: 'Directories, touched files, absent paths, modes and owners; all loop items in two round trips',
+  checkMode: true,
+  args: {
+    path: {type: 'path', required: true, aliases: ['dest', 'name']},
+    state: {type: 'string', choices: ['directory', 'file', 'touch', 'absent'], default: 'file'},
+    mode: {type: 'mode'},
+    owner: {type: 'string'},
+    group: {type: 'string'},
+    recurse: {type: 'bool', default: false},
+  },
+  async run(ctx, items) {
+    const stop = interrupted(ctx, items.length)
+    if (stop) return stop
+    const wants = items.map((it) => want(ctx, it))
+    const valid = wants.flatMap((w, i) => ('error' in w ? [] : [{i, w}]))
+    // Facts: one stat for every path, plus a find per recursive item; one exec.
+    const paths = valid.map(({w}) => w.path)
+    const drifts = valid.flatMap(({i, w}) => {
+      const step = driftStep(w)
+      return step ? [{i, step}] : []
+    })
+    const facts = await runSteps(ctx.transport, [probeStep(paths, false), ...drifts.map((d) => d.step)])
+    const probed = facts.steps[0]
+    const probe = probed ? parseProbe(paths, probed.stdout) : undefined
+    const drift = new Map(drifts.map((d, k) => [d.i, facts.steps[k + 1]]))
+    const results: ItemResult[] = wants.map((w) => ({status: 'failed', msg: 'error' in w ? w.error : 'not planned'}))
+    const apply: Array<{i: number; path: string; plan: Extract<FilePlan, {kind: 'change'}>}> = []
+    for (const {i, w} of valid) {
+      const d = drift.get(i)
+      if (!probe || (drift.has(i) && !d)) {
+        results[i] = {status: 'failed', msg: lostStep(facts)}
+        continue
+      }
+      const plan = planFile(w, {stat: probe.get(w.path) ?? {type: 'missing'}, innerDrift: d ? d.stdout.trim() !== '' : undefined})
+      if (plan.kind === 'noop') results[i] = {status: 'ok', msg: plan.msg}
+      else if (plan.kind === 'fail') results[i] = {status: 'failed', msg: plan.msg}
+      else if (ctx.check) results[i] = {status: 'changed', msg: plan.would}
+      else apply.push({i, path: w.path, plan})
+    }
+    if (apply.length === 0) return results
+    // Apply: everything grouped first; if that fails, item by item (all ops are
+    // idempotent, so re-running the part that worked is harmless) to tell who failed.
+    const batch = batchCommands(apply.map((a) => ({path: a.path, ops: a.plan.ops})))
+    const steps = apply.map((a) => planCommands(a.path, a.plan.ops).join(' &&\n'))
+    const script = batch
+      ? [`if { ${batch.join(' &&\n')}; } 2>/dev/null; then bm_batch=1; else bm_batch=0; fi`, ...steps.map((s) => `if [ "$bm_batch" = 1 ]; then :; else ${s}\nfi`)]
+      : steps
+    const done = await runSteps(ctx.transport, script)
+    const offset = batch ? 1 : 0
+    apply.forEach(({i, path, plan}, k) => {
+      const step = done.steps[k + offset]
+      if (!step) results[i] = {status: 'failed', msg: lostStep(done)}
+      else if (step.rc === 0) results[i] = {status: 'changed', msg: plan.msg}
+      else results[i] = {status: 'failed', msg: failureMessage('file', path, step.rc, step.stderr, ctx.secrets), rc: step.rc, stderr: step.stderr}
+    })
+    return results
+  },
+}
