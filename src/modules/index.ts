@@ -1,8 +1,9 @@
 import {coreModules} from './core.js'
+import {redisHostModules} from './redis-host.js'
 import type {ModuleSpec} from './types.js'
 
 // Every module the playbooks can name, by name.
 export function allModules(): Map<string, ModuleSpec> {
-  const list: ModuleSpec[] = [...coreModules]
+  const list: ModuleSpec[] = [...coreModules, ...redisHostModules]
   return new Map(list.map((m) => [m.name, m]))
 }

@@ -267,7 +267,8 @@ export function coerceValue(spec: ArgSpec, v: unknown): unknown {
 /** Parse Ansible's `key=value key2="quoted value"` argument string. */
 export function parseKeyValues(s: string): Record<string, unknown> {
   const out: Record<string, unknown> = {}
-  const re = /\s*([A-Za-z_][\w]*)=("((?:[^"\\]|\\.)*)"|'([^']*)'|(\S*))/y
+  // An unquoted value runs to the next space, but `{{ var }}` inside it may hold spaces.
+  const re = /\s*([A-Za-z_][\w]*)=("((?:[^"\\]|\\.)*)"|'([^']*)'|((?:\{\{.*?\}\}|\S)*))/y
   let i = 0
   const text = s.trim()
   while (i < text.length) {

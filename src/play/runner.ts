@@ -445,8 +445,9 @@ function coerceArgs(task: Task, args: Record<string, unknown>): Record<string, u
 }
 
 function resultVar(r: ItemResult): Record<string, unknown> {
-  const stdout = r.stdout ?? (r.data?.stdout as string | undefined) ?? ''
-  const stderr = r.stderr ?? (r.data?.stderr as string | undefined) ?? ''
+  // Like Ansible, registered stdout/stderr lose their final newline: `x.stdout == "yes"` works.
+  const stdout = (r.stdout ?? (r.data?.stdout as string | undefined) ?? '').replace(/\n$/, '')
+  const stderr = (r.stderr ?? (r.data?.stderr as string | undefined) ?? '').replace(/\n$/, '')
   return {
     ...(r.data ?? {}),
     changed: r.status === 'changed',

@@ -65,7 +65,7 @@ export function hasTemplate(s: string): boolean {
   return s.includes('{{')
 }
 
-const SINGLE_EXPR = /^\s*\{\{\s*([A-Za-z_][\w]*(?:\.[\w]+)*)\s*\}\}\s*$/
+const SINGLE_EXPR = /^\{\{\s*([A-Za-z_][\w]*(?:\.[\w]+)*)\s*\}\}$/
 
 function lookupPath(vars: Record<string, unknown>, path: string): {found: boolean; value: unknown} {
   let cur: unknown = vars

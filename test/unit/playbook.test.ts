@@ -77,6 +77,7 @@ describe('values', () => {
 
   it('parses key=value with quotes', () => {
     assert.deepEqual(parseKeyValues(`a=1 b="two words" c='x y' d=`), {a: '1', b: 'two words', c: 'x y', d: ''})
+    assert.deepEqual(parseKeyValues('path={{ base }}/p/{{ item }} state=directory'), {path: '{{ base }}/p/{{ item }}', state: 'directory'})
   })
 
   it('coerces modes: YAML octal and strings, refuses ambiguous decimals', () => {

@@ -12,6 +12,7 @@ describe('templates', () => {
   it('keeps the type of a lone {{ var }} (lists stay lists for loop:)', () => {
     assert.deepEqual(renderString('{{ ports }}', {ports: [1, 2]}), [1, 2])
     assert.equal(renderString('{{ n }}', {n: 5}), 5)
+    assert.equal(renderString('{{ s }}\n', {s: 'x'}), 'x\n')
     assert.deepEqual(renderDeep({a: ['{{ x }}', 'y-{{ x }}']}, {x: 1}), {a: [1, 'y-1']})
   })
 
