@@ -1,0 +1,160 @@
+// redis_cluster: form one Redis Cluster from the redis-server instances of every host in
+// the play, replacing `redis-cli --cluster create`. Runs once per play (not per host).
+//
+// Parameters:
+//   replicas       int     replicas per master (default 0: every node is a master)
+//   password       string  requirepass of the instances (secret; default none)
+//   timeout        int     seconds to wait for the cluster to settle (default 60 + 0.1 per node)
+//   allow_partial  bool    go on without nodes that cannot be reached: form the cluster from
+//                          the others, or report an existing one (default false: fail)
+//
+// Nodes come from each host's variables: ports redis_port_start (default 6379) up to
+// redis_port_start + redis_count - 1 (redis_count default 100), at redis_bind when set,
+// else at the host's address (names are resolved: MEET on 5.0.x takes numeric IPs only).
+//
+// Idempotent: fresh empty nodes are formed into the planned cluster; a formation that was
+// interrupted is finished; an existing cluster is left alone (ok), and new empty nodes next
+// to it are listed in data.newNodes for the scaling step. A node that is alone but holds
+// keys or foreign slots fails the task, naming it. Check mode sends no state-changing
+// command and says what it would send.
+//
+// Example:
+//   - name: Form the cluster
+//     redis_cluster:
+//       replicas: 1
+//       password: "{{ redis_password }}"
+//     register: cluster
+
+import {BaremetalError, ClusterError} from '../errors.js'
+import {clusterNodesFromHosts, defaultTimeoutMs, formCluster, type FormResult} from '../redis/cluster.js'
+import {planCluster, type ClusterPlan} from '../redis/plan.js'
+import {rangesToString} from '../redis/nodes.js'
+import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
+
+// What a `register:` user reads: the same shape whether formed now or found formed.
+export interface ClusterSummary {
+  action: FormResult['action']
+  masters: Array<{addr: string; host: string; slots: string; replicas: string[]}>
+  replicas: Array<{addr: string; host: string; master: string}>
+  perHost: Record<string, {masters: number; replicas: number}>
+  seed: string | null
+  newNodes: string[]
+  unreachable: string[]
+  problems: string[]
+  warnings: string[]
+  commands: number
+  elapsedMs: number
+}
+
+// Formed or resumed: the plan is the truth; found formed: what the nodes say is.
+export function summarize(result: FormResult): ClusterSummary {
+  const {plan, report} = result
+  const usePlan = result.action !== 'none'
+  const masters = usePlan
+    ? plan.masters.map(m => ({addr: m.addr, host: m.host, slots: rangesToString(m.slots), replicas: m.replicas}))
+    : report.masters.map(m => ({
+        addr: m.addr,
+        host: m.host,
+        slots: m.slots,
+        replicas: report.replicas.filter(r => r.masterId === m.id).map(r => r.addr),
+      }))
+  const replicas = usePlan
+    ? plan.replicas.map(r => ({addr: r.addr, host: r.host, master: r.master}))
+    : report.replicas.map(r => ({addr: r.addr, host: r.host, master: r.masterAddr ?? '?'}))
+  const perHost: Record<string, {masters: number; replicas: number}> = {}
+  for (const [h, c] of Object.entries(usePlan ? plan.perHost : report.perHost)) perHost[h] = {masters: c.masters, replicas: c.replicas}
+  return {
+    action: result.action,
+    masters,
+    replicas,
+    perHost,
+    seed: usePlan ? plan.seed : report.seed,
+    newNodes: result.newNodes,
+    unreachable: result.unreachable,
+    problems: report.problems,
+    warnings: plan.warnings,
+    commands: result.commands,
+    elapsedMs: result.elapsedMs,
+  }
+}
+
+function planLine(plan: ClusterPlan): string {
+  const sizes = plan.masters.map(m => m.slotCount)
+  const lo = Math.min(...sizes)
+  const hi = Math.max(...sizes)
+  const hosts = Object.keys(plan.perHost).length
+  return `${plan.masters.length} masters (${lo === hi ? lo : `${lo}-${hi}`} slots each), ${plan.replicas.length} replicas over ${hosts} host(s)`
+}
+
+async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promise<ItemResult> {
+  const replicas = Number(args.replicas ?? 0)
+  const password = args.password === undefined || args.password === null || args.password === '' ? undefined : String(args.password)
+  if (password) ctx.secrets.add(password)
+  const hosts = ctx.playHosts.length > 0 ? ctx.playHosts : [{host: ctx.host, address: ctx.address, vars: ctx.vars}]
+  const nodes = await clusterNodesFromHosts(hosts)
+  const plan = planCluster(nodes, replicas)
+  const timeoutSec = args.timeout === undefined || args.timeout === null ? undefined : Number(args.timeout)
+  if (timeoutSec !== undefined && !(timeoutSec > 0)) throw new ClusterError(`timeout must be a positive number of seconds, got ${String(args.timeout)}`)
+  const result = await formCluster(nodes, plan, {
+    password,
+    timeoutMs: timeoutSec === undefined ? defaultTimeoutMs(nodes.length) : timeoutSec * 1000,
+    check: ctx.check,
+    allowPartial: args.allow_partial === true,
+    log: msg => ctx.log(msg),
+    signal: ctx.signal,
+  })
+  const summary = summarize(result)
+  const data = summary as unknown as Record<string, unknown>
+  const extras = [
+    result.newNodes.length ? `${result.newNodes.length} new node(s) not in the cluster` : '',
+    result.unreachable.length ? `${result.unreachable.length} unreachable node(s) left out` : '',
+  ].filter(Boolean)
+  const tail = extras.length ? `; ${extras.join(', ')}` : ''
+
+  if (result.action === 'none') {
+    // Found formed: healthy is ok; anything `check` would complain about fails the task
+    // (in check mode too: that is what the real run would say).
+    const problems = result.report.problems.filter(p => !(args.allow_partial === true && /unreachable|marked failed/.test(p)))
+    if (problems.length > 0) {
+      return {status: 'failed', msg: `cluster formed but unhealthy: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? '; …' : ''}`, data}
+    }
+    return {status: 'ok', msg: `cluster already formed: ${summary.masters.length} masters, ${summary.replicas.length} replicas${tail}`, data}
+  }
+  if (ctx.check) {
+    const what = result.action === 'formed' ? `would form ${planLine(result.plan)}` : `would finish an interrupted formation of ${planLine(result.plan)}`
+    return {status: 'changed', msg: `${what}: ${result.commands} command(s), seed ${result.plan.seed}${tail}`, data}
+  }
+  const verb = result.action === 'formed' ? 'formed' : 'finished forming'
+  return {
+    status: 'changed',
+    msg: `${verb} ${planLine(result.plan)} in ${(result.elapsedMs / 1000).toFixed(1)} s (${result.commands} commands, seed ${result.plan.seed})${tail}`,
+    data,
+  }
+}
+
+export const redisClusterModule: ModuleSpec = {
+  name: 'redis_cluster',
+  description: 'Form one Redis Cluster from all instances of the play (idempotent; replaces redis-cli --cluster create)',
+  args: {
+    replicas: {type: 'int', default: 0},
+    password: {type: 'string', secret: true},
+    timeout: {type: 'int'},
+    allow_partial: {type: 'bool', default: false},
+  },
+  checkMode: true,
+  runOnce: true,
+  async run(ctx: ModuleContext, items: TaskItem[]): Promise<ItemResult[]> {
+    const out: ItemResult[] = []
+    for (const item of items) {
+      try {
+        out.push(await runItem(ctx, item.args))
+      } catch (error) {
+        // A cluster that cannot be formed is this task's failure, not the runner's crash.
+        const e = error instanceof BaremetalError ? error : new ClusterError(error instanceof Error ? error.message : String(error), {cause: error})
+        const hint = e.hint ? ` (hint: ${e.hint})` : ''
+        out.push({status: 'failed', msg: `${e.message}${hint}`, data: {error: e.toJSON()}})
+      }
+    }
+    return out
+  },
+}
