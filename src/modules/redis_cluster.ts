@@ -90,10 +90,19 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   const replicas = Number(args.replicas ?? 0)
   const password = args.password === undefined || args.password === null || args.password === '' ? undefined : String(args.password)
   if (password) ctx.secrets.add(password)
+  // Hosts that failed an earlier task (build, start) would leave holes in the plan: a
+  // cluster over a partial set is only formed when the user asks for it.
+  const failed = ctx.failedHosts ?? []
+  if (failed.length > 0 && args.allow_partial !== true) {
+    throw new ClusterError(`not forming the cluster: ${failed.length} host(s) failed earlier tasks (${failed.slice(0, 10).join(', ')}${failed.length > 10 ? ', …' : ''})`, {
+      hint: 'fix those hosts and run up again (it converges), or pass --allow-partial to form the cluster over the hosts that are up',
+    })
+  }
   const hosts = ctx.playHosts.length > 0 ? ctx.playHosts : [{host: ctx.host, address: ctx.address, vars: ctx.vars}]
   const nodes = await clusterNodesFromHosts(hosts)
   const plan = planCluster(nodes, replicas)
-  const timeoutSec = args.timeout === undefined || args.timeout === null ? undefined : Number(args.timeout)
+  // 0 (the playbook default) means "scale with the fleet".
+  const timeoutSec = args.timeout === undefined || args.timeout === null || Number(args.timeout) === 0 ? undefined : Number(args.timeout)
   if (timeoutSec !== undefined && !(timeoutSec > 0)) throw new ClusterError(`timeout must be a positive number of seconds, got ${String(args.timeout)}`)
   const result = await formCluster(nodes, plan, {
     password,

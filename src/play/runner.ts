@@ -181,7 +181,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
         if (!tagSelected(task, opts.tags, opts.skipTags)) continue
         const active = hosts.filter((h) => !unreachable.has(h.name) && !failedInPlay.has(h.name))
         if (active.length === 0) break
-        reporter.taskStart(task, active.length)
+        reporter.taskStart(displayTask(task, hostVars.get(active[0].name)!), active.length)
         const taskRecords: TaskRecord[] = []
         const playHosts: PlayHost[] = active.map((h) => ({
           host: h.name,
@@ -290,6 +290,16 @@ async function resolveAddresses(hosts: Host[]): Promise<Map<string, string>> {
 /** Close every connection of a run (also on error). */
 export async function closeAll(transports: Map<string, {transport: Transport}>): Promise<void> {
   await Promise.all([...transports.values()].map((e) => e.transport.close().catch(() => {})))
+}
+
+// Task names may use variables ("Redis {{ redis_version }} source"): show them rendered.
+function displayTask(task: Task, vars: Record<string, unknown>): Task {
+  if (!task.name.includes('{{')) return task
+  try {
+    return {...task, name: renderText(task.name, vars)}
+  } catch {
+    return task
+  }
 }
 
 function tagSelected(task: Task, tags?: string[], skip?: string[]): boolean {
