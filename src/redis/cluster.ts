@@ -66,7 +66,7 @@ const MAX_OPEN = 512
 
 // Bounded set of open connections: reused across polls for small fleets, and for 1000
 // nodes never more than MAX_OPEN file descriptors at once.
-class NodePool {
+export class NodePool {
   private conns = new Map<string, Redis>()
   private busy = new Set<string>()
   constructor(private readonly opts: {password?: string; connectTimeoutMs: number}) {}
@@ -141,7 +141,7 @@ class NodePool {
   }
 }
 
-function describeRedisError(error: unknown, password?: string): string {
+export function describeRedisError(error: unknown, password?: string): string {
   const msg = error instanceof Error ? error.message : String(error)
   if (/WRONGPASS|invalid password|NOAUTH/i.test(msg)) {
     return password ? `authentication failed (${msg.trim()}): check the password argument` : `the node requires a password (${msg.trim()})`
@@ -170,7 +170,7 @@ function checkAbort(signal?: AbortSignal): void {
 
 // One round trip per node: everything the classifier and the report need, digested as
 // it arrives so 1000 answers of ~110 KB never sit in memory together.
-async function probeAll(pool: NodePool, nodes: readonly ClusterNode[], concurrency: number): Promise<NodeProbe[]> {
+export async function probeAll(pool: NodePool, nodes: readonly ClusterNode[], concurrency: number): Promise<NodeProbe[]> {
   const ids = new NodeIds()
   const keep = new Set<string>()
   return forEachNode(nodes, concurrency, async (node): Promise<NodeProbe> => {
@@ -605,7 +605,7 @@ function roleMismatches(plan: ClusterPlan, probes: readonly NodeProbe[]): string
 
 // Polls until `pending` returns nothing; on timeout names who is behind and on what,
 // instead of hanging like "Waiting for the cluster to join".
-async function waitFor(
+export async function waitFor(
   deadline: number,
   signal: AbortSignal | undefined,
   n: number,
