@@ -1,10 +1,11 @@
 import {coreModules} from './core.js'
 import {redisClusterModule} from './redis_cluster.js'
+import {redisConfigModule} from './redis_config.js'
 import {redisHostModules} from './redis-host.js'
 import type {ModuleSpec} from './types.js'
 
 // Every module the playbooks can name, by name.
 export function allModules(): Map<string, ModuleSpec> {
-  const list: ModuleSpec[] = [...coreModules, ...redisHostModules, redisClusterModule]
+  const list: ModuleSpec[] = [...coreModules, ...redisHostModules, redisConfigModule, redisClusterModule]
   return new Map(list.map((m) => [m.name, m]))
 }

@@ -19,6 +19,9 @@
 // the process named in dir/<port>/redis.pid or run with dir/<port>/redis.conf. Any other
 // redis-server on the host, even on one of the ports, is left alone.
 // Passwords go to redis-cli through REDISCLI_AUTH inside a script sent on stdin: never argv.
+// Each start first copies redis.conf to redis.conf.applied (what redis_config compares
+// with), and when bind differs from the address nodes.conf records for the node itself
+// (the host's address changed), rewrites that address, keeping the node's id and slots.
 //
 // Example:
 //   - name: Start the instances
@@ -132,11 +135,15 @@ export function summarizeInstances(state: InstanceState, ports: number[], report
   const started = by('started')
   const running = by('running').filter((p) => !started.includes(p))
   const stopped = by('stopped')
+  const readdressed = by('readdressed')
   const data: Record<string, unknown> = {started, running, failed}
   if (state === 'restarted') data.stopped = stopped
+  if (readdressed.length) data.readdressed = readdressed
+  const moved = readdressed.length ? reports.get(readdressed[0])!.reasons[reports.get(readdressed[0])!.states.indexOf('readdressed')] : ''
   const done = [
     started.length && `${state === 'restarted' ? 'restarted' : 'started'} ${started.length} (${portList(started)})`,
     running.length && `${running.length} already running`,
+    readdressed.length && `own address in nodes.conf updated on ${readdressed.length} (${moved})`,
   ].filter(Boolean).join(', ')
   if (failed.length) {
     return {status: 'failed', msg: [`${failed.length} of ${ports.length} instance(s) failed to start`, ...failed.map((p) => failureText(p, reports.get(p))), done].filter(Boolean).join('\n'), data}
@@ -279,6 +286,25 @@ prepare_start() {
     LAUNCH="$LAUNCH $ps_port"
   done
 }
+# Before a start, in nodes.conf: the address of this node and of its siblings on this host
+# follows bind (a host whose address changed keeps its node ids and slots), when bind is
+# one concrete address.
+readdress() {
+  ra_f="$dir/$1/nodes.conf"
+  [ -s "$ra_f" ] || return 0
+  case "$bind" in ""|*" "*|*,*|"*"|0.0.0.0|::|"::*"|-*) return 0;; esac
+  ra_old=$(awk '$3 ~ /(^|,)myself(,|$)/ { a = $2; sub(/[@,].*/, "", a); sub(/:[0-9]+$/, "", a); print a; exit }' "$ra_f" 2>/dev/null)
+  [ -n "$ra_old" ] && [ "$ra_old" != "$bind" ] || return 0
+  awk -v old="$ra_old" -v new="$bind" -v ports=" $PORTS " '
+    function ipof(a) { sub(/[@,].*/, "", a); sub(/:[0-9]+$/, "", a); return a }
+    function portof(a) { sub(/[@,].*/, "", a); sub(/^.*:/, "", a); return a }
+    NF >= 8 && ipof($2) == old && (index($3, "myself") || index(ports, " " portof($2) " ")) { $2 = new substr($2, length(old) + 1) }
+    { print }' "$ra_f" > "$ra_f.bm-tmp" && mv -f "$ra_f.bm-tmp" "$ra_f" && echo "@@ $1 readdressed $ra_old -> $bind"
+}
+# The config an instance starts with, kept for redis_config to compare with the rendered one.
+snapshot_conf() {
+  cp -f "$dir/$1/redis.conf" "$dir/$1/redis.conf.applied.tmp" 2>/dev/null && chmod 600 "$dir/$1/redis.conf.applied.tmp" && mv -f "$dir/$1/redis.conf.applied.tmp" "$dir/$1/redis.conf.applied"
+}
 launch() {
   wc -c < "$dir/$1/redis.log" > "$T/$1.off" 2>/dev/null || echo 0 > "$T/$1.off"
   ( cd "$dir/$1" && exec "$bin/redis-server" ./redis.conf ) > "$T/$1.out" 2>&1 < /dev/null
@@ -323,6 +349,7 @@ await_ports() {
 start_ports() {
   prepare_start "$1"
   touch "$T/stamp"
+  for sp_port in $LAUNCH; do readdress "$sp_port"; snapshot_conf "$sp_port"; done
   for sp_port in $LAUNCH; do launch "$sp_port" & done
   wait
   await_ports "$LAUNCH $WAITONLY"

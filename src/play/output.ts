@@ -142,8 +142,23 @@ export function renderRecap(result: RunResult, tty: boolean): string {
     lines.push(`  ${hosts.length} host(s): no changes${result.check ? ' would be made' : ''} — everything already as declared (${secs}s)`)
   } else {
     lines.push(`  ${hosts.length} host(s), ${secs}s: ${fmt(total)}`)
+    lines.push(...changedLines(result))
   }
   for (const w of result.warnings) lines.push(`  WARNING: ${w}`)
   if (result.aborted) lines.push(`  STOPPED: ${result.aborted}`)
   return lines.join('\n')
+}
+
+// What changed, named: one line per changed task (hosts listed, the first host's message),
+// so a drift repair says in the recap what it repaired.
+export function changedLines(result: RunResult, max = 12): string[] {
+  const byTask = new Map<string, TaskRecord[]>()
+  for (const t of result.tasks) if (t.status === 'changed') byTask.set(t.task, [...(byTask.get(t.task) ?? []), t])
+  const out: string[] = []
+  for (const [task, recs] of byTask) {
+    const hosts = recs.length > 4 ? `${recs.slice(0, 4).map((r) => r.host).join(', ')}, … (${recs.length} hosts)` : recs.map((r) => r.host).join(', ')
+    const first = (recs[0].msg ?? '').split('\n')[0]
+    out.push(`  ${result.check ? 'would change' : 'changed'}: ${task} on ${hosts}${first ? ` — ${first.length > 160 ? first.slice(0, 157) + '…' : first}` : ''}`)
+  }
+  return out.length > max ? [...out.slice(0, max), `  … and ${out.length - max} more changed task(s)`] : out
 }

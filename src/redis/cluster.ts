@@ -357,8 +357,21 @@ export async function formCluster(nodes: readonly ClusterNode[], plan: ClusterPl
           hint: 'the inventory mixes clusters, or a formation was interrupted and re-planned: fix by hand (CLUSTER RESET) before running again',
         })
       }
-      log(`cluster already formed: ${report.masters.length} masters, ${report.replicas.length} replicas${report.newNodes.length ? `, ${report.newNodes.length} new node(s) left alone` : ''}`)
-      return {changed: false, action: 'none', commands: 0, plan, report, newNodes: report.newNodes, unreachable: unreachableAddrs, elapsedMs: Date.now() - started}
+      // Nodes just restarted (drift repair, a config change) rejoin within a few node
+      // timeouts: wait for that, read-only and bounded, instead of failing at once.
+      const pending = (r: ClusterReport) => r.problems.filter(p => !(opts.allowPartial && /unreachable|marked failed/.test(p)))
+      let settled = report
+      if (!opts.check && pending(report).length > 0) {
+        log(`redis_cluster: cluster formed but not settled yet (${pending(report)[0]}): waiting`)
+        await waitFor(deadline, opts.signal, nodes.length, async () => {
+          settled = buildClusterReport(await probeAll(pool, nodes, concurrency))
+          return pending(settled)
+        }, 'the cluster to settle', log).catch(error => {
+          if (opts.signal?.aborted) throw error
+        })
+      }
+      log(`cluster already formed: ${settled.masters.length} masters, ${settled.replicas.length} replicas${settled.newNodes.length ? `, ${settled.newNodes.length} new node(s) left alone` : ''}`)
+      return {changed: false, action: 'none', commands: 0, plan, report: settled, newNodes: settled.newNodes, unreachable: unreachableAddrs, elapsedMs: Date.now() - started}
     }
 
     const steps = converge(plan, reachable)
