@@ -1,14 +1,15 @@
-import {readFileSync} from 'node:fs'
-import {dirname, resolve} from 'node:path'
+import {readFileSync, statSync} from 'node:fs'
+import {homedir} from 'node:os'
+import {dirname, isAbsolute, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {Flags} from '@oclif/core'
-import {BaremetalError, EXIT, InputError} from '../errors.js'
-import {type Inventory, loadInventory} from '../inventory/inventory.js'
+import {BaremetalError, EXIT, InputError, InventoryError} from '../errors.js'
+import {type Inventory, loadInventory, selectHosts} from '../inventory/inventory.js'
 import {allModules} from '../modules/index.js'
 import {ConsoleReporter, renderRecap} from '../play/output.js'
 import {loadPlaybook} from '../play/playbook.js'
 import {closeAll, type RunResult, runPlaybook} from '../play/runner.js'
-import {parseExtraVar} from '../play/vars.js'
+import {isSecretName, parseExtraVar} from '../play/vars.js'
 import {mask} from '../shell.js'
 import type {HostFacts} from '../modules/types.js'
 import type {Transport} from '../transport/types.js'
@@ -58,16 +59,27 @@ export interface PlayFlagValues {
   'skip-tags'?: string
 }
 
+// Secrets the CLI itself learned (-e values of secret-named variables, the password
+// from the environment or a file): masked in every error it prints, JSON included.
+const cliSecrets = new Set<string>()
+
+/** Remember a value that must never be printed by this process. */
+export function addCliSecret(value: unknown): void {
+  if (typeof value === 'string' && value !== '') cliSecrets.add(value)
+}
+
 /** Print an error the way a person can act on it: where, what, the fix. */
 export function reportError(error: unknown, json: boolean): number {
-  const secrets: string[] = []
+  const m = (s: string) => mask(s, cliSecrets)
+  // Inside JSON a secret holding " or \ is escaped: mask that spelling too.
+  const mj = (s: string) => mask(s, [...cliSecrets].flatMap((x) => [x, JSON.stringify(x).slice(1, -1)]))
   if (error instanceof BaremetalError) {
-    if (json) process.stdout.write(JSON.stringify({error: error.toJSON()}, null, 2) + '\n')
-    else process.stderr.write(`error: ${mask(error.describe(), secrets)}\n`)
+    if (json) process.stdout.write(mj(JSON.stringify({error: error.toJSON()}, null, 2)) + '\n')
+    else process.stderr.write(`error: ${m(error.describe())}\n`)
     return error.exitCode
   }
-  const msg = error instanceof Error ? error.message : String(error)
-  if (json) process.stdout.write(JSON.stringify({error: {error: 'InternalError', message: msg}}, null, 2) + '\n')
+  const msg = m(error instanceof Error ? error.message : String(error))
+  if (json) process.stdout.write(mj(JSON.stringify({error: {error: 'InternalError', message: msg}}, null, 2)) + '\n')
   else process.stderr.write(`error: ${msg}\n  (this is a bug in baremetal if the input was valid: please report it with the command you ran)\n`)
   return EXIT.failed
 }
@@ -83,26 +95,106 @@ export function readExtraVars(args: string[] | undefined): Record<string, unknow
       return src.value as Record<string, unknown>
     }))
   }
+  for (const [k, v] of Object.entries(out)) if (isSecretName(k)) addCliSecret(v)
   return out
+}
+
+/** The environment variable `up`, `down` and `status` read the Redis password from. */
+export const PASSWORD_ENV = 'BAREMETAL_REDIS_PASSWORD'
+
+// A password file's content, without the final newline an editor or `echo` adds.
+function readPasswordFile(path: string, base: string, from: string, warnings: string[]): string {
+  const abs = path.startsWith('~/') ? resolve(homedir(), path.slice(2)) : isAbsolute(path) ? path : resolve(base, path)
+  let text: string
+  try {
+    text = readFileSync(abs, 'utf8')
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    throw new InputError(`redis_password_file ${abs} (${from}) cannot be read: ${code === 'ENOENT' ? 'no such file' : code ?? String(error)}`, {
+      where: {file: abs},
+      hint: 'give the path of a file holding only the password, readable by the user running baremetal',
+    })
+  }
+  const pw = text.replace(/(\r?\n)+$/, '')
+  if (pw === '') throw new InputError(`redis_password_file ${abs} (${from}) is empty`, {where: {file: abs}, hint: 'write the password into it, or leave redis_password_file unset'})
+  try {
+    const mode = statSync(abs).mode & 0o777
+    if (mode & 0o077) warnings.push(`redis_password_file ${abs} is readable by other users (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 it`)
+  } catch {}
+  return pw
+}
+
+/**
+ * Where the Redis password comes from, first found wins: -e redis_password, -e
+ * redis_password_file, $BAREMETAL_REDIS_PASSWORD, the inventory's redis_password_file,
+ * the inventory's redis_password. Files are read here, on the controller; the value is
+ * returned as the variable redis_password (marked secret) so no command line carries it.
+ */
+export function redisPasswordVars(extra: Record<string, unknown>, inv: Inventory, pattern: string, warnings: string[] = []): Record<string, unknown> {
+  let pw: string | undefined
+  if (extra.redis_password !== undefined && extra.redis_password !== null) return {}
+  if (typeof extra.redis_password_file === 'string' && extra.redis_password_file !== '') {
+    pw = readPasswordFile(extra.redis_password_file, process.cwd(), '-e', warnings)
+  } else if (process.env[PASSWORD_ENV]) {
+    pw = process.env[PASSWORD_ENV]
+  } else {
+    const files = new Map<string, string>()
+    for (const h of selectHosts(inv, pattern)) {
+      const f = h.vars.redis_password_file
+      if (typeof f === 'string' && f !== '') files.set(f, h.name)
+    }
+    const found = new Set([...files].map(([f, host]) => readPasswordFile(f, dirname(resolve(inv.file)), `inventory, host ${host}`, warnings)))
+    if (found.size > 1) {
+      throw new InventoryError(`the inventory's redis_password_file values hold ${found.size} different passwords`, {
+        where: {file: inv.file},
+        hint: 'one cluster has one password (requirepass = masterauth): point every host at the same file',
+      })
+    }
+    pw = [...found][0]
+  }
+  if (pw === undefined) return {}
+  addCliSecret(pw)
+  return {redis_password: pw}
 }
 
 export function loadInv(path: string): Inventory {
   return loadInventory(path)
 }
 
-/** Ctrl-C once: stop starting new work and print the recap so far; twice: close connections now. */
+/** How long commands in flight may run on after Ctrl-C before they are aborted. */
+export const INTERRUPT_GRACE_MS = 20_000
+
+/**
+ * Ctrl-C (or SIGTERM) once: stop starting new work, let commands in flight finish for up
+ * to INTERRUPT_GRACE_MS, then abort them; twice: abort them now. Either way the run
+ * ends with the recap so far and exit code 130; a run that still has not ended 10 s
+ * after the abort exits anyway.
+ */
 export function interruptible(onHardStop: () => Promise<void>): {signal: AbortSignal; dispose(): void} {
   const ac = new AbortController()
   let count = 0
+  let stopping = false
+  const hardStop = () => {
+    if (stopping) return
+    stopping = true
+    void onHardStop()
+    setTimeout(() => {
+      process.stderr.write('interrupted: the run did not wind down in time; exiting\n')
+      process.exit(EXIT.interrupted)
+    }, 10_000).unref()
+  }
   const handler = () => {
     count++
     if (count === 1) {
-      process.stderr.write('\ninterrupted: no new work is started; waiting for commands in flight (Ctrl-C again to abort them)\n')
+      process.stderr.write(`\ninterrupted: no new work is started; commands in flight may finish for ${INTERRUPT_GRACE_MS / 1000} s (Ctrl-C again to abort them now)\n`)
       ac.abort()
-      setTimeout(() => { void onHardStop() }, 20000).unref()
+      setTimeout(() => {
+        process.stderr.write('interrupted: aborting commands still in flight\n')
+        hardStop()
+      }, INTERRUPT_GRACE_MS).unref()
     } else {
       process.stderr.write('aborting in-flight commands\n')
-      void onHardStop().finally(() => process.exit(EXIT.interrupted))
+      hardStop()
     }
   }
   process.on('SIGINT', handler)
@@ -117,6 +209,8 @@ export interface ExecuteOptions {
   vars?: Record<string, unknown>
   /** Replace every play's `hosts:` (up/down --group). */
   hosts?: string
+  /** Printed with the recap (e.g. "the cluster has no password"). */
+  warnings?: string[]
 }
 
 /** Load everything (failing early on bad input), run the playbooks in order, print, return the exit code. */
@@ -143,6 +237,7 @@ export async function executePlaybooks(o: ExecuteOptions): Promise<{code: number
       if (r.exitCode !== EXIT.ok) break
     }
     const result = merged!
+    result.warnings.push(...(o.warnings ?? []))
     if (f.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n')
     else process.stdout.write(renderRecap(result, tty) + '\n')
     return {code: result.exitCode, result}

@@ -1,5 +1,5 @@
 import {Command, Flags} from '@oclif/core'
-import {bundled, executePlaybooks, playFlags} from '../cli/common.js'
+import {bundled, executePlaybooks, loadInv, playFlags, readExtraVars, redisPasswordVars, reportError} from '../cli/common.js'
 
 export default class Down extends Command {
   static override summary = 'Stop every instance baremetal started, remove their directories and firewall rules'
@@ -14,11 +14,19 @@ export default class Down extends Command {
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Down)
+    let password: Record<string, unknown>
+    try {
+      // The instances are stopped with SHUTDOWN NOSAVE: they need the password up used.
+      password = redisPasswordVars(readExtraVars(flags['extra-vars']), loadInv(flags.inventory), flags.group)
+    } catch (error) {
+      process.exitCode = reportError(error, flags.json)
+      return
+    }
     const {code} = await executePlaybooks({
       playbooks: [bundled('playbooks/redis-down.yml')],
       flags,
       hosts: flags.group,
-      vars: {redis_keep_data: flags['keep-data'], redis_purge: flags.purge},
+      vars: {...password, redis_keep_data: flags['keep-data'], redis_purge: flags.purge},
     })
     process.exitCode = code
   }

@@ -1,5 +1,5 @@
 import {Command, Flags} from '@oclif/core'
-import {connectionFlags, loadInv, readExtraVars, reportError} from '../cli/common.js'
+import {connectionFlags, loadInv, readExtraVars, redisPasswordVars, reportError} from '../cli/common.js'
 import {redisHostVars} from '../cli/redis.js'
 import {EXIT} from '../errors.js'
 import {checkCluster, clusterNodesFromHosts} from '../redis/cluster.js'
@@ -18,7 +18,8 @@ export default class Status extends Command {
     const {flags} = await this.parse(Status)
     try {
       const inv = loadInv(flags.inventory)
-      const hosts = await redisHostVars(inv, flags.limit ? `${flags.group}:&${flags.limit}` : flags.group, readExtraVars(flags['extra-vars']))
+      const extra = readExtraVars(flags['extra-vars'])
+      const hosts = await redisHostVars(inv, flags.limit ? `${flags.group}:&${flags.limit}` : flags.group, {...redisPasswordVars(extra, inv, flags.group), ...extra})
       const nodes = await clusterNodesFromHosts(hosts)
       const password = String(hosts[0]?.vars.redis_password ?? '') || undefined
       const report = await checkCluster(nodes, {password})

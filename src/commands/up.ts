@@ -1,5 +1,6 @@
 import {Command, Flags} from '@oclif/core'
-import {bundled, executePlaybooks, loadInv, playFlags, readExtraVars, reportError} from '../cli/common.js'
+import {bundled, executePlaybooks, loadInv, PASSWORD_ENV, playFlags, readExtraVars, redisPasswordVars, reportError} from '../cli/common.js'
+import {redisHostVars} from '../cli/redis.js'
 import {selectHosts} from '../inventory/inventory.js'
 import {validateLayout} from '../redis/validate.js'
 import {loadYaml} from '../yamlfile.js'
@@ -7,7 +8,8 @@ import {loadYaml} from '../yamlfile.js'
 export default class Up extends Command {
   static override summary = 'Build Redis, configure and start every instance, open the firewall, form the cluster (idempotent)'
   static override description = `Runs the bundled playbook playbooks/redis-cluster.yml against the hosts of the inventory's "redis" group (or --group).
-Re-running on a healthy cluster changes nothing. Variables (redis_version, redis_count, redis_replicas, redis_password, …) are listed in playbooks/defaults.yml.`
+Re-running on a healthy cluster changes nothing. Variables (redis_version, redis_count, redis_replicas, redis_password, …) are listed in playbooks/defaults.yml.
+The password (requirepass and masterauth) is taken from, first found: -e redis_password, -e redis_password_file=PATH, $${PASSWORD_ENV}, the inventory's redis_password_file or redis_password. Without one, the recap warns that the cluster is unauthenticated.`
   static override examples = [
     '<%= config.bin %> up                       # the local default cluster (inventory/local.yml)',
     '<%= config.bin %> up -i hosts.yml -e redis_version=7.0.15 -e redis_source=/srv/redis-7.0.15.tar.gz',
@@ -22,6 +24,8 @@ Re-running on a healthy cluster changes nothing. Variables (redis_version, redis
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Up)
+    const warnings: string[] = []
+    let password: Record<string, unknown>
     try {
       // Check the layout of every host first: nothing runs on bad numbers.
       const inv = loadInv(flags.inventory)
@@ -29,6 +33,12 @@ Re-running on a healthy cluster changes nothing. Variables (redis_version, redis
       const defaults = loadYaml(bundled('playbooks/defaults.yml')).value as Record<string, unknown>
       const hosts = selectHosts(inv, flags.limit ? `${flags.group}:&${flags.limit}` : flags.group)
       validateLayout(hosts, defaults, extra, inv.file)
+      password = redisPasswordVars(extra, inv, flags.group, warnings)
+      const resolved = await redisHostVars(inv, flags.group, {...password, ...extra})
+      const open = resolved.filter((h) => h.vars.redis_password === undefined || h.vars.redis_password === null || h.vars.redis_password === '')
+      if (open.length > 0) {
+        warnings.push(`redis_password is not set${open.length < resolved.length ? ` for ${open.length} host(s)` : ''}: the cluster is unauthenticated; anyone the firewall lets through can read and write it (set ${PASSWORD_ENV}, -e redis_password_file=PATH, or redis_password in the inventory)`)
+      }
     } catch (error) {
       process.exitCode = reportError(error, flags.json)
       return
@@ -37,7 +47,8 @@ Re-running on a healthy cluster changes nothing. Variables (redis_version, redis
       playbooks: [flags.playbook],
       flags,
       hosts: flags.group,
-      vars: flags['allow-partial'] ? {allow_partial: true} : {},
+      vars: {...password, ...(flags['allow-partial'] ? {allow_partial: true} : {})},
+      warnings,
     })
     process.exitCode = code
   }

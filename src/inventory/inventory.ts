@@ -91,7 +91,7 @@ function buildInventory(src: YamlSource): Inventory {
           if (hv !== null && hv !== undefined && (typeof hv !== 'object' || Array.isArray(hv))) {
             throw err(`variables of host "${hostPattern}" must be a mapping`, [...path, key, hostPattern], `write "${hostPattern}:" alone, or "${hostPattern}: {ansible_host: …}"`)
           }
-          for (const h of expandHostPattern(hostPattern, () => err(`invalid host range "${hostPattern}"`, [...path, key, hostPattern], 'ranges look like web[01:10] or h[1:3]'))) {
+          for (const h of expandHostPattern(hostPattern, () => err(`invalid host range "${hostPattern}"`, [...path, key, hostPattern], 'ranges look like web[01:10] or h[1:3], at most 100000 hosts per name'))) {
             if (!NAME_RE.test(h)) throw err(`invalid host name "${h}"`, [...path, key, hostPattern])
             g.hosts.set(h, {...(g.hosts.get(h) ?? {}), ...((hv as Record<string, unknown>) ?? {})})
           }
@@ -210,7 +210,11 @@ export function expandHostPattern(pattern: string, bad: () => Error): string[] {
   if (end < start || stride < 1 || end - start > 100000) throw bad()
   const width = a.length > 1 && a.startsWith('0') ? a.length : 0
   const out: string[] = []
-  for (let i = start; i <= end; i += stride) out.push(...expandHostPattern(`${pre}${String(i).padStart(width, '0')}${post}`, bad))
+  for (let i = start; i <= end; i += stride) {
+    out.push(...expandHostPattern(`${pre}${String(i).padStart(width, '0')}${post}`, bad))
+    // Several ranges in one name multiply (a[1:3000]b[1:3000] is 9 million hosts): cap the total.
+    if (out.length > 100000) throw bad()
+  }
   return out
 }
 

@@ -8,7 +8,8 @@
 //               remote_src: yes, a file on the host
 //   content     the file's content as a string, instead of src
 //   dest        path on the host; ending in / or naming an existing directory: the file
-//               goes inside it under src's name
+//               goes inside it under src's name. Absolute or ~/; a ".." component is
+//               refused; a symlink at dest is replaced, never written through
 //   mode        octal, e.g. '0755' (default: keep the existing mode; new files 0644,
 //               or src's mode with remote_src)
 //   remote_src  src is on the host (copied with cp, then renamed into place)
@@ -27,9 +28,10 @@
 import {readFile, stat} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import {basename, posix, resolve} from 'node:path'
+import {TaskError, UnreachableError} from '../errors.js'
 import {expandHome, mask, quote} from '../shell.js'
 import type {UploadFile} from '../transport/types.js'
-import {badPath, errorMessage, failureMessage, fmtMode, interrupted, lostStep, parseProbe, probeStep, runSteps, sha256, sha256File, str, toMode, type PathStat, type Plan} from './remote.js'
+import {badPath, dotDotPath, errorMessage, failureMessage, fmtMode, interrupted, lostStep, parseProbe, probeStep, runSteps, sha256, sha256File, str, toMode, type PathStat, type Plan} from './remote.js'
 import type {FileDiff, ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
 
 /** Files up to this size go in the batched upload; bigger ones are streamed with putFile. */
@@ -228,6 +230,8 @@ export async function pushFiles(ctx: ModuleContext, wants: Array<PushWant | {err
       await ctx.transport.upload(files)
       for (const c of chunk) results[c.i] = finish(c, c.plan.msg)
     } catch (error) {
+      // A lost connection is the host's state, not this file's: the runner marks it unreachable.
+      if (error instanceof UnreachableError || error instanceof TaskError) throw error
       const msg = mask(`upload failed: ${errorMessage(error)}`, ctx.secrets)
       for (const c of chunk) results[c.i] = {status: 'failed', msg}
     }
@@ -237,6 +241,7 @@ export async function pushFiles(ctx: ModuleContext, wants: Array<PushWant | {err
       await ctx.transport.putFile((c.w.source as {path: string}).path, c.plan.path, c.plan.mode)
       results[c.i] = finish(c, c.plan.msg)
     } catch (error) {
+      if (error instanceof UnreachableError || error instanceof TaskError) throw error
       results[c.i] = {status: 'failed', msg: mask(`upload of ${c.plan.path} failed: ${errorMessage(error)}`, ctx.secrets)}
     }
   }
@@ -309,7 +314,7 @@ async function copyWant(ctx: ModuleContext, item: TaskItem, read: (p: string) =>
   if (!destRaw) return {error: 'copy: dest is required'}
   const dest = expandHome(destRaw, ctx.facts.home)
   if (!posix.isAbsolute(dest)) return {error: `copy: dest must be absolute (or start with ~/): ${destRaw}`}
-  const bad = badPath(dest) ?? (a.remote_src === true ? badPath(str(a.src) ?? '') : undefined)
+  const bad = badPath(dest) ?? dotDotPath(dest) ?? (a.remote_src === true ? badPath(str(a.src) ?? '') : undefined)
   if (bad) return {error: `copy: ${bad}`}
   let mode: number | undefined
   try {

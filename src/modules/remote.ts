@@ -230,6 +230,14 @@ export function badPath(p: string): string | undefined {
   return /[\n\r\0]/.test(p) ? `path ${JSON.stringify(p)} contains a newline or NUL: not supported` : undefined
 }
 
+/**
+ * copy/template destinations: a `..` component would let a templated value (a port, a
+ * host var) climb out of the directory the playbook names, so it is refused, not resolved.
+ */
+export function dotDotPath(p: string): string | undefined {
+  return p.split('/').includes('..') ? `dest ${JSON.stringify(p)} contains a ".." component: refused (write the path without it)` : undefined
+}
+
 /** What a plan decided for one item: nothing to do (and why), something to do, or an error. */
 export type Plan<T> = {kind: 'noop'; msg: string} | {kind: 'fail'; msg: string} | ({kind: 'change'; msg: string; would: string} & T)
 

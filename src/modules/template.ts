@@ -7,7 +7,8 @@
 // Parameters:
 //   src     template file on the controller (relative to the playbook's directory)
 //   dest    path on the host; an existing directory or a trailing / puts it inside
-//           under src's name
+//           under src's name. Absolute or ~/; a ".." component is refused; a symlink
+//           at dest is replaced by the file (renamed over), never written through
 //   mode    octal, e.g. '0644' (default: keep the existing mode; new files 0644)
 //   force   replace a file whose content differs (default yes)
 //   secret  the rendered content is secret (passwords): never shown in a diff
@@ -25,7 +26,7 @@ import {posix} from 'node:path'
 import {renderText} from '../play/template.js'
 import {expandHome} from '../shell.js'
 import {controllerPath, pushFiles, type PushWant} from './copy.js'
-import {badPath, errorMessage, sha256, str, toMode} from './remote.js'
+import {badPath, dotDotPath, errorMessage, sha256, str, toMode} from './remote.js'
 import type {ModuleContext, ModuleSpec, TaskItem} from './types.js'
 
 // Each template file is read once per task, however many items render it.
@@ -50,7 +51,7 @@ export async function templateWant(ctx: ModuleContext, item: TaskItem, read: (p:
   if (!destRaw) return {error: 'template: dest is required'}
   const dest = expandHome(destRaw, ctx.facts.home)
   if (!posix.isAbsolute(dest)) return {error: `template: dest must be absolute (or start with ~/): ${destRaw}`}
-  const bad = badPath(dest)
+  const bad = badPath(dest) ?? dotDotPath(dest)
   if (bad) return {error: `template: ${bad}`}
   const file = controllerPath(ctx, src)
   let mode: number | undefined

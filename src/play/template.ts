@@ -49,6 +49,33 @@ hb.registerHelper('expanduser', (p: unknown, options: {data?: {root?: Record<str
   return s === '~' ? home : s.startsWith('~/') ? `${home}/${s.slice(2)}` : s
 })
 hb.registerHelper('yesno', (v: unknown) => (truthy(v) ? 'yes' : 'no'))
+// For redis.conf: a value as ONE argument of its directive, whatever it holds.
+hb.registerHelper('redisarg', (v: unknown) => redisArg(v))
+// For redis.conf: a list, or a whitespace-separated string, as several arguments (bind).
+hb.registerHelper('redisargs', (v: unknown) =>
+  (Array.isArray(v) ? v.map(String) : String(v ?? '').split(/\s+/)).filter((w) => w !== '').map(redisArg).join(' '))
+
+/**
+ * Quote a value the way redis.conf reads it (sdssplitargs): plain words as they are,
+ * anything else in double quotes with \\, \", \n, \r, \t and \xHH escapes. A value
+ * with a newline or quote can never start a second directive.
+ */
+export function redisArg(v: unknown): string {
+  const s = v === undefined || v === null ? '' : String(v)
+  if (/^[A-Za-z0-9_.,:\/@+=%*-]+$/.test(s)) return s
+  let out = '"'
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!
+    if (ch === '\\') out += '\\\\'
+    else if (ch === '"') out += '\\"'
+    else if (ch === '\n') out += '\\n'
+    else if (ch === '\r') out += '\\r'
+    else if (ch === '\t') out += '\\t'
+    else if (c < 0x20 || c === 0x7f) out += `\\x${c.toString(16).padStart(2, '0')}`
+    else out += ch
+  }
+  return out + '"'
+}
 
 const cache = new Map<string, HandlebarsTemplateDelegate>()
 
@@ -126,7 +153,7 @@ function translate(error: unknown, source: string, where: ErrorWhere): TemplateE
     where: {...where, line: where.line ? where.line + extra : where.line},
     hint: jinja
       ? 'templates are Handlebars, not Jinja: write {{ default x "y" }} instead of {{ x | default("y") }}, {{ add port 10000 }} instead of {{ port + 10000 }}, {{#if x}}…{{/if}} instead of {% if %}'
-      : 'check the {{ … }} expressions: helpers are add, sub, mul, div, mod, default, eq, ne, gt, lt, and, or, not, join, json, quote, upper, lower, yesno',
+      : 'check the {{ … }} expressions: helpers are add, sub, mul, div, mod, default, eq, ne, gt, lt, and, or, not, join, json, quote, upper, lower, yesno, redisarg, redisargs',
   })
 }
 

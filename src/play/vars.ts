@@ -80,7 +80,9 @@ export function parseExtraVar(arg: string, readFile: (path: string) => Record<st
   const out: Record<string, unknown> = {}
   const m = /^([A-Za-z_][\w]*)=([\s\S]*)$/.exec(arg)
   if (!m) {
-    throw new InputError(`-e "${arg}" is not key=value`, {hint: 'write -e name=value, -e @vars.yml, or -e \'{"name": "value"}\'; names start with a letter or _'})
+    // The argument may be a mistyped secret (redis_password:hunter2): never echo its value.
+    const shown = SECRET_NAME.test(arg) ? `${/^[\w@./-]*/.exec(arg)![0]}… (rest hidden: it may hold a secret)` : arg
+    throw new InputError(`-e "${shown}" is not key=value`, {hint: 'write -e name=value, -e @vars.yml, or -e \'{"name": "value"}\'; names start with a letter or _'})
   }
   out[m[1]] = m[2]
   return out

@@ -2,7 +2,7 @@ import {spawn} from 'node:child_process'
 import {createReadStream, createWriteStream} from 'node:fs'
 import {chmod, rename, unlink} from 'node:fs/promises'
 import {pipeline} from 'node:stream/promises'
-import {buildUploadScript} from './upload-script.js'
+import {buildUploadScript, UPLOAD_DONE} from './upload-script.js'
 import type {ExecOptions, ExecResult, Transport, TransportStats, UploadFile} from './types.js'
 
 // `ansible_connection: local`: the same contract as SSH, run through /bin/sh, so
@@ -24,7 +24,7 @@ export class LocalTransport implements Transport {
     if (files.length === 0) return
     this.stats.uploads++
     const r = await runLocal('sh -s', {stdin: buildUploadScript(files)})
-    if (r.failed) throw new Error(`upload failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').slice(-5).join('\n')}`)
+    if (r.failed || !r.stdout.includes(UPLOAD_DONE)) throw new Error(`upload failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').slice(-5).join('\n')}`)
   }
 
   async putFile(localPath: string, remotePath: string, mode = 0o644): Promise<void> {

@@ -3,11 +3,11 @@ import {homedir} from 'node:os'
 import {Readable} from 'node:stream'
 import {NodeSSH} from 'node-ssh'
 import pLimit, {type LimitFunction} from 'p-limit'
-import {AuthError, HostKeyError, UnreachableError} from '../errors.js'
+import {AuthError, BaremetalError, HostKeyError, TaskError, UnreachableError} from '../errors.js'
 import {quote} from '../shell.js'
 import type {Connection} from '../inventory/inventory.js'
 import {addHostKey, fingerprint, knownHostsName, verifyHostKey} from './knownhosts.js'
-import {buildUploadScript} from './upload-script.js'
+import {buildUploadScript, UPLOAD_DONE} from './upload-script.js'
 import type {ExecOptions, ExecResult, Transport, TransportStats, UploadFile} from './types.js'
 
 export interface SshOptions {
@@ -28,6 +28,10 @@ export class SshTransport implements Transport {
   private limit: LimitFunction
   private connecting?: Promise<void>
   private closed = false
+  /** The connection dropped (keepalive timeout, reset): commands in flight have no result. */
+  private lost?: string
+  /** Channels running a command now: signalled when the run is aborted. */
+  private channels = new Set<{signal(name: string): unknown; close(): unknown}>()
 
   constructor(readonly host: string, private conn: Connection, private opts: SshOptions = {}) {
     this.address = conn.address
@@ -114,7 +118,12 @@ export class SshTransport implements Transport {
       throw this.classify(error)
     }
     const client = this.ssh.connection
-    client?.on('error', () => {})
+    client?.on('error', (e: Error) => {
+      this.lost ??= e.message
+    })
+    client?.on('close', () => {
+      this.lost ??= 'connection closed'
+    })
   }
 
   private classify(error: unknown): Error {
@@ -156,6 +165,8 @@ export class SshTransport implements Transport {
         noTrim: true,
         stdin: opts.stdin === undefined ? undefined : Readable.from([Buffer.from(opts.stdin)]),
         onChannel: (ch) => {
+          this.channels.add(ch)
+          ch.on('close', () => this.channels.delete(ch))
           if (opts.timeoutMs) {
             timer = setTimeout(() => {
               timedOut = true
@@ -165,15 +176,20 @@ export class SshTransport implements Transport {
           }
         },
       })
+      // The channel closed without an exit status: the connection died under it
+      // (keepalive timeout, reset) or the run was aborted. Never a silent "failed".
+      if (!timedOut && r.code === null && r.signal === null) this.throwIfGone()
       const exitCode = timedOut ? 124 : r.code
       return {command, exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr, failed: exitCode !== 0, timedOut}
     } catch (error) {
+      if (error instanceof BaremetalError) throw error
       const msg = error instanceof Error ? error.message : String(error)
       if (/Channel open failure/i.test(msg) && attempt < 5) {
         this.stats.execs--
         await new Promise((r) => setTimeout(r, 100 * (attempt + 1)))
         return this.execNow(command, opts, attempt + 1)
       }
+      if (this.closed) throw this.abortedError()
       if (/Not connected|No response from server|ECONNRESET|Keepalive timeout/i.test(msg) || !this.ssh.isConnected()) {
         throw new UnreachableError(`connection to ${this.conn.address} lost: ${msg}`, {where: {host: this.host}, hint: 'the host stopped answering; re-run once it is back: the run converges', cause: error})
       }
@@ -183,12 +199,29 @@ export class SshTransport implements Transport {
     }
   }
 
+  private abortedError(): TaskError {
+    return new TaskError('aborted: the controller closed the connection while the command ran (interrupted)', {
+      where: {host: this.host},
+      hint: 'run again: every task converges from wherever it stopped',
+    })
+  }
+
+  private throwIfGone(): void {
+    if (this.closed) throw this.abortedError()
+    if (this.lost !== undefined || !this.ssh.isConnected()) {
+      throw new UnreachableError(`connection to ${this.conn.address} lost while a command ran: ${this.lost ?? 'closed'}`, {
+        where: {host: this.host},
+        hint: 'the host stopped answering (SSH keepalive: 3 × 5 s); re-run once it is back: the run converges',
+      })
+    }
+  }
+
   async upload(files: UploadFile[]): Promise<void> {
     if (files.length === 0) return
     this.stats.uploads++
     this.stats.execs--
     const r = await this.exec('sh -s', {stdin: buildUploadScript(files)})
-    if (r.failed) throw new Error(`upload of ${files.length} file(s) failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').slice(-5).join('\n')}`)
+    if (r.failed || !r.stdout.includes(UPLOAD_DONE)) throw new Error(`upload of ${files.length} file(s) failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').slice(-5).join('\n')}`)
   }
 
   async putFile(localPath: string, remotePath: string, mode = 0o644): Promise<void> {
@@ -196,7 +229,12 @@ export class SshTransport implements Transport {
     const tmp = `${remotePath}.baremetal-tmp`
     await this.limit(async () => {
       this.stats.uploads++
-      await this.ssh.putFile(localPath, tmp)
+      try {
+        await this.ssh.putFile(localPath, tmp)
+      } catch (error) {
+        this.throwIfGone()
+        throw error
+      }
     })
     const r = await this.exec(`chmod ${mode.toString(8)} ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(remotePath)}`)
     if (r.failed) throw new Error(`could not move ${tmp} into place: ${r.stderr.trim()}`)
@@ -205,6 +243,14 @@ export class SshTransport implements Transport {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    // Commands still running were interrupted: ask sshd to kill them (OpenSSH ≥ 8.1
+    // honours the signal request), then drop the connection.
+    for (const ch of this.channels) {
+      try {
+        ch.signal('KILL')
+      } catch {}
+    }
+    this.channels.clear()
     this.ssh.dispose()
   }
 }
