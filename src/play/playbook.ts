@@ -23,6 +23,8 @@ export interface Task {
   tags: string[]
   noLog: boolean
   runOnce: boolean
+  /** Run this task's commands through sudo (task `become:` overrides the play's). */
+  become?: boolean
   vars: Record<string, unknown>
   where: ErrorWhere
 }
@@ -168,6 +170,7 @@ function parseTask(src: YamlSource, raw: unknown, path: Array<string | number>, 
     tags,
     noLog: bool(t.no_log),
     runOnce: module.runOnce === true || bool(t.run_once),
+    become: t.become === undefined ? undefined : bool(t.become),
     vars: tvars as Record<string, unknown>,
     where,
   }

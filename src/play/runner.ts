@@ -6,6 +6,7 @@ import {type Host, type Inventory, selectHosts} from '../inventory/inventory.js'
 import type {HostFacts, ItemResult, ModuleContext, PlayHost, TaskItem} from '../modules/types.js'
 import {mask} from '../shell.js'
 import {LocalTransport} from '../transport/local.js'
+import {BecomeTransport} from '../transport/become.js'
 import {SshTransport, type SshOptions} from '../transport/ssh.js'
 import type {Transport, TransportStats} from '../transport/types.js'
 import {evaluate} from './expr.js'
@@ -201,10 +202,12 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
               const trips0 = st.execs + st.uploads
               let rec: TaskRecord
               try {
+                const base = transports.get(h.name)!.transport
+                const become = (task.become ?? play.become) && facts.get(h.name)!.user !== 'root'
                 const ctx: ModuleContext = {
                   host: h.name,
                   address: h.connection.address,
-                  transport: transports.get(h.name)!.transport,
+                  transport: become ? new BecomeTransport(base) : base,
                   facts: facts.get(h.name)!,
                   check: opts.check ?? false,
                   diff: opts.diff ?? false,
@@ -240,6 +243,11 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
             }),
           ),
         )
+        // Like Ansible's run_once: what the one run registered, every host of the play sees.
+        if (task.runOnce && task.register && targets.length > 0) {
+          const value = registered.get(targets[0].name)?.[task.register]
+          if (value !== undefined) for (const h of active) registered.set(h.name, {...(registered.get(h.name) ?? {}), [task.register]: value})
+        }
         reporter.taskEnd(task, taskRecords)
         const failedNow = hosts.filter((h) => failedInPlay.has(h.name) || unreachable.has(h.name)).length
         if (play.anyErrorsFatal && taskRecords.some((r) => r.status === 'failed' && !r.ignored)) {
