@@ -14,11 +14,13 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
     '<%= config.bin %> up                       # the local default cluster (inventory/local.yml)',
     '<%= config.bin %> up -i hosts.yml -e redis_version=7.0.15 -e redis_source=/srv/redis-7.0.15.tar.gz',
     '<%= config.bin %> up -i hosts.yml --check --diff',
+    '<%= config.bin %> up -i hosts.yml --remove-missing   # scale in: drain and remove the hosts taken out of the inventory',
   ]
   static override flags = {
     ...playFlags,
     group: Flags.string({description: 'inventory group (host pattern) holding the Redis hosts', default: 'redis'}),
     'allow-partial': Flags.boolean({description: 'form the cluster even if some hosts failed or were unreachable', default: false}),
+    'remove-missing': Flags.boolean({description: 'drain, forget and stop the cluster\'s nodes the inventory no longer lists (without it they are reported and nothing changes)', default: false}),
     playbook: Flags.string({description: 'use another playbook instead of the bundled one', default: bundled('playbooks/redis-cluster.yml')}),
   }
 
@@ -47,7 +49,7 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
       playbooks: [flags.playbook],
       flags,
       hosts: flags.group,
-      vars: {...password, ...(flags['allow-partial'] ? {allow_partial: true} : {})},
+      vars: {...password, ...(flags['allow-partial'] ? {allow_partial: true} : {}), ...(flags['remove-missing'] ? {remove_missing: true} : {})},
       warnings,
     })
     process.exitCode = code

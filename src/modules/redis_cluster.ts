@@ -7,14 +7,18 @@
 //   timeout        int     seconds to wait for the cluster to settle (default 60 + 0.1 per node)
 //   allow_partial  bool    go on without nodes that cannot be reached: form the cluster from
 //                          the others, or report an existing one (default false: fail)
+//   remove_missing bool    drain, forget and stop the cluster's nodes the inventory no longer
+//                          lists (default false: report them, change nothing, fail)
 //
 // Nodes come from each host's variables: ports redis_port_start (default 6379) up to
 // redis_port_start + redis_count - 1 (redis_count default 100), at redis_bind when set,
 // else at the host's address (names are resolved: MEET on 5.0.x takes numeric IPs only).
 //
 // Idempotent: fresh empty nodes are formed into the planned cluster; a formation that was
-// interrupted is finished; an existing cluster is left alone (ok), and new empty nodes next
-// to it are listed in data.newNodes for the scaling step. A node that is alone but holds
+// interrupted is finished; an existing cluster is scaled to the inventory (src/redis/scale.ts:
+// open slots settled, new empty nodes joined, replicas attached, slots rebalanced, nodes no
+// longer listed removed with remove_missing), and left alone (ok) when it already matches.
+// A node that is alone but holds
 // keys or foreign slots fails the task, naming it. Check mode sends no state-changing
 // command and says what it would send.
 //
@@ -28,6 +32,7 @@
 import {BaremetalError, ClusterError} from '../errors.js'
 import {clusterNodesFromHosts, defaultTimeoutMs, formCluster, type FormResult} from '../redis/cluster.js'
 import {planCluster, type ClusterPlan} from '../redis/plan.js'
+import {scaleCluster, scaleMessage} from '../redis/scale.js'
 import {rangesToString} from '../redis/nodes.js'
 import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
 
@@ -112,6 +117,21 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
     log: msg => ctx.log(msg),
     signal: ctx.signal,
   })
+  let scaleNote = ''
+  if (result.action === 'none') {
+    // An existing cluster: settle, join, rebalance and remove until it matches the inventory.
+    const scaled = await scaleCluster(nodes, {
+      replicas, password, removeMissing: args.remove_missing === true, check: ctx.check, log: msg => ctx.log(msg), signal: ctx.signal,
+      timeoutMs: timeoutSec === undefined ? undefined : timeoutSec * 1000,
+    })
+    if (scaled.changed) {
+      const data = {...summarize({...result, report: scaled.report, newNodes: scaled.report.newNodes}), scaling: scaled} as unknown as Record<string, unknown>
+      const problems = scaled.report.problems
+      if (!ctx.check && problems.length > 0) return {status: 'failed', msg: `scaled, but the cluster is unhealthy: ${problems.slice(0, 5).join('; ')}`, data}
+      return {status: 'changed', msg: scaleMessage(scaled, ctx.check), data}
+    }
+    if (scaled.skipped) scaleNote = `; scaling skipped: ${scaled.skipped}`
+  }
   const summary = summarize(result)
   const data = summary as unknown as Record<string, unknown>
   const extras = [
@@ -127,7 +147,7 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
     if (problems.length > 0) {
       return {status: 'failed', msg: `cluster formed but unhealthy: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? '; …' : ''}`, data}
     }
-    return {status: 'ok', msg: `cluster already formed: ${summary.masters.length} masters, ${summary.replicas.length} replicas${tail}`, data}
+    return {status: 'ok', msg: `cluster already formed: ${summary.masters.length} masters, ${summary.replicas.length} replicas${tail}${scaleNote}`, data}
   }
   if (ctx.check) {
     const what = result.action === 'formed' ? `would form ${planLine(result.plan)}` : `would finish an interrupted formation of ${planLine(result.plan)}`
@@ -149,6 +169,7 @@ export const redisClusterModule: ModuleSpec = {
     password: {type: 'string', secret: true},
     timeout: {type: 'int'},
     allow_partial: {type: 'bool', default: false},
+    remove_missing: {type: 'bool', default: false},
   },
   checkMode: true,
   runOnce: true,

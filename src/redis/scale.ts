@@ -1,0 +1,561 @@
+import {setTimeout as sleep} from 'node:timers/promises'
+import {ClusterError} from '../errors.js'
+import {defaultTimeoutMs, describeRedisError, NodePool, probeAll, waitFor, type ClusterOptions} from './cluster.js'
+import {decideOpenSlot, moveBatch, moveSlots, type MigrateNode, type MoveOptions, type OpenSlotDecision, type OpenSlotView} from './migrate.js'
+import {countSlots, nodeAddr, parseClusterNodes, type NodeEntry} from './nodes.js'
+import type {ClusterNode} from './plan.js'
+import {planRebalance, planRoles, type BalanceMaster, type RolePlan} from './rebalance.js'
+import {buildClusterReport, isMember, knownEntries, probeOk, type ClusterReport, type NodeProbe, type NodeProbeOk} from './status.js'
+
+// Scaling an existing cluster to the inventory, from the controller, in one idempotent
+// pass that a re-run after any interruption finishes:
+//   1. read every inventory node and every member the cluster knows;
+//   2. members the inventory no longer lists: without removeMissing, stop here and say
+//      so (a typo in the inventory must never drain a host);
+//   3. settle open slots an interrupted run left (finish or roll back each);
+//   4. new empty nodes MEET the cluster; roles planned (planRoles); replicas attached;
+//   5. slots rebalanced over the staying masters (planRebalance, moveSlots);
+//   6. members that left: replicas re-attached, CLUSTER FORGET on every staying node,
+//      then CLUSTER RESET HARD and SHUTDOWN NOSAVE on the leaving nodes themselves;
+//   7. wait until every node agrees on one healthy slot map.
+
+export interface ScaleOptions extends ClusterOptions {
+  replicas: number
+  /** Drain and remove members the inventory does not list (else: refuse, change nothing). */
+  removeMissing?: boolean
+  check?: boolean
+  /** Slot batches in flight at once (default 8). */
+  moveConcurrency?: number
+  /** Slots per batch (default 32). */
+  batchSlots?: number
+}
+
+export interface RemovedNode {
+  id: string
+  addr: string
+  /** SHUTDOWN NOSAVE answered (or the node was already down). */
+  stopped: boolean
+  note?: string
+}
+
+export interface ScaleResult {
+  changed: boolean
+  /** Nothing done because some inventory nodes cannot be reached (with allow_partial). */
+  skipped?: string
+  /** Open slots found and what was (or would be) done with each. */
+  openSlots: OpenSlotDecision[]
+  joined: string[]
+  newMasters: string[]
+  attached: Array<{replica: string; master: string}>
+  /** Slots planned to move (check mode: would move). */
+  plannedSlots: number
+  moved: {slots: number; keys: number; elapsedMs: number}
+  /** Members the inventory no longer lists (removed with removeMissing). */
+  leaving: string[]
+  removed: RemovedNode[]
+  warnings: string[]
+  /** Live state at the end (before any change in check mode). */
+  report: ClusterReport
+  elapsedMs: number
+}
+
+export const REMOVED_HOST = '(not in inventory)'
+
+interface Member {
+  id: string
+  addr: string
+  node: ClusterNode
+  inInventory: boolean
+  /** Its own line when it answered, else how others see it. */
+  line: NodeEntry
+  reachable: boolean
+}
+
+interface Observation {
+  probes: NodeProbe[]
+  members: Map<string, Member>
+  lone: NodeProbeOk[]
+  leaving: Member[]
+  unreachable: string[]
+}
+
+// Everything the steps decide from: one probe round over the inventory, full lines for
+// every id any member knows, and the own lines of members the inventory does not list.
+async function observe(pool: NodePool, nodes: readonly ClusterNode[], concurrency: number): Promise<Observation> {
+  const probes = await probeAll(pool, nodes, concurrency)
+  const ok = probes.filter(probeOk)
+  const unreachable = probes.filter(p => !probeOk(p)).map(p => p.addr)
+  const memberProbes = ok.filter(isMember)
+  const lone = ok.filter(p => !isMember(p))
+  const byId = new Map<string, NodeEntry>()
+  const addEntries = (entries: readonly NodeEntry[]) => {
+    for (const e of entries) if (!e.handshake && !(byId.has(e.id) && !byId.get(e.id)!.noaddr)) byId.set(e.id, e)
+  }
+  for (const p of memberProbes) if (p.entries) addEntries(p.entries)
+  // Views with the same slot map share one kept copy; ask again where an id is missing.
+  for (const p of memberProbes) {
+    if (![...p.view.known].every(x => byId.has(p.view.ids.ids[x]))) {
+      const text = await pool.run(p.node, r => r.call('CLUSTER', 'NODES')).then(String, () => '')
+      if (text) addEntries(parseClusterNodes(text))
+    }
+  }
+  const members = new Map<string, Member>()
+  for (const p of memberProbes) {
+    members.set(p.myself.id, {id: p.myself.id, addr: p.addr, node: p.node, inInventory: true, line: p.myself, reachable: true})
+  }
+  const inventoryAddrs = new Set(probes.map(p => p.addr))
+  const others = [...byId.values()].filter(e => !members.has(e.id) && !lone.some(l => l.myself.id === e.id) && !(e.addr && inventoryAddrs.has(e.addr)))
+  const otherProbes = await probeAll(
+    pool,
+    others.filter(e => e.ip && !e.noaddr).map(e => ({host: REMOVED_HOST, ip: e.ip, port: e.port})),
+    concurrency,
+  )
+  const probeByAddr = new Map(otherProbes.map(p => [p.addr, p]))
+  const leaving: Member[] = []
+  for (const e of others) {
+    const p = probeByAddr.get(e.addr)
+    const own = p && probeOk(p) && p.myself.id === e.id ? p.myself : undefined
+    const m: Member = {id: e.id, addr: e.addr, node: {host: REMOVED_HOST, ip: e.ip, port: e.port}, inInventory: false, line: own ?? e, reachable: own !== undefined}
+    members.set(e.id, m)
+    leaving.push(m)
+  }
+  return {probes, members, lone, leaving, unreachable}
+}
+
+const isMaster = (m: Member) => m.line.master && !m.line.replica
+
+// Per open slot: who claims it, who moves it, and how many keys the involved nodes hold.
+async function openSlotViews(pool: NodePool, obs: Observation): Promise<OpenSlotView[]> {
+  const slots = new Set<number>()
+  for (const m of obs.members.values()) for (const x of [...m.line.migrating, ...m.line.importing]) slots.add(x.slot)
+  const views: OpenSlotView[] = []
+  for (const slot of [...slots].sort((a, b) => a - b)) {
+    const owners = [...obs.members.values()].filter(m => isMaster(m) && m.line.slots.some(([a, b]) => slot >= a && slot <= b)).map(m => m.id)
+    const migrating = [...obs.members.values()].flatMap(m => m.line.migrating.filter(x => x.slot === slot).map(x => ({node: m.id, to: x.to})))
+    const importing = [...obs.members.values()].flatMap(m => m.line.importing.filter(x => x.slot === slot).map(x => ({node: m.id, from: x.from})))
+    const involved = [...new Set([...owners, ...migrating.flatMap(x => [x.node, x.to]), ...importing.flatMap(x => [x.node, x.from])])]
+    const keys: Record<string, number> = {}
+    const unreachable: string[] = []
+    for (const id of involved) {
+      const m = obs.members.get(id)
+      if (!m || !m.reachable) {
+        unreachable.push(id)
+        continue
+      }
+      try {
+        keys[id] = Number(await pool.run(m.node, r => r.call('CLUSTER', 'COUNTKEYSINSLOT', String(slot))))
+      } catch {
+        unreachable.push(id)
+      }
+    }
+    views.push({slot, owners, migrating, importing, keys, unreachable})
+  }
+  return views
+}
+
+function migrateNode(m: Member): MigrateNode {
+  return {...m.node, id: m.id}
+}
+
+// Finish or roll back every open slot the decisions allow; the rest is an error.
+async function settleOpenSlots(pool: NodePool, obs: Observation, decisions: readonly OpenSlotDecision[], opts: MoveOptions): Promise<number> {
+  const nodes = new Map([...obs.members.values()].map(m => [m.id, migrateNode(m)]))
+  const masters = [...obs.members.values()].filter(m => isMaster(m) && m.reachable).map(m => m.id)
+  let commands = 0
+  for (const d of decisions) {
+    if (d.action === 'stuck') continue
+    if (d.action === 'finish') {
+      const to = nodes.get(d.to)!
+      if (d.from) {
+        const from = obs.members.get(d.from)!
+        const ownsFrom = from.line.slots.some(([a, b]) => d.slot >= a && d.slot <= b)
+        const toLine = obs.members.get(d.to)!.line
+        const toOwns = toLine.slots.some(([a, b]) => d.slot >= a && d.slot <= b)
+        await moveBatch(nodes.get(d.from)!, to, [d.slot], masters, nodes, opts, {skipImporting: toOwns, skipMigrating: !ownsFrom})
+      } else {
+        for (const id of masters) await pool.run(nodes.get(id)!, r => r.call('CLUSTER', 'SETSLOT', String(d.slot), 'NODE', d.to)).catch(() => undefined)
+      }
+      commands++
+    }
+    for (const id of d.stable) {
+      const n = nodes.get(id)
+      if (!n) continue
+      await pool.run(n, r => r.call('CLUSTER', 'SETSLOT', String(d.slot), 'STABLE')).catch(error => {
+        throw new ClusterError(`${nodeAddr(n)}: SETSLOT ${d.slot} STABLE failed: ${describeRedisError(error, opts.password)}`, {where: {host: n.host}})
+      })
+      commands++
+    }
+  }
+  return commands
+}
+
+interface Layout {
+  roles: RolePlan
+  /** Masters for the balance: staying ones, spare ones becoming masters, leaving ones. */
+  balance: BalanceMaster[]
+  leavingIds: string[]
+}
+
+function planLayout(obs: Observation, replicas: number): Layout {
+  const staying = [...obs.members.values()].filter(m => m.inInventory)
+  const holders = staying.filter(m => isMaster(m) && m.line.slots.length > 0)
+  const emptyMasters = staying.filter(m => isMaster(m) && m.line.slots.length === 0)
+  const roles = planRoles({
+    replicasPerMaster: replicas,
+    masters: holders.map(m => ({id: m.id, host: m.node.host})),
+    replicas: staying.filter(m => m.line.replica).map(m => ({id: m.id, host: m.node.host, master: m.line.masterId})),
+    spare: [...emptyMasters.map(m => ({id: m.id, host: m.node.host})), ...obs.lone.map(p => ({id: p.myself.id, host: p.node.host}))],
+  })
+  const leavingMasters = obs.leaving.filter(m => isMaster(m) && m.line.slots.length > 0)
+  const balance: BalanceMaster[] = [
+    ...holders.map(m => ({id: m.id, host: m.node.host, slots: m.line.slots})),
+    ...roles.newMasters.map(id => ({id, slots: [] as number[]})),
+    ...leavingMasters.map(m => ({id: m.id, host: m.node.host, slots: m.line.slots})),
+  ]
+  return {roles, balance, leavingIds: obs.leaving.map(m => m.id)}
+}
+
+function leavingMessage(leaving: readonly Member[]): string {
+  const list = leaving.slice(0, 10).map(m => `${m.addr} (${isMaster(m) ? `master, ${countSlots(m.line.slots)} slots` : 'replica'}${m.reachable ? '' : ', unreachable'})`)
+  return `${leaving.length} node(s) of the cluster are not in the inventory: ${list.join(', ')}${leaving.length > 10 ? ', …' : ''}`
+}
+
+// The whole pass; changes nothing in check mode and returns what it would do.
+export async function scaleCluster(nodes: readonly ClusterNode[], opts: ScaleOptions): Promise<ScaleResult> {
+  const started = Date.now()
+  const log = opts.log ?? (() => {})
+  const concurrency = opts.concurrency ?? 64
+  const deadline = () => Date.now() + (opts.timeoutMs ?? defaultTimeoutMs(nodes.length))
+  const pool = new NodePool({password: opts.password, connectTimeoutMs: opts.connectTimeoutMs ?? 5000})
+  const result: ScaleResult = {
+    changed: false,
+    openSlots: [],
+    joined: [],
+    newMasters: [],
+    attached: [],
+    plannedSlots: 0,
+    moved: {slots: 0, keys: 0, elapsedMs: 0},
+    leaving: [],
+    removed: [],
+    warnings: [],
+    report: undefined as unknown as ClusterReport,
+    elapsedMs: 0,
+  }
+  const moveOpts: MoveOptions = {
+    pool,
+    password: opts.password,
+    concurrency: opts.moveConcurrency,
+    batchSlots: opts.batchSlots,
+    signal: opts.signal,
+    log,
+  }
+  const finish = (report: ClusterReport) => ({...result, report, elapsedMs: Date.now() - started})
+  try {
+    let obs = await observe(pool, nodes, concurrency)
+    if (obs.unreachable.length > 0) {
+      result.skipped = `${obs.unreachable.length} inventory node(s) unreachable (${obs.unreachable.slice(0, 5).join(', ')}): no scaling step until they answer`
+      return finish(buildClusterReport(obs.probes))
+    }
+    result.leaving = obs.leaving.map(m => m.addr)
+    if (obs.leaving.length > 0 && !opts.removeMissing) {
+      throw new ClusterError(`${leavingMessage(obs.leaving)}; nothing was changed`, {
+        hint: 'if these hosts are meant to leave, run up --remove-missing (drains their slots, then forgets and stops them); otherwise put them back in the inventory',
+      })
+    }
+
+    // 3. Open slots left by an interrupted run.
+    const views = await openSlotViews(pool, obs)
+    result.openSlots = views.map(decideOpenSlot)
+    const stuck = result.openSlots.filter(d => d.action === 'stuck')
+    if (opts.check) {
+      if (result.openSlots.length > 0) result.changed = true
+      if (stuck.length > 0 || result.openSlots.length > 0) {
+        result.warnings.push(`${result.openSlots.length} open slot(s) are settled first; the rest of the plan is computed after that`)
+        return finish(buildClusterReport(obs.probes))
+      }
+    } else if (result.openSlots.length > 0) {
+      const settled = result.openSlots.filter(d => d.action !== 'stuck')
+      log(`redis_cluster: settling ${settled.length} open slot(s) left by an interrupted run (${settled.filter(d => d.action === 'finish').length} finished, ${settled.filter(d => d.action === 'rollback').length} rolled back)`)
+      await settleOpenSlots(pool, obs, settled, moveOpts)
+      result.changed = true
+      if (stuck.length > 0) {
+        throw new ClusterError(`${stuck.length} open slot(s) cannot be settled now: ${stuck.slice(0, 5).map(d => `slot ${d.slot}: ${d.why}`).join('; ')}`, {
+          hint: 'bring the named nodes back and run up again',
+        })
+      }
+      obs = await observe(pool, nodes, concurrency)
+    }
+
+    // 4-5. Roles and moves (planned on what is there; a plan that cannot hold fails here).
+    const unreachableLeaving = obs.leaving.filter(m => !m.reachable && isMaster(m) && m.line.slots.length > 0)
+    if (unreachableLeaving.length > 0) {
+      throw new ClusterError(`cannot drain ${unreachableLeaving.map(m => m.addr).join(', ')}: the node(s) hold slots but do not answer`, {
+        hint: 'start them again so their keys can move, or fail their slots over to a replica first',
+      })
+    }
+    let layout = planLayout(obs, opts.replicas)
+    result.warnings.push(...layout.roles.warnings)
+    const addrOf = (id: string) => obs.members.get(id)?.addr ?? obs.lone.find(p => p.myself.id === id)?.addr ?? id
+    result.newMasters = layout.roles.newMasters.map(addrOf)
+    result.attached = layout.roles.attach.map(a => ({replica: addrOf(a.replica), master: addrOf(a.master)}))
+    result.joined = obs.lone.map(p => p.addr)
+    result.plannedSlots = planRebalance(layout.balance, layout.leavingIds).moved
+    const work = obs.lone.length + layout.roles.attach.length + result.plannedSlots + obs.leaving.length
+    if (work > 0) result.changed = true
+    if (opts.check || work === 0) return finish(buildClusterReport(obs.probes))
+
+    // 4. Join.
+    if (obs.lone.length > 0) {
+      await join(pool, obs, deadline(), opts, log)
+      obs = await observe(pool, nodes, concurrency)
+      if (obs.lone.length > 0) throw new ClusterError(`${obs.lone.length} node(s) did not join: ${obs.lone.map(p => p.addr).join(', ')}`)
+      layout = planLayout(obs, opts.replicas)
+    }
+    await attachReplicas(pool, obs, layout.roles, deadline(), opts, log)
+
+    // 5. Moves.
+    const plan = planRebalance(layout.balance, layout.leavingIds)
+    if (plan.moved > 0) {
+      const members = new Map([...obs.members.values()].map(m => [m.id, migrateNode(m)]))
+      const masters = [...new Set([...obs.members.values()].filter(m => isMaster(m) && m.reachable).map(m => m.id).concat(layout.roles.newMasters))]
+      log(`redis_cluster: moving ${plan.moved} slot(s) in ${plan.moves.length} move(s) to balance ${Object.keys(plan.targets).length} master(s)`)
+      let lastLog = Date.now()
+      const moved = await moveSlots(plan.moves, members, masters, {
+        ...moveOpts,
+        progress: p => {
+          if (Date.now() - lastLog < 2000) return
+          lastLog = Date.now()
+          log(`redis_cluster: moved ${p.slots}/${p.totalSlots} slot(s), ${p.keys} key(s), ${Math.round(p.keys / Math.max(0.001, p.elapsedMs / 1000))} keys/s`)
+        },
+      })
+      result.moved = moved
+      log(`redis_cluster: moved ${moved.slots} slot(s) and ${moved.keys} key(s) in ${(moved.elapsedMs / 1000).toFixed(1)} s`)
+    }
+
+    // 6. Removal.
+    if (obs.leaving.length > 0) {
+      obs = await observe(pool, nodes, concurrency)
+      result.removed = await removeLeaving(pool, obs, deadline(), opts, log)
+    }
+
+    // 7. One healthy slot map, planned roles in place.
+    log('redis_cluster: waiting for every node to agree on the new slot map')
+    let report: ClusterReport | undefined
+    await waitFor(deadline(), opts.signal, nodes.length, async () => {
+      const fresh = await probeAll(pool, nodes, concurrency)
+      report = buildClusterReport(fresh)
+      const byId = new Map(fresh.filter(probeOk).map(p => [p.myself.id, p]))
+      const roles = layout.roles.attach
+        .filter(a => byId.has(a.replica) && byId.get(a.replica)!.myself.masterId !== a.master)
+        .map(a => `${byId.get(a.replica)!.addr} is not yet a replica of ${addrOf(a.master)}`)
+      return [...report.problems, ...roles]
+    }, 'the cluster to agree after scaling', log)
+    return finish(report!)
+  } finally {
+    await pool.closeAll()
+  }
+}
+
+// New nodes MEET one staying member; gossip spreads them. Nodes still missing peers after
+// a few seconds are introduced directly to the ones they lack.
+async function join(pool: NodePool, obs: Observation, deadline: number, opts: ScaleOptions, log: (m: string) => void): Promise<void> {
+  const staying = [...obs.members.values()].filter(m => m.inInventory && m.reachable)
+  const seed = staying[0]
+  log(`redis_cluster: ${obs.lone.length} new node(s) meeting ${seed.addr}`)
+  await Promise.all(
+    obs.lone.map(p =>
+      pool.run(p.node, r => r.call('CLUSTER', 'MEET', seed.node.ip, String(seed.node.port))).catch(error => {
+        throw new ClusterError(`${p.addr} (host ${p.node.host}): CLUSTER MEET ${seed.addr} failed: ${describeRedisError(error, opts.password)}`, {where: {host: p.node.host}})
+      }),
+    ),
+  )
+  const everyone = [...staying.map(m => ({id: m.id, node: m.node})), ...obs.lone.map(p => ({id: p.myself.id, node: p.node}))]
+  const want = new Set(everyone.map(e => e.id))
+  let lastNudge = Date.now()
+  await waitFor(deadline, opts.signal, everyone.length, async () => {
+    const behind: string[] = []
+    const lagging: Array<{node: ClusterNode; known: Set<string>}> = []
+    await Promise.all(
+      everyone.map(async e => {
+        const text = await pool.run(e.node, r => r.call('CLUSTER', 'NODES')).then(String, () => '')
+        const entries = text ? knownEntries(parseClusterNodes(text)) : []
+        const known = new Set(entries.map(x => x.id))
+        const missing = [...want].filter(id => !known.has(id))
+        if (missing.length > 0) {
+          behind.push(`${nodeAddr(e.node)} does not know ${missing.length} node(s) yet`)
+          lagging.push({node: e.node, known})
+        }
+      }),
+    )
+    if (lagging.length > 0 && Date.now() - lastNudge > 3000) {
+      lastNudge = Date.now()
+      await Promise.all(
+        lagging.map(l =>
+          pool
+            .run(l.node, async r => {
+              const p = r.pipeline()
+              for (const e of everyone) if (!l.known.has(e.id) && nodeAddr(e.node) !== nodeAddr(l.node)) p.call('CLUSTER', 'MEET', e.node.ip, String(e.node.port))
+              await p.exec()
+            })
+            .catch(() => undefined),
+        ),
+      )
+    }
+    return behind
+  }, 'new nodes to join', log)
+}
+
+// CLUSTER REPLICATE for every replica whose master is new or changes; a master the
+// replica does not know yet is retried until gossip has brought it.
+async function attachReplicas(pool: NodePool, obs: Observation, roles: RolePlan, deadline: number, opts: ScaleOptions, log: (m: string) => void): Promise<void> {
+  let pending = roles.attach.filter(a => obs.members.get(a.replica)?.line.masterId !== a.master)
+  if (pending.length === 0) return
+  log(`redis_cluster: attaching ${pending.length} replica(s)`)
+  await waitFor(deadline, opts.signal, obs.members.size, async () => {
+    const still: typeof pending = []
+    const why: string[] = []
+    for (const a of pending) {
+      const m = obs.members.get(a.replica)!
+      try {
+        await pool.run(m.node, r => r.call('CLUSTER', 'REPLICATE', a.master))
+      } catch (error) {
+        const msg = describeRedisError(error, opts.password)
+        if (!/unknown node|not a master|only replicate a master/i.test(msg)) {
+          throw new ClusterError(`${m.addr}: CLUSTER REPLICATE ${a.master.slice(0, 8)} failed: ${msg}`, {where: {host: m.node.host}})
+        }
+        still.push(a)
+        why.push(`${m.addr}: ${msg}`)
+      }
+    }
+    pending = still
+    return why
+  }, 'replicas to attach', log)
+}
+
+// Staying nodes forget the leaving ones (all within the 60 s FORGET window, re-sent to
+// any node that still lists one), then each leaving node is reset and stopped.
+async function removeLeaving(pool: NodePool, obs: Observation, deadline: number, opts: ScaleOptions, log: (m: string) => void): Promise<RemovedNode[]> {
+  const leaving = obs.leaving
+  const holding = leaving.filter(m => isMaster(m) && m.line.slots.length > 0)
+  if (holding.length > 0) throw new ClusterError(`not removing ${holding.map(m => m.addr).join(', ')}: still serving slots after the drain`, {hint: 'run up --remove-missing again'})
+  const staying = [...obs.members.values()].filter(m => m.inInventory && m.reachable)
+  const ids = new Set(leaving.map(m => m.id))
+  const dependent = staying.filter(m => m.line.replica && m.line.masterId && ids.has(m.line.masterId))
+  if (dependent.length > 0) throw new ClusterError(`${dependent.map(m => m.addr).join(', ')} still replicate a leaving node`, {hint: 'run up --remove-missing again'})
+  log(`redis_cluster: removing ${leaving.length} node(s): CLUSTER FORGET on ${staying.length} node(s), then reset and stop them`)
+  const forgetAll = async (targets: readonly Member[]) =>
+    Promise.all(
+      targets.map(m =>
+        pool.run(m.node, async r => {
+          const p = r.pipeline()
+          for (const id of ids) p.call('CLUSTER', 'FORGET', id)
+          const res = (await p.exec()) ?? []
+          for (const [err] of res) if (err && !/unknown node/i.test(err.message)) throw new ClusterError(`${m.addr}: CLUSTER FORGET failed: ${describeRedisError(err, opts.password)}`, {where: {host: m.node.host}})
+        }),
+      ),
+    )
+  await forgetAll(staying)
+  const removed: RemovedNode[] = []
+  for (const m of leaving) {
+    if (!m.reachable) {
+      removed.push({id: m.id, addr: m.addr, stopped: true, note: 'was not reachable: forgotten only'})
+      continue
+    }
+    let note: string | undefined
+    try {
+      await pool.run(m.node, r => r.call('CLUSTER', 'RESET', 'HARD'))
+    } catch (error) {
+      note = `CLUSTER RESET HARD failed: ${describeRedisError(error, opts.password)}`
+    }
+    let stopped = false
+    try {
+      await pool.run(m.node, r => r.call('SHUTDOWN', 'NOSAVE'))
+    } catch (error) {
+      // The answer to a successful SHUTDOWN is the connection closing.
+      stopped = /closed|ECONNRESET|end of stream/i.test(error instanceof Error ? error.message : String(error))
+      if (!stopped) note = [note, `SHUTDOWN NOSAVE failed: ${describeRedisError(error, opts.password)}`].filter(Boolean).join('; ')
+    }
+    removed.push({id: m.id, addr: m.addr, stopped, ...(note ? {note} : {})})
+  }
+  // Forgotten nodes come back only through gossip from a node that still lists them.
+  await waitFor(deadline, opts.signal, staying.length, async () => {
+    const remembering: Member[] = []
+    await Promise.all(
+      staying.map(async m => {
+        const text = await pool.run(m.node, r => r.call('CLUSTER', 'NODES')).then(String, () => '')
+        if (parseClusterNodes(text).some(e => ids.has(e.id))) remembering.push(m)
+      }),
+    )
+    if (remembering.length > 0) {
+      await forgetAll(remembering).catch(() => undefined)
+      await sleep(200)
+    }
+    return remembering.map(m => `${m.addr} still lists a removed node`)
+  }, 'removed nodes to be forgotten', log)
+  return removed
+}
+
+/** Slots per master as a compact, printable line: "6 masters, 2730-2731 slots". */
+export function balanceLine(report: ClusterReport): string {
+  const sizes = report.masters.map(m => m.slotCount)
+  if (sizes.length === 0) return 'no masters'
+  const lo = Math.min(...sizes)
+  const hi = Math.max(...sizes)
+  return `${sizes.length} masters, ${lo === hi ? lo : `${lo}-${hi}`} slots each`
+}
+
+
+// The task line: what happened (or would), then the balance it ended with.
+export function scaleMessage(r: ScaleResult, check = false): string {
+  const parts: string[] = []
+  const settled = r.openSlots.filter(d => d.action !== 'stuck')
+  if (settled.length > 0) parts.push(`${check ? 'would settle' : 'settled'} ${settled.length} open slot(s) (${settled.filter(d => d.action === 'finish').length} finished, ${settled.filter(d => d.action === 'rollback').length} rolled back)`)
+  if (r.joined.length > 0) parts.push(`${check ? 'would join' : 'joined'} ${r.joined.length} node(s) (${r.newMasters.length} as masters)`)
+  if (r.attached.length > 0) parts.push(`${check ? 'would attach' : 'attached'} ${r.attached.length} replica(s)`)
+  if (check && r.plannedSlots > 0) parts.push(`would move ${r.plannedSlots} slot(s)`)
+  if (!check && r.moved.slots > 0) {
+    const secs = r.moved.elapsedMs / 1000
+    parts.push(`moved ${r.moved.slots} slot(s) and ${r.moved.keys} key(s) in ${secs.toFixed(1)} s (${Math.round(r.moved.keys / Math.max(secs, 0.001))} keys/s)`)
+  }
+  if (check && r.leaving.length > 0) parts.push(`would remove ${r.leaving.length} node(s)`)
+  if (r.removed.length > 0) {
+    const stopped = r.removed.filter(x => x.stopped).length
+    parts.push(
+      `removed ${r.removed.length} node(s) (${stopped} stopped${stopped < r.removed.length ? `, ${r.removed.length - stopped} could not be stopped: ${r.removed.find(x => !x.stopped)?.note ?? ''}` : ''}); ` +
+        'their directories stay on the removed hosts: `baremetal down -i <inventory listing them>` deletes them',
+    )
+  }
+  if (parts.length === 0) parts.push('nothing to do')
+  const tail = check ? '' : `: ${balanceLine(r.report)}`
+  return `${parts.join(', ')}${tail}${r.warnings.length ? ` (warning: ${r.warnings.join('; ')})` : ''}`
+}
+
+export interface Members {
+  /** ip:port of every node some member knows. */
+  members: string[]
+  /** Their distinct IPs. */
+  ips: string[]
+  /** Members whose address is not one of `nodes`. */
+  missing: string[]
+}
+
+// Who is in the cluster, asked of the first node of every host (cheap: one connection
+// per host). Nothing running yet gives empty lists.
+export async function readMembers(nodes: readonly ClusterNode[], opts: ClusterOptions = {}): Promise<Members> {
+  const firsts = [...new Map(nodes.map(n => [n.host, n])).values()]
+  const pool = new NodePool({password: opts.password, connectTimeoutMs: opts.connectTimeoutMs ?? 3000})
+  try {
+    const texts = await probeAll(pool, firsts, opts.concurrency ?? 32)
+    const known = new Map<string, NodeEntry>()
+    for (const p of texts) {
+      if (!probeOk(p) || !isMember(p)) continue
+      const text = await pool.run(p.node, r => r.call('CLUSTER', 'NODES')).then(String, () => '')
+      for (const e of knownEntries(text ? parseClusterNodes(text) : [])) if (e.ip) known.set(e.addr, e)
+    }
+    const inventory = new Set(nodes.map(n => nodeAddr(n)))
+    const members = [...known.keys()].sort()
+    return {members, ips: [...new Set([...known.values()].map(e => e.ip))].sort(), missing: members.filter(a => !inventory.has(a))}
+  } finally {
+    await pool.closeAll()
+  }
+}
