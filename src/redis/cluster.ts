@@ -325,7 +325,17 @@ export async function formCluster(nodes: readonly ClusterNode[], plan: ClusterPl
     const probes = await probeAll(pool, nodes, concurrency)
     checkAbort(opts.signal)
     const unreachable = probes.filter(p => !probeOk(p))
-    if (unreachable.length > 0 && !opts.allowPartial) {
+    // Check mode on a fresh or half-down fleet: a node that refuses connections is not
+    // running yet, and the instances task before this one would start it. Plan as if it
+    // were there (a fresh fleet: the whole formation) instead of failing.
+    const notRunning = opts.check === true && unreachable.length > 0 && unreachable.every(p => /ECONNREFUSED|connection refused/i.test(p.error))
+    if (notRunning && probes.filter(probeOk).every(p => p.view.lines === 1 && p.myself.slots.length === 0)) {
+      return {
+        changed: true, action: 'formed', commands: freshCommands(plan), plan, report: buildClusterReport(probes), newNodes: [],
+        unreachable: unreachable.map(p => p.addr), elapsedMs: Date.now() - started,
+      }
+    }
+    if (unreachable.length > 0 && !opts.allowPartial && !notRunning) {
       const first = unreachable[0]
       throw new ClusterError(
         `${unreachable.length} of ${nodes.length} Redis node(s) unreachable: ${unreachable
@@ -524,6 +534,13 @@ export async function formCluster(nodes: readonly ClusterNode[], plan: ClusterPl
 }
 
 const NUDGE_MS = 1000
+
+// What forming `plan` on fresh nodes sends: ADDSLOTS chunks, one epoch per node, a MEET per
+// node but the seed, a REPLICATE per replica (the count check mode reports).
+function freshCommands(plan: ClusterPlan): number {
+  const n = plan.masters.length + plan.replicas.length
+  return plan.masters.reduce((t, m) => t + Math.ceil(m.slotCount / ADDSLOTS_CHUNK), 0) + n + (n - 1) + plan.replicas.length
+}
 
 // Direct introductions for nodes that gossip has not reached yet: one CLUSTER NODES and
 // one pipeline of MEETs per lagging node. Returns the number of MEETs sent.
