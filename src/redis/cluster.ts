@@ -369,7 +369,9 @@ export async function formCluster(nodes: readonly ClusterNode[], plan: ClusterPl
       }
       // Nodes just restarted (drift repair, a config change) rejoin within a few node
       // timeouts: wait for that, read-only and bounded, instead of failing at once.
-      const pending = (r: ClusterReport) => r.problems.filter(p => !(opts.allowPartial && /unreachable|marked failed/.test(p)))
+      // Members missing from the inventory and open slots are the scaling step's to settle.
+      const pending = (r: ClusterReport) =>
+        r.problems.filter(p => !(opts.allowPartial && /unreachable|marked failed/.test(p)) && !/inventory does not list|open \((migrating|importing)|more open slot/.test(p))
       let settled = report
       if (!opts.check && pending(report).length > 0) {
         log(`redis_cluster: cluster formed but not settled yet (${pending(report)[0]}): waiting`)

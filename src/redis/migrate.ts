@@ -55,6 +55,7 @@ export interface MoveResult {
 const OWNER_ALREADY = /already the owner/i
 const NOT_OWNER = /not the owner/i
 const STILL_KEYS = /still hold keys/i
+const ONLY_MASTERS = /only with masters/i
 
 // Carries out the planned moves; `masters` are all masters that should hear about new
 // owners (SETSLOT NODE), the pairs' ends included.
@@ -184,7 +185,9 @@ export async function moveBatch(
       throw fail(from, 'SETSLOT NODE on the source failed', e, password)
     })
     const busyKeys = fromRes.filter(([err]) => err && STILL_KEYS.test(err.message))
-    const other = fromRes.find(([err]) => err && !STILL_KEYS.test(err.message))
+    // A source that learned of the target's new epoch by gossip before our command lost
+    // the slots already; losing its last one made it a replica of the target.
+    const other = fromRes.find(([err]) => err && !STILL_KEYS.test(err.message) && !ONLY_MASTERS.test(err.message))
     if (other) throw fail(from, 'SETSLOT NODE on the source failed', other[0], password)
     if (busyKeys.length === 0) break
     if (attempt >= 5) throw fail(from, 'SETSLOT NODE on the source failed', busyKeys[0][0], password)

@@ -1,0 +1,285 @@
+import {Cluster} from 'ioredis'
+import {ClusterError} from '../errors.js'
+import {NodePool, describeRedisError} from '../redis/cluster.js'
+import {parseClusterInfo} from '../redis/nodes.js'
+import type {ClusterNode} from '../redis/plan.js'
+import {Histogram} from './histogram.js'
+import {keyOf, newWorker, valueOf, type WorkerKeys} from './keys.js'
+
+// `baremetal load`: N cluster clients (ioredis Cluster, MOVED/ASK handled by it), each
+// SETting `<uuid>-<counter>` in a loop, one request in flight per client, like the
+// legacy workload's worker processes; then, with verify, every acknowledged key read
+// back and compared with the value derived from its name.
+
+export interface LoadOptions {
+  /** Candidate seed nodes (the inventory's); the first few that serve a formed cluster are used. */
+  nodes: readonly ClusterNode[]
+  password?: string
+  clients: number
+  /** Stop after this long… */
+  durationMs?: number
+  /** …or after this many SETs (whichever comes first). */
+  requests?: number
+  /** Value length in bytes; default: the key twice. */
+  dataSize?: number
+  signal?: AbortSignal
+  /** Called about four times a second while writing. */
+  progress?: (p: LoadProgress) => void
+}
+
+export interface LoadProgress {
+  elapsedMs: number
+  sent: number
+  acked: number
+  errors: number
+  /** 0..1 of the duration or request budget. */
+  fraction: number
+  opsPerSec: number
+  p50Ms: number
+  p99Ms: number
+}
+
+export interface LatencyMs {
+  p50: number
+  p90: number
+  p99: number
+  p999: number
+  max: number
+  mean: number
+}
+
+export interface LoadResult {
+  clients: number
+  seeds: string[]
+  dataSize: number | null
+  durationMs: number
+  sent: number
+  acked: number
+  failed: number
+  opsPerSec: number
+  latencyMs: LatencyMs
+  /** Failed requests by kind (MOVED, TRYAGAIN, CLUSTERDOWN, TIMEOUT, CONNECTION_CLOSED, …). */
+  errors: Record<string, number>
+  /** Acknowledged keys per worker (for verify and --record). */
+  workers: WorkerKeys[]
+  /** Ranges kept in memory for all acknowledged keys (compactness). */
+  ranges: number
+}
+
+export interface VerifyResult {
+  checked: number
+  lost: number
+  wrong: number
+  /** Keys that could not be read (errors on every attempt): neither lost nor ok. */
+  unreadable: number
+  durationMs: number
+  lostSamples: string[]
+  wrongSamples: string[]
+  unreadableSamples: string[]
+  errors: Record<string, number>
+}
+
+// One word per kind of failure, so a change that only causes redirections is told apart
+// from one that drops connections or loses the cluster.
+export function errorKind(error: unknown): string {
+  const msg = error instanceof Error ? error.message : String(error)
+  const m = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|LOADING|READONLY|OOM|MASTERDOWN|BUSY|NOAUTH|WRONGPASS)\b/.exec(msg)
+  if (m) return m[1] === 'WRONGPASS' ? 'NOAUTH' : m[1]
+  if (/Too many Cluster redirections/i.test(msg)) return 'REDIRECTIONS'
+  if (/timed? ?out/i.test(msg)) return 'TIMEOUT'
+  if (/ECONNREFUSED/.test(msg)) return 'ECONNREFUSED'
+  if (/ECONNRESET|EPIPE/.test(msg)) return 'ECONNRESET'
+  if (/Connection is closed|Stream isn't writeable|end of stream/i.test(msg)) return 'CONNECTION_CLOSED'
+  if (/refresh slots cache|Cluster isn't ready|None of startup nodes/i.test(msg)) return 'CLUSTER_NOT_READY'
+  return 'OTHER'
+}
+
+// Seeds: the first nodes (at most 8) that say the cluster is formed. A new node that
+// has not joined yet would hand a client an empty slot map.
+export async function pickSeeds(nodes: readonly ClusterNode[], password?: string): Promise<ClusterNode[]> {
+  const pool = new NodePool({password, connectTimeoutMs: 3000})
+  const seeds: ClusterNode[] = []
+  const errors: string[] = []
+  try {
+    for (let i = 0; i < nodes.length && seeds.length < 8; i += 16) {
+      const batch = nodes.slice(i, i + 16)
+      const infos = await Promise.all(
+        batch.map(n =>
+          pool.run(n, async r => parseClusterInfo(String(await r.call('CLUSTER', 'INFO')))).catch(e => {
+            errors.push(`${n.ip}:${n.port}: ${describeRedisError(e, password)}`)
+            return undefined
+          }),
+        ),
+      )
+      batch.forEach((n, k) => {
+        const info = infos[k]
+        if (info && info.cluster_state === 'ok' && Number(info.cluster_slots_assigned) === 16384 && seeds.length < 8) seeds.push(n)
+      })
+    }
+  } finally {
+    await pool.closeAll()
+  }
+  if (seeds.length === 0) {
+    throw new ClusterError(`no node of the inventory serves a formed cluster (asked ${nodes.length})${errors.length ? `: ${errors.slice(0, 3).join('; ')}` : ''}`, {
+      hint: 'run baremetal up first, and check baremetal status',
+    })
+  }
+  return seeds
+}
+
+function newCluster(seeds: readonly ClusterNode[], password?: string, autoPipelining = false): Cluster {
+  return new Cluster(
+    seeds.map(n => ({host: n.ip, port: n.port})),
+    {
+      redisOptions: {password: password || undefined, connectTimeout: 5000, commandTimeout: 10_000, disableClientInfo: true},
+      scaleReads: 'master',
+      maxRedirections: 32,
+      retryDelayOnMoved: 0,
+      retryDelayOnFailover: 100,
+      retryDelayOnClusterDown: 200,
+      retryDelayOnTryAgain: 100,
+      slotsRefreshTimeout: 3000,
+      enableAutoPipelining: autoPipelining,
+    },
+  )
+}
+
+async function closeClients(clients: readonly Cluster[]): Promise<void> {
+  await Promise.all(clients.map(c => c.quit().catch(() => c.disconnect())))
+}
+
+// The write phase; never throws for request failures (they are counted by kind).
+export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
+  if (!(opts.clients >= 1)) throw new ClusterError(`--clients must be at least 1, got ${opts.clients}`)
+  if (opts.durationMs === undefined && opts.requests === undefined) throw new ClusterError('give a duration or a number of requests')
+  const seeds = await pickSeeds(opts.nodes, opts.password)
+  const clients = Array.from({length: opts.clients}, () => newCluster(seeds, opts.password))
+  for (const c of clients) c.on('error', () => {})
+  const workers = clients.map(() => newWorker())
+  const hist = new Histogram()
+  const errors: Record<string, number> = {}
+  let sent = 0
+  let acked = 0
+  let failed = 0
+  const started = Date.now()
+  const deadline = opts.durationMs === undefined ? Infinity : started + opts.durationMs
+  const budget = opts.requests ?? Infinity
+  const stopped = () => opts.signal?.aborted === true || Date.now() >= deadline || sent >= budget
+
+  const fraction = () =>
+    Math.min(1, Math.max(opts.durationMs === undefined ? 0 : (Date.now() - started) / opts.durationMs, opts.requests === undefined ? 0 : sent / opts.requests))
+  let lastAcked = 0
+  let lastAt = started
+  const timer = opts.progress
+    ? setInterval(() => {
+        const now = Date.now()
+        const rate = ((acked - lastAcked) * 1000) / Math.max(1, now - lastAt)
+        lastAcked = acked
+        lastAt = now
+        opts.progress!({elapsedMs: now - started, sent, acked, errors: failed, fraction: fraction(), opsPerSec: rate, p50Ms: hist.percentile(0.5) / 1000, p99Ms: hist.percentile(0.99) / 1000})
+      }, 250)
+    : undefined
+  try {
+    await Promise.all(
+      clients.map(async (client, i) => {
+        const w = workers[i]
+        for (let n = 0; !stopped(); n++) {
+          sent++
+          const key = keyOf(w.uuid, n)
+          const t0 = process.hrtime.bigint()
+          try {
+            await client.set(key, valueOf(key, opts.dataSize))
+            hist.record(Number(process.hrtime.bigint() - t0) / 1000)
+            w.acked.add(n)
+            acked++
+          } catch (error) {
+            failed++
+            const kind = errorKind(error)
+            errors[kind] = (errors[kind] ?? 0) + 1
+            // A cluster that is down must not be hammered in a tight loop.
+            if (kind !== 'MOVED' && kind !== 'ASK') await new Promise(r => setTimeout(r, 50))
+          }
+        }
+      }),
+    )
+  } finally {
+    if (timer) clearInterval(timer)
+    await closeClients(clients)
+  }
+  const durationMs = Date.now() - started
+  return {
+    clients: opts.clients,
+    seeds: seeds.map(n => `${n.ip}:${n.port}`),
+    dataSize: opts.dataSize ?? null,
+    durationMs,
+    sent,
+    acked,
+    failed,
+    opsPerSec: (acked * 1000) / Math.max(1, durationMs),
+    latencyMs: latencyOf(hist),
+    errors,
+    workers,
+    ranges: workers.reduce((n, w) => n + w.acked.ranges.length, 0),
+  }
+}
+
+export function latencyOf(h: Histogram): LatencyMs {
+  const ms = (us: number) => Math.round(us) / 1000
+  return {p50: ms(h.percentile(0.5)), p90: ms(h.percentile(0.9)), p99: ms(h.percentile(0.99)), p999: ms(h.percentile(0.999)), max: ms(h.max), mean: ms(h.mean())}
+}
+
+const SAMPLES = 10
+const IN_FLIGHT = 2000
+
+// Reads back every acknowledged key (auto-pipelined GETs, a bounded number in flight),
+// retrying reads that fail so a transient error is not reported as a lost key.
+export async function verifyKeys(nodes: readonly ClusterNode[], workers: readonly WorkerKeys[], opts: {password?: string; dataSize?: number; progress?: (checked: number, total: number) => void}): Promise<VerifyResult> {
+  const started = Date.now()
+  const seeds = await pickSeeds(nodes, opts.password)
+  const client = newCluster(seeds, opts.password, true)
+  client.on('error', () => {})
+  const res: VerifyResult = {checked: 0, lost: 0, wrong: 0, unreadable: 0, durationMs: 0, lostSamples: [], wrongSamples: [], unreadableSamples: [], errors: {}}
+  const total = workers.reduce((n, w) => n + w.acked.count, 0)
+  const check = async (key: string) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const got = await client.get(key)
+        res.checked++
+        if (got === null) {
+          res.lost++
+          if (res.lostSamples.length < SAMPLES) res.lostSamples.push(key)
+        } else if (got !== valueOf(key, opts.dataSize)) {
+          res.wrong++
+          if (res.wrongSamples.length < SAMPLES) res.wrongSamples.push(key)
+        }
+        return
+      } catch (error) {
+        const kind = errorKind(error)
+        res.errors[kind] = (res.errors[kind] ?? 0) + 1
+        if (attempt >= 5) {
+          res.unreadable++
+          if (res.unreadableSamples.length < SAMPLES) res.unreadableSamples.push(key)
+          return
+        }
+        await new Promise(r => setTimeout(r, 200 * (attempt + 1)))
+      }
+    }
+  }
+  const timer = opts.progress ? setInterval(() => opts.progress!(res.checked + res.unreadable, total), 250) : undefined
+  try {
+    const inFlight = new Set<Promise<void>>()
+    for (const w of workers) {
+      for (const n of w.acked) {
+        const p: Promise<void> = check(keyOf(w.uuid, n)).finally(() => inFlight.delete(p))
+        inFlight.add(p)
+        if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight)
+      }
+    }
+    await Promise.all(inFlight)
+  } finally {
+    if (timer) clearInterval(timer)
+    await closeClients([client])
+  }
+  res.durationMs = Date.now() - started
+  return res
+}
