@@ -18,9 +18,8 @@
 // interrupted is finished; an existing cluster is scaled to the inventory (src/redis/scale.ts:
 // open slots settled, new empty nodes joined, replicas attached, slots rebalanced, nodes no
 // longer listed removed with remove_missing), and left alone (ok) when it already matches.
-// A node that is alone but holds
-// keys or foreign slots fails the task, naming it. Check mode sends no state-changing
-// command and says what it would send.
+// A node that is alone but holds keys or foreign slots fails the task, naming it. Check
+// mode sends no state-changing command and says what it would send.
 //
 // Example:
 //   - name: Form the cluster
