@@ -452,6 +452,21 @@ export async function formCluster(nodes: readonly ClusterNode[], plan: ClusterPl
     //    Gossip spreads a few peers per ping, so the last few take long (a coupon
     //    collector); every few seconds, lagging nodes MEET the peers they still lack.
     const N = reachable.length
+    // A node that stops answering mid-formation (killed, its host gone) fails the task
+    // after NODE_DOWN_MS, named with its host and the step, instead of the whole timeout.
+    const downSince = new Map<string, number>()
+    const noteAnswer = (p: NodeProbeOk, info: Record<string, string> | string, step: string) => {
+      if (typeof info !== 'string') {
+        downSince.delete(p.addr)
+        return
+      }
+      const since = downSince.get(p.addr) ?? Date.now()
+      downSince.set(p.addr, since)
+      if (Date.now() - since >= NODE_DOWN_MS) {
+        throw nodeError(p.node, `stopped answering while waiting for ${step} (for ${Math.round((Date.now() - since) / 1000)} s): ${info}`,
+          'the instance died or its host went away during formation: run up again, it restarts the instance and finishes the formation')
+      }
+    }
     log(`redis_cluster: waiting for ${N} node(s) to know each other`)
     let lastNudge = Date.now()
     await waitFor(deadline, opts.signal, nodes.length, async () => {
@@ -460,7 +475,8 @@ export async function formCluster(nodes: readonly ClusterNode[], plan: ClusterPl
       const lagging: NodeProbeOk[] = []
       infos.forEach((info, i) => {
         const addr = reachable[i].addr
-        if (typeof info === 'string') behind.push(`${addr}: ${info}`)
+        noteAnswer(reachable[i], info, 'nodes to meet')
+        if (typeof info === 'string') behind.push(`${addr} (host ${reachable[i].node.host}): ${info}`)
         else if (Number(info.cluster_known_nodes) < N) {
           behind.push(`${addr} knows ${info.cluster_known_nodes ?? '?'} of ${N}`)
           lagging.push(reachable[i])
@@ -506,7 +522,8 @@ export async function formCluster(nodes: readonly ClusterNode[], plan: ClusterPl
       const behind: string[] = []
       infos.forEach((info, i) => {
         const addr = reachable[i].addr
-        if (typeof info === 'string') behind.push(`${addr}: ${info}`)
+        noteAnswer(reachable[i], info, 'the cluster to agree')
+        if (typeof info === 'string') behind.push(`${addr} (host ${reachable[i].node.host}): ${info}`)
         else if (info.cluster_state !== 'ok') behind.push(`${addr} cluster_state:${info.cluster_state}`)
         else if (Number(info.cluster_slots_assigned) !== CLUSTER_SLOTS) behind.push(`${addr} sees ${info.cluster_slots_assigned} of ${CLUSTER_SLOTS} slots assigned`)
         else if (Number(info.cluster_known_nodes) !== N) behind.push(`${addr} knows ${info.cluster_known_nodes} of ${N} nodes`)
@@ -543,6 +560,9 @@ function freshCommands(plan: ClusterPlan): number {
   const n = plan.masters.length + plan.replicas.length
   return plan.masters.reduce((t, m) => t + Math.ceil(m.slotCount / ADDSLOTS_CHUNK), 0) + n + (n - 1) + plan.replicas.length
 }
+
+/** How long a node may stay unreachable during formation before the formation fails. */
+const NODE_DOWN_MS = 10_000
 
 // Direct introductions for nodes that gossip has not reached yet: one CLUSTER NODES and
 // one pipeline of MEETs per lagging node. Returns the number of MEETs sent.

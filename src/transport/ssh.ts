@@ -19,6 +19,28 @@ export interface SshOptions {
   maxChannels?: number
 }
 
+/**
+ * Kill what a channel runs: sshd (OpenSSH ≥ 8.1) delivers the signal to the command's
+ * whole process group. ssh2's Channel.signal() sends nothing once our side has sent
+ * EOF, which it always has after writing stdin, so the request is sent directly.
+ * sshd refuses signals in root sessions (no privilege-separated child), hence also
+ * KILL_SESSIONS.
+ */
+function killChannel(ch: object): void {
+  const c = ch as {type?: string; outgoing?: {id: number; state: string}; _client?: {_protocol?: {signal(id: number, name: string): void}}}
+  try {
+    if (c.type === 'session' && c.outgoing && (c.outgoing.state === 'open' || c.outgoing.state === 'eof')) c._client?._protocol?.signal(c.outgoing.id, 'KILL')
+  } catch {}
+}
+
+/**
+ * Run as its own command on the connection being aborted: every other session of this
+ * connection is a child of the same sshd process ($PPID) and leads its own process group
+ * (sshd calls setsid), so killing those groups ends the commands in flight and all their
+ * children — but not daemons they started (redis-server has its own session).
+ */
+export const KILL_SESSIONS = 'for p in $(pgrep -P "$PPID" 2>/dev/null || ps -o pid= --ppid "$PPID"); do [ "$p" = "$$" ] || kill -KILL -- "-$p" 2>/dev/null; done; true'
+
 // One SSH connection per host for the whole run, with channels bounded below sshd's
 // MaxSessions: the 11th concurrent channel would fail with "Channel open failure".
 export class SshTransport implements Transport {
@@ -31,7 +53,9 @@ export class SshTransport implements Transport {
   /** The connection dropped (keepalive timeout, reset): commands in flight have no result. */
   private lost?: string
   /** Channels running a command now: signalled when the run is aborted. */
-  private channels = new Set<{signal(name: string): unknown; close(): unknown}>()
+  private channels = new Set<object>()
+  /** Rejects when the connection closes: what a pending SFTP transfer is raced against. */
+  private gone?: Promise<never>
 
   constructor(readonly host: string, private conn: Connection, private opts: SshOptions = {}) {
     this.address = conn.address
@@ -121,9 +145,13 @@ export class SshTransport implements Transport {
     client?.on('error', (e: Error) => {
       this.lost ??= e.message
     })
-    client?.on('close', () => {
-      this.lost ??= 'connection closed'
+    this.gone = new Promise<never>((_, reject) => {
+      client?.on('close', () => {
+        this.lost ??= 'connection closed'
+        reject(new Error(this.lost))
+      })
     })
+    this.gone.catch(() => {})
   }
 
   private classify(error: unknown): Error {
@@ -170,7 +198,7 @@ export class SshTransport implements Transport {
           if (opts.timeoutMs) {
             timer = setTimeout(() => {
               timedOut = true
-              ch.signal('KILL')
+              killChannel(ch)
               ch.close()
             }, opts.timeoutMs)
           }
@@ -230,7 +258,8 @@ export class SshTransport implements Transport {
     await this.limit(async () => {
       this.stats.uploads++
       try {
-        await this.ssh.putFile(localPath, tmp)
+        // On a dropped connection the SFTP request never settles: race it with the close.
+        await Promise.race([this.ssh.putFile(localPath, tmp), ...(this.gone ? [this.gone] : [])])
       } catch (error) {
         this.throwIfGone()
         throw error
@@ -243,12 +272,18 @@ export class SshTransport implements Transport {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    // Commands still running were interrupted: ask sshd to kill them (OpenSSH ≥ 8.1
-    // honours the signal request), then drop the connection.
-    for (const ch of this.channels) {
-      try {
-        ch.signal('KILL')
-      } catch {}
+    // Commands still running were interrupted: kill them on the host (a signal request,
+    // and KILL_SESSIONS for root sessions, bounded to 3 s), then drop the connection.
+    if (this.channels.size > 0) {
+      for (const ch of this.channels) killChannel(ch)
+      if (this.ssh.isConnected() && this.lost === undefined) {
+        let timer: NodeJS.Timeout | undefined
+        await Promise.race([
+          this.ssh.execCommand(KILL_SESSIONS).catch(() => {}),
+          new Promise((r) => (timer = setTimeout(r, 3000))),
+        ])
+        clearTimeout(timer)
+      }
     }
     this.channels.clear()
     this.ssh.dispose()

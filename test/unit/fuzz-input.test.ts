@@ -287,12 +287,11 @@ describe('fuzz: the real CLI on random files', () => {
 
   it('a handful of random inventories, playbooks and -e values: "error: file:line", exit ≥ 1, no stack trace', async () => {
     writeFileSync(join(dir, 't.hbs'), 'x {{ item }}\n')
-    const samples = fc.sample(fc.tuple(text(BASE_INVENTORY), text(BASE_PLAYBOOK), fc.oneof(fc.string({maxLength: 20}), fc.constant('redis_count=3'))), {numRuns: 6, seed: Number(process.env.FUZZ_SEED ?? 4242)})
+    const samples = fc.sample(fc.tuple(text(BASE_INVENTORY), text(BASE_PLAYBOOK), fc.oneof(fc.string({maxLength: 20}), fc.constant('redis_count=3'))), {numRuns: 4, seed: Number(process.env.FUZZ_SEED ?? 4242)})
     // Plus hand-picked ones: each input file broken on its own.
     samples.push([BASE_INVENTORY.replace('hosts:\n        r1', 'hosts:\n       r1'), BASE_PLAYBOOK, 'x=1'])
     samples.push([BASE_INVENTORY, BASE_PLAYBOOK.replace('file:', 'fiel:'), 'x=1'])
     samples.push([BASE_INVENTORY, BASE_PLAYBOOK, 'not-key-value'])
-    samples.push(['all: [', BASE_PLAYBOOK, 'x=1'])
     const results: Array<Promise<void>> = []
     let n = 0
     for (const [inv, pb, e] of samples) {
@@ -321,8 +320,8 @@ describe('fuzz: the real CLI on random files', () => {
           if (!first) assert.match(r.stderr, /nohost-fuzz-zz9/, ctx)
         }),
       )
-      // Two at a time: the machine is shared.
-      if (results.length % 2 === 0) await Promise.all(results.slice(-2))
+      // Three at a time: the machine is shared.
+      if (results.length % 3 === 0) await Promise.all(results.slice(-3))
     }
     await Promise.all(results)
   })

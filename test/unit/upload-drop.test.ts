@@ -36,7 +36,7 @@ describe('upload script: a drop at any byte leaves no partial file in place', ()
     const cuts = new Set<number>()
     let pos = 0
     for (const line of script.split('\n')) {
-      const step = /^(mv|chmod|rm) /.test(line) ? 3 : /^[A-Za-z0-9+/=]{20,}$/.test(line) ? 41 : 7
+      const step = /^(mv|chmod|rm) /.test(line) ? 5 : /^[A-Za-z0-9+/=]{20,}$/.test(line) ? 41 : 9
       for (let i = 0; i <= line.length; i += step) cuts.add(pos + i)
       cuts.add(pos + line.length)
       pos += line.length + 1
