@@ -32,6 +32,7 @@ import {createReadStream} from 'node:fs'
 import {stat} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import {isAbsolute, posix, resolve} from 'node:path'
+import {UnreachableError} from '../errors.js'
 import {RELEASE_SHA256, releaseUrl} from '../redis/versions.js'
 import {expandHome, mask, quote} from '../shell.js'
 import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
@@ -284,6 +285,7 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
     try {
       await ctx.transport.putFile(src.path, staged, 0o644)
     } catch (error) {
+      if (error instanceof UnreachableError) throw error
       return {status: 'failed', msg: `push of ${origin} failed: ${error instanceof Error ? error.message : String(error)}`}
     }
   } else if (plan.transfer !== 'cached') {

@@ -23,6 +23,7 @@
 
 import {stat} from 'node:fs/promises'
 import {basename, posix} from 'node:path'
+import {UnreachableError} from '../errors.js'
 import {expandHome, quote} from '../shell.js'
 import {controllerPath} from './copy.js'
 import {errorMessage, failureMessage, interrupted, lostStep, parseChecksum, parseKv, parseStat, runSteps, sha256File, str, type PathStat, type Plan} from './remote.js'
@@ -213,6 +214,7 @@ export const unarchiveModule: ModuleSpec = {
         await ctx.transport.putFile(w.src.path, w.archive, 0o600)
         pushed.set(w.archive, undefined)
       } catch (error) {
+        if (error instanceof UnreachableError) throw error
         pushed.set(w.archive, `pushing ${w.src.path} to ${w.archive} failed: ${errorMessage(error)}`)
       }
     }
