@@ -1,8 +1,9 @@
 import {setTimeout as sleep} from 'node:timers/promises'
+import pLimit from 'p-limit'
 import {ClusterError} from '../errors.js'
 import {defaultTimeoutMs, describeRedisError, NodePool, probeAll, waitFor, type ClusterOptions} from './cluster.js'
 import {decideOpenSlot, moveBatch, moveSlots, type MigrateNode, type MoveOptions, type OpenSlotDecision, type OpenSlotView} from './migrate.js'
-import {countSlots, nodeAddr, parseClusterNodes, type NodeEntry} from './nodes.js'
+import {countSlots, digestClusterNodes, nodeAddr, NodeIds, parseClusterNodes, type NodeEntry} from './nodes.js'
 import type {ClusterNode} from './plan.js'
 import {planRebalance, planRoles, type BalanceMaster, type RolePlan} from './rebalance.js'
 import {buildClusterReport, isMember, knownEntries, probeOk, type ClusterReport, type NodeProbe, type NodeProbeOk} from './status.js'
@@ -370,34 +371,41 @@ async function join(pool: NodePool, obs: Observation, deadline: number, opts: Sc
     ),
   )
   const everyone = [...staying.map(m => ({id: m.id, node: m.node})), ...obs.lone.map(p => ({id: p.myself.id, node: p.node}))]
-  const want = new Set(everyone.map(e => e.id))
+  const ids = new NodeIds()
+  const want = everyone.map(e => ids.intern(e.id))
+  const limit = pLimit(64)
   let lastNudge = Date.now()
   await waitFor(deadline, opts.signal, everyone.length, async () => {
     const behind: string[] = []
-    const lagging: Array<{node: ClusterNode; known: Set<string>}> = []
+    const lagging: Array<{node: ClusterNode; known: Set<number>}> = []
     await Promise.all(
-      everyone.map(async e => {
-        const text = await pool.run(e.node, r => r.call('CLUSTER', 'NODES')).then(String, () => '')
-        const entries = text ? knownEntries(parseClusterNodes(text)) : []
-        const known = new Set(entries.map(x => x.id))
-        const missing = [...want].filter(id => !known.has(id))
-        if (missing.length > 0) {
-          behind.push(`${nodeAddr(e.node)} does not know ${missing.length} node(s) yet`)
-          lagging.push({node: e.node, known})
-        }
-      }),
+      everyone.map(e =>
+        limit(async () => {
+          const text = await pool.run(e.node, r => r.call('CLUSTER', 'NODES')).then(String, () => '')
+          const known = new Set(text ? digestClusterNodes(text, ids).known : [])
+          const missing = want.filter(x => !known.has(x))
+          if (missing.length > 0) {
+            behind.push(`${nodeAddr(e.node)} does not know ${missing.length} node(s) yet`)
+            lagging.push({node: e.node, known})
+          }
+        }),
+      ),
     )
     if (lagging.length > 0 && Date.now() - lastNudge > 3000) {
       lastNudge = Date.now()
       await Promise.all(
         lagging.map(l =>
-          pool
-            .run(l.node, async r => {
-              const p = r.pipeline()
-              for (const e of everyone) if (!l.known.has(e.id) && nodeAddr(e.node) !== nodeAddr(l.node)) p.call('CLUSTER', 'MEET', e.node.ip, String(e.node.port))
-              await p.exec()
-            })
-            .catch(() => undefined),
+          limit(() =>
+            pool
+              .run(l.node, async r => {
+                const p = r.pipeline()
+                everyone.forEach((e, k) => {
+                  if (!l.known.has(want[k]) && nodeAddr(e.node) !== nodeAddr(l.node)) p.call('CLUSTER', 'MEET', e.node.ip, String(e.node.port))
+                })
+                await p.exec()
+              })
+              .catch(() => undefined),
+          ),
         ),
       )
     }
@@ -480,11 +488,15 @@ async function removeLeaving(pool: NodePool, obs: Observation, deadline: number,
   // Forgotten nodes come back only through gossip from a node that still lists them.
   await waitFor(deadline, opts.signal, staying.length, async () => {
     const remembering: Member[] = []
+    const limit = pLimit(64)
     await Promise.all(
-      staying.map(async m => {
-        const text = await pool.run(m.node, r => r.call('CLUSTER', 'NODES')).then(String, () => '')
-        if (parseClusterNodes(text).some(e => ids.has(e.id))) remembering.push(m)
-      }),
+      staying.map(m =>
+        limit(async () => {
+          // Any mention counts (also an address-less line, or as someone's master).
+          const text = await pool.run(m.node, r => r.call('CLUSTER', 'NODES')).then(String, () => '')
+          if ([...ids].some(id => text.includes(id))) remembering.push(m)
+        }),
+      ),
     )
     if (remembering.length > 0) {
       await forgetAll(remembering).catch(() => undefined)
@@ -549,8 +561,9 @@ export async function readMembers(nodes: readonly ClusterNode[], opts: ClusterOp
     const known = new Map<string, NodeEntry>()
     for (const p of texts) {
       if (!probeOk(p) || !isMember(p)) continue
-      const text = await pool.run(p.node, r => r.call('CLUSTER', 'NODES')).then(String, () => '')
-      for (const e of knownEntries(text ? parseClusterNodes(text) : [])) if (e.ip) known.set(e.addr, e)
+      // The probe keeps full lines for the first node of each view; others are read again.
+      const entries = p.entries ?? parseClusterNodes(await pool.run(p.node, r => r.call('CLUSTER', 'NODES')).then(String, () => ''))
+      for (const e of knownEntries(entries)) if (e.ip) known.set(e.addr, e)
     }
     const inventory = new Set(nodes.map(n => nodeAddr(n)))
     const members = [...known.keys()].sort()

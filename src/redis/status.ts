@@ -401,6 +401,8 @@ export function renderClusterReport(r: ClusterReport): string {
     lines.push('problems:')
     for (const p of r.problems) lines.push(`  - ${p}`)
   }
+  if (r.openSlots.length > 0) lines.push('open slots (an interrupted move): the next `baremetal up` finishes or rolls back each one')
+  if (r.unknownNodes.length > 0) lines.push('nodes not in the inventory: `baremetal up --remove-missing` drains and removes them; or list their hosts again')
   return lines.join('\n')
 }
 
