@@ -147,6 +147,7 @@ export function describeRedisError(error: unknown, password?: string): string {
     return password ? `authentication failed (${msg.trim()}): check the password argument` : `the node requires a password (${msg.trim()})`
   }
   if (/ECONNREFUSED/.test(msg)) return `connection refused (${msg.trim()}): is redis-server running on that port?`
+  if (/Connection is closed/i.test(msg)) return 'the connection closed under the command: the instance stopped or restarted'
   if (/cluster support disabled/i.test(msg)) return `cluster support is disabled: set "cluster-enabled yes" in its config`
   return msg.trim()
 }
