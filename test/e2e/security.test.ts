@@ -180,8 +180,10 @@ describe('firewall', () => {
     assert.equal(await c.ping(), 'PONG')
     c.disconnect()
 
-    let r = await cli(['up', '-i', inv, ...up({redis_allowed_clients: `${h3.ip}/32`}), '--json'], {env, timeoutMs: 300_000})
+    // This time the password comes from -e (on the controller's command line, as documented): still never printed.
+    let r = await cli(['up', '-i', inv, ...up({redis_allowed_clients: `${h3.ip}/32`}), '-e', `redis_password=${SECRET}`, '--json', '--diff'], {timeoutMs: 300_000})
     assert.equal(r.code, 0, show(r))
+    assertNoSecret('up -e redis_password=… --json --diff', allOutput(r))
     assert.ok(r.json.tasks.some((t: {task: string; status: string}) => /^Firewall/.test(t.task) && t.status === 'changed'))
     assert.ok(await tcpOpen(h3, h1, PORT), 'listed in redis_allowed_clients: h3 reaches the data port')
     assert.ok(await tcpOpen(h3, h2, PORT + 10000), 'and the bus port')
