@@ -24,7 +24,6 @@ export async function sharedRedisBuild(fleet: Fleet, host: TestHost): Promise<Re
   const dir = join(BUILD_CACHE, `redis-${redisVersion()}-${key}`)
   const vars = {redis_src_dir: join(dir, 'src'), redis_bin_dir: join(dir, 'bin')}
   const ready = () => existsSync(join(vars.redis_bin_dir, '.baremetal-build')) && existsSync(join(vars.redis_bin_dir, 'redis-server'))
-  if (ready()) return vars
   mkdirSync(BUILD_CACHE, {recursive: true})
   const lock = `${dir}.lock`
   const deadline = Date.now() + 20 * 60_000
@@ -42,11 +41,12 @@ export async function sharedRedisBuild(fleet: Fleet, host: TestHost): Promise<Re
       if (owner && !alive(owner)) rmSync(lock, {recursive: true, force: true})
       if (Date.now() > deadline) throw new Error(`waited 20 min for ${lock}`)
       await sleep(2000)
-      if (ready()) return vars
     }
   }
   try {
-    if (ready()) return vars
+    // Always through `up --tags build` on one host, under the lock: with the cache in
+    // place it is a no-op, and it refreshes a cache whose build markers an older
+    // version wrote, before several hosts could start rebuilding into the same directory.
     const inv = fleet.writeInventory({hosts: [host], path: join(fleet.dir, 'build.yml')})
     const r = await cli(['up', '-i', inv, ...redisArgs(vars), '--tags', 'build'], {timeoutMs: 20 * 60_000})
     if (r.code !== 0 || !ready()) throw new Error(`shared Redis build failed\n${show(r)}`)
