@@ -536,6 +536,24 @@ export async function formCluster(nodes: readonly ClusterNode[], plan: ClusterPl
       return [...report.problems, ...roleMismatches(plan, fresh)]
     }, 'the cluster to agree', log)
 
+    // 6. A replica that is attached but still syncing would lose a write acknowledged right
+    //    after `up` returns (WAIT 1 answers 0): done only when every link is up.
+    if (plan.replicas.length > 0) {
+      const replicaNodes = plan.replicas.map(r => nodeOf(r.addr)).filter(n => reachable.some(p => p.node === n))
+      await waitFor(deadline, opts.signal, nodes.length, async () => {
+        const behind: string[] = []
+        await forEachNode(replicaNodes, concurrency, async (node) => {
+          try {
+            const text = String(await pool.run(node, r => r.call('INFO', 'replication')))
+            if (!/master_link_status:up/.test(text)) behind.push(`${nodeAddr(node)} replication link not up yet`)
+          } catch (error) {
+            behind.push(`${nodeAddr(node)}: ${describeRedisError(error, opts.password)}`)
+          }
+        })
+        return behind
+      }, 'replicas to finish their first sync', log)
+    }
+
     log(`redis_cluster: ${plan.masters.length} masters, ${plan.replicas.length} replicas ready in ${((Date.now() - started) / 1000).toFixed(1)} s`)
     if (action === 'none' && sent > 0) action = 'resumed'
     return {
