@@ -358,21 +358,12 @@ export async function formCluster(nodes: readonly ClusterNode[], plan: ClusterPl
     const state = classify(plan, reachable)
     const unreachableAddrs = unreachable.map(p => p.addr)
 
-    if (!state.fresh && !state.resume) {
-      const report = buildClusterReport(probes)
-      const strays = reachable.filter(p => p.view.lines === 1 && p.myself.slots.length > 0)
-      if (strays.length > 0) throw nodeError(strays[0].node, `serves slots ${rangesToString(strays[0].myself.slots)} but is not part of the cluster`)
-      if (report.outside.length > 0) {
-        const list = report.outside.slice(0, 10).join(', ') + (report.outside.length > 10 ? ', …' : '')
-        throw new ClusterError(`the inventory's nodes belong to more than one cluster: ${list} are not part of the cluster seen by ${report.seed}`, {
-          hint: 'the inventory mixes clusters, or a formation was interrupted and re-planned: fix by hand (CLUSTER RESET) before running again',
-        })
-      }
-      // Nodes just restarted (drift repair, a config change) rejoin within a few node
-      // timeouts: wait for that, read-only and bounded, instead of failing at once.
-      // Members missing from the inventory and open slots are the scaling step's to settle.
-      const pending = (r: ClusterReport) =>
-        r.problems.filter(p => !(opts.allowPartial && /unreachable|marked failed/.test(p)) && !/inventory does not list|open \((migrating|importing)|more open slot/.test(p))
+    // Nodes just restarted (drift repair, a config change) rejoin within a few node
+    // timeouts: wait for that, read-only and bounded, instead of failing at once.
+    // Members missing from the inventory and open slots are the scaling step's to settle.
+    const pending = (r: ClusterReport) =>
+      r.problems.filter(p => !(opts.allowPartial && /unreachable|marked failed/.test(p)) && !/inventory does not list|open \((migrating|importing)|more open slot/.test(p))
+    const settleFormed = async (report: ClusterReport): Promise<FormResult> => {
       let settled = report
       if (!opts.check && pending(report).length > 0) {
         log(`redis_cluster: cluster formed but not settled yet (${pending(report)[0]}): waiting`)
@@ -387,12 +378,26 @@ export async function formCluster(nodes: readonly ClusterNode[], plan: ClusterPl
       return {changed: false, action: 'none', commands: 0, plan, report: settled, newNodes: settled.newNodes, unreachable: unreachableAddrs, elapsedMs: Date.now() - started}
     }
 
+    if (!state.fresh && !state.resume) {
+      const report = buildClusterReport(probes)
+      const strays = reachable.filter(p => p.view.lines === 1 && p.myself.slots.length > 0)
+      if (strays.length > 0) throw nodeError(strays[0].node, `serves slots ${rangesToString(strays[0].myself.slots)} but is not part of the cluster`)
+      if (report.outside.length > 0) {
+        const list = report.outside.slice(0, 10).join(', ') + (report.outside.length > 10 ? ', …' : '')
+        throw new ClusterError(`the inventory's nodes belong to more than one cluster: ${list} are not part of the cluster seen by ${report.seed}`, {
+          hint: 'the inventory mixes clusters, or a formation was interrupted and re-planned: fix by hand (CLUSTER RESET) before running again',
+        })
+      }
+      return settleFormed(report)
+    }
+
     const steps = converge(plan, reachable)
     let action: FormAction = steps.total === 0 ? 'none' : state.fresh ? 'formed' : 'resumed'
     const before = buildClusterReport(reachable)
-    // Nothing to send and healthy: the usual re-run. Nothing to send but not settled yet
-    // (a re-run right after a timed-out formation): fall through to the read-only waits.
-    if (opts.check || (steps.total === 0 && before.ok)) {
+    // Nothing to send: the usual re-run, or nodes just restarted (drift repair) that rejoin
+    // by themselves; the read-only settle wait, where a failover may swap roles meanwhile.
+    if (!opts.check && steps.total === 0) return settleFormed(before)
+    if (opts.check) {
       if (steps.total === 0) log(`cluster already formed: ${before.masters.length} masters, ${before.replicas.length} replicas`)
       return {
         changed: steps.total > 0,
@@ -669,7 +674,10 @@ function roleMismatches(plan: ClusterPlan, probes: readonly NodeProbe[]): string
   const out: string[] = []
   for (const r of plan.replicas) {
     const p = byAddr.get(r.addr)
-    if (p && !(p.myself.replica && p.myself.masterId === idOf.get(r.master))) out.push(`${r.addr} is not yet a replica of ${r.master}`)
+    // A failover since (the master restarted, its replica took over) swaps them: same shard.
+    const m = byAddr.get(r.master)
+    const swapped = !!p && !!m && m.myself.replica && m.myself.masterId === p.myself.id
+    if (p && !(p.myself.replica && p.myself.masterId === idOf.get(r.master)) && !swapped) out.push(`${r.addr} is not yet a replica of ${r.master}`)
   }
   return out
 }
