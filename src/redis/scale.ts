@@ -159,10 +159,9 @@ function migrateNode(m: Member): MigrateNode {
 }
 
 // Finish or roll back every open slot the decisions allow; the rest is an error.
-async function settleOpenSlots(pool: NodePool, obs: Observation, decisions: readonly OpenSlotDecision[], opts: MoveOptions): Promise<number> {
+async function settleOpenSlots(pool: NodePool, obs: Observation, decisions: readonly OpenSlotDecision[], opts: MoveOptions): Promise<void> {
   const nodes = new Map([...obs.members.values()].map(m => [m.id, migrateNode(m)]))
   const masters = [...obs.members.values()].filter(m => isMaster(m) && m.reachable).map(m => m.id)
-  let commands = 0
   for (const d of decisions) {
     if (d.action === 'stuck') continue
     if (d.action === 'finish') {
@@ -176,7 +175,6 @@ async function settleOpenSlots(pool: NodePool, obs: Observation, decisions: read
       } else {
         for (const id of masters) await pool.run(nodes.get(id)!, r => r.call('CLUSTER', 'SETSLOT', String(d.slot), 'NODE', d.to)).catch(() => undefined)
       }
-      commands++
     }
     for (const id of d.stable) {
       const n = nodes.get(id)
@@ -184,10 +182,8 @@ async function settleOpenSlots(pool: NodePool, obs: Observation, decisions: read
       await pool.run(n, r => r.call('CLUSTER', 'SETSLOT', String(d.slot), 'STABLE')).catch(error => {
         throw new ClusterError(`${nodeAddr(n)}: SETSLOT ${d.slot} STABLE failed: ${describeRedisError(error, opts.password)}`, {where: {host: n.host}})
       })
-      commands++
     }
   }
-  return commands
 }
 
 interface Layout {
