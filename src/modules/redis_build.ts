@@ -21,52 +21,13 @@
 
 import {needsFcommon, versionFromHeader} from '../redis/versions.js'
 import {expandHome, mask, quote} from '../shell.js'
+import {splitWords} from './command.js'
 import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
 
 const BUILD_TIMEOUT_MS = 2 * 60 * 60_000
 
-// make_args is written as on a command line; split it like a shell would, minus expansions,
-// so each word can be quoted again and nothing in it is ever executed.
-export function splitWords(s: string): string[] {
-  const words: string[] = []
-  let cur = ''
-  let inWord = false
-  let i = 0
-  while (i < s.length) {
-    const c = s[i]
-    if (c === "'") {
-      const end = s.indexOf("'", i + 1)
-      if (end < 0) throw new Error(`unterminated ' in: ${s}`)
-      cur += s.slice(i + 1, end)
-      inWord = true
-      i = end + 1
-    } else if (c === '"') {
-      i++
-      while (i < s.length && s[i] !== '"') {
-        if (s[i] === '\\' && i + 1 < s.length && '"\\$`'.includes(s[i + 1])) i++
-        cur += s[i++]
-      }
-      if (i >= s.length) throw new Error(`unterminated " in: ${s}`)
-      inWord = true
-      i++
-    } else if (c === '\\' && i + 1 < s.length) {
-      cur += s[i + 1]
-      inWord = true
-      i += 2
-    } else if (/\s/.test(c)) {
-      if (inWord) words.push(cur)
-      cur = ''
-      inWord = false
-      i++
-    } else {
-      cur += c
-      inWord = true
-      i++
-    }
-  }
-  if (inWord) words.push(cur)
-  return words
-}
+// make arguments are split like the command module splits a free-form line: data, never code.
+export {splitWords}
 
 // The make arguments actually used: the user's, plus -fcommon where the version needs it.
 export function effectiveMakeArgs(version: string | null, userArgs: string[]): string[] {
