@@ -95,12 +95,23 @@ try {
   log('scale-out with redis-cli --cluster add-node + rebalance')
   const t0 = process.hrtime.bigint()
   // add-node refuses to run while nodes disagree: wait for `--cluster check`, as a person would.
-  const settle = () => {
-    for (let i = 0; i < 600 && run('redis-cli', ['--cluster', 'check', `127.0.0.1:${PORT}`], {allowFail: true}).status !== 0; i++) run('sleep', ['0.1'])
+  const allPorts = [0, 1, 2].flatMap(h => Array.from({length: COUNT}, (_, i) => PORT + 10 * h + i))
+  // Every node knows all the others and says cluster_state:ok (a node that just joined says
+  // fail for a moment, and refuses MIGRATE meanwhile).
+  const knows = (port, n) => {
+    const info = cliRedis(port, 'CLUSTER', 'INFO').stdout
+    return Number(/cluster_known_nodes:(\d+)/.exec(info)?.[1]) === n && /cluster_state:ok/.test(info)
   }
-  for (const p of newPorts) {
+  const settle = members => {
+    for (let i = 0; i < 600; i++) {
+      if (members.every(p => knows(p, members.length)) && run('redis-cli', ['--cluster', 'check', `127.0.0.1:${PORT}`], {allowFail: true}).status === 0) return
+      run('sleep', ['0.1'])
+    }
+    throw new Error('the cluster did not settle after add-node')
+  }
+  for (const [k, p] of newPorts.entries()) {
     run('redis-cli', ['--cluster', 'add-node', `127.0.0.1:${p}`, `127.0.0.1:${PORT}`])
-    settle()
+    settle(allPorts.slice(0, 2 * COUNT + k + 1))
   }
   const added = Number(process.hrtime.bigint() - t0) / 1e6
   const reb = run('redis-cli', ['--cluster', 'rebalance', `127.0.0.1:${PORT}`, '--cluster-use-empty-masters'])

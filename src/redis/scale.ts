@@ -3,7 +3,7 @@ import pLimit from 'p-limit'
 import {ClusterError} from '../errors.js'
 import {defaultTimeoutMs, describeRedisError, NodePool, probeAll, waitFor, type ClusterOptions} from './cluster.js'
 import {decideOpenSlot, moveBatch, moveSlots, type MigrateNode, type MoveOptions, type OpenSlotDecision, type OpenSlotView} from './migrate.js'
-import {countSlots, digestClusterNodes, nodeAddr, NodeIds, parseClusterNodes, type NodeEntry} from './nodes.js'
+import {countSlots, digestClusterNodes, nodeAddr, NodeIds, parseClusterInfo, parseClusterNodes, type NodeEntry} from './nodes.js'
 import type {ClusterNode} from './plan.js'
 import {planRebalance, planRoles, type BalanceMaster, type RolePlan} from './rebalance.js'
 import {buildClusterReport, isMember, knownEntries, probeOk, type ClusterReport, type NodeProbe, type NodeProbeOk} from './status.js'
@@ -315,6 +315,16 @@ export async function scaleCluster(nodes: readonly ClusterNode[], opts: ScaleOpt
     if (plan.moved > 0) {
       const members = new Map([...obs.members.values()].map(m => [m.id, migrateNode(m)]))
       const masters = [...new Set([...obs.members.values()].filter(m => isMaster(m) && m.reachable).map(m => m.id).concat(layout.roles.newMasters))]
+      // A node that just joined says cluster_state:fail for a moment (Redis waits ~2 s after
+      // start, and for the slot map) and refuses MIGRATE's RESTORE with CLUSTERDOWN meanwhile.
+      const staying = [...obs.members.values()].filter(m => m.inInventory)
+      const limit = pLimit(64)
+      await waitFor(deadline(), opts.signal, staying.length, async () => {
+        const states = await Promise.all(
+          staying.map(m => limit(() => pool.run(m.node, r => r.call('CLUSTER', 'INFO')).then(t => parseClusterInfo(String(t)).cluster_state ?? '?', e => describeRedisError(e, opts.password)))),
+        )
+        return states.flatMap((st, i) => (st === 'ok' ? [] : [`${staying[i].addr} cluster_state:${st}`]))
+      }, 'cluster_state:ok on every node before moving slots', log)
       log(`redis_cluster: moving ${plan.moved} slot(s) in ${plan.moves.length} move(s) to balance ${Object.keys(plan.targets).length} master(s)`)
       let lastLog = Date.now()
       const moved = await moveSlots(plan.moves, members, masters, {
