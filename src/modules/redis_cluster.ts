@@ -135,7 +135,7 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   const data = summary as unknown as Record<string, unknown>
   const extras = [
     result.newNodes.length ? `${result.newNodes.length} new node(s) not in the cluster` : '',
-    result.unreachable.length ? (ctx.check && args.allow_partial !== true ? `${result.unreachable.length} node(s) not running yet (started first)` : `${result.unreachable.length} unreachable node(s) left out`) : '',
+    result.unreachable.length ? (ctx.check && args.allow_partial !== true ? `${result.unreachable.length} node(s) not reachable yet (started or let through first)` : `${result.unreachable.length} unreachable node(s) left out`) : '',
   ].filter(Boolean)
   const tail = extras.length ? `; ${extras.join(', ')}` : ''
 
@@ -143,12 +143,12 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
     // Found formed: healthy is ok; anything `check` would complain about fails the task
     // (in check mode too: that is what the real run would say).
     const problems = result.report.problems.filter(p => !(args.allow_partial === true && /unreachable|marked failed/.test(p)))
-    // Check mode: nodes not running now are started by the instances task before this one;
-    // the real run waits for them to rejoin (what they cause meanwhile, cluster_state:fail
-    // included, is not a failure of the plan).
+    // Check mode: nodes not reachable now are started (or their ports opened) by the tasks
+    // before this one; the real run waits for them to rejoin (what they cause meanwhile,
+    // cluster_state:fail included, is not a failure of the plan).
     if (ctx.check && args.allow_partial !== true && result.unreachable.length > 0) {
       const now = problems.find(p => !/unreachable/.test(p))
-      return {status: 'ok', msg: `cluster formed; would wait for ${result.unreachable.length} node(s) not running now to rejoin once started${now ? ` (now: ${now})` : ''}`, data}
+      return {status: 'ok', msg: `cluster formed; would wait for ${result.unreachable.length} node(s) not reachable now to rejoin once started or let through${now ? ` (now: ${now})` : ''}`, data}
     }
     if (problems.length > 0) {
       return {status: 'failed', msg: `cluster formed but unhealthy: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? '; …' : ''}`, data}

@@ -326,10 +326,11 @@ export async function formCluster(nodes: readonly ClusterNode[], plan: ClusterPl
     const probes = await probeAll(pool, nodes, concurrency)
     checkAbort(opts.signal)
     const unreachable = probes.filter(p => !probeOk(p))
-    // Check mode on a fresh or half-down fleet: a node that refuses connections is not
-    // running yet, and the instances task before this one would start it. Plan as if it
-    // were there (a fresh fleet: the whole formation) instead of failing.
-    const notRunning = opts.check === true && unreachable.length > 0 && unreachable.every(p => /ECONNREFUSED|connection refused/i.test(p.error))
+    // Check mode on a fresh, half-down or drifted fleet: a node that refuses connections is
+    // not running yet, one that times out is behind a firewall rule gone missing; the tasks
+    // before this one would start it or open the port. Plan as if it were there (a fresh
+    // fleet: the whole formation) instead of failing.
+    const notRunning = opts.check === true && unreachable.length > 0 && unreachable.every(p => /ECONNREFUSED|connection refused|ETIMEDOUT|EHOSTUNREACH/i.test(p.error))
     if (notRunning && probes.filter(probeOk).every(p => p.view.lines === 1 && p.myself.slots.length === 0)) {
       return {
         changed: true, action: 'formed', commands: freshCommands(plan), plan, report: buildClusterReport(probes), newNodes: [],
