@@ -69,6 +69,7 @@ const MAX_OPEN = 512
 export class NodePool {
   private conns = new Map<string, Redis>()
   private busy = new Set<string>()
+  private closed = false
   constructor(private readonly opts: {password?: string; connectTimeoutMs: number}) {}
 
   async run<T>(node: ClusterNode, fn: (r: Redis) => Promise<T>): Promise<T> {
@@ -120,6 +121,10 @@ export class NodePool {
       r.disconnect()
       throw new Error(describeRedisError(lastError ?? error, this.opts.password))
     }
+    if (this.closed) {
+      r.disconnect()
+      throw new Error('connection pool closed')
+    }
     this.conns.set(nodeAddr(node), r)
     return r
   }
@@ -135,6 +140,7 @@ export class NodePool {
   }
 
   async closeAll(): Promise<void> {
+    this.closed = true
     const all = [...this.conns.values()]
     this.conns.clear()
     await Promise.all(all.map(r => r.quit().catch(() => r.disconnect())))
@@ -160,9 +166,15 @@ function nodeError(node: ClusterNode, what: string, hint?: string): ClusterError
   return new ClusterError(`${nodeAddr(node)} (host ${node.host}): ${what}`, {where: where(node), hint})
 }
 
-async function forEachNode<T, R>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+// Every call settles before the first failure propagates: with Promise.all the others
+// would go on opening connections after the caller's `finally` closed the pool, and one
+// leaked socket keeps the process alive after its output is printed.
+export async function forEachNode<T, R>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const limit = pLimit(concurrency)
-  return Promise.all(items.map(item => limit(() => fn(item))))
+  const settled = await Promise.allSettled(items.map(item => limit(() => fn(item))))
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')
+  if (failed) throw failed.reason
+  return settled.map(s => (s as PromiseFulfilledResult<R>).value)
 }
 
 function checkAbort(signal?: AbortSignal): void {
