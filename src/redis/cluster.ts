@@ -401,7 +401,7 @@ export async function formCluster(nodes: readonly ClusterNode[], plan: ClusterPl
           hint: 'the inventory mixes clusters, or a formation was interrupted and re-planned: fix by hand (CLUSTER RESET) before running again',
         })
       }
-      return settleFormed(report)
+      return await settleFormed(report)
     }
 
     const steps = converge(plan, reachable)
@@ -409,7 +409,7 @@ export async function formCluster(nodes: readonly ClusterNode[], plan: ClusterPl
     const before = buildClusterReport(reachable)
     // Nothing to send: the usual re-run, or nodes just restarted (drift repair) that rejoin
     // by themselves; the read-only settle wait, where a failover may swap roles meanwhile.
-    if (!opts.check && steps.total === 0) return settleFormed(before)
+    if (!opts.check && steps.total === 0) return await settleFormed(before)
     if (opts.check) {
       if (steps.total === 0) log(`cluster already formed: ${before.masters.length} masters, ${before.replicas.length} replicas`)
       return {

@@ -15,7 +15,7 @@ import {
   viewSignature,
 } from '../../src/redis/nodes.js'
 import {buildClusterReport, probeFromText, renderClusterReport, type NodeProbe} from '../../src/redis/status.js'
-import {pickBindAddress} from '../../src/redis/cluster.js'
+import {forEachNode, pickBindAddress} from '../../src/redis/cluster.js'
 
 // Redis 7 output of a 3+3 cluster, as printed by the node on 30001 (hostnames announced).
 const SIX = `07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@31004,hostname4 slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected
@@ -203,5 +203,33 @@ describe('buildClusterReport', () => {
     assert.ok(!r.ok)
     assert.match(r.problems.join('\n'), /holds 3 key\(s\)/)
     assert.match(r.problems.join('\n'), /no cluster formed/)
+  })
+})
+
+describe('forEachNode', () => {
+  it('lets every call finish before the first failure propagates (nothing runs after the caller cleaned up)', async () => {
+    const finished: number[] = []
+    const err = await forEachNode([1, 2, 3], 3, async (n) => {
+      if (n === 1) throw new Error('first fails at once')
+      await new Promise((r) => setTimeout(r, 30 * n))
+      finished.push(n)
+      return n
+    }).catch((e: Error) => e)
+    assert.ok(err instanceof Error)
+    assert.equal(err.message, 'first fails at once')
+    assert.deepEqual(finished, [2, 3])
+  })
+
+  it('returns the results in order, concurrency bounded', async () => {
+    let inFlight = 0
+    let peak = 0
+    const out = await forEachNode([5, 1, 3, 2], 2, async (n) => {
+      peak = Math.max(peak, ++inFlight)
+      await new Promise((r) => setTimeout(r, n * 5))
+      inFlight--
+      return n * 10
+    })
+    assert.deepEqual(out, [50, 10, 30, 20])
+    assert.equal(peak, 2)
   })
 })
