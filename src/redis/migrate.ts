@@ -34,7 +34,6 @@ export interface MoveOptions {
   /** MIGRATE's own timeout (default 60 s). */
   migrateTimeoutMs?: number
   signal?: AbortSignal
-  log?: (msg: string) => void
   /** Called after every batch with the totals so far. */
   progress?: (done: MoveProgress) => void
 }

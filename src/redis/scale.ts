@@ -244,7 +244,6 @@ export async function scaleCluster(nodes: readonly ClusterNode[], opts: ScaleOpt
     concurrency: opts.moveConcurrency,
     batchSlots: opts.batchSlots,
     signal: opts.signal,
-    log,
   }
   const finish = (report: ClusterReport) => ({...result, report, elapsedMs: Date.now() - started})
   try {
