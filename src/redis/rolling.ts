@@ -122,18 +122,29 @@ async function waitReady(t: RollingTarget, as: 'replica' | 'master' | 'alone', o
 
 const roleOf = (r: Redis) => r.call('INFO', 'replication').then((t) => parseClusterInfo(String(t)).role)
 
+// Redis aborts a manual failover that has not completed in 5 s (CLUSTER_MF_TIMEOUT): an
+// election that lost its votes (another shard's election took this epoch's vote from a
+// master) is simply over. Past that, send CLUSTER FAILOVER again.
+const MF_TIMEOUT_MS = 5000
+
 // CLUSTER FAILOVER on the replica (the master agrees and hands over with no write lost),
-// then wait until both say their new role.
+// then wait until both say their new role; re-sent while the step's time lasts.
 async function failover(replica: RollingTarget, master: RollingTarget, opts: RollingOptions): Promise<string | undefined> {
-  try {
-    await withNode(replica, (r) => r.call('CLUSTER', 'FAILOVER'))
-  } catch (error) {
-    return `CLUSTER FAILOVER refused: ${(error as Error).message}`
+  const deadline = Date.now() + opts.stepTimeoutMs
+  let why: string | undefined
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await withNode(replica, (r) => r.call('CLUSTER', 'FAILOVER'))
+    } catch (error) {
+      return `CLUSTER FAILOVER refused: ${(error as Error).message}`
+    }
+    why = await poll(Math.min(deadline, Date.now() + MF_TIMEOUT_MS + 1000), opts.signal, async () => {
+      const [a, b] = await Promise.all([withNode(replica, roleOf), withNode(master, roleOf)])
+      return a === 'master' && b === 'slave' ? undefined : `roles not swapped yet (${nodeAddr(replica)} ${a}, ${nodeAddr(master)} ${b})`
+    })
+    if (why === undefined || why === 'interrupted' || Date.now() >= deadline) return why && attempt > 1 ? `${why} (CLUSTER FAILOVER sent ${attempt} times)` : why
+    opts.log?.(`manual failover ${nodeAddr(master)} → ${nodeAddr(replica)} not done after ${attempt} attempt(s) (${why}): sending CLUSTER FAILOVER again`)
   }
-  return poll(Date.now() + opts.stepTimeoutMs, opts.signal, async () => {
-    const [a, b] = await Promise.all([withNode(replica, roleOf), withNode(master, roleOf)])
-    return a === 'master' && b === 'slave' ? undefined : `roles not swapped yet (${nodeAddr(replica)} ${a}, ${nodeAddr(master)} ${b})`
-  })
 }
 
 /** Restart the targets shard by shard; a failed step stops its shard, the others go on. */
@@ -151,6 +162,9 @@ export async function rollingRestart(targets: readonly RollingTarget[], opts: Ro
     return {host: '?', ip: addr.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(addr.slice(i + 1)), passwords: like.passwords, restart: async () => ({ok: false, msg: 'not ours'})}
   }
   const limit = pLimit(opts.concurrency ?? 4)
+  // Restarts go side by side; elections do not: two at once compete for the masters' one
+  // vote per epoch and one of them times out.
+  const oneElection = pLimit(1)
   await Promise.all(
     plan.map((steps) =>
       limit(async () => {
@@ -159,7 +173,7 @@ export async function rollingRestart(targets: readonly RollingTarget[], opts: Ro
           if (step.kind === 'failover') {
             const master = byAddr.get(step.master)!
             log(`manual failover ${step.master} → ${step.replica}`)
-            const why = await failover(peer(step.replica, master), master, opts)
+            const why = await oneElection(() => failover(peer(step.replica, master), master, opts))
             if (why) {
               result.failed.push({addr: step.master, msg: `failover to ${step.replica} did not complete within ${opts.stepTimeoutMs / 1000} s: ${why}; not restarted`})
               return
