@@ -29,6 +29,8 @@ export interface Fleet {
   addHosts(n: number): Promise<TestHost[]>
   removeHost(host: TestHost): Promise<void>
   setLink(host: TestHost, up: boolean): Promise<void>
+  /** Give a host a new address (same subnet), as a re-IPed machine: sshd moves with it; known_hosts and the inventory follow. */
+  readdress(host: TestHost, ip: string): Promise<TestHost>
   nsExec(host: TestHost, cmd: string): Promise<ExecResult>
   destroy(): Promise<void>
 }
@@ -214,6 +216,36 @@ class FleetImpl implements Fleet {
   async setLink(host: TestHost, up: boolean): Promise<void> {
     // The bridge-side end: the host keeps its address and routes, it just loses carrier, like a pulled cable.
     await must('ip', ['link', 'set', this.record(host).veth, up ? 'up' : 'down'])
+  }
+
+  async readdress(host: TestHost, ip: string): Promise<TestHost> {
+    const h = this.record(host)
+    const last = Number(ip.slice(`${PREFIX}.${this.state.octet}.`.length))
+    if (!ip.startsWith(`${PREFIX}.${this.state.octet}.`) || !(Number.isInteger(last) && last >= 2 && last <= 254) || this.state.hosts.some((r) => r.ip === ip)) {
+      throw new Error(`${ip}: not a free host address of ${PREFIX}.${this.state.octet}.0/24`)
+    }
+    const oldPid = sshdPid(h)
+    if (oldPid === undefined) throw new Error(`${h.netns}: sshd is not running`)
+    await must('ip', ['-n', h.netns, 'addr', 'del', `${h.ip}/24`, 'dev', 'eth0'])
+    await must('ip', ['-n', h.netns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0'])
+    await must('ip', ['-n', h.netns, 'route', 'replace', 'default', 'via', this.controllerIp])
+    // A new sshd on the new address joins the old one's namespaces (they live on through it), then the old one goes.
+    const config = join(h.dir, 'sshd_config')
+    writeFileSync(config, readFileSync(config, 'utf8').replace(/^ListenAddress .*$/m, `ListenAddress ${ip}`))
+    const pidFile = join(h.dir, 'sshd.pid')
+    unlinkSync(pidFile)
+    const start = await runToFile('nsenter', ['-t', String(oldPid), '-n', '-m', '-u', SSHD, '-f', config, '-E', join(h.dir, 'sshd.log')], join(h.dir, 'readdress'))
+    if (start.code !== 0) throw new Error(`${h.netns}: sshd on ${ip} did not start: ${start.stdout}${start.stderr}${readLog(h)}`)
+    const deadline = Date.now() + READY_TIMEOUT_MS
+    while (!existsSync(pidFile) && Date.now() < deadline) await sleep(50)
+    const newPid = readFileSync(pidFile, 'utf8')
+    try { process.kill(oldPid, 'SIGTERM') } catch {}
+    while (running(oldPid) && Date.now() < deadline) await sleep(50)
+    writeFileSync(pidFile, newPid) // in case the old sshd removed it on its way out
+    h.ip = ip
+    await waitForSsh(h)
+    this.writeFiles()
+    return {name: h.name, ip, netns: h.netns, home: h.home, tmp: h.tmp}
   }
 
   async nsExec(host: TestHost, cmd: string): Promise<ExecResult> {
@@ -406,6 +438,15 @@ async function waitForSsh(h: HostRecord): Promise<void> {
     await sleep(50)
   }
   throw new Error(`${h.netns}: sshd not answering on ${h.ip}:22 after ${READY_TIMEOUT_MS} ms\n${readLog(h)}`)
+}
+
+// Alive and not a zombie waiting to be reaped.
+function running(pid: number): boolean {
+  try {
+    return !/^\S+ \(.*\) [ZX]/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch {
+    return false
+  }
 }
 
 function sshBanner(ip: string): Promise<boolean> {
