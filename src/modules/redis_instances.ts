@@ -192,24 +192,33 @@ TO=""; command -v timeout >/dev/null 2>&1 && TO="timeout 5"
 snooze() { sleep 0.1 2>/dev/null || sleep 1; }
 now() { date +%s; }
 # A zombie (exited, not yet reaped by init) still passes kill -0: it counts as gone.
+# Shell builtins only, here and in read_pid/is_listening: these run for every port of
+# every re-run, and a fork costs milliseconds on a host busy with 100 instances.
 is_alive() {
   [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
   [ -r "/proc/$1/stat" ] || return 0
-  case "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null)" in Z*|X*|"") return 1;; esac
+  ia_st=""; read -r ia_st < "/proc/$1/stat" 2>/dev/null
+  case "$ia_st" in ""|*") "[ZX]" "*) return 1;; esac
 }
-read_pid() { [ -f "$1" ] && tr -dc '0-9' < "$1" 2>/dev/null; }
+read_pid() {
+  [ -f "$1" ] || return 0
+  rp_v=""; read -r rp_v < "$1" 2>/dev/null
+  case "$rp_v" in *[!0-9]*) rp_v=$(printf '%s' "$rp_v" | tr -dc '0-9');; esac
+  printf '%s' "$rp_v"
+}
 cmdline_of() {
   if [ -r "/proc/$1/cmdline" ]; then tr '\000' ' ' < "/proc/$1/cmdline"; else ps -p "$1" -o args= 2>/dev/null; fi
 }
 LISTENERS=""
 refresh_listeners() {
-  if command -v ss >/dev/null 2>&1; then LISTENERS=$(ss -ltn 2>/dev/null | awk 'NR>1 {print $4}')
-  elif command -v netstat >/dev/null 2>&1; then LISTENERS=$(netstat -ltn 2>/dev/null | awk 'NR>2 {print $4}')
+  if command -v ss >/dev/null 2>&1; then LISTENERS=" $(ss -ltn 2>/dev/null | awk 'NR>1 {printf "%s ", $4}')"
+  elif command -v netstat >/dev/null 2>&1; then LISTENERS=" $(netstat -ltn 2>/dev/null | awk 'NR>2 {printf "%s ", $4}')"
   else LISTENERS="?"; fi
 }
 is_listening() {
   [ "$LISTENERS" = "?" ] && return 0
-  printf '%s\n' "$LISTENERS" | grep -q ":$1\$"
+  case "$LISTENERS" in *":$1 "*) return 0;; esac
+  return 1
 }
 pw_for() {
   if [ "$HAVE_PW" = 1 ]; then printf '%s' "$PW"; return; fi
@@ -235,13 +244,17 @@ probe() {
 owner() {
   o_port=$1; mine=""; foreign=""; pid_ok=0
   fpid=$(read_pid "$dir/$o_port/redis.pid")
-  # Physical path, as redis-server reports config_file; none when the dir is gone.
-  o_conf=$(cd "$dir/$o_port" 2>/dev/null && pwd -P) && o_conf="$o_conf/redis.conf"
   if is_alive "$fpid"; then
     case "$(cmdline_of "$fpid") " in *redis-server*":$o_port "*) pid_ok=1;; esac
   fi
   alive=0; ipid=""; iconf=""
-  is_listening "$o_port" && probe "$o_port"
+  is_listening "$o_port" || return 0
+  # The usual re-run: the process of our own pidfile is a redis-server for this port and
+  # the port listens. Only otherwise ask whoever answers (a redis-cli per port).
+  if [ "$pid_ok" = 1 ]; then mine=$fpid; return 0; fi
+  # Physical path, as redis-server reports config_file; none when the dir is gone.
+  o_conf=$(cd "$dir/$o_port" 2>/dev/null && pwd -P) && o_conf="$o_conf/redis.conf"
+  probe "$o_port"
   if [ "$alive" = 1 ]; then
     if [ -n "$ipid" ]; then
       if [ "$ipid" = "$fpid" ] || { [ -n "$o_conf" ] && [ "$iconf" = "$o_conf" ]; }; then mine=$ipid
@@ -363,6 +376,16 @@ wait_gone() {
     snooze
   done
 }
+# Teardown (SD_NOW=1) says NOW: a master would otherwise wait up to shutdown-timeout (10 s on
+# 7.x) for replicas that are being stopped too. Older versions refuse NOW: plain NOSAVE.
+shutdown_port() {
+  sd_how="SHUTDOWN NOSAVE"
+  if [ "$SD_NOW" = 1 ]; then
+    sd_how="SHUTDOWN NOSAVE NOW"; sd_out=$(cli "$1" SHUTDOWN NOSAVE NOW)
+    case "$sd_out" in *"syntax error"*|*"wrong number"*) sd_how="SHUTDOWN NOSAVE"; sd_out=$(cli "$1" SHUTDOWN NOSAVE);; esac
+  else sd_out=$(cli "$1" SHUTDOWN NOSAVE); fi
+  case "$sd_out" in *NOAUTH*|*WRONGPASS*|*ERR*|*rror*) printf '%s\n' "$sd_out" | tail -n 3 > "$T/$1.err";; *) echo "$sd_how" > "$T/$1.via";; esac
+}
 # SHUTDOWN NOSAVE to each of our instances, then wait; an instance that does not exit
 # gets SIGTERM, but only through the pid of its own pidfile, checked by command line.
 stop_ports() {
@@ -379,14 +402,15 @@ stop_ports() {
     fi
     echo "$st_target" > "$T/$st_port.target"
     [ "$pid_ok" = 1 ] && echo "$fpid" > "$T/$st_port.fb"
-    if [ -n "$mine" ]; then
-      st_out=$(cli "$st_port" SHUTDOWN NOSAVE)
-      case "$st_out" in *NOAUTH*|*WRONGPASS*|*ERR*|*rror*) printf '%s\n' "$st_out" | tail -n 3 > "$T/$st_port.err";; *) echo "SHUTDOWN NOSAVE" > "$T/$st_port.via";; esac
-    fi
-    if [ ! -f "$T/$st_port.via" ] && [ -f "$T/$st_port.fb" ]; then
-      kill -TERM "$fpid" 2>/dev/null && echo "SIGTERM to pid $fpid from its pidfile" > "$T/$st_port.via"
-    fi
+    # All ports at once: one after the other, 100 SHUTDOWNs on a busy host take minutes.
+    [ -n "$mine" ] && shutdown_port "$st_port" &
     st_targets="$st_targets $st_target"
+  done
+  wait
+  for st_port in $1; do
+    [ -f "$T/$st_port.target" ] && [ ! -f "$T/$st_port.via" ] && [ -f "$T/$st_port.fb" ] || continue
+    st_fb=$(cat "$T/$st_port.fb")
+    kill -TERM "$st_fb" 2>/dev/null && echo "SIGTERM to pid $st_fb from its pidfile" > "$T/$st_port.via"
   done
   [ -n "$st_targets" ] && wait_gone "$st_targets" "$wait_s"
   for st_port in $1; do
@@ -430,7 +454,7 @@ status_ports() {
 export function instancesScript(mode: InstanceState | 'status', ports: number[], o: ScriptOpts): string {
   const head = [
     `dir=${quote(o.dir)}; bin=${quote(o.bin)}; bind=${quote(o.bind)}; wait_s=${Math.max(1, Math.floor(o.waitSeconds))}`,
-    `keep_data=${o.keepData ? 1 : 0}`,
+    `keep_data=${o.keepData ? 1 : 0}; SD_NOW=${mode === 'stopped' ? 1 : 0}`,
     o.password ? `HAVE_PW=1; PW=${quote(o.password)}` : 'HAVE_PW=0; PW=',
     `PORTS=${quote(ports.join(' '))}`,
   ]
