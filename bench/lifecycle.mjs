@@ -79,6 +79,7 @@ try {
   }
   const downRun = await baremetal(['down', '-i', inv])
   const downTrips = Object.values(downRun.json.stats).map((st) => st.execs + st.uploads)
+  const downSlowest = [...downRun.json.tasks].sort((a, b) => b.durationMs - a.durationMs).slice(0, 3).map((t) => `${t.task} ${t.host} ${t.durationMs} ms`)
 
   console.log('')
   console.log('| measure | value |')
@@ -90,6 +91,7 @@ try {
   console.log(`| re-run, SSH round trips per host (facts excluded) | ${JSON.stringify(reruns[0].trips)} |`)
   console.log(`| re-run, slowest tasks (first run) | ${reruns[0].slowest.join('; ')} |`)
   console.log(`| down, wall | ${s(downRun.wallMs)} (playbook ${s(downRun.json.durationMs)}, ${downTrips.join('/')} round trips per host) |`)
+  console.log(`| down, slowest tasks | ${downSlowest.join('; ')} |`)
   console.log(`| load average after | ${await load()} |`)
 } finally {
   await baremetal(['down', '-i', inv]).catch(() => {})
