@@ -27,10 +27,10 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001,hostname1 myself,
 `
 
 // Redis 5.0.3 style (no hostname), a failed master, a handshake, an address-less node and open slots.
-const MESSY = `a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1 10.0.64.1:6379@16379 myself,master - 0 0 7 connected 0-99 101 [100->-b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2] [16383-<-c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3]
-b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2 10.0.64.2:6379@16379 master,fail - 1700000000000 1699999990000 8 disconnected 102-16382
-c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3 10.0.64.3:6380@16380 slave,fail? b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2 0 1700000000000 8 connected
-d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4 10.0.64.4:6381@16381 handshake - 1700000000000 0 0 disconnected
+const MESSY = `a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1 192.0.2.1:6379@16379 myself,master - 0 0 7 connected 0-99 101 [100->-b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2] [16383-<-c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3]
+b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2 192.0.2.2:6379@16379 master,fail - 1700000000000 1699999990000 8 disconnected 102-16382
+c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3 192.0.2.3:6380@16380 slave,fail? b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2 0 1700000000000 8 connected
+d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4 192.0.2.4:6381@16381 handshake - 1700000000000 0 0 disconnected
 e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5 :0@0 master,noaddr - 1700000000000 1700000000000 9 disconnected
 `
 
@@ -78,9 +78,9 @@ describe('parseClusterNodes', () => {
   })
 
   it('names the line when a token is not understood', () => {
-    assert.throws(() => parseClusterNodes('abc 1.2.3.4:1@2 master - 0 0'), /expected at least 8/)
-    assert.throws(() => parseClusterNodes('abc 1.2.3.4:1@2 master - 0 0 1 connected 20000'), /out of bounds/)
-    assert.throws(() => parseClusterNodes('abc 1.2.3.4:1@2 master - 0 0 1 connected [1-x-y]'), /open-slot token/)
+    assert.throws(() => parseClusterNodes('abc 192.0.2.9:1@2 master - 0 0'), /expected at least 8/)
+    assert.throws(() => parseClusterNodes('abc 192.0.2.9:1@2 master - 0 0 1 connected 20000'), /out of bounds/)
+    assert.throws(() => parseClusterNodes('abc 192.0.2.9:1@2 master - 0 0 1 connected [1-x-y]'), /open-slot token/)
   })
 
   it('digests agree with the full parse and ignore line order, replicas and open slots', () => {
@@ -129,7 +129,7 @@ describe('slot ranges', () => {
 
 describe('pickBindAddress', () => {
   it('picks the first concrete, non-loopback address', () => {
-    assert.equal(pickBindAddress('127.0.0.1 10.0.64.1'), '10.0.64.1')
+    assert.equal(pickBindAddress('127.0.0.1 192.0.2.1'), '192.0.2.1')
     assert.equal(pickBindAddress('-::1 127.0.0.1'), '127.0.0.1')
     assert.equal(pickBindAddress('127.0.0.1 -::1'), '127.0.0.1')
     assert.equal(pickBindAddress('0.0.0.0'), undefined)
