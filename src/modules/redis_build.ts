@@ -26,8 +26,6 @@ import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
 
 const BUILD_TIMEOUT_MS = 2 * 60 * 60_000
 
-// make arguments are split like the command module splits a free-form line: data, never code.
-export {splitWords}
 
 // The make arguments actually used: the user's, plus -fcommon where the version needs it.
 export function effectiveMakeArgs(version: string | null, userArgs: string[]): string[] {

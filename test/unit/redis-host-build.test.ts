@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {buildMarker, effectiveMakeArgs, parseBuildFacts, planBuild, splitWords, type BuildFacts} from '../../src/modules/redis_build.js'
+import {splitWords} from '../../src/modules/command.js'
+import {buildMarker, effectiveMakeArgs, parseBuildFacts, planBuild, type BuildFacts} from '../../src/modules/redis_build.js'
 import {needsFcommon, parseVersion, supportsDirective, versionFromHeader} from '../../src/redis/versions.js'
 
 const facts = (f: Partial<BuildFacts> = {}): BuildFacts => ({
