@@ -202,7 +202,7 @@ export async function probeAll(pool: NodePool, nodes: readonly ClusterNode[], co
 
 // The cheap poll: CLUSTER INFO is a few hundred bytes where CLUSTER NODES of a
 // 1000-node cluster is ~100 KB per node.
-async function infoAll(pool: NodePool, nodes: readonly ClusterNode[], concurrency: number): Promise<Array<Record<string, string> | string>> {
+export async function infoAll(pool: NodePool, nodes: readonly ClusterNode[], concurrency: number): Promise<Array<Record<string, string> | string>> {
   return forEachNode(nodes, concurrency, async node => {
     try {
       return await pool.run(node, async r => parseClusterInfo(String(await r.call('CLUSTER', 'INFO'))))

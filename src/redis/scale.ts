@@ -1,9 +1,9 @@
 import {setTimeout as sleep} from 'node:timers/promises'
 import pLimit from 'p-limit'
 import {ClusterError} from '../errors.js'
-import {defaultTimeoutMs, describeRedisError, NodePool, probeAll, waitFor, type ClusterOptions} from './cluster.js'
+import {defaultTimeoutMs, describeRedisError, infoAll, NodePool, probeAll, waitFor, type ClusterOptions} from './cluster.js'
 import {decideOpenSlot, moveBatch, moveSlots, type MigrateNode, type MoveOptions, type OpenSlotDecision, type OpenSlotView} from './migrate.js'
-import {countSlots, digestClusterNodes, nodeAddr, NodeIds, parseClusterInfo, parseClusterNodes, type NodeEntry} from './nodes.js'
+import {countSlots, digestClusterNodes, nodeAddr, NodeIds, parseClusterNodes, type NodeEntry} from './nodes.js'
 import type {ClusterNode} from './plan.js'
 import {planRebalance, planRoles, type BalanceMaster, type RolePlan} from './rebalance.js'
 import {buildClusterReport, isMember, knownEntries, probeOk, type ClusterReport, type NodeProbe, type NodeProbeOk} from './status.js'
@@ -317,12 +317,9 @@ export async function scaleCluster(nodes: readonly ClusterNode[], opts: ScaleOpt
       // A node that just joined says cluster_state:fail for a moment (Redis waits ~2 s after
       // start, and for the slot map) and refuses MIGRATE's RESTORE with CLUSTERDOWN meanwhile.
       const staying = [...obs.members.values()].filter(m => m.inInventory)
-      const limit = pLimit(64)
       await waitFor(deadline(), opts.signal, staying.length, async () => {
-        const states = await Promise.all(
-          staying.map(m => limit(() => pool.run(m.node, r => r.call('CLUSTER', 'INFO')).then(t => parseClusterInfo(String(t)).cluster_state ?? '?', e => describeRedisError(e, opts.password)))),
-        )
-        return states.flatMap((st, i) => (st === 'ok' ? [] : [`${staying[i].addr} cluster_state:${st}`]))
+        const infos = await infoAll(pool, staying.map(m => m.node), 64)
+        return infos.flatMap((info, i) => (typeof info !== 'string' && info.cluster_state === 'ok' ? [] : [`${staying[i].addr} ${typeof info === 'string' ? info : `cluster_state:${info.cluster_state ?? '?'}`}`]))
       }, 'cluster_state:ok on every node before moving slots', log)
       log(`redis_cluster: moving ${plan.moved} slot(s) in ${plan.moves.length} move(s) to balance ${Object.keys(plan.targets).length} master(s)`)
       let lastLog = Date.now()
