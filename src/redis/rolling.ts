@@ -131,14 +131,13 @@ const MF_TIMEOUT_MS = 5000
 // then wait until both say their new role; re-sent while the step's time lasts.
 async function failover(replica: RollingTarget, master: RollingTarget, opts: RollingOptions): Promise<string | undefined> {
   const deadline = Date.now() + opts.stepTimeoutMs
-  let why: string | undefined
   for (let attempt = 1; ; attempt++) {
     try {
       await withNode(replica, (r) => r.call('CLUSTER', 'FAILOVER'))
     } catch (error) {
       return `CLUSTER FAILOVER refused: ${(error as Error).message}`
     }
-    why = await poll(Math.min(deadline, Date.now() + MF_TIMEOUT_MS + 1000), opts.signal, async () => {
+    const why = await poll(Math.min(deadline, Date.now() + MF_TIMEOUT_MS + 1000), opts.signal, async () => {
       const [a, b] = await Promise.all([withNode(replica, roleOf), withNode(master, roleOf)])
       return a === 'master' && b === 'slave' ? undefined : `roles not swapped yet (${nodeAddr(replica)} ${a}, ${nodeAddr(master)} ${b})`
     })
