@@ -20,21 +20,16 @@ import {join} from 'node:path'
 import {parseArgs} from 'node:util'
 import {profileFormation} from './lib/form-profile.mjs'
 import {loadavg, median} from './lib/measure.mjs'
-import {nodesOf, redisCliCreate, redisServersOnMachine, resetNodes, shutdownAll, stillUp, waitClusterOk} from './lib/redis.mjs'
-import {BENCH, ansible, ansibleVersion, baremetal, ensurePackages, loadHarness, redisSource, scrubHosts, writeInventories} from './lib/tools.mjs'
+import {nodesOf, redisCliCreate, resetNodes, shutdownAll, stillUp, waitClusterOk} from './lib/redis.mjs'
+import {BENCH, ansible, ansibleVersion, baremetal, ensurePackages, fleetOptions, log, openFleet, redisSource, scrubHosts, writeInventories} from './lib/tools.mjs'
 import {gitRevision, fmtS, fmtRatio, fmtMb, printTable} from './lib/report.mjs'
 
 const {values: opt} = parseArgs({
   options: {
-    hosts: {type: 'string', default: '2'},
-    ports: {type: 'string', default: '100'},
-    runs: {type: 'string', default: '3'},
+    ...fleetOptions({hosts: '2', ports: '100'}),
     variants: {type: 'string', default: 'default,tuned'},
     only: {type: 'string', default: '1,2,3,4'},
     'teardown-cap': {type: 'string', default: '600'},
-    'max-nodes': {type: 'string', default: '250'},
-    // Reuse test hosts made earlier (`npm run hosts -- up N --name NAME`); kept afterwards.
-    fleet: {type: 'string'},
     // Print the table again from a results file, running nothing.
     report: {type: 'string'},
   },
@@ -45,7 +40,6 @@ const RUNS = Number(opt.runs)
 const ONLY = new Set(opt.only.split(',').map(Number))
 const TEARDOWN_CAP = Number(opt['teardown-cap'])
 const SIDES = [...opt.variants.split(',').filter(Boolean).map((v) => `ansible-${v}`), 'baremetal']
-const log = (...a) => console.error(new Date().toISOString().slice(11, 19), ...a)
 const RESULTS = join(BENCH, 'results', 'compare-ansible.json')
 
 if (opt.report) {
@@ -56,17 +50,7 @@ if (opt.report) {
 }
 
 ensurePackages()
-const harness = await loadHarness()
-const others = await redisServersOnMachine()
-if (others + H * P > Number(opt['max-nodes'])) {
-  console.error(`refusing: ${others} redis-server already run on this machine; ${H * P} more would pass ${opt['max-nodes']} (the kernel's TCP memory runs out near 300 gossiping nodes)`)
-  process.exit(2)
-}
-
-log(opt.fleet ? `reusing test hosts ${opt.fleet}` : `creating ${H} test hosts`)
-const fleet = opt.fleet ? await harness.loadFleet(opt.fleet) : await harness.createFleet(H)
-if (fleet.hosts.length < H) throw new Error(`fleet ${fleet.name} has ${fleet.hosts.length} hosts, fewer than --hosts ${H}`)
-const hosts = fleet.hosts.slice(0, H)
+const {fleet, hosts} = await openFleet({hosts: H, nodes: H * P, maxNodes: Number(opt['max-nodes']), fleet: opt.fleet})
 let cleaning = false
 const cleanup = async () => {
   if (cleaning) return

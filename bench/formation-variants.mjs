@@ -14,24 +14,19 @@ import {parseArgs} from 'node:util'
 import {profileFormation} from './lib/form-profile.mjs'
 import {loadavg, median} from './lib/measure.mjs'
 import {formProto} from './lib/proto-form.mjs'
-import {configSetAll, nodesOf, redisCliCreate, redisServersOnMachine, resetNodes, shutdownAll, stillUp, waitClusterOk} from './lib/redis.mjs'
+import {configSetAll, nodesOf, redisCliCreate, resetNodes, shutdownAll, stillUp, waitClusterOk} from './lib/redis.mjs'
 import {fmtRatio, fmtS, gitRevision, printTable} from './lib/report.mjs'
-import {BENCH, ROOT, baremetal, ensurePackages, loadHarness, redisSource, scrubHosts, writeInventories} from './lib/tools.mjs'
+import {BENCH, ROOT, baremetal, ensurePackages, fleetOptions, log, openFleet, redisSource, scrubHosts, writeInventories} from './lib/tools.mjs'
 
 const {values: opt} = parseArgs({
   options: {
-    hosts: {type: 'string', default: '2'},
-    ports: {type: 'string', default: '100'},
-    runs: {type: 'string', default: '3'},
+    ...fleetOptions({hosts: '2', ports: '100'}),
     'node-timeout': {type: 'string', default: '5000'},
-    'max-nodes': {type: 'string', default: '250'},
-    fleet: {type: 'string'},
   },
 })
 const H = Number(opt.hosts)
 const P = Number(opt.ports)
 const RUNS = Number(opt.runs)
-const log = (...a) => console.error(new Date().toISOString().slice(11, 19), ...a)
 // The prototypes (bench/lib/proto-form.mjs), each one idea of the proposed fix.
 const VARIANTS = {
   'redis-cli': null,
@@ -42,15 +37,9 @@ const VARIANTS = {
 }
 
 ensurePackages()
-const harness = await loadHarness()
 const {planCluster} = await import(join(ROOT, 'dist/src/redis/plan.js'))
 const src = redisSource()
-if ((await redisServersOnMachine()) + H * P > Number(opt['max-nodes'])) {
-  console.error(`refusing: more than ${opt['max-nodes']} redis-server on this machine`)
-  process.exit(2)
-}
-const fleet = opt.fleet ? await harness.loadFleet(opt.fleet) : await harness.createFleet(H)
-const hosts = fleet.hosts.slice(0, H)
+const {fleet, hosts} = await openFleet({hosts: H, nodes: H * P, maxNodes: Number(opt['max-nodes']), fleet: opt.fleet})
 const BUILD = `/var/cache/baremetal-bench-build/redis-${src.version}`
 const inv = writeInventories(fleet, {count: P, hosts, oursVars: {redis_src_dir: `${BUILD}/src`, redis_bin_dir: `${BUILD}/bin`}})
 const nodes = nodesOf(hosts, 6379, P)

@@ -12,59 +12,33 @@
 //
 // The first `up` (start, formation) is not part of the figures. The fleet is always
 // taken down (`down`) and, when this script created it, destroyed.
-import {spawn} from 'node:child_process'
-import {join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {join} from 'node:path'
+import {loadavg, median} from './lib/measure.mjs'
+import {ROOT, baremetal, ensurePackages, openFleet} from './lib/tools.mjs'
 
-const ROOT = resolve(fileURLToPath(import.meta.url), '../..')
-const {createFleet, loadFleet} = await import(join(ROOT, 'dist/test/harness/fleet.js'))
-const {redisArgs} = await import(join(ROOT, 'dist/test/e2e/redis-fleet.js'))
 const {sharedRedisBuild} = await import(join(ROOT, 'dist/test/e2e/fault-tools.js'))
-const {redisServersOnMachine} = await import(join(ROOT, 'bench/lib/redis.mjs'))
 
 const PORTS = Number(process.env.BM_BENCH_PORTS ?? 66)
-const MAX_NODES = Number(process.env.BM_BENCH_MAX_NODES ?? 200)
 const RUNS = Number(process.env.BM_BENCH_RUNS ?? 3)
-const reuse = process.env.BM_BENCH_FLEET
 
-function baremetal(args) {
-  return new Promise((res, rej) => {
-    const t0 = process.hrtime.bigint()
-    const child = spawn(process.execPath, [join(ROOT, 'bin/run.js'), ...args, '--json'], {cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe']})
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (err += d))
-    child.on('error', rej)
-    child.on('close', (code) => {
-      const wallMs = Number(process.hrtime.bigint() - t0) / 1e6
-      let json
-      try {
-        json = JSON.parse(out)
-      } catch {}
-      if (code !== 0 || !json) rej(new Error(`baremetal ${args[0]} exited ${code}\n${out.slice(-3000)}\n${err.slice(-2000)}`))
-      else res({wallMs, json})
-    })
-  })
-}
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const s = (ms) => `${(ms / 1000).toFixed(2)} s`
-const load = async () => (await import('node:fs')).readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
-
-const already = await redisServersOnMachine()
-if (already + 3 * PORTS > MAX_NODES) {
-  console.error(`refusing: ${already} redis-server already run on this machine; 3 × ${PORTS} more would pass ${MAX_NODES}`)
-  process.exit(2)
+const load = () => loadavg().join(' ')
+// The figures come from the run's own JSON: a failed run is an error, not a number.
+async function run(cmd, inventory) {
+  const r = await baremetal(fleet, inventory, cmd)
+  if (!r.ok) throw new Error(`baremetal ${cmd} exited ${r.code}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-2000)}`)
+  return {wallMs: r.wallS * 1000, json: r.result}
 }
-const fleet = reuse ? await loadFleet(reuse) : await createFleet(3)
+
+ensurePackages({ansible: false}) // /usr/bin/time, for the measurements
+const {fleet} = await openFleet({hosts: 3, nodes: 3 * PORTS, maxNodes: Number(process.env.BM_BENCH_MAX_NODES ?? 200), fleet: process.env.BM_BENCH_FLEET})
 // The build the e2e suites share (built once per machine, then found in place by every host):
 // this measures re-runs and teardown, not the compiler.
 const build = await sharedRedisBuild(fleet, fleet.hosts[0])
 const inv = fleet.writeInventory({path: join(fleet.dir, 'bench-lifecycle.yml'), vars: {redis_port_start: 7000, redis_count: PORTS, redis_replicas: 1, ...build}})
-const up = () => baremetal(['up', '-i', inv, ...redisArgs()])
+const up = () => run('up', inv)
 try {
-  console.log(`lifecycle bench: ${fleet.hosts.length} hosts × ${PORTS} ports (replicas 1), fleet ${fleet.name}, load ${await load()}`)
+  console.log(`lifecycle bench: ${fleet.hosts.length} hosts × ${PORTS} ports (replicas 1), fleet ${fleet.name}, load ${load()}`)
   const first = await up()
   console.log(`first up (build/start/form, not counted): ${s(first.wallMs)}`)
 
@@ -77,7 +51,7 @@ try {
     const slowest = [...tasks].sort((a, b) => b.durationMs - a.durationMs).slice(0, 3).map((t) => `${t.task} ${t.host} ${t.durationMs} ms`)
     reruns.push({wallMs: r.wallMs, runMs: r.json.durationMs, changed, trips, slowest})
   }
-  const downRun = await baremetal(['down', '-i', inv])
+  const downRun = await run('down', inv)
   const downTrips = Object.values(downRun.json.stats).map((st) => st.execs + st.uploads)
   const downSlowest = [...downRun.json.tasks].sort((a, b) => b.durationMs - a.durationMs).slice(0, 3).map((t) => `${t.task} ${t.host} ${t.durationMs} ms`)
 
@@ -92,8 +66,8 @@ try {
   console.log(`| re-run, slowest tasks (first run) | ${reruns[0].slowest.join('; ')} |`)
   console.log(`| down, wall | ${s(downRun.wallMs)} (playbook ${s(downRun.json.durationMs)}, ${downTrips.join('/')} round trips per host) |`)
   console.log(`| down, slowest tasks | ${downSlowest.join('; ')} |`)
-  console.log(`| load average after | ${await load()} |`)
+  console.log(`| load average after | ${load()} |`)
 } finally {
-  await baremetal(['down', '-i', inv]).catch(() => {})
-  if (!reuse) await fleet.destroy()
+  await run('down', inv).catch(() => {})
+  if (!process.env.BM_BENCH_FLEET) await fleet.destroy()
 }

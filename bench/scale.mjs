@@ -21,22 +21,18 @@ import {cpus, totalmem} from 'node:os'
 import {join} from 'node:path'
 import {parseArgs} from 'node:util'
 import {loadavg, measure, median} from './lib/measure.mjs'
-import {configSetAll, nodesOf, redisCliCreate, redisServersOnMachine, resetNodes, shutdownAll, stillUp, waitClusterOk} from './lib/redis.mjs'
+import {configSetAll, nodesOf, redisCliCreate, resetNodes, shutdownAll, stillUp, waitClusterOk} from './lib/redis.mjs'
 import {fmtMb, fmtRatio, fmtS, gitRevision, printTable} from './lib/report.mjs'
-import {BENCH, baremetal, ensurePackages, loadHarness, redisSource, scrubHosts, tcpMemory, writeInventories} from './lib/tools.mjs'
+import {BENCH, baremetal, ensurePackages, fleetOptions, log, openFleet, redisSource, scrubHosts, tcpMemory, writeInventories} from './lib/tools.mjs'
 
 const {values: opt} = parseArgs({
   options: {
     only: {type: 'string', default: 'up,sweep,plan'},
-    hosts: {type: 'string', default: '10'},
-    ports: {type: 'string', default: '20'},
-    runs: {type: 'string', default: '3'},
+    ...fleetOptions({hosts: '10', ports: '20'}),
     sweep: {type: 'string', default: '200,220,240,250'},
     timeouts: {type: 'string', default: '5000,15000'},
     'sweep-limit': {type: 'string', default: '120'},
     'plan-ports': {type: 'string', default: '100'},
-    'max-nodes': {type: 'string', default: '250'},
-    fleet: {type: 'string'},
   },
 })
 const ONLY = new Set(opt.only.split(','))
@@ -47,22 +43,11 @@ const SWEEP = opt.sweep.split(',').map(Number).filter((n) => n % H === 0)
 const TIMEOUTS = opt.timeouts.split(',').map(Number)
 const LIMIT = Number(opt['sweep-limit'])
 const MAX = Number(opt['max-nodes'])
-const log = (...a) => console.error(new Date().toISOString().slice(11, 19), ...a)
 
 ensurePackages()
-const harness = await loadHarness()
 const src = redisSource()
 const maxN = Math.max(H * P, ...(ONLY.has('sweep') ? SWEEP : []))
-const others = await redisServersOnMachine()
-if (others + maxN > MAX) {
-  console.error(`refusing: ${others} redis-server already run on this machine; ${maxN} more would pass ${MAX}`)
-  process.exit(2)
-}
-
-log(opt.fleet ? `reusing test hosts ${opt.fleet}` : `creating ${H} test hosts`)
-const fleet = opt.fleet ? await harness.loadFleet(opt.fleet) : await harness.createFleet(H)
-const hosts = fleet.hosts.slice(0, H)
-if (hosts.length < H) throw new Error(`fleet ${fleet.name} has fewer than ${H} hosts`)
+const {fleet, hosts, others} = await openFleet({hosts: H, nodes: maxN, maxNodes: MAX, fleet: opt.fleet})
 // One build for all hosts (in this machine's shared /var): the build is not what scale measures.
 const BUILD = `/var/cache/baremetal-bench-build/redis-${src.version}`
 const shared = {redis_src_dir: `${BUILD}/src`, redis_bin_dir: `${BUILD}/bin`}

@@ -9,6 +9,7 @@ import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {measure} from './measure.mjs'
+import {redisServersOnMachine} from './redis.mjs'
 
 export const BENCH = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 export const ROOT = resolve(BENCH, '..')
@@ -25,9 +26,9 @@ export function redisSource() {
 }
 
 /** Ansible from Debian's packages, GNU time, redis-cli: installed here, never in CI. */
-export function ensurePackages() {
+export function ensurePackages({ansible = true} = {}) {
   const need = []
-  if (!existsSync('/usr/bin/ansible-playbook')) need.push('ansible')
+  if (ansible && !existsSync('/usr/bin/ansible-playbook')) need.push('ansible')
   if (!existsSync('/usr/bin/time')) need.push('time')
   if (!existsSync('/usr/bin/redis-cli')) need.push('redis-tools')
   if (need.length === 0) return
@@ -53,6 +54,37 @@ export async function loadHarness() {
     execFileSync('npx', ['tsc', '-p', '.'], {cwd: ROOT, stdio: 'inherit'})
   }
   return import(fleetJs)
+}
+
+export const log = (...a) => console.error(new Date().toISOString().slice(11, 19), ...a)
+
+/** parseArgs options every fleet benchmark takes; `defaults` per script. */
+export function fleetOptions({hosts, ports, runs = '3'}) {
+  return {
+    hosts: {type: 'string', default: hosts},
+    ports: {type: 'string', default: ports},
+    runs: {type: 'string', default: runs},
+    'max-nodes': {type: 'string', default: '250'},
+    // Reuse test hosts made earlier (`npm run hosts -- up N --name NAME`); kept afterwards.
+    fleet: {type: 'string'},
+  }
+}
+
+/**
+ * The test hosts a benchmark runs on, made or reused (`fleet`), once this machine's node
+ * budget allows `nodes` more redis-server (everyone's counted): exits 2 otherwise.
+ */
+export async function openFleet({hosts, nodes, maxNodes, fleet: reuse}) {
+  const harness = await loadHarness()
+  const others = await redisServersOnMachine()
+  if (others + nodes > maxNodes) {
+    console.error(`refusing: ${others} redis-server already run on this machine; ${nodes} more would pass ${maxNodes} (the kernel's TCP memory runs out near 300 gossiping nodes)`)
+    process.exit(2)
+  }
+  log(reuse ? `reusing test hosts ${reuse}` : `creating ${hosts} test hosts`)
+  const fleet = reuse ? await harness.loadFleet(reuse) : await harness.createFleet(hosts)
+  if (fleet.hosts.length < hosts) throw new Error(`fleet ${fleet.name} has ${fleet.hosts.length} hosts, fewer than ${hosts}`)
+  return {fleet, hosts: fleet.hosts.slice(0, hosts), others}
 }
 
 /** Accepted SSH logins so far on every host of the fleet (sshd logs at INFO). */
