@@ -21,6 +21,7 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
     group: Flags.string({description: 'inventory group (host pattern) holding the Redis hosts', default: 'redis'}),
     'allow-partial': Flags.boolean({description: 'form the cluster even if some hosts failed or were unreachable', default: false}),
     'remove-missing': Flags.boolean({description: 'drain, forget and stop the cluster\'s nodes the inventory no longer lists (without it they are reported and nothing changes)', default: false}),
+    'allow-data-loss': Flags.boolean({description: 'go on where the only way forward loses acknowledged writes (without it such a step is refused, naming the slots); the recap repeats it', default: false}),
     playbook: Flags.string({description: 'use another playbook instead of the bundled one', default: bundled('playbooks/redis-cluster.yml')}),
   }
 
@@ -36,6 +37,7 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
       const hosts = selectHosts(inv, flags.limit ? `${flags.group}:&${flags.limit}` : flags.group)
       validateLayout(hosts, defaults, extra, inv.file)
       password = redisPasswordVars(extra, inv, flags.group, warnings)
+      if (flags['allow-data-loss']) warnings.push('--allow-data-loss: steps that lose acknowledged writes are carried out instead of refused')
       const resolved = await redisHostVars(inv, flags.group, {...password, ...extra})
       const open = resolved.filter((h) => h.vars.redis_password === undefined || h.vars.redis_password === null || h.vars.redis_password === '')
       if (open.length > 0) {
@@ -49,7 +51,7 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
       playbooks: [flags.playbook],
       flags,
       hosts: flags.group,
-      vars: {...password, ...(flags['allow-partial'] ? {allow_partial: true} : {}), ...(flags['remove-missing'] ? {remove_missing: true} : {})},
+      vars: {...password, ...(flags['allow-partial'] ? {allow_partial: true} : {}), ...(flags['remove-missing'] ? {remove_missing: true} : {}), ...(flags['allow-data-loss'] ? {allow_data_loss: true} : {})},
       warnings,
     })
     process.exitCode = code

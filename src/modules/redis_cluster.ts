@@ -9,6 +9,8 @@
 //                          the others, or report an existing one (default false: fail)
 //   remove_missing bool    drain, forget and stop the cluster's nodes the inventory no longer
 //                          lists (default false: report them, change nothing, fail)
+//   allow_data_loss bool   carry out a step that loses acknowledged writes instead of refusing
+//                          it (default false)
 //
 // Nodes come from each host's variables: ports redis_port_start (default 6379) up to
 // redis_port_start + redis_count - 1 (redis_count default 100), at redis_bind when set,
@@ -120,7 +122,7 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   if (result.action === 'none') {
     // An existing cluster: settle, join, rebalance and remove until it matches the inventory.
     const scaled = await scaleCluster(nodes, {
-      replicas, password, removeMissing: args.remove_missing === true, check: ctx.check, log: msg => ctx.log(msg), signal: ctx.signal,
+      replicas, password, removeMissing: args.remove_missing === true, allowDataLoss: args.allow_data_loss === true, check: ctx.check, log: msg => ctx.log(msg), signal: ctx.signal,
       timeoutMs: timeoutSec === undefined ? undefined : timeoutSec * 1000,
     })
     if (scaled.changed) {
@@ -176,6 +178,7 @@ export const redisClusterModule: ModuleSpec = {
     timeout: {type: 'int'},
     allow_partial: {type: 'bool', default: false},
     remove_missing: {type: 'bool', default: false},
+    allow_data_loss: {type: 'bool', default: false},
   },
   checkMode: true,
   runOnce: true,

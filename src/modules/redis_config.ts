@@ -8,6 +8,8 @@
 //   src      template file on the controller (relative to the playbook), rendered per port
 //            with the host's variables and item = port, as the template task does (required)
 //   timeout  seconds each restart step may take to come back (default 60 + 2 × cluster-node-timeout)
+//   allow_data_loss  restart a master that cannot hand its role to an in-sync replica and has
+//            no persistence, instead of refusing (default false)
 //
 // Per host, like redis_cluster, the instances come from the host's variables: ports
 // redis_port_start … + redis_count - 1, directories under redis_cluster_dir, binaries in
@@ -298,7 +300,7 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
         return {ok: res.status !== 'failed', msg: res.msg ?? ''}
       },
     }))
-    const rr = await rollingRestart(targets, {stepTimeoutMs: stepSec * 1000, log: (m) => ctx.log(`redis_config: ${m}`), signal: ctx.signal})
+    const rr = await rollingRestart(targets, {stepTimeoutMs: stepSec * 1000, allowDataLoss: args.allow_data_loss === true, log: (m) => ctx.log(`redis_config: ${m}`), signal: ctx.signal})
     data.rolling = rr.plan
     data.restarted = rr.restarted
     data.failovers = rr.failovers
@@ -336,6 +338,7 @@ export const redisConfigModule: ModuleSpec = {
   args: {
     src: {type: 'path', required: true, controllerPath: true},
     timeout: {type: 'int'},
+    allow_data_loss: {type: 'bool', default: false},
   },
   checkMode: true,
   runOnce: true,

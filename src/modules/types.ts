@@ -50,8 +50,19 @@ export interface ModuleContext {
   signal: AbortSignal
   /** Every host of the play that is still up (for runOnce modules such as redis_cluster). */
   playHosts: PlayHost[]
+  /**
+   * Every host the play names, before --limit and whatever failed: a cluster step must see
+   * the whole cluster even when only some hosts' tasks run. No transport: reach them over Redis.
+   */
+  groupHosts?: GroupHost[]
   /** Hosts of the play that failed or were unreachable so far (a cluster must not form over a partial set unless asked). */
   failedHosts?: string[]
+}
+
+export interface GroupHost {
+  host: string
+  address: string
+  vars: Record<string, unknown>
 }
 
 export interface PlayHost {

@@ -24,6 +24,8 @@ export interface RollingOptions {
   stepTimeoutMs: number
   /** Shards restarted at the same time. */
   concurrency?: number
+  /** Restart a master with no in-sync replica and no persistence instead of refusing it. */
+  allowDataLoss?: boolean
   log?: (msg: string) => void
   signal?: AbortSignal
 }

@@ -24,6 +24,8 @@ export interface ScaleOptions extends ClusterOptions {
   replicas: number
   /** Drain and remove members the inventory does not list (else: refuse, change nothing). */
   removeMissing?: boolean
+  /** Carry out a step that loses acknowledged writes (a drain without headroom) instead of refusing. */
+  allowDataLoss?: boolean
   check?: boolean
   /** Slot batches in flight at once (default 8). */
   moveConcurrency?: number

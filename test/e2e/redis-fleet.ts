@@ -1,5 +1,6 @@
 import {existsSync, readdirSync} from 'node:fs'
-import {join} from 'node:path'
+import {join, resolve} from 'node:path'
+import {ROOT} from './cli.js'
 
 // Redis for the e2e tests comes from Debian's pristine source tarball (no internet
 // here), pushed from the controller by the product's own `redis_source` path.
@@ -13,10 +14,15 @@ export function redisTarball(): string {
   return join(CACHE, files[files.length - 1])
 }
 
+// Debian's redis_7.0.15.orig.tar.gz, or ../shared/redis/redis-5.0.3.tar.gz (our users' version)
+// through BAREMETAL_REDIS_TARBALL.
 export function redisVersion(): string {
-  const m = /redis_([\d.]+)\.orig\.tar\.gz$/.exec(redisTarball())
+  const m = /redis[_-]([\d.]+?)(?:\.orig)?\.tar\.gz$/.exec(redisTarball())
   return m ? m[1] : '7.0.15'
 }
+
+/** The Redis 5.0.3 source beside the work tree (../shared/redis), when it is there. */
+export const REDIS_503_TARBALL = resolve(ROOT, '../shared/redis/redis-5.0.3.tar.gz')
 
 /** -e arguments every e2e `up` passes: local tarball, its version, a faster build (libc malloc, no TLS). */
 export function redisArgs(extra: Record<string, string | number | boolean> = {}): string[] {
