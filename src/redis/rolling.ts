@@ -131,7 +131,7 @@ const MF_TIMEOUT_MS = 5000
 
 // CLUSTER FAILOVER on the replica (the master agrees and hands over with no write lost),
 // then wait until both say their new role; re-sent while the step's time lasts.
-async function failover(replica: RollingTarget, master: RollingTarget, opts: RollingOptions): Promise<string | undefined> {
+export async function failover(replica: RollingTarget, master: RollingTarget, opts: RollingOptions): Promise<string | undefined> {
   const deadline = Date.now() + opts.stepTimeoutMs
   for (let attempt = 1; ; attempt++) {
     try {
