@@ -63,6 +63,8 @@ export function defaultTimeoutMs(nodes: number): number {
 const ADDSLOTS_CHUNK = 1000
 const DEFAULT_CONCURRENCY = 64
 const MAX_OPEN = 512
+/** Default ioredis commandTimeout of a NodePool. */
+export const POOL_COMMAND_TIMEOUT_MS = 30_000
 
 // Bounded set of open connections: reused across polls for small fleets, and for 1000
 // nodes never more than MAX_OPEN file descriptors at once.
@@ -70,7 +72,11 @@ export class NodePool {
   private conns = new Map<string, Redis>()
   private busy = new Set<string>()
   private closed = false
-  constructor(private readonly opts: {password?: string; connectTimeoutMs: number}) {}
+  /** ioredis' per-command timeout: MIGRATE's own timeout must stay below it (migrate.ts sizes rounds by it). */
+  readonly commandTimeoutMs: number
+  constructor(private readonly opts: {password?: string; connectTimeoutMs: number; commandTimeoutMs?: number}) {
+    this.commandTimeoutMs = Math.max(opts.commandTimeoutMs ?? POOL_COMMAND_TIMEOUT_MS, opts.connectTimeoutMs)
+  }
 
   async run<T>(node: ClusterNode, fn: (r: Redis) => Promise<T>): Promise<T> {
     const addr = nodeAddr(node)
@@ -107,7 +113,7 @@ export class NodePool {
       disableClientInfo: true,
       retryStrategy: () => null,
       connectTimeout: this.opts.connectTimeoutMs,
-      commandTimeout: Math.max(30_000, this.opts.connectTimeoutMs),
+      commandTimeout: this.commandTimeoutMs,
     })
     let lastError: Error | undefined
     r.on('error', (e: Error) => {
