@@ -3,12 +3,12 @@ import {bundled, executePlaybooks, loadInv, playFlags, readExtraVars, redisPassw
 
 export default class Down extends Command {
   static override summary = 'Stop every instance baremetal started, remove their directories and firewall rules'
-  static override description = `Stops instances by SHUTDOWN NOSAVE on their port, or by the PID in their own pidfile after checking it is that instance; a redis-server baremetal did not start is never touched. Keeps the Redis build unless --purge. Safe to run twice.`
+  static override description = `Stops instances by SHUTDOWN NOSAVE on their port, or by the PID in their own pidfile after checking it is that instance; a redis-server baremetal did not start is never touched. With --keep-data each instance saves its data first (SHUTDOWN SAVE): an instance whose save fails is left running and the run fails (exit 2) with Redis' reply. Keeps the Redis build unless --purge. Safe to run twice.`
   static override examples = ['<%= config.bin %> down', '<%= config.bin %> down -i hosts.yml --keep-data', '<%= config.bin %> down -i hosts.yml --check']
   static override flags = {
     ...playFlags,
     group: Flags.string({description: 'inventory group (host pattern) holding the Redis hosts', default: 'redis'}),
-    'keep-data': Flags.boolean({description: 'keep each instance\'s directory (config, nodes.conf, data, logs)', default: false}),
+    'keep-data': Flags.boolean({description: 'save each instance\'s data (SHUTDOWN SAVE) and keep its directory (config, nodes.conf, data, logs)', default: false}),
     purge: Flags.boolean({description: 'also remove the Redis source and build', default: false}),
   }
 
@@ -16,7 +16,7 @@ export default class Down extends Command {
     const {flags} = await this.parse(Down)
     let password: Record<string, unknown>
     try {
-      // The instances are stopped with SHUTDOWN NOSAVE: they need the password up used.
+      // The instances are stopped with SHUTDOWN (SAVE with --keep-data): they need the password up used.
       password = redisPasswordVars(readExtraVars(flags['extra-vars']), loadInv(flags.inventory), flags.group)
     } catch (error) {
       process.exitCode = reportError(error, flags.json)

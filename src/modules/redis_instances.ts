@@ -14,6 +14,16 @@
 //   wait_timeout  int     seconds to wait for an instance to answer after start, or to exit after stop (default 30)
 //   remove        bool    with stopped: also delete dir/<port>
 //   keep_data     bool    with remove: keep the data files (dump*.rdb, appendonly*, nodes*.conf) and delete the rest
+//   save          bool    with stopped or restarted: SHUTDOWN SAVE (NOW on 7.x when stopped) instead of
+//                         NOSAVE; a failed save fails that port and leaves it running (default false)
+//
+// After a save-shutdown that wrote a new RDB file the script writes dir/<port>/saved-by-baremetal
+// (one line: the unix time): that dump.rdb is a fresh, complete save, not the leftover of an old
+// full sync. Starting the instance removes the marker first, so a later crash never leaves it.
+// An instance whose redis.conf says appendonly yes but that has no AOF yet (or whose marker
+// says dump.rdb is the newest save) starts with --appendonly no, loads dump.rdb, and gets AOF
+// turned on live once loaded: Redis (5.0 and 7.x) started with appendonly yes and no AOF
+// ignores dump.rdb and comes up empty.
 //
 // Only instances this tool started are ever stopped: the one answering on the port must be
 // the process named in dir/<port>/redis.pid or run with dir/<port>/redis.conf. Any other
@@ -136,14 +146,17 @@ export function summarizeInstances(state: InstanceState, ports: number[], report
   const running = by('running').filter((p) => !started.includes(p))
   const stopped = by('stopped')
   const readdressed = by('readdressed')
+  const aofOn = by('aofon')
   const data: Record<string, unknown> = {started, running, failed}
   if (state === 'restarted') data.stopped = stopped
   if (readdressed.length) data.readdressed = readdressed
+  if (aofOn.length) data.aof_on = aofOn
   const moved = readdressed.length ? reports.get(readdressed[0])!.reasons[reports.get(readdressed[0])!.states.indexOf('readdressed')] : ''
   const done = [
     started.length && `${state === 'restarted' ? 'restarted' : 'started'} ${started.length} (${portList(started)})`,
     running.length && `${running.length} already running`,
     readdressed.length && `own address in nodes.conf updated on ${readdressed.length} (${moved})`,
+    aofOn.length && `AOF turned on live after loading dump.rdb on ${aofOn.length} (${portList(aofOn)})`,
   ].filter(Boolean).join(', ')
   if (failed.length) {
     return {status: 'failed', msg: [`${failed.length} of ${ports.length} instance(s) failed to start`, ...failed.map((p) => failureText(p, reports.get(p))), done].filter(Boolean).join('\n'), data}
@@ -172,7 +185,7 @@ export function planCheck(state: InstanceState, ports: number[], reports: Map<nu
   return {status: 'changed', msg: parts.join(', '), data}
 }
 
-interface ScriptOpts {
+export interface ScriptOpts {
   dir: string
   bin: string
   bind: string
@@ -180,7 +193,12 @@ interface ScriptOpts {
   password?: string
   remove: boolean
   keepData: boolean
+  /** Stopped/restarted: SHUTDOWN SAVE instead of NOSAVE; a failed save fails the port (no SIGTERM fallback). */
+  save: boolean
 }
+
+/** The marker a save-shutdown leaves in dir/<port>/: its dump.rdb is a fresh, complete save. */
+export const SAVED_MARKER = 'saved-by-baremetal'
 
 // Shell functions shared by every state. Variables are global in sh: each function
 // prefixes its own.
@@ -224,6 +242,13 @@ pw_for() {
   if [ "$HAVE_PW" = 1 ]; then printf '%s' "$PW"; return; fi
   sed -n 's/^[[:space:]]*requirepass[[:space:]][[:space:]]*//p' "$dir/$1/redis.conf" 2>/dev/null | tail -n 1 | sed 's/[[:space:]]*$//; s/^"\(.*\)"$/\1/'
 }
+# A directive's value in dir/$1/redis.conf (the last line wins, as when Redis reads it), else $3.
+conf_val() {
+  cv_v=$(sed -n "s/^[[:space:]]*$2[[:space:]][[:space:]]*//p" "$dir/$1/redis.conf" 2>/dev/null | tail -n 1 | sed 's/[[:space:]]*$//; s/^"\(.*\)"$/\1/')
+  [ -n "$cv_v" ] || cv_v=$3
+  printf '%s' "$cv_v"
+}
+info_field() { printf '%s\n' "$1" | sed -n "s/^$2://p" | head -n 1; }
 cli() {
   c_port=$1; shift
   [ -n "$CLI" ] || { echo "redis-cli not found"; return 127; }
@@ -314,14 +339,68 @@ readdress() {
     NF >= 8 && ipof($2) == old && (index($3, "myself") || index(ports, " " portof($2) " ")) { $2 = new substr($2, length(old) + 1) }
     { print }' "$ra_f" > "$ra_f.bm-tmp" && mv -f "$ra_f.bm-tmp" "$ra_f" && echo "@@ $1 readdressed $ra_old -> $bind"
 }
-# The config an instance starts with, kept for redis_config to compare with the rendered one.
+# The config an instance starts with, kept for redis_config to compare with the rendered one;
+# $2: lines appended (what the command line overrides).
 snapshot_conf() {
-  cp -f "$dir/$1/redis.conf" "$dir/$1/redis.conf.applied.tmp" 2>/dev/null && chmod 600 "$dir/$1/redis.conf.applied.tmp" && mv -f "$dir/$1/redis.conf.applied.tmp" "$dir/$1/redis.conf.applied"
+  sc_f="$dir/$1/redis.conf.applied"
+  cp -f "$dir/$1/redis.conf" "$sc_f.tmp" 2>/dev/null && chmod 600 "$sc_f.tmp" || return 1
+  [ -z "$2" ] || printf '\n%s\n' "$2" >> "$sc_f.tmp"
+  mv -f "$sc_f.tmp" "$sc_f"
+}
+# Redis (5.0 and 7.x) started with appendonly yes and no AOF creates an empty one and loads
+# that, never dump.rdb: a master comes up empty, owning its slots. Such an instance starts
+# with --appendonly no (it loads dump.rdb) and gets AOF turned on live once loaded. A 0-byte
+# AOF counts as none (what such a start leaves); our marker means dump.rdb is the save of
+# its last shutdown, newer than any AOF left from an earlier appendonly yes.
+rdb_first() {
+  [ "$(conf_val "$1" appendonly no)" = yes ] || return 1
+  rf_d="$dir/$1"
+  [ -s "$rf_d/$(conf_val "$1" dbfilename dump.rdb)" ] || return 1
+  [ -f "$rf_d/${SAVED_MARKER}" ] && return 0
+  [ -s "$rf_d/$(conf_val "$1" appendfilename appendonly.aof)" ] && return 1
+  [ -d "$rf_d/$(conf_val "$1" appenddirname appendonlydir)" ] && return 1
+  return 0
 }
 launch() {
+  # Whatever this start writes, the marker's "fresh save" no longer holds.
+  rm -f "$dir/$1/${SAVED_MARKER}"
   wc -c < "$dir/$1/redis.log" > "$T/$1.off" 2>/dev/null || echo 0 > "$T/$1.off"
-  ( cd "$dir/$1" && exec "$bin/redis-server" ./redis.conf ) > "$T/$1.out" 2>&1 < /dev/null
+  if [ -f "$T/$1.rdbfirst" ]; then ( cd "$dir/$1" && exec "$bin/redis-server" ./redis.conf --appendonly no ) > "$T/$1.out" 2>&1 < /dev/null
+  else ( cd "$dir/$1" && exec "$bin/redis-server" ./redis.conf ) > "$T/$1.out" 2>&1 < /dev/null; fi
   echo $? > "$T/$1.rc"
+}
+# CONFIG SET appendonly yes once the instance has loaded its data, then wait until the
+# rewrite that writes the AOF is done: only from then on does a restart load every key.
+# The outcome goes to $T/$1.aof: ok, or why not.
+aof_on() {
+  ao_deadline=$(( $(now) + aof_s )); ao_set=0; ao_why="no answer"
+  while [ "$(now)" -lt "$ao_deadline" ]; do
+    ao_i=$(cli "$1" INFO persistence | tr -d '\r')
+    ao_load=$(info_field "$ao_i" loading)
+    if [ -z "$ao_load" ]; then ao_why="INFO persistence: $(printf '%s' "$ao_i" | head -n 1)"
+    elif [ "$ao_load" != 0 ]; then ao_why="still loading its data"
+    elif [ "$ao_set" = 0 ]; then
+      ao_r=$(cli "$1" CONFIG SET appendonly yes | tr -d '\r')
+      [ "$ao_r" = OK ] || { echo "CONFIG SET appendonly yes: $ao_r" > "$T/$1.aof"; return 0; }
+      ao_set=1; continue
+    elif [ "$(info_field "$ao_i" aof_enabled)" != 1 ]; then ao_why="aof_enabled:$(info_field "$ao_i" aof_enabled)"
+    elif [ "$(info_field "$ao_i" aof_rewrite_in_progress)" != 0 ] || [ "$(info_field "$ao_i" aof_rewrite_scheduled)" != 0 ]; then ao_why="the AOF rewrite is still running"
+    elif [ "$(info_field "$ao_i" aof_last_bgrewrite_status)" != ok ]; then
+      echo "the AOF rewrite failed (aof_last_bgrewrite_status:$(info_field "$ao_i" aof_last_bgrewrite_status)): see $dir/$1/redis.log" > "$T/$1.aof"; return 0
+    else echo ok > "$T/$1.aof"; return 0; fi
+    sleep 0.3 2>/dev/null || sleep 1
+  done
+  echo "AOF not on within $aof_s seconds: $ao_why" > "$T/$1.aof"
+}
+# AOF on for every port of $1 at once: "@@ PORT aofon", or failed with the reason.
+aof_ports() {
+  for ap_port in $1; do rm -f "$T/$ap_port.aof"; aof_on "$ap_port" & done
+  wait
+  for ap_port in $1; do
+    ap_r=$(cat "$T/$ap_port.aof" 2>/dev/null)
+    [ -n "$ap_r" ] || ap_r="no result"
+    if [ "$ap_r" = ok ]; then echo "@@ $ap_port aofon"; else echo "@@ $ap_port failed appendonly yes not turned on live: $ap_r"; fi
+  done
 }
 # Fatal lines the new instance wrote to its log since launch: fail now, not at the timeout.
 log_fatal() {
@@ -341,7 +420,7 @@ await_ports() {
       aw_pid=$(read_pid "$dir/$aw_port/redis.pid")
       if is_alive "$aw_pid"; then
         probe "$aw_port"
-        if [ "$alive" = 1 ] && { [ -z "$ipid" ] || [ "$ipid" = "$aw_pid" ]; }; then echo "@@ $aw_port started"; continue; fi
+        if [ "$alive" = 1 ] && { [ -z "$ipid" ] || [ "$ipid" = "$aw_pid" ]; }; then echo "@@ $aw_port started"; : > "$T/$aw_port.up"; continue; fi
       elif [ -n "$aw_pid" ] && [ "$dir/$aw_port/redis.pid" -nt "$T/stamp" ]; then
         report_failed "$aw_port" "redis-server exited right after starting"; continue
       fi
@@ -362,10 +441,25 @@ await_ports() {
 start_ports() {
   prepare_start "$1"
   touch "$T/stamp"
-  for sp_port in $LAUNCH; do readdress "$sp_port"; snapshot_conf "$sp_port"; done
+  sp_aof=""
+  for sp_port in $LAUNCH; do
+    readdress "$sp_port"
+    rm -f "$T/$sp_port.rdbfirst" "$T/$sp_port.up"
+    if rdb_first "$sp_port"; then
+      : > "$T/$sp_port.rdbfirst"; sp_aof="$sp_aof $sp_port"
+      # Until AOF is on, the snapshot says it is off: redis_config then turns it on live.
+      snapshot_conf "$sp_port" "appendonly no"
+    else snapshot_conf "$sp_port"; fi
+  done
   for sp_port in $LAUNCH; do launch "$sp_port" & done
   wait
   await_ports "$LAUNCH $WAITONLY"
+  sp_on=""
+  for sp_port in $sp_aof; do [ -f "$T/$sp_port.up" ] && sp_on="$sp_on $sp_port"; done
+  [ -n "$sp_on" ] || return 0
+  aof_ports "$sp_on" | tee "$T/aof.report"
+  for sp_port in $sp_on; do grep -q "^@@ $sp_port aofon" "$T/aof.report" && snapshot_conf "$sp_port"; done
+  return 0
 }
 wait_gone() {
   wg_deadline=$(( $(now) + $2 ))
@@ -377,19 +471,29 @@ wait_gone() {
   done
 }
 # Teardown (SD_NOW=1) says NOW: a master would otherwise wait up to shutdown-timeout (10 s on
-# 7.x) for replicas that are being stopped too. Older versions refuse NOW: plain NOSAVE.
+# 7.x) for replicas that are being stopped too. Older versions refuse NOW: without it.
+# SD_SAVE=1 says SAVE: the RDB is written before the exit (with save "" neither NOSAVE nor
+# SIGTERM writes one); a save takes as long as the dataset needs, hence its own timeout.
 shutdown_port() {
-  sd_how="SHUTDOWN NOSAVE"
+  sd_kind=NOSAVE
+  if [ "$SD_SAVE" = 1 ]; then sd_kind=SAVE; [ -n "$TO" ] && TO="timeout $save_s"; touch "$T/$1.t0"; fi
+  sd_how="SHUTDOWN $sd_kind"
   if [ "$SD_NOW" = 1 ]; then
-    sd_how="SHUTDOWN NOSAVE NOW"; sd_out=$(cli "$1" SHUTDOWN NOSAVE NOW)
-    case "$sd_out" in *"syntax error"*|*"wrong number"*) sd_how="SHUTDOWN NOSAVE"; sd_out=$(cli "$1" SHUTDOWN NOSAVE);; esac
-  else sd_out=$(cli "$1" SHUTDOWN NOSAVE); fi
+    sd_how="SHUTDOWN $sd_kind NOW"; sd_out=$(cli "$1" SHUTDOWN $sd_kind NOW)
+    case "$sd_out" in *"syntax error"*|*"wrong number"*) sd_how="SHUTDOWN $sd_kind"; sd_out=$(cli "$1" SHUTDOWN $sd_kind);; esac
+  else sd_out=$(cli "$1" SHUTDOWN $sd_kind); fi
   case "$sd_out" in *NOAUTH*|*WRONGPASS*|*ERR*|*rror*) printf '%s\n' "$sd_out" | tail -n 3 > "$T/$1.err";; *) echo "$sd_how" > "$T/$1.via";; esac
 }
-# SHUTDOWN NOSAVE to each of our instances, then wait; an instance that does not exit
-# gets SIGTERM, but only through the pid of its own pidfile, checked by command line.
+# A save-shutdown counts once the process is gone and a new RDB file is in its directory;
+# then the marker says so (the lead's drift repair trusts that dump.rdb).
+saved_rdb() {
+  [ -f "$T/$1.t0" ] && [ -n "$(find "$dir/$1" -maxdepth 1 -name '*.rdb' -newer "$T/$1.t0" 2>/dev/null | head -n 1)" ] || return 1
+  now > "$dir/$1/${SAVED_MARKER}.tmp" && mv -f "$dir/$1/${SAVED_MARKER}.tmp" "$dir/$1/${SAVED_MARKER}"
+}
+# SHUTDOWN to each of our instances, then wait. Without save, an instance that does not exit
+# gets SIGTERM, but only through the pid of its own pidfile, checked by command line. With
+# save never: SIGTERM does not save, so a failed save leaves the instance running, reported.
 stop_ports() {
-  st_targets=""
   refresh_listeners
   for st_port in $1; do
     rm -f "$T/$st_port".*
@@ -403,26 +507,36 @@ stop_ports() {
     echo "$st_target" > "$T/$st_port.target"
     [ "$pid_ok" = 1 ] && echo "$fpid" > "$T/$st_port.fb"
     # All ports at once: one after the other, 100 SHUTDOWNs on a busy host take minutes.
-    [ -n "$mine" ] && shutdown_port "$st_port" &
-    st_targets="$st_targets $st_target"
+    if [ -n "$mine" ]; then shutdown_port "$st_port" &
+    elif [ "$SD_SAVE" = 1 ]; then echo "it does not answer on $bind:$st_port (still starting?): nothing can save its data" > "$T/$st_port.err"; fi
   done
   wait
+  st_targets=""
   for st_port in $1; do
-    [ -f "$T/$st_port.target" ] && [ ! -f "$T/$st_port.via" ] && [ -f "$T/$st_port.fb" ] || continue
-    st_fb=$(cat "$T/$st_port.fb")
-    kill -TERM "$st_fb" 2>/dev/null && echo "SIGTERM to pid $st_fb from its pidfile" > "$T/$st_port.via"
+    [ -f "$T/$st_port.target" ] || continue
+    if [ "$SD_SAVE" != 1 ] && [ ! -f "$T/$st_port.via" ] && [ -f "$T/$st_port.fb" ]; then
+      st_fb=$(cat "$T/$st_port.fb")
+      kill -TERM "$st_fb" 2>/dev/null && echo "SIGTERM to pid $st_fb from its pidfile" > "$T/$st_port.via"
+    fi
+    # A refused save-shutdown leaves the instance running: nothing to wait for.
+    [ -f "$T/$st_port.via" ] && st_targets="$st_targets $(cat "$T/$st_port.target")"
   done
   [ -n "$st_targets" ] && wait_gone "$st_targets" "$wait_s"
   for st_port in $1; do
     [ -f "$T/$st_port.target" ] || continue
     st_target=$(cat "$T/$st_port.target")
-    if is_alive "$st_target" && [ -f "$T/$st_port.fb" ] && [ "$(cat "$T/$st_port.fb")" = "$st_target" ] && ! grep -q SIGTERM "$T/$st_port.via" 2>/dev/null; then
+    if [ "$SD_SAVE" != 1 ] && is_alive "$st_target" && [ -f "$T/$st_port.fb" ] && [ "$(cat "$T/$st_port.fb")" = "$st_target" ] && ! grep -q SIGTERM "$T/$st_port.via" 2>/dev/null; then
       kill -TERM "$st_target" 2>/dev/null && echo "SIGTERM to pid $st_target from its pidfile" >> "$T/$st_port.via"
       wait_gone "$st_target" "$wait_s"
     fi
-    if is_alive "$st_target"; then
+    if is_alive "$st_target" && [ "$SD_SAVE" = 1 ]; then
+      st_why="did not exit within $wait_s seconds"; [ -f "$T/$st_port.err" ] && st_why=$(tr '\n' ' ' < "$T/$st_port.err" | sed 's/ *$//')
+      echo "@@ $st_port failed not saved, left running (pid $st_target): $st_why"
+    elif is_alive "$st_target"; then
       echo "@@ $st_port failed still running (pid $st_target) after $wait_s seconds"
       [ -f "$T/$st_port.err" ] && sed 's/^/| /' "$T/$st_port.err"
+    elif [ "$SD_SAVE" = 1 ] && ! saved_rdb "$st_port"; then
+      echo "@@ $st_port failed stopped, but no new RDB file in $dir/$st_port: the save did not happen (was it still loading?)"
     else
       echo "@@ $st_port stopped $(tr '\n' ' ' < "$T/$st_port.via" 2>/dev/null)"
     fi
@@ -431,7 +545,7 @@ stop_ports() {
 remove_port() {
   [ -d "$dir/$1" ] || return 0
   if [ "$keep_data" = 1 ]; then
-    find "$dir/$1" -mindepth 1 -maxdepth 1 ! -name 'dump*.rdb' ! -name 'appendonly*' ! -name 'nodes*.conf' -exec rm -rf {} + && echo "@@ $1 removed keeping data files"
+    find "$dir/$1" -mindepth 1 -maxdepth 1 ! -name 'dump*.rdb' ! -name 'appendonly*' ! -name 'nodes*.conf' ! -name '${SAVED_MARKER}' -exec rm -rf {} + && echo "@@ $1 removed keeping data files"
   else
     rm -rf "$dir/$1" && echo "@@ $1 removed"
   fi
@@ -454,7 +568,9 @@ status_ports() {
 export function instancesScript(mode: InstanceState | 'status', ports: number[], o: ScriptOpts): string {
   const head = [
     `dir=${quote(o.dir)}; bin=${quote(o.bin)}; bind=${quote(o.bind)}; wait_s=${Math.max(1, Math.floor(o.waitSeconds))}`,
-    `keep_data=${o.keepData ? 1 : 0}; SD_NOW=${mode === 'stopped' ? 1 : 0}`,
+    `keep_data=${o.keepData ? 1 : 0}; SD_NOW=${mode === 'stopped' ? 1 : 0}; SD_SAVE=${o.save ? 1 : 0}`,
+    // A save or an AOF rewrite takes as long as the dataset needs: far longer than a start.
+    `save_s=${10 * Math.max(1, Math.floor(o.waitSeconds))}; aof_s=${10 * Math.max(1, Math.floor(o.waitSeconds))}`,
     o.password ? `HAVE_PW=1; PW=${quote(o.password)}` : 'HAVE_PW=0; PW=',
     `PORTS=${quote(ports.join(' '))}`,
   ]
@@ -493,6 +609,7 @@ export const redisInstances: ModuleSpec = {
     wait_timeout: {type: 'int', default: 30},
     remove: {type: 'bool', default: false},
     keep_data: {type: 'bool', default: false},
+    save: {type: 'bool', default: false},
   },
   checkMode: true,
   async run(ctx: ModuleContext, items: TaskItem[]): Promise<ItemResult[]> {
@@ -514,6 +631,7 @@ export const redisInstances: ModuleSpec = {
         password: a.password === undefined || a.password === null || a.password === '' ? undefined : String(a.password),
         remove: Boolean(a.remove),
         keepData: Boolean(a.keep_data),
+        save: Boolean(a.save),
       }
       const state = (a.state ?? 'started') as InstanceState
       const key = JSON.stringify([state, opts])
@@ -528,7 +646,9 @@ export const redisInstances: ModuleSpec = {
       const mode = ctx.check ? 'status' : g.state
       // Worst cases: all ports in parallel for started; one after the other for the others.
       const perPort = g.state === 'started' && !ctx.check ? 0 : 2 * g.opts.waitSeconds + 10
-      const timeoutMs = (2 * g.opts.waitSeconds + 60 + ports.length * (perPort + 1)) * 1000
+      // A save or an AOF rewrite (save_s, aof_s in the script) runs on all ports at once.
+      const slow = !ctx.check && (g.opts.save || g.state !== 'stopped') ? 11 * g.opts.waitSeconds : 0
+      const timeoutMs = (2 * g.opts.waitSeconds + 60 + slow + ports.length * (perPort + 1)) * 1000
       const r = await ctx.transport.exec('sh -s', {stdin: instancesScript(mode, ports, g.opts), timeoutMs})
       const reports = parseInstanceReport(mask(r.stdout, secrets))
       const trouble = r.failed || r.timedOut ? `\nscript exit ${r.exitCode}${r.timedOut ? ' (timed out)' : ''}: ${mask(r.stderr, secrets).trim().split('\n').slice(-5).join('\n')}` : ''

@@ -86,7 +86,7 @@ describe('redis_instances: results', () => {
 })
 
 describe('redis_instances: script', () => {
-  const o = {dir: "/d/it's", bin: '/b', bind: '127.0.0.1', waitSeconds: 5, remove: false, keepData: false}
+  const o = {dir: "/d/it's", bin: '/b', bind: '127.0.0.1', waitSeconds: 5, remove: false, keepData: false, save: false}
   it('values are quoted and no ${…} survives String.raw', () => {
     const s = instancesScript('started', [1, 2], {...o, password: "p'w $(x)"})
     assert.ok(s.includes(`dir='/d/it'\\''s'`))
