@@ -34,6 +34,7 @@ import {BaremetalError, ClusterError} from '../errors.js'
 import {clusterNodesFromHosts, defaultTimeoutMs, formCluster, type FormResult} from '../redis/cluster.js'
 import {planCluster, type ClusterPlan} from '../redis/plan.js'
 import {scaleCluster, scaleMessage} from '../redis/scale.js'
+import {restorePlacement} from '../redis/placement.js'
 import {rangesToString} from '../redis/nodes.js'
 import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
 
@@ -104,7 +105,11 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
       hint: 'fix those hosts and run up again (it converges), or pass --allow-partial to form the cluster over the hosts that are up',
     })
   }
-  const hosts = ctx.playHosts.length > 0 ? ctx.playHosts : [{host: ctx.host, address: ctx.address, vars: ctx.vars}]
+  // The whole group, also with --limit (only some hosts' tasks ran, the cluster is all of
+  // them: seen from the limited hosts alone it would look fresh, and get a second cluster),
+  // less the hosts that failed this play (left out only with allow_partial, checked above).
+  const all = ctx.groupHosts && ctx.groupHosts.length > 0 ? ctx.groupHosts : ctx.playHosts.length > 0 ? ctx.playHosts : [{host: ctx.host, address: ctx.address, vars: ctx.vars}]
+  const hosts = all.filter((h) => !failed.includes(h.host))
   const nodes = await clusterNodesFromHosts(hosts)
   const plan = planCluster(nodes, replicas)
   // 0 (the playbook default) means "scale with the fleet".
@@ -129,7 +134,9 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
       const data = {...summarize({...result, report: scaled.report, newNodes: scaled.report.newNodes}), scaling: scaled} as unknown as Record<string, unknown>
       const problems = scaled.report.problems
       if (!ctx.check && problems.length > 0) return {status: 'failed', msg: `scaled, but the cluster is unhealthy: ${problems.slice(0, 5).join('; ')}`, data}
-      return {status: 'changed', msg: scaleMessage(scaled, ctx.check), data}
+      // Masters back to the planned spread across hosts (check mode: the layout after scaling is not known yet).
+      const placed = ctx.check ? undefined : await restorePlacement(nodes, scaled.report, {password, log: msg => ctx.log(msg), signal: ctx.signal})
+      return {status: placed?.status === 'failed' ? 'failed' : 'changed', msg: `${scaleMessage(scaled, ctx.check)}${placed?.msg ? `; ${placed.msg}` : ''}`, data: {...data, placement: placed}}
     }
     if (scaled.skipped) scaleNote = `; scaling skipped: ${scaled.skipped}`
   }
@@ -155,6 +162,8 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
     if (problems.length > 0) {
       return {status: 'failed', msg: `cluster formed but unhealthy: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? '; …' : ''}`, data}
     }
+    const placed = await restorePlacement(nodes, result.report, {password, check: ctx.check, log: msg => ctx.log(msg), signal: ctx.signal})
+    if (placed.status !== 'ok') return {status: placed.status, msg: placed.msg, data: {...data, placement: placed}}
     return {status: 'ok', msg: `cluster already formed: ${summary.masters.length} masters, ${summary.replicas.length} replicas${tail}${scaleNote}`, data}
   }
   if (ctx.check) {

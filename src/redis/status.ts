@@ -11,6 +11,7 @@ import {
   type NodesDigest,
   type SlotRange,
 } from './nodes.js'
+import {placementInput, placementWarnings} from './placement.js'
 import type {ClusterNode} from './plan.js'
 
 // What `redis-cli --cluster check` tells people, as data: built from what every node
@@ -94,6 +95,8 @@ export interface ClusterReport {
   /** Inventory nodes in some other cluster than the reference node's. */
   outside: string[]
   problems: string[]
+  /** Risks of a healthy cluster (a host whose loss takes it down); `ok` does not depend on them. */
+  warnings: string[]
 }
 
 // Type guard kept next to the union so callers never test `error` by hand.
@@ -195,6 +198,7 @@ export function buildClusterReport(probes: readonly NodeProbe[]): ClusterReport 
     unknownNodes: [],
     outside: [],
     problems,
+    warnings: [],
   }
   if (members.length === 0) {
     problems.push(ok.length === 0 ? 'no node could be reached' : `no cluster formed: all ${ok.length} reachable node(s) are alone and serve no slots`)
@@ -324,6 +328,7 @@ export function buildClusterReport(probes: readonly NodeProbe[]): ClusterReport 
     unknownNodes,
     outside,
     problems,
+    warnings: placementWarnings(placementInput({masters, replicas})),
   }
 }
 
@@ -400,6 +405,10 @@ export function renderClusterReport(r: ClusterReport): string {
   if (r.problems.length > 0) {
     lines.push('problems:')
     for (const p of r.problems) lines.push(`  - ${p}`)
+  }
+  if (r.warnings.length > 0) {
+    lines.push('warnings:')
+    for (const w of r.warnings) lines.push(`  - ${w}`)
   }
   if (r.openSlots.length > 0) lines.push('open slots (an interrupted move): the next `baremetal up` finishes or rolls back each one')
   if (r.unknownNodes.length > 0) lines.push('nodes not in the inventory: `baremetal up --remove-missing` drains and removes them; or list their hosts again')
