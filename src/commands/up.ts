@@ -1,6 +1,7 @@
 import {Command, Flags} from '@oclif/core'
 import {bundled, executePlaybooks, loadInv, PASSWORD_ENV, playFlags, readExtraVars, redisPasswordVars, reportError} from '../cli/common.js'
 import {redisHostVars} from '../cli/redis.js'
+import {InputError} from '../errors.js'
 import {selectHosts} from '../inventory/inventory.js'
 import {validateLayout} from '../redis/validate.js'
 import {loadYaml} from '../yamlfile.js'
@@ -34,6 +35,11 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
       const inv = loadInv(flags.inventory)
       const extra = readExtraVars(flags['extra-vars'])
       const defaults = loadYaml(bundled('playbooks/defaults.yml')).value as Record<string, unknown>
+      if (flags.limit && flags['remove-missing']) {
+        throw new InputError(`--remove-missing with --limit ${flags.limit}: refused`, {
+          hint: 'scale-in drains the nodes the inventory no longer lists; run it over the whole inventory (without --limit)',
+        })
+      }
       const hosts = selectHosts(inv, flags.limit ? `${flags.group}:&${flags.limit}` : flags.group)
       validateLayout(hosts, defaults, extra, inv.file)
       password = redisPasswordVars(extra, inv, flags.group, warnings)

@@ -15,6 +15,13 @@
 // redis_port_start … + redis_count - 1, directories under redis_cluster_dir, binaries in
 // redis_bin_dir, address redis_bind (else the host's), password redis_password.
 //
+// AOF turned on by a restart would lose keys: Redis (5.0 and 7.x) started with appendonly yes
+// and no AOF loads an empty one, never dump.rdb. So a port whose change turns AOF on gets it
+// live first (CONFIG SET appendonly yes, then its rewrite waited for: INFO persistence
+// aof_enabled:1, aof_rewrite_in_progress:0, aof_rewrite_scheduled:0), and only then is it
+// restarted; redis.conf.applied keeps its old text meanwhile (the restart is still pending).
+// A port whose AOF does not come on live is not restarted, and the task fails naming it.
+//
 // How it knows what a running instance uses: redis_instances copies redis.conf to
 // redis.conf.applied (mode 0600) whenever it starts an instance, and this module rewrites
 // that snapshot after a live change. One round trip per host reads the snapshots' hashes
@@ -36,7 +43,7 @@ import {inspectNode, rollingRestart, type RollingTarget} from '../redis/rolling.
 import {renderText} from '../play/template.js'
 import {expandHome, mask, quote} from '../shell.js'
 import {controllerPath} from './copy.js'
-import {instancesScript, parseInstanceReport, portList, summarizeInstances} from './redis_instances.js'
+import {aofOnScript, instancesScript, parseInstanceReport, portList, summarizeInstances} from './redis_instances.js'
 import {errorMessage, sha256, str} from './remote.js'
 import type {ItemResult, ModuleContext, ModuleSpec, PlayHost, TaskItem} from './types.js'
 
@@ -183,10 +190,44 @@ function groupChanges(entries: Array<{key: string; text: string}>): string[] {
   return [...g].map(([text, keys]) => `${text} on ${keys.length} instance(s): ${byHost(keys)}`)
 }
 
-function describeSteps(plan: RollingStep[][], hostOf: Map<string, string>): {restarts: number; failovers: string[]} {
+function describeSteps(plan: RollingStep[][], hostOf: Map<string, string>): {restarts: number; failovers: string[]; saved: string[]; refused: string[]} {
   const steps = plan.flat()
   const failovers = steps.filter((s): s is Extract<RollingStep, {kind: 'failover'}> => s.kind === 'failover').map((s) => `${s.master} → ${s.replica}${hostOf.has(s.replica) ? ` (${hostOf.get(s.replica)})` : ''}`)
-  return {restarts: steps.filter((s) => s.kind === 'restart').length, failovers}
+  const saved = steps.filter((s) => s.kind === 'restart' && s.save).map((s) => (s as {addr: string}).addr)
+  const refused = steps.filter((s): s is Extract<RollingStep, {kind: 'refuse'}> => s.kind === 'refuse').map((s) => `${s.addr}: ${s.why}`)
+  return {restarts: steps.filter((s) => s.kind === 'restart').length, failovers, saved, refused}
+}
+
+/** The change turns AOF on: a restart must not do that (it would start from an empty AOF). */
+export function turnsAofOn(plan: ConfigPlan): boolean {
+  return plan.changes.some((c) => c.name === 'appendonly' && (c.after ?? '').toLowerCase() === 'yes' && (c.before ?? 'no').toLowerCase() !== 'yes')
+}
+
+type Restart = {s: HostSetup; work: PortWork}
+
+// AOF on, live, for the ports to restart whose change turns it on: one round trip per host
+// and password, all its ports at once. Returns the ports where it did not come on, and why.
+async function aofBeforeRestart(ctx: ModuleContext, list: Restart[]): Promise<Array<Restart & {why: string}>> {
+  const groups = new Map<string, Restart[]>()
+  for (const r of list.filter((x) => turnsAofOn(x.work.plan))) {
+    const k = `${r.s.ph.host}\n${r.work.appliedPassword ?? r.s.password ?? ''}`
+    groups.set(k, [...(groups.get(k) ?? []), r])
+  }
+  const failed: Array<Restart & {why: string}> = []
+  await Promise.all([...groups.values()].map(async (g) => {
+    const s = g[0].s
+    const ports = g.map((r) => r.work.port)
+    const opts = {dir: s.dir, bin: s.bin, bind: s.ip, waitSeconds: intVar(s.ph.vars.redis_start_timeout, 60), password: g[0].work.appliedPassword ?? s.password, remove: false, keepData: false, save: false}
+    const r = await s.ph.transport.exec('sh -s', {stdin: aofOnScript(ports, opts), timeoutMs: (11 * opts.waitSeconds + 60) * 1000})
+    const reports = parseInstanceReport(mask(r.stdout, ctx.secrets))
+    for (const x of g) {
+      const rep = reports.get(x.work.port)
+      if (rep?.states.includes('aofon')) continue
+      const why = rep ? rep.reasons[rep.states.lastIndexOf('failed')] || 'failed' : `no answer (exit ${r.exitCode}${r.timedOut ? ', timed out' : ''})`
+      failed.push({...x, why})
+    }
+  }))
+  return failed
 }
 
 async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promise<ItemResult> {
@@ -253,7 +294,11 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
       data.rolling = plan
       lines.push(...groupChanges(restartTextFor(restart)).map((l) => `would ${l}`))
       lines.push(`would restart ${d.restarts} instance(s) one at a time per shard, replicas first${d.failovers.length ? `; CLUSTER FAILOVER before restarting ${d.failovers.length} master(s): ${d.failovers.join(', ')}` : ''}`)
+      if (d.saved.length) lines.push(`would stop ${d.saved.length} master(s) without an in-sync replica by SHUTDOWN SAVE (their keys come back from that RDB): ${d.saved.join(', ')}`)
+      if (d.refused.length) lines.push(`would refuse ${d.refused.length}: ${d.refused.join('; ')}`)
     }
+    const aofFirst = restart.filter((r) => turnsAofOn(r.work.plan))
+    if (aofFirst.length) lines.push(...groupChanges(aofFirst.map((r) => ({key: key(r.s, r.work.port), text: 'would turn AOF on live (CONFIG SET appendonly yes, its rewrite waited for) before the restart'}))))
     return {status: 'changed', msg: mask(lines.join('\n'), ctx.secrets), data}
   }
 
@@ -285,6 +330,18 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   const lines: string[] = []
   if (liveDone.length) lines.push(...groupChanges(liveDone.map((l) => ({key: key(l.s, l.work.port), text: `changed live: CONFIG SET ${l.work.plan.live.map(describeChange).join(', ')}`}))))
   let failed = false
+  const aofFirst = restart.filter((r) => turnsAofOn(r.work.plan))
+  if (aofFirst.length) {
+    const notOn = await aofBeforeRestart(ctx, aofFirst)
+    for (const f of notOn) restart.splice(restart.indexOf(restart.find((r) => r.s === f.s && r.work.port === f.work.port)!), 1)
+    const on = aofFirst.filter((r) => !notOn.some((f) => f.s === r.s && f.work.port === r.work.port))
+    data.aof_first = on.map((r) => ({host: r.s.ph.host, port: r.work.port}))
+    if (on.length) lines.push(...groupChanges(on.map((r) => ({key: key(r.s, r.work.port), text: 'AOF turned on live before the restart'}))))
+    if (notOn.length) {
+      failed = true
+      lines.unshift(`${notOn.length} instance(s) not restarted: AOF did not come on live, and a restart with appendonly yes would start from an empty AOF and lose its keys (fix what the reason says, then run up again):`, ...notOn.map((f) => `  ${f.s.ph.host}:${f.work.port}: ${f.why}`))
+    }
+  }
   if (restart.length) {
     const nodeTimeout = Math.max(...setups.map((s) => intVar(s.ph.vars.redis_cluster_node_timeout, 15000)))
     const stepSec = args.timeout === undefined || args.timeout === null || Number(args.timeout) === 0 ? 60 + (2 * nodeTimeout) / 1000 : Number(args.timeout)
@@ -293,8 +350,8 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
       ip: s.ip,
       port: work.port,
       passwords: [s.password, work.appliedPassword],
-      restart: async () => {
-        const opts = {dir: s.dir, bin: s.bin, bind: s.ip, waitSeconds: intVar(s.ph.vars.redis_start_timeout, 60), password: work.appliedPassword ?? s.password, remove: false, keepData: false}
+      restart: async ({save}) => {
+        const opts = {dir: s.dir, bin: s.bin, bind: s.ip, waitSeconds: intVar(s.ph.vars.redis_start_timeout, 60), password: work.appliedPassword ?? s.password, remove: false, keepData: false, save}
         const r = await s.ph.transport.exec('sh -s', {stdin: instancesScript('restarted', [work.port], opts), timeoutMs: (4 * opts.waitSeconds + 60) * 1000})
         const res = summarizeInstances('restarted', [work.port], parseInstanceReport(mask(r.stdout, ctx.secrets)))
         return {ok: res.status !== 'failed', msg: res.msg ?? ''}

@@ -91,6 +91,8 @@ export interface ItemResult {
   stderr?: string
   /** Anything else a `register:` user may read. */
   data?: Record<string, unknown>
+  /** Lines the recap repeats at the end (a data loss that was allowed, say). */
+  warnings?: string[]
 }
 
 /** One loop item after templating and argument validation. */

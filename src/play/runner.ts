@@ -34,6 +34,8 @@ export interface TaskRecord {
   durationMs: number
   /** SSH exec/upload round trips this task cost on this host (the unit of cost). */
   roundTrips?: number
+  /** What the recap must repeat (a step done under --allow-data-loss). */
+  warnings?: string[]
   where: ErrorWhere
 }
 
@@ -131,11 +133,15 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
         continue
       }
 
-      // Variables per host, resolved once per play (templated values rendered in order).
+      // Variables per host, resolved once per play (templated values rendered in order), also
+      // for the hosts --limit leaves out: a cluster step must see the whole cluster.
       const hostVars = new Map<string, Record<string, unknown>>()
-      const ips = await resolveAddresses(hosts)
-      for (const h of hosts) {
-        const magic = {...magicVars(h, inventory, hosts), ansible_host_ip: ips.get(h.name), play_hosts_ips: hosts.map((x) => ips.get(x.name))}
+      const group = selectHosts(inventory, play.hosts, play.where)
+      const ips = await resolveAddresses(group)
+      for (const h of group) {
+        // play_hosts_ips feeds the firewall: the fleet, not the hosts --limit picked (a limited
+        // run must never close the bus ports to the rest of its cluster).
+        const magic = {...magicVars(h, inventory, hosts), ansible_host_ip: ips.get(h.name), play_hosts_ips: group.map((x) => ips.get(x.name))}
         const vars = resolveVars([play.defaults, h.vars, magic, play.vars], extra)
         hostVars.set(h.name, vars)
         for (const [k, v] of Object.entries(vars)) {
@@ -191,6 +197,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
           facts: facts.get(h.name)!,
           transport: transports.get(h.name)!.transport,
         }))
+        const groupHosts = group.map((h) => ({host: h.name, address: h.connection.address, vars: hostVars.get(h.name)!}))
         const targets = task.runOnce ? active.slice(0, 1) : active
         await Promise.all(
           targets.map((h) =>
@@ -217,6 +224,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
                   log: (m) => reporter.log(h.name, mask(m, secrets)),
                   signal,
                   playHosts,
+                  groupHosts,
                   failedHosts: hosts.filter((x) => failedInPlay.has(x.name) || unreachable.has(x.name)).map((x) => x.name),
                 }
                 rec = await runTask(play, task, h.name, ctx, registered, secrets, t0)
@@ -237,6 +245,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
               if (rec.status === 'unreachable') r.unreachable++
               else if (rec.ignored) r.ignored++
               else r[rec.status]++
+              for (const w of rec.warnings ?? []) warnings.push(w)
               taskRecords.push(rec)
               records.push(rec)
               reporter.hostResult(rec)
@@ -249,6 +258,14 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
           if (value !== undefined) for (const h of active) registered.set(h.name, {...(registered.get(h.name) ?? {}), [task.register]: value})
         }
         reporter.taskEnd(task, taskRecords)
+        // A task that runs once acts for the whole play (the cluster): its failure stops every
+        // host, as Ansible applies a run_once result to all of them. Nothing is started over
+        // a refusal to start it safely.
+        if (task.runOnce && taskRecords.some((r) => r.status === 'failed' && !r.ignored)) {
+          const stopped = active.filter((h) => !failedInPlay.has(h.name))
+          for (const h of stopped) failedInPlay.add(h.name)
+          if (stopped.length > 0) warnings.push(`task "${displayTask(task, hostVars.get(active[0].name)!).name}" runs once for the play and failed: the play stopped for ${stopped.map((h) => h.name).join(', ')} too`)
+        }
         const failedNow = hosts.filter((h) => failedInPlay.has(h.name) || unreachable.has(h.name)).length
         if (play.anyErrorsFatal && taskRecords.some((r) => r.status === 'failed' && !r.ignored)) {
           aborted = `any_errors_fatal: task "${task.name}" failed`
@@ -416,7 +433,8 @@ async function runTask(
   msg = mask(msg, secrets)
   const diffs = task.noLog ? undefined : results.flatMap((r) => r.diff ?? []).map((d) => ({path: d.path, before: mask(d.before, secrets), after: mask(d.after, secrets)}))
   const data = task.noLog ? undefined : maskDeep(results.length === 1 ? results[0].data : mergeData(results), secrets)
-  return record(play, task, host, status, msg, loopItems ? loopItems.length : 1, t0, {diff: diffs && diffs.length ? diffs : undefined, data})
+  const warnings = results.flatMap((r) => r.warnings ?? []).map((w) => mask(w, secrets))
+  return record(play, task, host, status, msg, loopItems ? loopItems.length : 1, t0, {diff: diffs && diffs.length ? diffs : undefined, data, ...(warnings.length ? {warnings} : {})})
 }
 
 function mergeData(results: ItemResult[]): Record<string, unknown> | undefined {

@@ -204,18 +204,26 @@ export function requirepassOf(conf: string): string | undefined {
 export interface RestartNode {
   addr: string
   id?: string
-  role: 'master' | 'replica' | 'alone'
+  /** unknown: it could not be inspected (timeout, LOADING, wrong password): never guessed at. */
+  role: 'master' | 'replica' | 'alone' | 'unknown'
   /** For a replica: its master's address. */
   masterAddr?: string
-  /** For a master: its replicas that are connected and not failing. */
+  /** For a master: its replicas that are connected and not failing (their sync is checked again before the failover). */
   healthyReplicas: string[]
+  /** Why it could not be inspected (role unknown). */
+  error?: string
 }
 
-export type RollingStep = {kind: 'restart'; addr: string; as: 'replica' | 'master' | 'alone'} | {kind: 'failover'; replica: string; master: string}
+export type RollingStep =
+  | {kind: 'restart'; addr: string; as: 'replica' | 'master' | 'alone'; save?: boolean}
+  | {kind: 'failover'; replica: string; master: string}
+  | {kind: 'refuse'; addr: string; why: string}
 
 // Restarts grouped by shard, each shard one step at a time: its replicas first, then its
-// master, handed over to a healthy replica (CLUSTER FAILOVER) when it has one. Shards are
-// independent and may run side by side. Pure.
+// master, handed over to a healthy replica (CLUSTER FAILOVER) when it has one. A master
+// that cannot hand over keeps its keys only through the RDB that SHUTDOWN SAVE writes and
+// the start loads (save: true; a failed save leaves it running); a node that could not be
+// inspected is never restarted. Shards are independent and may run side by side. Pure.
 export function planRolling(nodes: readonly RestartNode[]): RollingStep[][] {
   const shards = new Map<string, {replicas: RestartNode[]; master?: RestartNode}>()
   const key = (n: RestartNode) => (n.role === 'replica' ? n.masterAddr ?? `?${n.addr}` : n.addr)
@@ -228,17 +236,15 @@ export function planRolling(nodes: readonly RestartNode[]): RollingStep[][] {
   const out: RollingStep[][] = []
   for (const [, s] of [...shards].sort(([a], [b]) => a.localeCompare(b))) {
     const steps: RollingStep[] = s.replicas.sort((x, y) => x.addr.localeCompare(y.addr)).map((r) => ({kind: 'restart', addr: r.addr, as: 'replica'}))
-    const m = s.master
-    if (m) {
-      const target = m.healthyReplicas.slice().sort()[0]
-      if (m.role === 'master' && target) {
-        steps.push({kind: 'failover', replica: target, master: m.addr})
-        steps.push({kind: 'restart', addr: m.addr, as: 'replica'})
-      } else {
-        steps.push({kind: 'restart', addr: m.addr, as: m.role === 'alone' ? 'alone' : 'master'})
-      }
-    }
+    if (s.master) steps.push(...masterSteps(s.master))
     out.push(steps)
   }
   return out
+}
+
+function masterSteps(m: RestartNode): RollingStep[] {
+  if (m.role === 'unknown') return [{kind: 'refuse', addr: m.addr, why: `could not be inspected (${m.error ?? 'no answer'}): not restarted, its role and data are unknown`}]
+  const target = m.healthyReplicas.slice().sort()[0]
+  if (m.role === 'master' && target) return [{kind: 'failover', replica: target, master: m.addr}, {kind: 'restart', addr: m.addr, as: 'replica'}]
+  return [{kind: 'restart', addr: m.addr, as: m.role === 'alone' ? 'alone' : 'master', save: true}]
 }

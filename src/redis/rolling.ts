@@ -13,8 +13,11 @@ export interface RollingTarget {
   host: string
   ip: string
   port: number
-  /** Stops and starts the instance on its host; resolves when it answers again. */
-  restart(): Promise<{ok: boolean; msg: string}>
+  /**
+   * Stops and starts the instance on its host; resolves when it answers again. save: stop it
+   * with SHUTDOWN SAVE (its keys come back from that RDB); a failed save leaves it running.
+   */
+  restart(opts: {save: boolean}): Promise<{ok: boolean; msg: string}>
   /** Passwords to try, in order (the new one, then the one it was started with). */
   passwords: Array<string | undefined>
 }
@@ -70,12 +73,21 @@ async function withNode<T>(t: {ip: string; port: number; passwords: Array<string
   }
 }
 
-// The node's own word on its role, its master and its healthy replicas.
+// The node's own word on its role, its master and its healthy replicas. A node that does
+// not answer is "unknown", never "alone": a master taken for alone would be restarted with
+// its keys and no replica to hand them to.
 export async function inspectNode(t: {ip: string; port: number; passwords: Array<string | undefined>}): Promise<RestartNode> {
   const addr = nodeAddr(t)
   try {
     return await withNode(t, async (r) => {
-      const entries = parseClusterNodes(String(await r.call('CLUSTER', 'NODES')))
+      let text: string
+      try {
+        text = String(await r.call('CLUSTER', 'NODES'))
+      } catch (error) {
+        if (/cluster support disabled/i.test((error as Error).message)) return {addr, role: 'alone', healthyReplicas: []}
+        throw error
+      }
+      const entries = parseClusterNodes(text)
       const me = entries.find((e) => e.myself)
       const known = entries.filter((e) => !e.handshake && !e.noaddr)
       if (!me || known.length <= 1) return {addr, id: me?.id, role: 'alone', healthyReplicas: []}
@@ -87,9 +99,8 @@ export async function inspectNode(t: {ip: string; port: number; passwords: Array
       const healthy = entries.filter((e) => e.masterId === me.id && e.replica && !e.fail && !e.pfail && e.linkState === 'connected').map((e) => e.addr)
       return {addr, id: me.id, role: 'master', healthyReplicas: healthy}
     })
-  } catch {
-    // Cluster support off, or not answering: nothing to hand over, restart it as it is.
-    return {addr, role: 'alone', healthyReplicas: []}
+  } catch (error) {
+    return {addr, role: 'unknown', healthyReplicas: [], error: (error as Error)?.message ?? String(error)}
   }
 }
 
@@ -126,26 +137,49 @@ const roleOf = (r: Redis) => r.call('INFO', 'replication').then((t) => parseClus
 
 // Redis aborts a manual failover that has not completed in 5 s (CLUSTER_MF_TIMEOUT): an
 // election that lost its votes (another shard's election took this epoch's vote from a
-// master) is simply over. Past that, send CLUSTER FAILOVER again.
+// master) is simply over. Past that, send CLUSTER FAILOVER again, once.
 const MF_TIMEOUT_MS = 5000
+const FAILOVER_ATTEMPTS = 2
+/** Replication bytes a replica may trail its master by when the failover starts (the master pauses its clients until it caught up). */
+export const MAX_SYNC_LAG_BYTES = 1024 * 1024
+
+/** Why `replica` is not an in-sync copy of `master` (its own INFO replication against the master's offset); undefined when it is. */
+export async function syncLag(replica: RollingTarget, master: RollingTarget): Promise<string | undefined> {
+  const [rep, mas] = await Promise.all([
+    withNode(replica, (r) => r.call('INFO', 'replication')).then((t) => parseClusterInfo(String(t))),
+    withNode(master, (r) => r.call('INFO', 'replication')).then((t) => parseClusterInfo(String(t))),
+  ])
+  if (rep.role !== 'slave') return `it is a ${rep.role ?? '?'}, not a replica`
+  if (`${rep.master_host}:${rep.master_port}` !== nodeAddr(master)) return `it replicates ${rep.master_host}:${rep.master_port}, not ${nodeAddr(master)}`
+  if (rep.master_link_status !== 'up') return `master_link_status:${rep.master_link_status ?? '?'}`
+  if (rep.master_sync_in_progress === '1') return 'a full sync is in progress'
+  const lag = Number(mas.master_repl_offset) - Number(rep.slave_repl_offset)
+  if (!Number.isFinite(lag) || lag > MAX_SYNC_LAG_BYTES) return `${Number.isFinite(lag) ? lag : '?'} byte(s) behind its master`
+  return undefined
+}
 
 // CLUSTER FAILOVER on the replica (the master agrees and hands over with no write lost),
-// then wait until both say their new role; re-sent while the step's time lasts.
+// only once the replica is an in-sync copy, then wait until both say their new role. At
+// most two attempts: on 5.0 each one pauses the master's clients for up to 5 s.
 export async function failover(replica: RollingTarget, master: RollingTarget, opts: RollingOptions): Promise<string | undefined> {
   const deadline = Date.now() + opts.stepTimeoutMs
-  for (let attempt = 1; ; attempt++) {
+  let why: string | undefined
+  for (let attempt = 1; attempt <= FAILOVER_ATTEMPTS; attempt++) {
+    const lag = await poll(deadline, opts.signal, () => syncLag(replica, master))
+    if (lag) return lag === 'interrupted' ? lag : `${nodeAddr(replica)} is not an in-sync replica of ${nodeAddr(master)}: ${lag}`
     try {
       await withNode(replica, (r) => r.call('CLUSTER', 'FAILOVER'))
     } catch (error) {
       return `CLUSTER FAILOVER refused: ${(error as Error).message}`
     }
-    const why = await poll(Math.min(deadline, Date.now() + MF_TIMEOUT_MS + 1000), opts.signal, async () => {
+    why = await poll(Math.min(deadline, Date.now() + MF_TIMEOUT_MS + 1000), opts.signal, async () => {
       const [a, b] = await Promise.all([withNode(replica, roleOf), withNode(master, roleOf)])
       return a === 'master' && b === 'slave' ? undefined : `roles not swapped yet (${nodeAddr(replica)} ${a}, ${nodeAddr(master)} ${b})`
     })
-    if (why === undefined || why === 'interrupted' || Date.now() >= deadline) return why && attempt > 1 ? `${why} (CLUSTER FAILOVER sent ${attempt} times)` : why
-    opts.log?.(`manual failover ${nodeAddr(master)} → ${nodeAddr(replica)} not done after ${attempt} attempt(s) (${why}): sending CLUSTER FAILOVER again`)
+    if (why === undefined || why === 'interrupted' || Date.now() >= deadline) break
+    if (attempt < FAILOVER_ATTEMPTS) opts.log?.(`manual failover ${nodeAddr(master)} → ${nodeAddr(replica)} not done (${why}): sending CLUSTER FAILOVER once more`)
   }
+  return why === undefined || why === 'interrupted' ? why : `${why} (CLUSTER FAILOVER sent at most ${FAILOVER_ATTEMPTS} times)`
 }
 
 /** Restart the targets shard by shard; a failed step stops its shard, the others go on. */
@@ -182,9 +216,17 @@ export async function rollingRestart(targets: readonly RollingTarget[], opts: Ro
             result.failovers.push({from: step.master, to: step.replica})
             continue
           }
+          if (step.kind === 'refuse') {
+            result.failed.push({addr: step.addr, msg: `${step.why}; not restarted`})
+            return
+          }
           const t = byAddr.get(step.addr)!
-          log(`restarting ${step.addr} (${t.host})`)
-          const r = await t.restart()
+          log(`restarting ${step.addr} (${t.host})${step.save ? ' with SHUTDOWN SAVE (no replica to hand over to)' : ''}`)
+          let r = await t.restart({save: step.save === true})
+          if (!r.ok && step.save && opts.allowDataLoss) {
+            log(`${step.addr}: SHUTDOWN SAVE failed (${r.msg}); --allow-data-loss: restarting it without saving, its keys are lost`)
+            r = await t.restart({save: false})
+          }
           if (!r.ok) {
             result.failed.push({addr: step.addr, msg: r.msg})
             return

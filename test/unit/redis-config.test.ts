@@ -96,9 +96,17 @@ describe('redis_config: rolling restarts', () => {
       [{kind: 'restart', addr: 'd:1', as: 'replica'}, {kind: 'failover', replica: 'd:1', master: 'c:1'}, {kind: 'restart', addr: 'c:1', as: 'replica'}],
     ])
   })
-  it('a master without healthy replicas is restarted as it is; lone nodes too', () => {
-    assert.deepEqual(planRolling([m('a:1')]), [[{kind: 'restart', addr: 'a:1', as: 'master'}]])
-    assert.deepEqual(planRolling([{addr: 'x:1', role: 'alone', healthyReplicas: []}]), [[{kind: 'restart', addr: 'x:1', as: 'alone'}]])
+  it('a master without healthy replicas is never restarted with SHUTDOWN NOSAVE: only by SHUTDOWN SAVE (its keys come back from that RDB); lone nodes too', () => {
+    assert.deepEqual(planRolling([m('a:1')]), [[{kind: 'restart', addr: 'a:1', as: 'master', save: true}]])
+    assert.deepEqual(planRolling([{addr: 'x:1', role: 'alone', healthyReplicas: []}]), [[{kind: 'restart', addr: 'x:1', as: 'alone', save: true}]])
+  })
+  it('a node that could not be inspected is refused, never taken for alone; its shard stops there', () => {
+    const plan = planRolling([{addr: 'a:1', role: 'unknown', healthyReplicas: [], error: 'LOADING Redis is loading the dataset in memory'}, r('b:1', 'a:1')])
+    assert.equal(plan.length, 1)
+    assert.deepEqual(plan[0][0], {kind: 'restart', addr: 'b:1', as: 'replica'})
+    assert.equal(plan[0][1].kind, 'refuse')
+    assert.match((plan[0][1] as {why: string}).why, /could not be inspected \(LOADING/)
+    assert.equal(plan[0].length, 2, 'nothing after the refusal')
   })
   it('every node restarted exactly once, at most one node of a shard at a time', () => {
     const nodes: RestartNode[] = []
@@ -113,6 +121,9 @@ describe('redis_config: rolling restarts', () => {
       const masters = shard.filter((s) => s.kind === 'restart' && s.addr.startsWith('m:'))
       assert.ok(masters.length <= 1)
       assert.equal(shard[shard.length - 1].kind, 'restart', 'the master comes last')
+      const last = shard[shard.length - 1] as {addr: string; save?: boolean}
+      const handedOver = shard.some((s) => s.kind === 'failover')
+      assert.equal(last.save === true, !handedOver, `${last.addr}: SHUTDOWN SAVE exactly when there is no failover`)
     }
   })
 })
