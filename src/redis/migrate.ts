@@ -29,10 +29,12 @@ export interface MoveOptions {
   concurrency?: number
   /** Slots per batch (default 32). */
   batchSlots?: number
-  /** Keys per MIGRATE (default 1000). */
+  /** Keys per MIGRATE at most (default 1000). */
   keysPerMigrate?: number
-  /** MIGRATE's own timeout (default 60 s). */
-  migrateTimeoutMs?: number
+  /** Timing from the nodes' cluster-node-timeout (default: read by CONFIG GET before the first batch). */
+  timing?: MigrateTiming
+  /** Per (source, target) pair: the byte budget of the next MIGRATE round, adapted to what the link carried. */
+  pacers?: Map<string, Pacer>
   signal?: AbortSignal
   /** Called after every batch with the totals so far. */
   progress?: (done: MoveProgress) => void
@@ -60,6 +62,9 @@ const ONLY_MASTERS = /only with masters/i
 // owners (SETSLOT NODE), the pairs' ends included.
 export async function moveSlots(moves: readonly SlotMove[], nodes: ReadonlyMap<string, MigrateNode>, masters: readonly string[], opts: MoveOptions): Promise<MoveResult> {
   const started = Date.now()
+  if (moves.length === 0) return {slots: 0, keys: 0, elapsedMs: 0}
+  const ends = [...new Set(moves.flatMap(m => [m.from, m.to]))].flatMap(id => (nodes.has(id) ? [nodes.get(id)!] : []))
+  opts = {...opts, timing: opts.timing ?? (await readTiming(opts.pool, ends)), pacers: opts.pacers ?? new Map()}
   const batchSlots = opts.batchSlots ?? 32
   const limit = Math.max(1, opts.concurrency ?? 8)
   const totalSlots = moves.reduce((n, m) => n + m.slots.length, 0)
@@ -139,8 +144,11 @@ export async function moveBatch(
   state: BatchState = {},
 ): Promise<number> {
   const {pool, password} = opts
-  const perMigrate = opts.keysPerMigrate ?? 1000
-  const timeout = String(opts.migrateTimeoutMs ?? 60_000)
+  const timing = opts.timing ?? (await readTiming(pool, [from, to]))
+  const pacers = opts.pacers ?? new Map<string, Pacer>()
+  const key = `${from.id}>${to.id}`
+  if (!pacers.has(key)) pacers.set(key, newPacer(timing))
+  const ctx: DrainContext = {perMigrate: opts.keysPerMigrate ?? 1000, timing, pacer: pacers.get(key)!, opts}
   if (!state.skipImporting) {
     const res = await pipeline(pool, to, r => {
       const p = r.pipeline()
@@ -163,9 +171,8 @@ export async function moveBatch(
   }
 
   let keys = 0
-  const auth = password ? ['AUTH', password] : []
   for (let attempt = 0; ; attempt++) {
-    keys += await drain(from, to, slots, perMigrate, timeout, auth, opts)
+    keys += await drain(from, to, slots, ctx)
     // Target first: it takes the slot and bumps its epoch; then the source, which
     // refuses while it still holds a key of the slot (written before MIGRATING).
     const toRes = await pipeline(pool, to, r => {
@@ -207,48 +214,188 @@ export async function moveBatch(
   return keys
 }
 
-// Rounds of GETKEYSINSLOT (all slots of the batch in one pipeline) and MIGRATE (one
-// per slot with keys, in one pipeline) until the source has none left.
-async function drain(from: MigrateNode, to: MigrateNode, slots: readonly number[], perMigrate: number, timeout: string, auth: string[], opts: MoveOptions): Promise<number> {
-  const {pool, password} = opts
+interface DrainContext {
+  perMigrate: number
+  timing: MigrateTiming
+  pacer: Pacer
+  opts: MoveOptions
+}
+
+// Rounds of GETKEYSINSLOT (all slots of the batch in one pipeline) and MEMORY USAGE of
+// the keys found, then MIGRATE rounds (one MIGRATE per slot, a pipeline per round) each
+// within the pair's byte budget, until the source has none left. A round blocks the
+// source for as long as it takes to send: the budget keeps that far below
+// cluster-node-timeout, or the others would mark the source failed mid-move.
+async function drain(from: MigrateNode, to: MigrateNode, slots: readonly number[], ctx: DrainContext): Promise<number> {
+  const {pool, password} = ctx.opts
   let open = [...slots]
   let moved = 0
   while (open.length > 0) {
     const res = await pipeline(pool, from, r => {
       const p = r.pipeline()
-      for (const s of open) p.callBuffer('CLUSTER', 'GETKEYSINSLOT', String(s), String(perMigrate))
+      for (const s of open) p.callBuffer('CLUSTER', 'GETKEYSINSLOT', String(s), String(ctx.perMigrate))
       return p
     }).catch(e => {
       throw fail(from, 'GETKEYSINSLOT failed', e, password)
     })
-    const batches: Array<{slot: number; keys: Buffer[]}> = []
+    const found: Array<{slot: number; keys: Buffer[]}> = []
     res.forEach(([err, keys], i) => {
       if (err) throw fail(from, 'GETKEYSINSLOT failed', err, password)
-      if (Array.isArray(keys) && keys.length > 0) batches.push({slot: open[i], keys: keys as Buffer[]})
+      if (Array.isArray(keys) && keys.length > 0) found.push({slot: open[i], keys: keys as Buffer[]})
     })
-    if (batches.length === 0) break
-    const mres = await pipeline(pool, from, r => {
+    if (found.length === 0) break
+    const sizes = await pipeline(pool, from, r => {
       const p = r.pipeline()
-      for (const b of batches) p.call('MIGRATE', to.ip, String(to.port), '', '0', timeout, ...auth, 'KEYS', ...b.keys)
+      for (const f of found) for (const k of f.keys) p.call('MEMORY', 'USAGE', k)
       return p
     }).catch(e => {
-      throw fail(from, `MIGRATE to ${nodeAddr(to)} failed`, e, password)
+      throw fail(from, 'MEMORY USAGE failed', e, password)
     })
-    mres.forEach(([err], i) => {
-      if (!err) return
-      const msg = err.message
-      if (/BUSYKEY/.test(msg)) {
-        throw new ClusterError(`${nodeAddr(from)}: MIGRATE of slot ${batches[i].slot} to ${nodeAddr(to)} refused: the target already holds one of its keys`, {
-          where: {host: from.host},
-          hint: 'the same key exists on both nodes; inspect it (CLUSTER GETKEYSINSLOT on both) and delete the stale copy, then run up again',
-        })
-      }
-      throw fail(from, `MIGRATE of slot ${batches[i].slot} to ${nodeAddr(to)} failed`, err, password)
-    })
-    for (const b of batches) moved += b.keys.length
-    open = batches.map(b => b.slot)
+    let n = 0
+    // A key gone meanwhile (expired, deleted) answers nil: it costs nothing to move.
+    let queue: SlotKeys[] = found.map(f => ({slot: f.slot, keys: f.keys, sizes: f.keys.map(() => Math.max(0, Number(sizes[n++]?.[1] ?? 0) || 0))}))
+    while (queue.length > 0) {
+      const round = takeRound(queue, ctx.pacer.budget, ctx.perMigrate, ctx.timing.maxMigratesPerRound)
+      const t0 = Date.now()
+      await migrateRound(from, to, round.calls, ctx)
+      ctx.pacer.budget = nextBudget(ctx.pacer, round.bytes, Date.now() - t0)
+      for (const c of round.calls) moved += c.keys.length
+      queue = round.rest
+    }
+    open = found.map(f => f.slot)
   }
   return moved
+}
+
+async function migrateRound(from: MigrateNode, to: MigrateNode, calls: readonly MigrateCall[], ctx: DrainContext): Promise<void> {
+  const {pool, password} = ctx.opts
+  const auth = password ? ['AUTH', password] : []
+  const timeout = String(ctx.timing.migrateTimeoutMs)
+  const mres = await pipeline(pool, from, r => {
+    const p = r.pipeline()
+    for (const c of calls) p.call('MIGRATE', to.ip, String(to.port), '', '0', timeout, ...auth, 'KEYS', ...c.keys)
+    return p
+  }).catch(e => {
+    throw fail(from, `MIGRATE to ${nodeAddr(to)} failed`, e, password)
+  })
+  mres.forEach(([err], i) => {
+    if (!err) return
+    const msg = err.message
+    const c = calls[i]
+    if (/BUSYKEY/.test(msg)) {
+      throw new ClusterError(`${nodeAddr(from)}: MIGRATE of slot ${c.slot} to ${nodeAddr(to)} refused: the target already holds one of its keys`, {
+        where: {host: from.host},
+        hint: 'the same key exists on both nodes; inspect it (CLUSTER GETKEYSINSLOT on both) and delete the stale copy, then run up again',
+      })
+    }
+    if (/IOERR|timeout/i.test(msg)) {
+      throw new ClusterError(`${nodeAddr(from)}: MIGRATE of slot ${c.slot} to ${nodeAddr(to)} (${c.keys.length} key(s), ~${c.bytes} bytes) did not finish within ${ctx.timing.migrateTimeoutMs} ms: ${msg}`, {
+        where: {host: from.host},
+        hint: `MIGRATE's timeout is kept below half of cluster-node-timeout (${ctx.timing.nodeTimeoutMs} ms) so the source is never marked failed; a key this big on this link needs a larger cluster-node-timeout. The keys stay on the source: run up again`,
+      })
+    }
+    throw fail(from, `MIGRATE of slot ${c.slot} to ${nodeAddr(to)} failed`, err, password)
+  })
+}
+
+/** How long MIGRATE may take, and how much of it goes in one round. */
+export interface MigrateTiming {
+  /** The smallest cluster-node-timeout of the nodes asked. */
+  nodeTimeoutMs: number
+  /** MIGRATE's own timeout: below half the node timeout, below the client's timeout. */
+  migrateTimeoutMs: number
+  /** What one MIGRATE round should take at most: it blocks the source meanwhile. */
+  roundTargetMs: number
+  /** MIGRATEs in one pipeline: even if each ran into its timeout, the client waits for all. */
+  maxMigratesPerRound: number
+}
+
+/** Redis' default, used when CONFIG GET is refused (a renamed CONFIG). */
+export const DEFAULT_NODE_TIMEOUT_MS = 15_000
+
+// Pure. The source runs a MIGRATE to the end whatever the client does, and does not
+// answer the cluster bus meanwhile: past cluster-node-timeout the others mark it failed
+// (and fail it over). So MIGRATE's timeout stays below half the node timeout, a round
+// aims at a tenth of it (at most 500 ms), and the client (ioredis commandTimeout, which
+// runs from the moment each pipelined command is sent) outlives every MIGRATE of a round.
+export function migrateTiming(nodeTimeoutMs: number, commandTimeoutMs: number): MigrateTiming {
+  const nt = Number.isFinite(nodeTimeoutMs) && nodeTimeoutMs > 0 ? nodeTimeoutMs : DEFAULT_NODE_TIMEOUT_MS
+  const margin = 2000
+  const migrateTimeoutMs = Math.max(100, Math.min(Math.floor(nt * 0.4), 60_000, commandTimeoutMs - margin))
+  const maxMigratesPerRound = Math.max(1, Math.floor((commandTimeoutMs - margin) / migrateTimeoutMs))
+  return {nodeTimeoutMs: nt, migrateTimeoutMs, roundTargetMs: Math.max(20, Math.min(500, Math.floor(nt / 10))), maxMigratesPerRound}
+}
+
+// cluster-node-timeout of the given nodes (the smallest: that node marks others failed first).
+export async function readTiming(pool: NodePool, nodes: readonly ClusterNode[]): Promise<MigrateTiming> {
+  const seen = await Promise.all(
+    nodes.map(n =>
+      pool
+        .run(n, r => r.call('CONFIG', 'GET', 'cluster-node-timeout'))
+        .then(v => (Array.isArray(v) ? Number(v[1]) : NaN))
+        .catch(() => NaN),
+    ),
+  )
+  const known = seen.filter(x => Number.isFinite(x) && x > 0)
+  return migrateTiming(known.length > 0 ? Math.min(...known) : DEFAULT_NODE_TIMEOUT_MS, pool.commandTimeoutMs)
+}
+
+/** The byte budget of one (source, target) pair, adapted round by round. */
+export interface Pacer {
+  budget: number
+  targetMs: number
+  min: number
+  max: number
+}
+
+export const INITIAL_ROUND_BYTES = 1 << 20
+
+export function newPacer(timing: MigrateTiming): Pacer {
+  return {budget: INITIAL_ROUND_BYTES, targetMs: timing.roundTargetMs, min: 64 << 10, max: 32 << 20}
+}
+
+// Pure: the next round's budget from what the last one carried in how long (bytes/ms
+// times the target), changing at most 4× per round so one slow or fast round does not swing it.
+export function nextBudget(p: Pacer, bytes: number, ms: number): number {
+  if (bytes <= 0) return p.budget
+  const rate = bytes / Math.max(1, ms)
+  const want = rate * p.targetMs
+  return Math.round(Math.min(p.max, Math.max(p.min, Math.min(p.budget * 4, Math.max(p.budget / 4, want)))))
+}
+
+/** Keys of one slot still to move, with their MEMORY USAGE. */
+export interface SlotKeys {
+  slot: number
+  keys: Buffer[]
+  sizes: number[]
+}
+
+export interface MigrateCall {
+  slot: number
+  keys: Buffer[]
+  bytes: number
+}
+
+// Pure: the MIGRATE calls of the next round (one per slot, at most maxKeys keys each, at
+// most maxCalls calls) within `budget` bytes, and what is left. A round always takes at
+// least one key, however big: it has to move some time.
+export function takeRound(queue: readonly SlotKeys[], budget: number, maxKeys: number, maxCalls: number): {calls: MigrateCall[]; bytes: number; rest: SlotKeys[]} {
+  const calls: MigrateCall[] = []
+  const rest: SlotKeys[] = []
+  let bytes = 0
+  for (const q of queue) {
+    let i = 0
+    if (calls.length < maxCalls) {
+      let callBytes = 0
+      while (i < q.keys.length && i < maxKeys && (bytes + callBytes + q.sizes[i] <= budget || (bytes + callBytes === 0))) callBytes += q.sizes[i++]
+      if (i > 0) {
+        calls.push({slot: q.slot, keys: q.keys.slice(0, i), bytes: callBytes})
+        bytes += callBytes
+      }
+    }
+    if (i < q.keys.length) rest.push({slot: q.slot, keys: q.keys.slice(i), sizes: q.sizes.slice(i)})
+  }
+  return {calls, bytes, rest}
 }
 
 /** What the nodes say about one slot that some node has open. */
@@ -262,6 +409,79 @@ export interface OpenSlotView {
   keys: Record<string, number>
   /** Nodes involved in the slot that could not be reached. */
   unreachable: string[]
+  /** Role changes (failovers) that make the slot impossible to settle safely now. */
+  unresolved?: string[]
+  /** Role changes that were reasoned about (a marker's id mapped to its shard's master). */
+  notes?: string[]
+}
+
+/** The open-slot markers as the nodes print them, before any failover is accounted for. */
+export interface OpenSlotMarkers {
+  slot: number
+  owners: string[]
+  migrating: Array<{node: string; to: string}>
+  importing: Array<{node: string; from: string}>
+}
+
+/** A node's role: from its own CLUSTER NODES line when it answers, else as others see it. */
+export interface NodeRole {
+  master: boolean
+  /** The master it replicates (replicas). */
+  masterId: string | null
+  reachable: boolean
+  /** Marked failed by a majority of masters. */
+  fail: boolean
+  slotCount: number
+}
+
+// Pure: the markers in terms of each shard's CURRENT master. A failover moves a shard's
+// data (and the keys a move already put there) to the promoted replica, while the
+// markers still name the old master, which is a replica now (or down): its keys are
+// counted and its SETSLOT sent on the master that took over. A change that cannot be
+// traced (a failed target whose replica took over: nothing links the two any more, or a
+// marker on a replica) is `unresolved`: the slot stays open and named.
+export function resolveOpenSlot(m: OpenSlotMarkers, roles: ReadonlyMap<string, NodeRole>): Omit<OpenSlotView, 'keys' | 'unreachable'> {
+  const unresolved: string[] = []
+  const notes: string[] = []
+  const shard = (id: string, as: 'target' | 'source'): string | null => {
+    const r = roles.get(id)
+    if (!r) {
+      unresolved.push(`${as} ${short(id)} is not known to the cluster any more`)
+      return null
+    }
+    if (!r.reachable) {
+      if (r.fail && r.slotCount === 0 && as === 'source' && m.owners.length === 1) {
+        notes.push(`source ${short(id)} failed and serves no slot: ${short(m.owners[0])} took over its keys`)
+        return m.owners[0]
+      }
+      if (r.fail && r.slotCount === 0) {
+        unresolved.push(`${as} ${short(id)} failed and another node took over its shard; which one cannot be told`)
+        return null
+      }
+      return id // unreachable: counted as such, the slot waits for it
+    }
+    if (r.master && !r.masterId) return id
+    const up = r.masterId ? roles.get(r.masterId) : undefined
+    if (r.masterId && up?.reachable && up.master && !up.masterId) {
+      notes.push(`${as} ${short(id)} is a replica of ${short(r.masterId)} now (failed over): its keys are there`)
+      return r.masterId
+    }
+    unresolved.push(`${as} ${short(id)} is a replica whose master ${r.masterId ? short(r.masterId) : '?'} is not a reachable master`)
+    return null
+  }
+  for (const x of [...m.migrating.map(x => x.node), ...m.importing.map(x => x.node)]) {
+    const r = roles.get(x)
+    if (r && (!r.master || r.masterId)) unresolved.push(`${short(x)} has the slot open but is a replica`)
+  }
+  const migrating = m.migrating.flatMap(x => {
+    const to = shard(x.to, 'target')
+    return to === null ? [] : [{node: x.node, to}]
+  })
+  const importing = m.importing.flatMap(x => {
+    const from = shard(x.from, 'source')
+    return from === null ? [] : [{node: x.node, from}]
+  })
+  return {slot: m.slot, owners: m.owners, migrating, importing, ...(unresolved.length ? {unresolved: uniq(unresolved)} : {}), ...(notes.length ? {notes: uniq(notes)} : {})}
 }
 
 export type OpenSlotDecision =
@@ -277,7 +497,14 @@ const uniq = (a: readonly string[]) => [...new Set(a)]
 // Pure: finish a move whose target may already hold keys (or owns the slot), roll back
 // one that moved nothing yet; never guess when a party is down or the state is foreign.
 export function decideOpenSlot(v: OpenSlotView): OpenSlotDecision {
+  const d = decideResolved(v)
+  if (d.action === 'stuck' || !v.notes?.length) return d
+  return {...d, why: `${d.why} (${v.notes.join('; ')})`}
+}
+
+function decideResolved(v: OpenSlotView): OpenSlotDecision {
   const {slot} = v
+  if (v.unresolved?.length) return {slot, action: 'stuck', why: `${v.unresolved.join('; ')}: settle by hand (redis-cli --cluster fix) or bring the old master back as a replica, then run up again`}
   const involved = uniq([...v.owners, ...v.migrating.flatMap(m => [m.node, m.to]), ...v.importing.flatMap(i => [i.node, i.from])])
   const down = involved.filter(id => v.unreachable.includes(id))
   if (down.length > 0) return {slot, action: 'stuck', why: `node(s) ${down.map(short).join(', ')} cannot be reached: the slot is settled once they answer`}

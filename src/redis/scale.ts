@@ -2,10 +2,10 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import pLimit from 'p-limit'
 import {ClusterError} from '../errors.js'
 import {defaultTimeoutMs, describeRedisError, infoAll, NodePool, probeAll, waitFor, type ClusterOptions} from './cluster.js'
-import {decideOpenSlot, moveBatch, moveSlots, type MigrateNode, type MoveOptions, type OpenSlotDecision, type OpenSlotView} from './migrate.js'
-import {countSlots, digestClusterNodes, nodeAddr, NodeIds, parseClusterNodes, type NodeEntry} from './nodes.js'
+import {decideOpenSlot, moveBatch, moveSlots, resolveOpenSlot, type MigrateNode, type MoveOptions, type NodeRole, type OpenSlotDecision, type OpenSlotView} from './migrate.js'
+import {countSlots, digestClusterNodes, nodeAddr, NodeIds, parseClusterInfo, parseClusterNodes, type NodeEntry} from './nodes.js'
 import type {ClusterNode} from './plan.js'
-import {planRebalance, planRoles, type BalanceMaster, type RolePlan} from './rebalance.js'
+import {planRebalance, planRoles, type BalanceMaster, type BalancePlan, type RolePlan} from './rebalance.js'
 import {buildClusterReport, isMember, knownEntries, probeOk, type ClusterReport, type NodeProbe, type NodeProbeOk} from './status.js'
 
 // Scaling an existing cluster to the inventory, from the controller, in one idempotent
@@ -13,11 +13,16 @@ import {buildClusterReport, isMember, knownEntries, probeOk, type ClusterReport,
 //   1. read every inventory node and every member the cluster knows;
 //   2. members the inventory no longer lists: without removeMissing, stop here and say
 //      so (a typo in the inventory must never drain a host);
-//   3. settle open slots an interrupted run left (finish or roll back each);
-//   4. new empty nodes MEET the cluster; roles planned (planRoles); replicas attached;
+//   3. once every node says cluster_state:ok (a failover has settled), settle open slots
+//      an interrupted run left (finish or roll back each, on each shard's current master);
+//   4. the receivers' memory headroom is checked (refused, unless allowDataLoss, where a
+//      receiver with maxmemory would evict or refuse keys); new empty nodes MEET the
+//      cluster; roles planned (planRoles); replicas attached, except those of leaving
+//      masters: they keep guarding the slots not moved yet;
 //   5. slots rebalanced over the staying masters (planRebalance, moveSlots);
-//   6. members that left: replicas re-attached, CLUSTER FORGET on every staying node,
-//      then CLUSTER RESET HARD and SHUTDOWN NOSAVE on the leaving nodes themselves;
+//   6. members that left: replicas re-attached (after the drain), CLUSTER FORGET on every
+//      staying node, then, on each leaving node that holds no key only it has, CLUSTER
+//      RESET HARD and SHUTDOWN NOSAVE (a failed RESET stops the removal);
 //   7. wait until every node agrees on one healthy slot map.
 
 export interface ScaleOptions extends ClusterOptions {
@@ -127,16 +132,28 @@ async function observe(pool: NodePool, nodes: readonly ClusterNode[], concurrenc
 
 const isMaster = (m: Member) => m.line.master && !m.line.replica
 
-// Per open slot: who claims it, who moves it, and how many keys the involved nodes hold.
+function nodeRoles(obs: Observation): Map<string, NodeRole> {
+  return new Map(
+    [...obs.members.values()].map(m => [
+      m.id,
+      {master: isMaster(m), masterId: m.line.replica ? m.line.masterId : null, reachable: m.reachable, fail: m.line.fail, slotCount: countSlots(m.line.slots)},
+    ]),
+  )
+}
+
+// Per open slot: who claims it, who moves it (each id mapped to its shard's current
+// master: a failover since the move moved its keys there), and how many keys those hold.
 async function openSlotViews(pool: NodePool, obs: Observation): Promise<OpenSlotView[]> {
   const slots = new Set<number>()
   for (const m of obs.members.values()) for (const x of [...m.line.migrating, ...m.line.importing]) slots.add(x.slot)
+  const roles = nodeRoles(obs)
   const views: OpenSlotView[] = []
   for (const slot of [...slots].sort((a, b) => a - b)) {
     const owners = [...obs.members.values()].filter(m => isMaster(m) && m.line.slots.some(([a, b]) => slot >= a && slot <= b)).map(m => m.id)
     const migrating = [...obs.members.values()].flatMap(m => m.line.migrating.filter(x => x.slot === slot).map(x => ({node: m.id, to: x.to})))
     const importing = [...obs.members.values()].flatMap(m => m.line.importing.filter(x => x.slot === slot).map(x => ({node: m.id, from: x.from})))
-    const involved = [...new Set([...owners, ...migrating.flatMap(x => [x.node, x.to]), ...importing.flatMap(x => [x.node, x.from])])]
+    const v = resolveOpenSlot({slot, owners, migrating, importing}, roles)
+    const involved = [...new Set([...v.owners, ...v.migrating.flatMap(x => [x.node, x.to]), ...v.importing.flatMap(x => [x.node, x.from])])]
     const keys: Record<string, number> = {}
     const unreachable: string[] = []
     for (const id of involved) {
@@ -151,9 +168,19 @@ async function openSlotViews(pool: NodePool, obs: Observation): Promise<OpenSlot
         unreachable.push(id)
       }
     }
-    views.push({slot, owners, migrating, importing, keys, unreachable})
+    views.push({...v, keys, unreachable})
   }
   return views
+}
+
+// Every staying node says cluster_state:ok: roles after a failover have settled, and a
+// node that just joined accepts MIGRATE's RESTORE (it refuses with CLUSTERDOWN before).
+async function waitClusterOk(pool: NodePool, obs: Observation, deadline: number, opts: ScaleOptions, log: (m: string) => void, why: string): Promise<void> {
+  const staying = [...obs.members.values()].filter(m => m.inInventory)
+  await waitFor(deadline, opts.signal, staying.length, async () => {
+    const infos = await infoAll(pool, staying.map(m => m.node), 64)
+    return infos.flatMap((info, i) => (typeof info !== 'string' && info.cluster_state === 'ok' ? [] : [`${staying[i].addr} ${typeof info === 'string' ? info : `cluster_state:${info.cluster_state ?? '?'}`}`]))
+  }, `cluster_state:ok on every node ${why}`, log)
 }
 
 function migrateNode(m: Member): MigrateNode {
@@ -186,6 +213,101 @@ async function settleOpenSlots(pool: NodePool, obs: Observation, decisions: read
       })
     }
   }
+}
+
+/** INFO memory of a master, and DBSIZE. */
+export interface MemoryInfo {
+  used: number
+  /** What the server uses empty (used_memory_startup): not part of what its keys take. */
+  startup: number
+  /** Output buffers Redis leaves out of the eviction check (mem_not_counted_for_evict). */
+  notCounted: number
+  /** 0: no limit. */
+  maxmemory: number
+  policy: string
+  keys: number
+}
+
+/** A receiver that would exceed its maxmemory. */
+export interface Shortfall {
+  id: string
+  used: number
+  incoming: number
+  maxmemory: number
+  policy: string
+}
+
+// Pure: what each receiver would hold after the planned moves, estimated from each
+// source's memory per key times the keys in the slots it gives (COUNTKEYSINSLOT), and
+// the receivers it would push past maxmemory (at which Redis evicts keys under an
+// allkeys-*/volatile-* policy, or refuses MIGRATE's RESTORE under noeviction).
+export function planHeadroom(moved: ReadonlyArray<{from: string; to: string; keys: number}>, mem: ReadonlyMap<string, MemoryInfo>): Shortfall[] {
+  const incoming = new Map<string, number>()
+  for (const m of moved) {
+    const src = mem.get(m.from)
+    if (!src || src.keys <= 0 || m.keys <= 0) continue
+    const perKey = Math.max(0, src.used - src.startup - src.notCounted) / src.keys
+    incoming.set(m.to, (incoming.get(m.to) ?? 0) + perKey * Math.min(m.keys, src.keys))
+  }
+  const out: Shortfall[] = []
+  for (const [id, bytes] of incoming) {
+    const r = mem.get(id)
+    if (!r || r.maxmemory <= 0) continue
+    const used = Math.max(0, r.used - r.notCounted)
+    if (used + bytes > r.maxmemory) out.push({id, used, incoming: Math.round(bytes), maxmemory: r.maxmemory, policy: r.policy})
+  }
+  return out.sort((a, b) => (a.id < b.id ? -1 : 1))
+}
+
+const mb = (n: number) => `${(n / (1 << 20)).toFixed(1)} MB`
+
+// Refuses a rebalance that would push a receiver past maxmemory (unless allowDataLoss):
+// nothing has changed yet when it does.
+async function checkHeadroom(pool: NodePool, obs: Observation, plan: BalancePlan, opts: ScaleOptions, log: (m: string) => void, result: ScaleResult): Promise<void> {
+  const nodeOf = (id: string) => obs.members.get(id)?.node ?? obs.lone.find(p => p.myself.id === id)?.node
+  const addrOf = (id: string) => {
+    const n = nodeOf(id)
+    return n ? nodeAddr(n) : id
+  }
+  const ids = [...new Set(plan.moves.flatMap(m => [m.from, m.to]))]
+  const mem = new Map<string, MemoryInfo>()
+  await Promise.all(
+    ids.map(async id => {
+      const n = nodeOf(id)
+      if (!n) return
+      const res = await pool.run(n, r => r.pipeline().call('INFO', 'memory').call('CONFIG', 'GET', 'maxmemory-policy').dbsize().exec()).catch(() => null)
+      if (!res || res[0][0]) return
+      const info = parseClusterInfo(String(res[0][1]))
+      const policy = !res[1][0] && Array.isArray(res[1][1]) ? String(res[1][1][1]) : (info.maxmemory_policy ?? '?')
+      const num = (k: string) => Number(info[k] ?? 0) || 0
+      mem.set(id, {used: num('used_memory'), startup: num('used_memory_startup'), notCounted: num('mem_not_counted_for_evict'), maxmemory: num('maxmemory'), policy, keys: Number(res[2][1]) || 0})
+    }),
+  )
+  // Only a receiver with maxmemory makes the keys per moved slot worth counting.
+  if (![...mem.values()].some(m => m.maxmemory > 0) || !plan.moves.some(m => (mem.get(m.to)?.maxmemory ?? 0) > 0)) return
+  const moved = await Promise.all(
+    plan.moves.map(async m => {
+      const n = nodeOf(m.from)
+      if (!n || (mem.get(m.from)?.keys ?? 0) === 0) return {from: m.from, to: m.to, keys: 0}
+      const res = await pool.run(n, r => {
+        const p = r.pipeline()
+        for (const s of m.slots) p.call('CLUSTER', 'COUNTKEYSINSLOT', String(s))
+        return p.exec()
+      })
+      return {from: m.from, to: m.to, keys: (res ?? []).reduce((a, [err, v]) => a + (err ? 0 : Number(v) || 0), 0)}
+    }),
+  )
+  const short = planHeadroom(moved, mem)
+  if (short.length === 0) return
+  const what = short.map(x => `${addrOf(x.id)} (uses ${mb(x.used)}, would receive ~${mb(x.incoming)}, maxmemory ${mb(x.maxmemory)}, ${x.policy})`).join('; ')
+  if (opts.allowDataLoss) {
+    result.warnings.push(`allow_data_loss: moving slots past maxmemory on ${what}`)
+    log(`redis_cluster: WARNING allow_data_loss: receivers will exceed maxmemory: ${what}`)
+    return
+  }
+  throw new ClusterError(`not moving slots: ${short.length} receiving master(s) would exceed maxmemory, and Redis would evict (or refuse) keys: ${what}; nothing was changed`, {
+    hint: 'raise redis_maxmemory (it is changed live), or add hosts so each master receives less; --allow-data-loss moves them anyway',
+  })
 }
 
 interface Layout {
@@ -261,8 +383,15 @@ export async function scaleCluster(nodes: readonly ClusterNode[], opts: ScaleOpt
       })
     }
 
-    // 3. Open slots left by an interrupted run.
-    const views = await openSlotViews(pool, obs)
+    // 3. Open slots left by an interrupted run. Often a failover interrupted it: its roles
+    //    must have settled before they are read (counting keys on a demoted master, or
+    //    SETSLOT on it, is what strands keys or fails every run).
+    let views = await openSlotViews(pool, obs)
+    if (views.length > 0 && !opts.check) {
+      await waitClusterOk(pool, obs, deadline(), opts, log, `before settling open slot(s) ${views.slice(0, 10).map(v => v.slot).join(', ')}`)
+      obs = await observe(pool, nodes, concurrency)
+      views = await openSlotViews(pool, obs)
+    }
     result.openSlots = views.map(decideOpenSlot)
     const stuck = result.openSlots.filter(d => d.action === 'stuck')
     if (opts.check) {
@@ -302,14 +431,21 @@ export async function scaleCluster(nodes: readonly ClusterNode[], opts: ScaleOpt
     if (work > 0) result.changed = true
     if (opts.check || work === 0) return finish(buildClusterReport(obs.probes))
 
-    // 4. Join.
+    // 4. Headroom of the receivers, before anything changes.
+    const preview = planRebalance(layout.balance, layout.leavingIds)
+    if (preview.moved > 0) await checkHeadroom(pool, obs, preview, opts, log, result)
+
+    // Join.
     if (obs.lone.length > 0) {
       await join(pool, obs, deadline(), opts, log)
       obs = await observe(pool, nodes, concurrency)
       if (obs.lone.length > 0) throw new ClusterError(`${obs.lone.length} node(s) did not join: ${obs.lone.map(p => p.addr).join(', ')}`)
       layout = planLayout(obs, opts.replicas)
     }
-    await attachReplicas(pool, obs, layout.roles, deadline(), opts, log)
+    // A replica of a leaving master stays with it until the drain is over: re-attached now,
+    // the slots not yet moved would have no replica for the whole drain.
+    const leavingIds = new Set(layout.leavingIds)
+    await attachReplicas(pool, obs, layout.roles.attach.filter(a => !leavingIds.has(obs.members.get(a.replica)?.line.masterId ?? '')), deadline(), opts, log)
 
     // 5. Moves.
     const plan = planRebalance(layout.balance, layout.leavingIds)
@@ -318,11 +454,7 @@ export async function scaleCluster(nodes: readonly ClusterNode[], opts: ScaleOpt
       const masters = [...new Set([...obs.members.values()].filter(m => isMaster(m) && m.reachable).map(m => m.id).concat(layout.roles.newMasters))]
       // A node that just joined says cluster_state:fail for a moment (Redis waits ~2 s after
       // start, and for the slot map) and refuses MIGRATE's RESTORE with CLUSTERDOWN meanwhile.
-      const staying = [...obs.members.values()].filter(m => m.inInventory)
-      await waitFor(deadline(), opts.signal, staying.length, async () => {
-        const infos = await infoAll(pool, staying.map(m => m.node), 64)
-        return infos.flatMap((info, i) => (typeof info !== 'string' && info.cluster_state === 'ok' ? [] : [`${staying[i].addr} ${typeof info === 'string' ? info : `cluster_state:${info.cluster_state ?? '?'}`}`]))
-      }, 'cluster_state:ok on every node before moving slots', log)
+      await waitClusterOk(pool, obs, deadline(), opts, log, 'before moving slots')
       log(`redis_cluster: moving ${plan.moved} slot(s) in ${plan.moves.length} move(s) to balance ${Object.keys(plan.targets).length} master(s)`)
       let lastLog = Date.now()
       const moved = await moveSlots(plan.moves, members, masters, {
@@ -337,8 +469,13 @@ export async function scaleCluster(nodes: readonly ClusterNode[], opts: ScaleOpt
       log(`redis_cluster: moved ${moved.slots} slot(s) and ${moved.keys} key(s) in ${(moved.elapsedMs / 1000).toFixed(1)} s`)
     }
 
-    // 6. Removal.
+    // 6. Removal: the drained masters' replicas get their staying masters now (roles
+    //    planned again: Redis may have moved them to a drain target meanwhile), then forget.
     if (obs.leaving.length > 0) {
+      obs = await observe(pool, nodes, concurrency)
+      layout = planLayout(obs, opts.replicas)
+      result.attached = layout.roles.attach.map(a => ({replica: addrOf(a.replica), master: addrOf(a.master)}))
+      await attachReplicas(pool, obs, layout.roles.attach, deadline(), opts, log)
       obs = await observe(pool, nodes, concurrency)
       result.removed = await removeLeaving(pool, obs, deadline(), opts, log)
     }
@@ -419,8 +556,8 @@ async function join(pool: NodePool, obs: Observation, deadline: number, opts: Sc
 
 // CLUSTER REPLICATE for every replica whose master is new or changes; a master the
 // replica does not know yet is retried until gossip has brought it.
-async function attachReplicas(pool: NodePool, obs: Observation, roles: RolePlan, deadline: number, opts: ScaleOptions, log: (m: string) => void): Promise<void> {
-  let pending = roles.attach.filter(a => obs.members.get(a.replica)?.line.masterId !== a.master)
+async function attachReplicas(pool: NodePool, obs: Observation, attach: RolePlan['attach'], deadline: number, opts: ScaleOptions, log: (m: string) => void): Promise<void> {
+  let pending = attach.filter(a => obs.members.get(a.replica)?.line.masterId !== a.master)
   if (pending.length === 0) return
   log(`redis_cluster: attaching ${pending.length} replica(s)`)
   await waitFor(deadline, opts.signal, obs.members.size, async () => {
@@ -454,6 +591,17 @@ async function removeLeaving(pool: NodePool, obs: Observation, deadline: number,
   const ids = new Set(leaving.map(m => m.id))
   const dependent = staying.filter(m => m.line.replica && m.line.masterId && ids.has(m.line.masterId))
   if (dependent.length > 0) throw new ClusterError(`${dependent.map(m => m.addr).join(', ')} still replicate a leaving node`, {hint: 'run up --remove-missing again'})
+  // Before anything is forgotten: no leaving node may hold the only copy of a key.
+  const held = await Promise.all(leaving.map(m => (m.reachable ? pool.run(m.node, r => r.dbsize()).catch(() => -1) : Promise.resolve(0))))
+  const blockers = removalBlockers(
+    leaving.map((m, i) => ({id: m.id, addr: m.addr, master: isMaster(m), masterId: m.line.replica ? m.line.masterId : null, keys: held[i], reachable: m.reachable})),
+    new Map(staying.map(m => [m.id, {master: isMaster(m), slotCount: countSlots(m.line.slots)}])),
+  )
+  if (blockers.length > 0) {
+    throw new ClusterError(`not removing the leaving nodes: ${blockers.join('; ')}; nothing was forgotten or stopped`, {
+      hint: 'run up --remove-missing again once the drain has finished (the keys move first); a replica needs its master among the staying ones',
+    })
+  }
   log(`redis_cluster: removing ${leaving.length} node(s): CLUSTER FORGET on ${staying.length} node(s), then reset and stop them`)
   const forgetAll = async (targets: readonly Member[]) =>
     Promise.all(
@@ -474,10 +622,20 @@ async function removeLeaving(pool: NodePool, obs: Observation, deadline: number,
       continue
     }
     let note: string | undefined
-    try {
-      await pool.run(m.node, r => r.call('CLUSTER', 'RESET', 'HARD'))
-    } catch (error) {
-      note = `CLUSTER RESET HARD failed: ${describeRedisError(error, opts.password)}`
+    // RESET refuses a master that holds keys; a replica it empties (its master has them).
+    // Either way SHUTDOWN NOSAVE follows only once the node is empty.
+    const left = await pool
+      .run(m.node, async r => {
+        await r.call('CLUSTER', 'RESET', 'HARD')
+        return r.dbsize()
+      })
+      .catch(error => {
+        throw new ClusterError(`${m.addr}: CLUSTER RESET HARD failed: ${describeRedisError(error, opts.password)}; it is left running with its keys`, {
+          hint: 'it is forgotten by the staying nodes already; check its keys (DBSIZE), then run CLUSTER RESET HARD and SHUTDOWN on it by hand',
+        })
+      })
+    if (left !== 0) {
+      throw new ClusterError(`${m.addr}: still holds ${left} key(s) after CLUSTER RESET HARD: not stopped`, {hint: 'check where its keys belong before stopping it by hand'})
     }
     let stopped = false
     try {
@@ -509,6 +667,37 @@ async function removeLeaving(pool: NodePool, obs: Observation, deadline: number,
     return remembering.map(m => `${m.addr} still lists a removed node`)
   }, 'removed nodes to be forgotten', log)
   return removed
+}
+
+/** A leaving node as removal sees it: its role and DBSIZE (-1: could not be read). */
+export interface LeavingNode {
+  id: string
+  addr: string
+  master: boolean
+  masterId: string | null
+  keys: number
+  reachable: boolean
+}
+
+// Pure: why a leaving node must not be reset and stopped. A master (drained: no slot)
+// must be empty; a replica's keys are copies only when its master stays and serves slots.
+export function removalBlockers(leaving: readonly LeavingNode[], staying: ReadonlyMap<string, {master: boolean; slotCount: number}>): string[] {
+  const out: string[] = []
+  for (const m of leaving) {
+    if (!m.reachable) continue
+    if (m.keys < 0) {
+      out.push(`${m.addr}: DBSIZE could not be read`)
+      continue
+    }
+    if (m.keys === 0) continue
+    if (m.master) {
+      out.push(`${m.addr} is a master without slots that still holds ${m.keys} key(s)`)
+      continue
+    }
+    const up = m.masterId ? staying.get(m.masterId) : undefined
+    if (!up || !up.master || up.slotCount === 0) out.push(`${m.addr} holds ${m.keys} key(s) and replicates ${m.masterId ? m.masterId.slice(0, 8) : 'no master'}, which is not a staying master with slots`)
+  }
+  return out
 }
 
 /** Slots per master as a compact, printable line: "6 masters, 2730-2731 slots". */
