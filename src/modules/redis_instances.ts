@@ -566,14 +566,6 @@ status_ports() {
 
 // One script for all ports of a host: the password travels in the script (stdin), never in argv.
 export function instancesScript(mode: InstanceState | 'status', ports: number[], o: ScriptOpts): string {
-  const head = [
-    `dir=${quote(o.dir)}; bin=${quote(o.bin)}; bind=${quote(o.bind)}; wait_s=${Math.max(1, Math.floor(o.waitSeconds))}`,
-    `keep_data=${o.keepData ? 1 : 0}; SD_NOW=${mode === 'stopped' ? 1 : 0}; SD_SAVE=${o.save ? 1 : 0}`,
-    // A save or an AOF rewrite takes as long as the dataset needs: far longer than a start.
-    `save_s=${10 * Math.max(1, Math.floor(o.waitSeconds))}; aof_s=${10 * Math.max(1, Math.floor(o.waitSeconds))}`,
-    o.password ? `HAVE_PW=1; PW=${quote(o.password)}` : 'HAVE_PW=0; PW=',
-    `PORTS=${quote(ports.join(' '))}`,
-  ]
   const main: Record<typeof mode, string[]> = {
     status: ['status_ports "$PORTS"'],
     started: ['start_ports "$PORTS"'],
@@ -584,6 +576,27 @@ export function instancesScript(mode: InstanceState | 'status', ports: number[],
   const body = mode === 'stopped' && o.remove
     ? ['stop_ports "$PORTS" | tee "$T/report"', ...main.stopped.slice(1)]
     : main[mode]
+  return libScript(mode, ports, o, body)
+}
+
+/**
+ * AOF on, live, for running instances (CONFIG SET appendonly yes, then wait until its rewrite
+ * is done): "@@ PORT aofon" or "@@ PORT failed …" per port, all ports at once.
+ */
+export function aofOnScript(ports: number[], o: ScriptOpts): string {
+  return libScript('status', ports, o, ['aof_ports "$PORTS"'])
+}
+
+/** The shared shell functions with their settings, then body. */
+export function libScript(mode: InstanceState | 'status', ports: number[], o: ScriptOpts, body: string[]): string {
+  const head = [
+    `dir=${quote(o.dir)}; bin=${quote(o.bin)}; bind=${quote(o.bind)}; wait_s=${Math.max(1, Math.floor(o.waitSeconds))}`,
+    `keep_data=${o.keepData ? 1 : 0}; SD_NOW=${mode === 'stopped' ? 1 : 0}; SD_SAVE=${o.save ? 1 : 0}`,
+    // A save or an AOF rewrite takes as long as the dataset needs: far longer than a start.
+    `save_s=${10 * Math.max(1, Math.floor(o.waitSeconds))}; aof_s=${10 * Math.max(1, Math.floor(o.waitSeconds))}`,
+    o.password ? `HAVE_PW=1; PW=${quote(o.password)}` : 'HAVE_PW=0; PW=',
+    `PORTS=${quote(ports.join(' '))}`,
+  ]
   return [...head, LIB, ...body, 'exit 0', ''].join('\n')
 }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 import {cliCommandLine, configValue, describeChange, parseRedisConf, planConfig, planRolling, requirepassOf, splitConfigLine, type RestartNode} from '../../src/redis/config.js'
-import {factsScript, liveScript, parseConfigFacts} from '../../src/modules/redis_config.js'
+import {factsScript, liveScript, parseConfigFacts, turnsAofOn} from '../../src/modules/redis_config.js'
 import {changedLines} from '../../src/play/output.js'
 import type {RunResult} from '../../src/play/runner.js'
 
@@ -136,5 +136,18 @@ describe('recap names what changed', () => {
       '  changed: Instances running on h1 — started 2 (7000-7001), 2 already running',
       '  changed: Firewall on h3 — chain: 1 rule(s) added',
     ])
+  })
+})
+
+describe('redis_config: AOF turned on before a restart', () => {
+  it('a change that turns appendonly on, with a restart-only one, is flagged: AOF goes on live first', () => {
+    const plan = planConfig(conf(), conf('tcp-backlog 200').replace('appendonly no', 'appendonly yes'))
+    assert.deepEqual(plan.restart.map((c) => c.name), ['tcp-backlog'])
+    assert.ok(turnsAofOn(plan))
+  })
+  it('appendonly added where the old config had none (default no) turns it on; turning it off or leaving it does not', () => {
+    assert.ok(turnsAofOn(planConfig(conf().replace('appendonly no\n', ''), conf('appendonly YES'))))
+    assert.equal(turnsAofOn(planConfig(conf().replace('appendonly no', 'appendonly yes'), conf('tcp-backlog 200'))), false)
+    assert.equal(turnsAofOn(planConfig(conf(), conf('tcp-backlog 200'))), false)
   })
 })

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict'
+import {execFileSync, spawn} from 'node:child_process'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {describe, it} from 'node:test'
-import {instancesScript, parseInstanceReport, planCheck, portList, resolvePorts, summarizeInstances} from '../../src/modules/redis_instances.js'
+import {instancesScript, libScript, parseInstanceReport, planCheck, portList, resolvePorts, summarizeInstances} from '../../src/modules/redis_instances.js'
 
 describe('redis_instances: ports', () => {
   it('port_start + count', () => assert.deepEqual(resolvePorts({port_start: 6379, count: 3}).ports, [6379, 6380, 6381]))
@@ -97,5 +101,113 @@ describe('redis_instances: script', () => {
     const s = instancesScript('stopped', [1], {...o, password: 'secret'})
     assert.ok(/REDISCLI_AUTH=\$c_auth/.test(s))
     assert.ok(!/ -a /.test(s) && !/--pass/.test(s) && !/\bAUTH\b.*secret/.test(s))
+  })
+})
+
+describe('redis_instances: save', () => {
+  const o = {dir: '/d', bin: '/b', bind: '127.0.0.1', waitSeconds: 5, remove: false, keepData: false, save: false}
+  it('save: SHUTDOWN SAVE on teardown and restarts; without it NOSAVE', () => {
+    assert.match(instancesScript('stopped', [1], {...o, save: true}), /SD_SAVE=1/)
+    assert.match(instancesScript('restarted', [1], {...o, save: true}), /SD_SAVE=1/)
+    assert.match(instancesScript('stopped', [1], o), /SD_SAVE=0/)
+    assert.match(instancesScript('stopped', [1], o), /SHUTDOWN \$sd_kind NOW/)
+  })
+  it('a failed save fails the port with Redis\' reply', () => {
+    const r = parseInstanceReport('@@ 7000 failed not saved, left running (pid 9): ERR Errors trying to SHUTDOWN. Check logs.\n@@ 7001 stopped SHUTDOWN SAVE NOW\n')
+    const res = summarizeInstances('stopped', [7000, 7001], r)
+    assert.equal(res.status, 'failed')
+    assert.match(res.msg!, /port 7000: not saved, left running \(pid 9\): ERR Errors trying to SHUTDOWN/)
+    assert.match(res.msg!, /stopped 1 \(7001\)/)
+  })
+  it('AOF turned on after the RDB loaded is said', () => {
+    const r = parseInstanceReport('@@ 7000 started\n@@ 7000 aofon\n@@ 7001 started\n')
+    const res = summarizeInstances('started', [7000, 7001], r)
+    assert.equal(res.status, 'changed')
+    assert.match(res.msg!, /AOF turned on live after loading dump.rdb on 1 \(7000\)/)
+    assert.deepEqual(res.data?.aof_on, [7000])
+  })
+})
+
+// The host script's own functions, run by real sh in a temporary directory.
+describe('redis_instances: script on a real sh', () => {
+  const base = () => {
+    const root = mkdtempSync(join(tmpdir(), 'bm-inst-'))
+    mkdirSync(join(root, 'bin'))
+    mkdirSync(join(root, 'd', '7000'), {recursive: true})
+    return root
+  }
+  const opts = (root: string, save = false) => ({dir: join(root, 'd'), bin: join(root, 'bin'), bind: '127.0.0.1', waitSeconds: 1, remove: false, keepData: false, save})
+  const put = (root: string, rel: string, text: string, mode = 0o644) => writeFileSync(join(root, rel), text, {mode})
+  const rdbFirst = (root: string) => execFileSync('sh', ['-s'], {input: libScript('status', [7000], opts(root), ['rdb_first 7000 && echo first || echo normal']), encoding: 'utf8'}).trim()
+
+  it('rdb_first: appendonly yes with a dump.rdb and no AOF (or a 0-byte one) loads the RDB first', () => {
+    const root = base()
+    try {
+      put(root, 'd/7000/redis.conf', 'port 7000\nappendonly no\nappendonly yes\n')
+      assert.equal(rdbFirst(root), 'normal', 'no dump.rdb: nothing to load')
+      put(root, 'd/7000/dump.rdb', 'REDIS0009…')
+      assert.equal(rdbFirst(root), 'first')
+      put(root, 'd/7000/appendonly.aof', '')
+      assert.equal(rdbFirst(root), 'first', 'a 0-byte AOF is what the empty start leaves')
+      put(root, 'd/7000/appendonly.aof', '*2\r\n$6\r\nSELECT\r\n')
+      assert.equal(rdbFirst(root), 'normal', 'an AOF with data is loaded as usual')
+      put(root, 'd/7000/saved-by-baremetal', '1700000000\n')
+      assert.equal(rdbFirst(root), 'first', 'the marker: dump.rdb is the newest save')
+      put(root, 'd/7000/redis.conf', 'port 7000\nappendonly no\n')
+      assert.equal(rdbFirst(root), 'normal', 'appendonly no loads the RDB anyway')
+      rmSync(join(root, 'd/7000/saved-by-baremetal'))
+      rmSync(join(root, 'd/7000/appendonly.aof'))
+      mkdirSync(join(root, 'd/7000/appendonlydir'))
+      put(root, 'd/7000/redis.conf', 'port 7000\nappendonly yes\n')
+      assert.equal(rdbFirst(root), 'normal', "7.x's AOF directory is loaded as usual")
+    } finally {
+      rmSync(root, {recursive: true, force: true})
+    }
+  })
+
+  it('start: the marker goes, an RDB-first instance gets --appendonly no and a snapshot saying so', () => {
+    const root = base()
+    try {
+      put(root, 'bin/redis-server', '#!/bin/sh\necho "$@" > args\nexit 0\n', 0o755)
+      put(root, 'd/7000/redis.conf', 'port 7000\nappendonly yes\n')
+      put(root, 'd/7000/dump.rdb', 'REDIS0009…')
+      put(root, 'd/7000/saved-by-baremetal', '1700000000\n')
+      const out = execFileSync('sh', ['-s'], {input: instancesScript('started', [7000], opts(root)), encoding: 'utf8'})
+      assert.match(out, /@@ 7000 failed did not answer/, 'the fake server never answers')
+      assert.equal(existsSync(join(root, 'd/7000/saved-by-baremetal')), false)
+      assert.equal(readFileSync(join(root, 'd/7000/args'), 'utf8').trim(), './redis.conf --appendonly no')
+      assert.match(readFileSync(join(root, 'd/7000/redis.conf.applied'), 'utf8'), /appendonly yes\n\nappendonly no\n$/)
+    } finally {
+      rmSync(root, {recursive: true, force: true})
+    }
+  })
+
+  it('stop with save: an instance that cannot be asked to save is left running, never SIGTERMed; without save it is', async () => {
+    for (const save of [true, false]) {
+      const root = base()
+      // Ours by its pidfile and command line, but it listens nowhere: SHUTDOWN cannot reach it.
+      put(root, 'bin/redis-server', '#!/bin/sh\nsleep 30 & wait\n', 0o755)
+      const child = spawn(join(root, 'bin/redis-server'), ['127.0.0.1:7000'], {stdio: 'ignore', detached: true})
+      try {
+        await new Promise((r) => setTimeout(r, 200))
+        put(root, 'd/7000/redis.pid', `${child.pid}\n`)
+        put(root, 'd/7000/redis.conf', 'port 7000\n')
+        const out = execFileSync('sh', ['-s'], {input: instancesScript('stopped', [7000], opts(root, save)), encoding: 'utf8'})
+        await new Promise((r) => setTimeout(r, 200))
+        if (save) {
+          assert.match(out, /@@ 7000 failed not saved, left running \(pid \d+\): it does not answer/, out)
+          assert.equal(child.exitCode === null && child.signalCode === null, true, 'still running')
+        } else {
+          assert.match(out, /@@ 7000 stopped SIGTERM to pid/, out)
+          assert.equal(child.signalCode, 'SIGTERM')
+        }
+      } finally {
+        // Its own process group (detached): the sleep goes with it.
+        try {
+          process.kill(-child.pid!, 'SIGKILL')
+        } catch {}
+        rmSync(root, {recursive: true, force: true})
+      }
+    }
   })
 })
