@@ -194,12 +194,8 @@ describe(`durability: down --keep-data and AOF turned on (Redis ${redisVersion()
     const downMs = Date.now() - t0
     assert.equal(r.code, 0, show(r))
     for (const t of byName(r, 'Instances stopped')) assert.match(t.msg, new RegExp(`^stopped ${COUNT} `), t.msg)
-    for (const h of fleet.hosts) {
-      assert.equal(await aliveCount(h), 0, `${h.name}: every instance stopped`)
-      const files = await sh(h, `for p in ${ports.join(' ')}; do ls ${DIR}/$p; cat ${DIR}/$p/saved-by-baremetal; done`)
-      assert.equal(files.match(/^dump\.rdb$/gm)?.length, COUNT, `${h.name}: a dump.rdb per port\n${files}`)
-      assert.equal(files.match(/^\d{10}$/gm)?.length, COUNT, `${h.name}: the saved-by-baremetal marker per port\n${files}`)
-    }
+    // What down left, checked after the keys (the symptom comes first when this fails).
+    const left = await Promise.all(fleet.hosts.map(async (h) => ({h, alive: await aliveCount(h), files: (await fleet.nsExec(h, `for p in ${ports.join(' ')}; do ls ${DIR}/$p; cat ${DIR}/$p/saved-by-baremetal; done`)).stdout})))
     console.log(`# down --keep-data of ${2 * COUNT} instances: ${downMs} ms`)
 
     r = await up()
@@ -207,6 +203,11 @@ describe(`durability: down --keep-data and AOF turned on (Redis ${redisVersion()
     const again = await waitClusterOk()
     assert.deepEqual(again.masters.map((m) => m.slots).sort(), before.masters.map((m) => m.slots).sort())
     await assertNoKeyLost()
+    for (const {h, alive, files} of left) {
+      assert.equal(alive, 0, `${h.name}: every instance stopped`)
+      assert.equal(files.match(/^dump\.rdb$/gm)?.length, COUNT, `${h.name}: a dump.rdb per port\n${files}`)
+      assert.equal(files.match(/^\d{10}$/gm)?.length, COUNT, `${h.name}: the saved-by-baremetal marker per port\n${files}`)
+    }
     for (const h of fleet.hosts) assert.doesNotMatch(await sh(h, `ls ${DIR}/${PORT}`), /saved-by-baremetal/, 'the marker goes when the instance starts')
 
     // A save that cannot be written: a directory where Redis writes its temp RDB.
@@ -244,9 +245,9 @@ describe(`durability: down --keep-data and AOF turned on (Redis ${redisVersion()
 
     r = await up('-e', 'redis_appendonly=true')
     assert.equal(r.code, 0, show(r))
-    for (const t of byName(r, 'Instances running')) assert.match(t.msg, new RegExp(`AOF turned on live after loading dump.rdb on ${COUNT} `), t.msg)
     await waitClusterOk()
     await assertNoKeyLost()
+    for (const t of byName(r, 'Instances running')) assert.match(t.msg, new RegExp(`AOF turned on live after loading dump.rdb on ${COUNT} `), t.msg)
     await assertAofOn()
     // Converged: the snapshot says appendonly yes now, nothing left to do.
     r = await up('-e', 'redis_appendonly=true')
@@ -267,13 +268,13 @@ describe(`durability: down --keep-data and AOF turned on (Redis ${redisVersion()
     await new Promise((res) => setTimeout(res, 1000))
     const written = await w.stop()
     assert.equal(r.code, 0, show(r))
-    const cfg = byName(r, 'Instances use the current configuration')[0]
-    assert.match(cfg.msg, /AOF turned on live before the restart on 6 instance\(s\)/, cfg.msg)
-    assert.match(cfg.msg, /restarted for tcp-backlog/, cfg.msg)
     console.log(`# up with appendonly + tcp-backlog (AOF on live, then rolling restart of ${2 * COUNT} masters): ${upMs} ms; ${written} background writes acknowledged`)
     assert.ok(written > 0, 'the writer got acknowledged writes through')
     await waitClusterOk()
     await assertNoKeyLost()
+    const cfg = byName(r, 'Instances use the current configuration')[0]
+    assert.match(cfg.msg, /AOF turned on live before the restart on 6 instance\(s\)/, cfg.msg)
+    assert.match(cfg.msg, /restarted for tcp-backlog/, cfg.msg)
     await assertAofOn()
     for (const h of fleet.hosts) assert.match(await redisCli(h, PORT, 'CONFIG GET tcp-backlog'), /^200$/m)
   })
