@@ -118,6 +118,33 @@ async function hostFacts(ctx: ModuleContext, playHosts: readonly PlayHost[], dow
   return out
 }
 
+// The dead master's own nodes.conf, rewritten before it starts: itself a replica of the
+// promoted node, owning no slot; the promoted node a master. Its epoch alone would make it
+// give up its slots to the newer claim, but that is a race against gossip that an old
+// master loaded with a stale dump.rdb can win; a node that starts as a replica cannot
+// claim anything. Prints "@@ PORT demoted" when the file was rewritten.
+export function demoteScript(dir: string, port: number, masterId: string): string {
+  if (!/^[0-9a-f]{40}$/.test(masterId)) throw new ClusterError(`not a node id: ${masterId}`)
+  const f = quote(`${dir}/${port}/nodes.conf`)
+  return [
+    `f=${f}; [ -s "$f" ] || { echo "@@ ${port} nofile"; exit 0; }`,
+    `awk -v m=${masterId} '`,
+    '  NF >= 8 && $3 ~ /(^|,)myself(,|$)/ { print $1, $2, "myself,slave", m, $5, $6, $7, $8; next }',
+    '  NF >= 8 && $1 == m { print $1, $2, "master", "-", $5, $6, $7, $8; next }',
+    `  { print }' "$f" > "$f.bm-tmp" && mv -f "$f.bm-tmp" "$f" && echo "@@ ${port} demoted"`,
+    'exit 0',
+    '',
+  ].join('\n')
+}
+
+async function demoteOnDisk(ph: PlayHost, port: number, masterId: string): Promise<void> {
+  const dir = expandHome(String(ph.vars.redis_cluster_dir ?? '~/redis_cluster'), ph.facts.home).replace(/(.)\/+$/, '$1')
+  const r = await ph.transport.exec('sh -s', {stdin: demoteScript(dir, port, masterId), timeoutMs: 30_000})
+  if (r.failed || !/^@@ \d+ (demoted|nofile)$/m.test(r.stdout)) {
+    throw new ClusterError(`${ph.host}:${port}: cannot rewrite nodes.conf to restart it as a replica (exit ${r.exitCode}): ${r.stderr.trim().slice(-300)}`, {where: {host: ph.host}})
+  }
+}
+
 const roleOf = (text: unknown) => parseClusterInfo(String(text)).role
 
 // Promote the live replica with the highest offset; FORCE, then TAKEOVER if no election won.
@@ -182,6 +209,9 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
     // One election at a time: two at once compete for the masters' one vote per epoch.
     for (const h of failovers) {
       const p = await promote(pool, h, byAddr, timeoutMs, password)
+      const id = world.entries.find((e) => e.addr === p.to)?.id
+      const ph = ctx.playHosts.find((x) => x.host === h.host)
+      if (id && ph) await demoteOnDisk(ph, byAddr.get(h.addr)!.port, id)
       done.push(`${h.addr} → ${p.to} (${p.how})`)
       ctx.log(`redis_failover: ${h.addr} (dead, ${countSlots(h.slots)} slots) → ${p.to} promoted by ${p.how}`)
     }

@@ -4,7 +4,7 @@ import {after, before, describe, it} from 'node:test'
 import {Cluster, Redis} from 'ioredis'
 import {createFleet, type Fleet, type TestHost} from '../harness/fleet.js'
 import {cli, show} from './cli.js'
-import {redisArgs} from './redis-fleet.js'
+import {redisArgs, redisVersion} from './redis-fleet.js'
 
 // `baremetal up` end to end: Redis built from source on three SSH hosts, configured,
 // firewalled, started and formed into one cluster that real clients use.
@@ -48,7 +48,7 @@ async function hostOf(ip: string): Promise<TestHost> {
   return h
 }
 
-describe('up: 3 hosts × 10 ports, built from source over SSH', () => {
+describe(`up on Redis ${redisVersion()}: 3 hosts × 10 ports, built from source over SSH`, () => {
   it('forms a healthy cluster that clients use across all slots', async () => {
     const r = await cli(['up', '-i', inv, ...redisArgs(), '--json'], {timeoutMs: 900_000})
     assert.equal(r.code, 0, show(r))
@@ -122,7 +122,7 @@ describe('up: 3 hosts × 10 ports, built from source over SSH', () => {
   })
 })
 
-describe('up: replicas, failover, partial sets, bad input', () => {
+describe(`up on Redis ${redisVersion()}: replicas, failover, partial sets, bad input`, () => {
   it('redis_replicas 1 on 3 hosts × 4 ports: no replica shares its master\'s host; a killed master fails over without losing keys', async () => {
     let r = await cli(['down', '-i', inv, ...redisArgs()], {timeoutMs: 120_000})
     assert.equal(r.code, 0, show(r))

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {dataFactsScript, parseDataFacts} from '../../src/modules/redis_failover.js'
+import {spawnSync} from 'node:child_process'
+import {mkdtempSync, readFileSync, writeFileSync, mkdirSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {dataFactsScript, demoteScript, parseDataFacts} from '../../src/modules/redis_failover.js'
 import {dataSurvives, planHandover, type DataFacts} from '../../src/redis/handover.js'
 import {parseClusterNodes} from '../../src/redis/nodes.js'
 
@@ -73,5 +77,28 @@ describe('handover: dead masters before they restart', () => {
     const f = parseDataFacts('noise\n@@ 7000 0 1 0 0 0 1 1 0-5460,6000\n@@ 7001 1 0 1 1 1 0 0 \n')
     assert.deepEqual(f.get(7000), {running: false, aof: true, rdb: false, saved: false, savePoints: false, log: true, everOk: true, ownSlots: [[0, 5460], [6000, 6000]]})
     assert.deepEqual(f.get(7001), {running: true, aof: false, rdb: true, saved: true, savePoints: true, log: false, everOk: false, ownSlots: []})
+  })
+
+  it('a dead master\'s nodes.conf is rewritten before it starts: itself a replica of the promoted node, owning nothing (real sh + awk)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bm-demote-'))
+    mkdirSync(join(dir, '7000'))
+    const a = 'a'.repeat(40)
+    const b = 'b'.repeat(40)
+    writeFileSync(join(dir, '7000/nodes.conf'), [
+      `${a} 192.0.2.1:7000@17000 myself,master - 0 0 14 connected 0-2730 [5->-${b}]`,
+      `${b} 192.0.2.2:7002@17002 slave ${a} 0 1796117516515 14 connected`,
+      'cccc 192.0.2.3:7000@17000 master - 0 1 3 connected 5461-8191',
+      'vars currentEpoch 18 lastVoteEpoch 0',
+    ].join('\n') + '\n')
+    const r = spawnSync('sh', ['-s'], {input: demoteScript(dir, 7000, b)})
+    assert.equal(r.stdout.toString().trim(), '@@ 7000 demoted')
+    assert.deepEqual(readFileSync(join(dir, '7000/nodes.conf'), 'utf8').split('\n'), [
+      `${a} 192.0.2.1:7000@17000 myself,slave ${b} 0 0 14 connected`,
+      `${b} 192.0.2.2:7002@17002 master - 0 1796117516515 14 connected`,
+      'cccc 192.0.2.3:7000@17000 master - 0 1 3 connected 5461-8191',
+      'vars currentEpoch 18 lastVoteEpoch 0',
+      '',
+    ])
+    assert.throws(() => demoteScript(dir, 7000, "x'; rm -rf /"), /not a node id/)
   })
 })
