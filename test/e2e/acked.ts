@@ -12,6 +12,26 @@ export interface AckedOptions {
   password?: string
 }
 
+export interface WriterStats {
+  acked: number
+  failed: number
+  /** The longest single write, acknowledged or not. */
+  maxMs: number
+  /** Failed writes by kind: CLUSTERDOWN, TIMEOUT, CONNECTION_CLOSED, NOT_REPLICATED (WAIT said 0), … */
+  kinds: Record<string, number>
+}
+
+/** A failed request's kind, as `baremetal load` reports them. */
+export function errorKind(error: unknown): string {
+  const m = error instanceof Error ? error.message : String(error)
+  const first = /^([A-Z]{3,})\b/.exec(m)?.[1]
+  if (first && first !== 'ERR') return first
+  if (/timed? ?out/i.test(m)) return 'TIMEOUT'
+  if (/Connection is closed|ECONNRESET|ECONNREFUSED|EPIPE/i.test(m)) return 'CONNECTION_CLOSED'
+  if (/Too many Cluster redirections|Failed to refresh slots/i.test(m)) return 'REDIRECTIONS'
+  return 'OTHER'
+}
+
 export class AckedKeys {
   readonly acked = new Map<string, string>()
   constructor(private readonly o: AckedOptions) {}
@@ -61,9 +81,13 @@ export class AckedKeys {
   }
 
   /** Writes until stopped, through failovers and restarts; stop() says how many were acknowledged and the longest write. */
-  background(prefix: string): {stop(): Promise<{acked: number; failed: number; maxMs: number}>} {
+  background(prefix: string): {stop(): Promise<WriterStats>} {
     let running = true
-    const st = {acked: 0, failed: 0, maxMs: 0}
+    const st: WriterStats = {acked: 0, failed: 0, maxMs: 0, kinds: {}}
+    const fail = (kind: string) => {
+      st.failed++
+      st.kinds[kind] = (st.kinds[kind] ?? 0) + 1
+    }
     const c = this.client()
     const loop = (async () => {
       for (let i = 0; running; i++) {
@@ -74,9 +98,9 @@ export class AckedKeys {
           if (await this.write(c, k, v)) {
             this.acked.set(k, v)
             st.acked++
-          } else st.failed++
-        } catch {
-          st.failed++
+          } else fail(this.o.replicas === 0 ? 'NOT_OK' : 'NOT_REPLICATED')
+        } catch (error) {
+          fail(errorKind(error))
           await new Promise((r) => setTimeout(r, 100))
         }
         st.maxMs = Math.max(st.maxMs, Date.now() - t0)

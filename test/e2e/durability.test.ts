@@ -119,9 +119,11 @@ describe(`durability on Redis ${redisVersion()}: repairs and restarts lose no ac
     for (const x of changed(r)) t.diagnostic(`${x.task} ${x.host}: ${x.msg}`)
     t.diagnostic(`writer: ${JSON.stringify(st)}`)
     assert.equal(r.code, 0, show(r))
+    // Promoted by us, or (on a slow machine, past the node timeout) already by Redis: never
+    // started as the owner of its slots.
     const fo = byName(r, 'Dead masters failed over before they restart')[0]
-    assert.equal(fo.status, 'changed', fo.msg)
-    assert.match(fo.msg, new RegExp(`failed over 1 dead master\\(s\\).*${m.addr.replace(/\./g, '\\.')} → `))
+    if (fo.status === 'changed') assert.match(fo.msg, new RegExp(`failed over 1 dead master\\(s\\).*${m.addr.replace(/\./g, '\\.')} → `))
+    else assert.match(fo.msg, /safe to start: a replica|it owns no slot/, fo.msg)
     // It rejoined as a replica (the placement step may then hand its shard back to it, in sync).
     const after = await waitClusterOk()
     assert.ok([...after.masters, ...after.replicas].some((x) => x.addr === m.addr), `${m.addr} is back in the cluster`)
@@ -146,7 +148,8 @@ describe(`durability on Redis ${redisVersion()}: repairs and restarts lose no ac
       for (const x of fleet.hosts) t.diagnostic(`${x.name}:\n${(await fleet.nsExec(x, `grep -hE 'configEpoch|election|Configuration change|new master|as a replica|Setting secondary|MASTER MODE|Full resync|keys loaded' /root/redis_cluster/*/redis.log | tail -40`)).stdout}`)
     }
     const fo = byName(r, 'Dead masters failed over before they restart')[0]
-    assert.match(fo.msg, new RegExp(`failed over ${h.n} dead master\\(s\\)`))
+    const ours = Number(/failed over (\d+) dead master/.exec(fo.msg)?.[1] ?? 0)
+    assert.ok(ours >= 1 && ours <= h.n, fo.msg)
     const after = await waitClusterOk()
     assert.equal(after.masters.length + after.replicas.length, 12, 'its instances rejoined')
     assert.ok(st.acked > 0)
