@@ -7,8 +7,8 @@
 //   - placementWarnings: pure, what `status` warns about (a host whose loss takes the
 //     cluster down);
 //   - restorePlacement: carries the plan out from the controller, one CLUSTER FAILOVER at
-//     a time (two elections at once compete for the masters' votes), each to a replica
-//     that its own INFO replication shows in sync, at most two attempts per shard.
+//     a time (two elections at once compete for the masters' votes), through rolling.ts'
+//     failover: only to a replica its own INFO replication shows in sync, at most twice.
 import {setTimeout as sleep} from 'node:timers/promises'
 import {NodePool, describeRedisError} from './cluster.js'
 import {nodeAddr, parseClusterInfo, parseClusterNodes, parseNodeAddress} from './nodes.js'
@@ -164,32 +164,11 @@ export function placementWarnings(input: PlacementInput): string[] {
   return out
 }
 
-// Well under the 5 s Redis gives a manual failover: a replica this close catches up in
-// milliseconds once the master pauses its clients. Further behind (a backlog still
-// streaming, a slow link) the failover would time out, the master paused for nothing.
-export const SYNC_LAG_BYTES = 1024 * 1024
-
-/** Why this replica is not in sync with this master (undefined: it is). Pure. */
-export function syncProblem(replicaInfo: Record<string, string>, masterInfo: Record<string, string>, bound = SYNC_LAG_BYTES): string | undefined {
-  if (replicaInfo.role !== 'slave') return `it is ${replicaInfo.role ?? 'of unknown role'}, not a replica`
-  if (masterInfo.role !== 'master') return `its master is ${masterInfo.role ?? 'of unknown role'}`
-  if (replicaInfo.master_link_status !== 'up') return `master_link_status:${replicaInfo.master_link_status ?? '?'}`
-  if (replicaInfo.master_sync_in_progress !== '0') return `master_sync_in_progress:${replicaInfo.master_sync_in_progress ?? '?'}`
-  const have = Number(replicaInfo.slave_repl_offset)
-  const want = Number(masterInfo.master_repl_offset)
-  if (!Number.isFinite(have) || !Number.isFinite(want)) return 'no replication offset'
-  const lag = want - have
-  if (Math.abs(lag) > bound) return `${lag} byte(s) behind its master (more than ${bound})`
-  return undefined
-}
-
 export interface PlacementOptions {
   password?: string
   check?: boolean
-  /** Wait for one replica to be in sync, and for the swap to settle (default 30 s). */
+  /** Per shard: the wait for its replica to be in sync and both CLUSTER FAILOVER attempts; then the wait for the old master's link (default 30 s each). */
   stepTimeoutMs?: number
-  /** Attempts per shard (default 2). */
-  attempts?: number
   log?: (msg: string) => void
   signal?: AbortSignal
 }
@@ -265,72 +244,34 @@ function placementMessage(r: PlacementResult): {status: PlacementResult['status'
   }
 }
 
-// One shard: wait for the replica to be in sync, CLUSTER FAILOVER (no FORCE), then let
-// the old master's link come up before the next shard's election.
+// One shard: rolling.ts' failover waits for the replica to be in sync (its own INFO
+// replication against the master's offset), sends CLUSTER FAILOVER (no FORCE), at most
+// twice; then the old master's link comes up before the next shard's election.
 async function handOver(pool: NodePool, f: PlannedFailover, replica: RollingTarget, master: RollingTarget, opts: PlacementOptions, log: (m: string) => void): Promise<string | undefined> {
-  const attempts = opts.attempts ?? 2
   const stepMs = opts.stepTimeoutMs ?? 30_000
-  const names = `${f.master.addr} → ${f.replica.addr}`
-  let last = ''
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    const state = await waitInSync(pool, f, replica, master, Date.now() + stepMs, opts.signal)
-    if (state === 'swapped') break
-    if (state?.startsWith('refused: ')) return state.slice('refused: '.length)
-    if (state !== undefined) {
-      last = `replica not in sync: ${state}`
-    } else {
-      log(`redis_cluster: manual failover ${names} (${f.master.host} → ${f.replica.host}), attempt ${attempt}`)
-      // One CLUSTER FAILOVER per attempt: Redis aborts it after 5 s; the sync is checked again before the next.
-      const why = await failover(replica, master, {stepTimeoutMs: MF_WINDOW_MS, signal: opts.signal, log})
-      if (why === undefined) break
-      last = why
-    }
-    if (opts.signal?.aborted) return 'interrupted'
-    if (attempt === attempts) return `${last} (${attempts} attempt(s))`
-    log(`redis_cluster: manual failover ${names} not done (${last}): trying once more`)
-  }
+  const before = await shardRole(pool, f, replica).catch(error => `the replica did not answer: ${describeRedisError(error)}`)
+  if (before === 'swapped') return undefined
+  if (before !== 'replica') return before
+  log(`redis_cluster: manual failover ${f.master.addr} → ${f.replica.addr} (${f.master.host} → ${f.replica.host})`)
+  const why = await failover(replica, master, {stepTimeoutMs: stepMs, signal: opts.signal, log})
+  // An election that outlived the wait may still have won.
+  if (why !== undefined && (await shardRole(pool, f, replica).catch(() => '')) !== 'swapped') return why
   const settled = await waitDemoted(pool, master, Date.now() + stepMs, opts.signal)
   if (settled) log(`redis_cluster: ${f.master.addr} handed over, but ${settled}`)
   return undefined
 }
 
-// Redis' manual-failover timeout (5 s) plus a second for the roles to show.
-const MF_WINDOW_MS = 6000
-
 async function replication(pool: NodePool, t: RollingTarget): Promise<Record<string, string>> {
   return pool.run(t, async r => parseClusterInfo(String(await r.call('INFO', 'replication'))))
 }
 
-// The replica's own word, by node id (addresses may be announced differently): still a
-// replica of this master, already its master (an earlier election won late), or neither.
+// The replica's own word, by node id: still a replica of this master, already its master
+// (an earlier run's or a late election), or something else (the shard changed: refused).
 async function shardRole(pool: NodePool, f: PlannedFailover, replica: RollingTarget): Promise<'replica' | 'swapped' | string> {
   const me = parseClusterNodes(String(await pool.run(replica, r => r.call('CLUSTER', 'NODES')))).find(e => e.myself)
-  if (!me || me.id !== f.replica.id) return `refused: ${f.replica.addr} is no longer node ${f.replica.id.slice(0, 8)}`
-  if (me.replica) return me.masterId === f.master.id ? 'replica' : `refused: ${f.replica.addr} now replicates ${me.masterId?.slice(0, 8) ?? 'nothing'}, not ${f.master.addr}`
-  return 'swapped'
-}
-
-// Undefined once in sync; 'swapped' when an earlier attempt's election won after all;
-// 'refused: …' when the shard changed under us; else why it is not in sync by the deadline.
-async function waitInSync(pool: NodePool, f: PlannedFailover, replica: RollingTarget, master: RollingTarget, deadline: number, signal?: AbortSignal): Promise<string | undefined> {
-  for (;;) {
-    let why: string
-    try {
-      const role = await shardRole(pool, f, replica)
-      if (role !== 'replica') return role
-      // The replica first: the master's offset only grows, so lag ≥ 0 as read.
-      const rep = await replication(pool, replica)
-      const mas = await replication(pool, master)
-      const p = syncProblem(rep, mas)
-      if (p === undefined) return undefined
-      why = p
-    } catch (error) {
-      why = describeRedisError(error)
-    }
-    if (signal?.aborted) return 'interrupted'
-    if (Date.now() >= deadline) return why
-    await sleep(250)
-  }
+  if (!me || me.id !== f.replica.id) return `${f.replica.addr} is no longer node ${f.replica.id.slice(0, 8)}: not failed over`
+  if (me.replica) return me.masterId === f.master.id ? 'replica' : `${f.replica.addr} now replicates ${me.masterId?.slice(0, 8) ?? 'nothing'}, not ${f.master.addr}: not failed over`
+  return me.slots.length > 0 ? 'swapped' : `${f.replica.addr} is a master without slots: not failed over`
 }
 
 // The old master now replicates the new one: wait (bounded) for its link, so the next

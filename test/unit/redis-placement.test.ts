@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 import fc from 'fast-check'
 import {planCluster, type ClusterNode} from '../../src/redis/plan.js'
-import {planPlacement, placementWarnings, syncProblem, SYNC_LAG_BYTES, type PlacementInput, type PlacementMaster, type PlacementReplica} from '../../src/redis/placement.js'
+import {planPlacement, placementWarnings, type PlacementInput, type PlacementMaster, type PlacementReplica} from '../../src/redis/placement.js'
 import {renderClusterReport, type ClusterReport} from '../../src/redis/status.js'
 
 // A cluster as planCluster forms it: hosts × ports, `replicas` per master, ids = addresses.
@@ -222,24 +222,5 @@ describe('placementWarnings', () => {
     const text = renderClusterReport(report)
     assert.match(text, /^cluster ok: /)
     assert.match(text, /\nwarnings:\n {2}- host h1 holds 4 of 6 masters: …$/)
-  })
-})
-
-describe('syncProblem', () => {
-  const master = {role: 'master', master_repl_offset: '100000'}
-  const replica = {role: 'slave', master_link_status: 'up', master_sync_in_progress: '0', slave_repl_offset: '99000'}
-
-  it('in sync: link up, no sync in progress, offset within the bound', () => {
-    assert.equal(syncProblem(replica, master), undefined)
-    assert.equal(syncProblem({...replica, slave_repl_offset: String(100000 - SYNC_LAG_BYTES)}, master), undefined)
-  })
-
-  it('names what is wrong', () => {
-    assert.equal(syncProblem({...replica, master_link_status: 'down'}, master), 'master_link_status:down')
-    assert.equal(syncProblem({...replica, master_sync_in_progress: '1'}, master), 'master_sync_in_progress:1')
-    assert.match(syncProblem({...replica, slave_repl_offset: '0'}, {...master, master_repl_offset: String(2 * SYNC_LAG_BYTES)})!, /2097152 byte\(s\) behind its master/)
-    assert.match(syncProblem({...replica, role: 'master'}, master)!, /not a replica/)
-    assert.match(syncProblem(replica, {role: 'slave'})!, /its master is slave/)
-    assert.equal(syncProblem({role: 'slave', master_link_status: 'up', master_sync_in_progress: '0'}, master), 'no replication offset')
   })
 })
