@@ -7,15 +7,18 @@ import type {SlotMove} from './rebalance.js'
 // Moving slots between masters of a live cluster, the way `redis-cli --cluster reshard`
 // does it but batched: for a batch of slots of one (source, target) pair, one pipeline
 // of SETSLOT IMPORTING on the target, one of SETSLOT MIGRATING on the source, then
-// rounds of GETKEYSINSLOT + MIGRATE … KEYS (one pipeline each) until the source holds no
-// key of those slots, then SETSLOT NODE on the target, the source, and every other
-// master. Pairs with different sources run at once (MIGRATE blocks its source, so one
+// rounds of GETKEYSINSLOT + MEMORY USAGE + MIGRATE … KEYS (one pipeline each; MIGRATE
+// rounds sized in bytes so the source, blocked while it sends, keeps answering the
+// cluster bus well within cluster-node-timeout) until the source holds no key of those
+// slots, then SETSLOT NODE on the target, the source, and every other master. Pairs with different sources run at once (MIGRATE blocks its source, so one
 // batch per source at a time). Clients keep working: the source answers ASK for keys
 // already moved, the target accepts them after ASKING.
 //
 // An interruption (controller killed, node unreachable) leaves slots open
-// (`[slot->-id]` on the source, `[slot-<-id]` on the target); decideOpenSlot says,
-// purely from what the nodes report, whether each is finished or rolled back.
+// (`[slot->-id]` on the source, `[slot-<-id]` on the target); resolveOpenSlot maps the
+// ids to each shard's current master (a failover may have happened since), and
+// decideOpenSlot says, purely from what the nodes report, whether each is finished or
+// rolled back.
 
 /** A master the executor talks to: its id and where it listens. */
 export interface MigrateNode extends ClusterNode {

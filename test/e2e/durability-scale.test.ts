@@ -87,13 +87,13 @@ async function waitClusterOk(inv: string, ms = 90_000): Promise<Report> {
 
 const clusterTask = (r: CliResult) => (r.json?.tasks as Array<{task: string; status: string; msg: string}> | undefined)?.find(t => t.task === 'Cluster formed')
 
-function node(addr: string): Redis {
+function node(addr: string, commandTimeout = 60_000): Redis {
   const [ip, port] = [addr.slice(0, addr.lastIndexOf(':')), Number(addr.slice(addr.lastIndexOf(':') + 1))]
-  return new Redis({host: ip, port, password: PASSWORD, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, commandTimeout: 60_000})
+  return new Redis({host: ip, port, password: PASSWORD, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, commandTimeout, connectTimeout: 3000})
 }
 
-async function onNode<T>(addr: string, fn: (r: Redis) => Promise<T>): Promise<T> {
-  const r = node(addr)
+async function onNode<T>(addr: string, fn: (r: Redis) => Promise<T>, commandTimeout?: number): Promise<T> {
+  const r = node(addr, commandTimeout)
   try {
     await r.connect()
     return await fn(r)
@@ -383,7 +383,8 @@ describe('durability of scaling (issue 10)', () => {
     const sampler = (async () => {
       while (sampling) {
         for (const h of fleet.hosts) {
-          const text = await onNode(`${h.ip}:${PORT}`, r => r.call('CLUSTER', 'NODES')).then(String, () => '')
+          // A short timeout: a source blocked by MIGRATE must not stall the sampler.
+          const text = await onNode(`${h.ip}:${PORT}`, r => r.call('CLUSTER', 'NODES'), 1000).then(String, () => '')
           // `fail` (a majority agreed), not `fail?` (one node's suspicion).
           for (const l of text.split('\n')) if ((l.split(' ')[2] ?? '').split(',').includes('fail')) failed.add(`${h.name}: ${l.slice(0, 120)}`)
         }
