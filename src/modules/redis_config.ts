@@ -333,8 +333,9 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   const aofFirst = restart.filter((r) => turnsAofOn(r.work.plan))
   if (aofFirst.length) {
     const notOn = await aofBeforeRestart(ctx, aofFirst)
-    for (const f of notOn) restart.splice(restart.indexOf(restart.find((r) => r.s === f.s && r.work.port === f.work.port)!), 1)
-    const on = aofFirst.filter((r) => !notOn.some((f) => f.s === r.s && f.work.port === r.work.port))
+    const isNotOn = (r: Restart) => notOn.some((f) => f.s === r.s && f.work.port === r.work.port)
+    restart.splice(0, restart.length, ...restart.filter((r) => !isNotOn(r)))
+    const on = aofFirst.filter((r) => !isNotOn(r))
     data.aof_first = on.map((r) => ({host: r.s.ph.host, port: r.work.port}))
     if (on.length) lines.push(...groupChanges(on.map((r) => ({key: key(r.s, r.work.port), text: 'AOF turned on live before the restart'}))))
     if (notOn.length) {
@@ -352,7 +353,8 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
       passwords: [s.password, work.appliedPassword],
       restart: async ({save}) => {
         const opts = {dir: s.dir, bin: s.bin, bind: s.ip, waitSeconds: intVar(s.ph.vars.redis_start_timeout, 60), password: work.appliedPassword ?? s.password, remove: false, keepData: false, save}
-        const r = await s.ph.transport.exec('sh -s', {stdin: instancesScript('restarted', [work.port], opts), timeoutMs: (4 * opts.waitSeconds + 60) * 1000})
+        // The script's own limits: a save (10 × wait), the exit, the start, an AOF rewrite (10 × wait).
+        const r = await s.ph.transport.exec('sh -s', {stdin: instancesScript('restarted', [work.port], opts), timeoutMs: (22 * opts.waitSeconds + 60) * 1000})
         const res = summarizeInstances('restarted', [work.port], parseInstanceReport(mask(r.stdout, ctx.secrets)))
         return {ok: res.status !== 'failed', msg: res.msg ?? ''}
       },
