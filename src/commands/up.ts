@@ -46,6 +46,13 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
       if (flags['allow-data-loss']) warnings.push('--allow-data-loss: steps that lose acknowledged writes are carried out instead of refused')
       const resolved = await redisHostVars(inv, flags.group, {...password, ...extra})
       const open = resolved.filter((h) => h.vars.redis_password === undefined || h.vars.redis_password === null || h.vars.redis_password === '')
+      // Neither a replica nor persistence: a crashed master takes its keys with it, and no
+      // repair can bring them back (the legacy shape stays available, said once per run).
+      const bool = (v: unknown) => v === true || /^(yes|true|on|1)$/i.test(String(v))
+      const fragile = resolved.filter((h) => Number(h.vars.redis_replicas ?? 0) === 0 && !bool(h.vars.redis_appendonly) && String(h.vars.redis_save ?? '').trim() === '')
+      if (fragile.length > 0) {
+        warnings.push(`redis_replicas is 0 and neither redis_appendonly nor redis_save is set${fragile.length < resolved.length ? ` for ${fragile.length} host(s)` : ''}: a master that crashes loses every key it held, and up refuses to restart it empty (set redis_replicas: 1, or redis_appendonly: true)`)
+      }
       if (open.length > 0) {
         warnings.push(`redis_password is not set${open.length < resolved.length ? ` for ${open.length} host(s)` : ''}: the cluster is unauthenticated; anyone the firewall lets through can read and write it (set ${PASSWORD_ENV}, -e redis_password_file=PATH, or redis_password in the inventory)`)
       }

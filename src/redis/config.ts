@@ -45,6 +45,7 @@ export const LIVE_DEFAULTS: Readonly<Record<string, string>> = {
   'slowlog-log-slower-than': '10000',
   'slowlog-max-len': '128',
   'min-replicas-to-write': '0',
+  'min-replicas-max-lag': '10',
   'min-slaves-to-write': '0',
   'lua-time-limit': '5000',
 }
