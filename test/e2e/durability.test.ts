@@ -119,16 +119,17 @@ describe(`durability on Redis ${redisVersion()}: repairs and restarts lose no ac
     for (const x of changed(r)) t.diagnostic(`${x.task} ${x.host}: ${x.msg}`)
     t.diagnostic(`writer: ${JSON.stringify(st)}`)
     assert.equal(r.code, 0, show(r))
+    // The keys first: a regression shows as the writes it lost.
+    const after = await waitClusterOk()
+    await acked.assertNoneLost()
+    assert.ok(st.acked > 0, 'the writer got acknowledged writes through')
     // Promoted by us, or (on a slow machine, past the node timeout) already by Redis: never
-    // started as the owner of its slots.
+    // started as the owner of its slots. It rejoined as a replica (the placement step may then
+    // hand its shard back to it, in sync).
     const fo = byName(r, 'Dead masters failed over before they restart')[0]
     if (fo.status === 'changed') assert.match(fo.msg, new RegExp(`failed over 1 dead master\\(s\\).*${m.addr.replace(/\./g, '\\.')} → `))
     else assert.match(fo.msg, /safe to start: a replica|it owns no slot/, fo.msg)
-    // It rejoined as a replica (the placement step may then hand its shard back to it, in sync).
-    const after = await waitClusterOk()
     assert.ok([...after.masters, ...after.replicas].some((x) => x.addr === m.addr), `${m.addr} is back in the cluster`)
-    assert.ok(st.acked > 0, 'the writer got acknowledged writes through')
-    await acked.assertNoneLost()
   })
 
   it('case 1: every instance of one host killed -9, up at once: each of its masters failed over first; 0 acknowledged writes lost', async (t) => {
@@ -147,13 +148,13 @@ describe(`durability on Redis ${redisVersion()}: repairs and restarts lose no ac
     if (process.env.BM_DEBUG_LOGS) {
       for (const x of fleet.hosts) t.diagnostic(`${x.name}:\n${(await fleet.nsExec(x, `grep -hE 'configEpoch|election|Configuration change|new master|as a replica|Setting secondary|MASTER MODE|Full resync|keys loaded' /root/redis_cluster/*/redis.log | tail -40`)).stdout}`)
     }
+    const after = await waitClusterOk()
+    await acked.assertNoneLost()
+    assert.ok(st.acked > 0)
+    assert.equal(after.masters.length + after.replicas.length, 12, 'its instances rejoined')
     const fo = byName(r, 'Dead masters failed over before they restart')[0]
     const ours = Number(/failed over (\d+) dead master/.exec(fo.msg)?.[1] ?? 0)
     assert.ok(ours >= 1 && ours <= h.n, fo.msg)
-    const after = await waitClusterOk()
-    assert.equal(after.masters.length + after.replicas.length, 12, 'its instances rejoined')
-    assert.ok(st.acked > 0)
-    await acked.assertNoneLost()
   })
 
   it('case 8: a master whose replica is not in sync is never handed to it, and CLUSTER FAILOVER is not sent (no client pause); the task fails naming why', async () => {
