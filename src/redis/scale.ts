@@ -93,7 +93,10 @@ async function observe(pool: NodePool, nodes: readonly ClusterNode[], concurrenc
   const probes = await probeAll(pool, nodes, concurrency)
   const ok = probes.filter(probeOk)
   const unreachable = probes.filter(p => !probeOk(p)).map(p => p.addr)
-  const memberProbes = ok.filter(isMember)
+  // A node importing a slot ignores the slot's new owner after a failover (Redis keeps
+  // its own map for slots it imports): how others are seen is read from the views of
+  // nodes that import nothing first.
+  const memberProbes = ok.filter(isMember).sort((a, b) => Number(a.myself.importing.length > 0) - Number(b.myself.importing.length > 0))
   const lone = ok.filter(p => !isMember(p))
   const byId = new Map<string, NodeEntry>()
   const addEntries = (entries: readonly NodeEntry[]) => {
@@ -175,12 +178,41 @@ async function openSlotViews(pool: NodePool, obs: Observation): Promise<OpenSlot
 
 // Every staying node says cluster_state:ok: roles after a failover have settled, and a
 // node that just joined accepts MIGRATE's RESTORE (it refuses with CLUSTERDOWN before).
-async function waitClusterOk(pool: NodePool, obs: Observation, deadline: number, opts: ScaleOptions, log: (m: string) => void, why: string): Promise<void> {
+async function waitClusterOk(pool: NodePool, obs: Observation, deadline: number, opts: ScaleOptions, log: (m: string) => void, why: string, exceptImports = false): Promise<void> {
   const staying = [...obs.members.values()].filter(m => m.inInventory)
   await waitFor(deadline, opts.signal, staying.length, async () => {
     const infos = await infoAll(pool, staying.map(m => m.node), 64)
-    return infos.flatMap((info, i) => (typeof info !== 'string' && info.cluster_state === 'ok' ? [] : [`${staying[i].addr} ${typeof info === 'string' ? info : `cluster_state:${info.cluster_state ?? '?'}`}`]))
+    const bad = await Promise.all(
+      infos.map(async (info, i) => {
+        if (typeof info !== 'string' && info.cluster_state === 'ok') return null
+        // An importing node keeps a failed source as the owner of what it imports until
+        // the slot is settled: that is the open slot itself, not a failover in progress.
+        if (exceptImports && typeof info !== 'string') {
+          const text = await pool.run(staying[i].node, r => r.call('CLUSTER', 'NODES')).then(String, () => '')
+          if (text && failsOnlyOnImports(parseClusterNodes(text))) return null
+        }
+        return `${staying[i].addr} ${typeof info === 'string' ? info : `cluster_state:${info.cluster_state ?? '?'}`}`
+      }),
+    )
+    return bad.filter((x): x is string => x !== null)
   }, `cluster_state:ok on every node ${why}`, log)
+}
+
+// Pure: in this view, every slot served by a failed node (or by none) is one it imports.
+export function failsOnlyOnImports(entries: readonly NodeEntry[]): boolean {
+  const me = entries.find(e => e.myself)
+  if (!me || me.importing.length === 0) return false
+  const importing = new Set(me.importing.map(x => x.slot))
+  const served = new Array<boolean>(16384).fill(false)
+  for (const e of entries) {
+    for (const [a, b] of e.slots) {
+      for (let s = a; s <= b; s++) {
+        if (!e.fail) served[s] = true
+        else if (!importing.has(s)) return false
+      }
+    }
+  }
+  return served.every((ok, s) => ok || importing.has(s))
 }
 
 function migrateNode(m: Member): MigrateNode {
@@ -388,7 +420,7 @@ export async function scaleCluster(nodes: readonly ClusterNode[], opts: ScaleOpt
     //    SETSLOT on it, is what strands keys or fails every run).
     let views = await openSlotViews(pool, obs)
     if (views.length > 0 && !opts.check) {
-      await waitClusterOk(pool, obs, deadline(), opts, log, `before settling open slot(s) ${views.slice(0, 10).map(v => v.slot).join(', ')}`)
+      await waitClusterOk(pool, obs, deadline(), opts, log, `before settling open slot(s) ${views.slice(0, 10).map(v => v.slot).join(', ')}`, true)
       obs = await observe(pool, nodes, concurrency)
       views = await openSlotViews(pool, obs)
     }

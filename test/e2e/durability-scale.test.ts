@@ -213,6 +213,18 @@ const owns = (slots: string, slot: number) => slots.split(',').some(r => {
   return slot >= a && slot <= (b ?? a)
 })
 
+// Every node's own CLUSTER NODES, for a failure message.
+async function dumpNodes(): Promise<string> {
+  const out: string[] = []
+  for (const h of fleet.hosts) {
+    for (let p = PORT; p < PORT + 2; p++) {
+      const text = await onNode(`${h.ip}:${p}`, r => r.call('CLUSTER', 'NODES'), 2000).then(String, e => `(${e.message})`)
+      out.push(`## ${h.ip}:${p}`, ...text.trim().split('\n').map(l => `#   ${l.slice(0, 200)}`))
+    }
+  }
+  return out.join('\n')
+}
+
 async function pidOf(h: TestHost, port: number): Promise<number> {
   const r = await fleet.nsExec(h, `cat /root/redis_cluster/${port}/redis.pid`)
   assert.equal(r.code, 0, r.stderr)
@@ -270,6 +282,7 @@ describe('durability of scaling (issue 10)', () => {
     const up = await cli(['up', '-i', inv.all, ...redisArgs(), '--json'], {timeoutMs: 900_000})
     await sleep(1500)
     const n = (await writer.stop()) + (await slotWriter.stop())
+    if (up.code !== 0) process.stdout.write(`# case 5: CLUSTER NODES after the failed up:\n${await dumpNodes()}\n`)
     assert.equal(up.code, 0, show(up))
     process.stdout.write(`# case 5: ${clusterTask(up)?.msg}\n# ${n} background writes acknowledged\n`)
     assert.match(clusterTask(up)!.msg, /settled 1 open slot\(s\) \(1 finished/)

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {planHeadroom, removalBlockers, type MemoryInfo} from '../../src/redis/scale.js'
+import {parseClusterNodes} from '../../src/redis/nodes.js'
+import {failsOnlyOnImports, planHeadroom, removalBlockers, type MemoryInfo} from '../../src/redis/scale.js'
 
 // The pure checks of scale-in: the receivers' memory headroom before a drain, and which
 // leaving nodes may be reset and stopped.
@@ -49,5 +50,28 @@ describe('removalBlockers', () => {
 
   it('an unreachable leaving node is only forgotten', () => {
     assert.deepEqual(removalBlockers([node({keys: 0, reachable: false})], staying), [])
+  })
+})
+
+describe('failsOnlyOnImports', () => {
+  const S = 'a'.repeat(40)
+  const T = 'b'.repeat(40)
+  const R = 'c'.repeat(40)
+  // T imports 100-101 from S, which failed; R (S's replica) took S's other slots, but
+  // T keeps S as the owner of what it imports.
+  const view = (importing: string) =>
+    parseClusterNodes(
+      [
+        `${T} 192.0.2.2:7000@17000 myself,master - 0 0 2 connected 0-99 102-8191${importing}`,
+        `${S} 192.0.2.1:7000@17000 master,fail - 0 0 1 disconnected 100-101`,
+        `${R} 192.0.2.3:7000@17000 master - 0 0 3 connected 8192-16383`,
+      ].join('\n'),
+    )
+  it('cluster_state:fail only over the slots it imports from a failed node: the open slot itself', () => {
+    assert.equal(failsOnlyOnImports(view(` [100-<-${S}] [101-<-${S}]`)), true)
+  })
+  it('any other failed or unserved slot: a real failure, wait', () => {
+    assert.equal(failsOnlyOnImports(view(` [100-<-${S}]`)), false)
+    assert.equal(failsOnlyOnImports(view('')), false)
   })
 })
