@@ -239,6 +239,8 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
                 }
               }
               rec.roundTrips = st.execs + st.uploads - trips0
+              // The recap and JSON name the task as its header did: rendered for this host.
+              rec.task = displayTask(task, hostVars.get(h.name)!).name
               if (rec.status === 'failed' && !task.ignoreErrors) failedInPlay.add(h.name)
               if (rec.status === 'failed' && task.ignoreErrors) rec.ignored = true
               const r = recap[h.name]
