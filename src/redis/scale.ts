@@ -437,6 +437,14 @@ export async function scaleCluster(nodes: readonly ClusterNode[], opts: ScaleOpt
       log(`redis_cluster: settling ${settled.length} open slot(s) left by an interrupted run (${settled.filter(d => d.action === 'finish').length} finished, ${settled.filter(d => d.action === 'rollback').length} rolled back)`)
       await settleOpenSlots(pool, obs, settled, moveOpts)
       result.changed = true
+      // Replicas learn a settled slot's owner by gossip only. A move that bumps another
+      // master's epoch before they have (the rebalance next) leaves them preferring the
+      // old owner's higher epoch for good, and their UPDATE messages can take the slot
+      // back from its new owner (seen on 5.0.3): every node agrees first.
+      await waitFor(deadline(), opts.signal, nodes.length, async () => {
+        const r = buildClusterReport(await probeAll(pool, nodes, concurrency))
+        return r.problems.filter(p => /disagrees on the slot map/.test(p))
+      }, 'every node to agree on the settled slots', log)
       if (stuck.length > 0) {
         throw new ClusterError(`${stuck.length} open slot(s) cannot be settled now: ${stuck.slice(0, 5).map(d => `slot ${d.slot}: ${d.why}`).join('; ')}`, {
           hint: 'bring the named nodes back and run up again',
@@ -446,7 +454,17 @@ export async function scaleCluster(nodes: readonly ClusterNode[], opts: ScaleOpt
     }
 
     // 4-5. Roles and moves (planned on what is there; a plan that cannot hold fails here).
-    const unreachableLeaving = obs.leaving.filter(m => !m.reachable && isMaster(m) && m.line.slots.length > 0)
+    const holdingDown = (o: Observation) => o.leaving.filter(m => !m.reachable && isMaster(m) && m.line.slots.length > 0)
+    let unreachableLeaving = holdingDown(obs)
+    if (unreachableLeaving.length > 0 && !opts.check) {
+      // Its replica may be taking over right now (a killed leaving master): once every node
+      // says ok, the slots are the replica's and the drain goes on from there.
+      await waitClusterOk(pool, obs, deadline(), opts, log, `(${unreachableLeaving.map(m => m.addr).join(', ')} not answering)`, true).catch(error => {
+        if (opts.signal?.aborted) throw error
+      })
+      obs = await observe(pool, nodes, concurrency)
+      unreachableLeaving = holdingDown(obs)
+    }
     if (unreachableLeaving.length > 0) {
       throw new ClusterError(`cannot drain ${unreachableLeaving.map(m => m.addr).join(', ')}: the node(s) hold slots but do not answer`, {
         hint: 'start them again so their keys can move, or fail their slots over to a replica first',
