@@ -158,15 +158,53 @@ export async function syncLag(replica: RollingTarget, master: RollingTarget): Pr
   return undefined
 }
 
+// Votes for the replica's election travel over each master's own bus link to it. Right
+// after the replica restarted, a master may still hold the dead link of its previous process
+// and its vote is lost (seen: all 10 masters granted, the replica heard none, the election
+// failed). So: every master must have had a PONG from the replica's current process.
+export async function votersHeard(replica: RollingTarget): Promise<string | undefined> {
+  const {id, uptimeS, entries} = await withNode(replica, async (r) => {
+    const res = (await r.pipeline().call('CLUSTER', 'MYID').call('INFO', 'server').call('CLUSTER', 'NODES').exec()) ?? []
+    for (const [err] of res) if (err) throw err
+    return {id: String(res[0][1]), uptimeS: Number(parseClusterInfo(String(res[1][1])).uptime_in_seconds), entries: parseClusterNodes(String(res[2][1]))}
+  })
+  // A process up for a minute has been pinged by everyone (every node_timeout / 2 at least).
+  if (!(uptimeS < 60)) return undefined
+  const voters = entries.filter((e) => e.master && e.slots.length > 0 && !e.fail && !e.myself)
+  const deaf: string[] = []
+  await Promise.all(voters.map(async (v) => {
+    const heard = await withNode({ip: v.ip, port: v.port, passwords: replica.passwords}, async (r) => {
+      const res = (await r.pipeline().call('TIME').call('CLUSTER', 'NODES').exec()) ?? []
+      const now = Number((res[0][1] as string[])[0]) * 1000
+      const me = parseClusterNodes(String(res[1][1])).find((e) => e.id === id)
+      // Its pong_recv on the voter's clock, against when the replica started on that clock.
+      return !!me && me.linkState === 'connected' && me.pongRecv >= now - uptimeS * 1000 + 1000
+    }).catch(() => false)
+    if (!heard) deaf.push(v.addr)
+  }))
+  return deaf.length ? `${deaf.length} master(s) have not heard from it since its restart (e.g. ${deaf[0]})` : undefined
+}
+
+// Redis starts another election for the same replica only 4 × cluster-node-timeout after the
+// last one (the auth retry time): a CLUSTER FAILOVER sent before that only waits for votes.
+async function retryDelayMs(replica: RollingTarget): Promise<number> {
+  const v = await withNode(replica, (r) => r.call('CONFIG', 'GET', 'cluster-node-timeout')).then((x) => Number((x as string[])[1]), () => NaN)
+  return 4 * (Number.isFinite(v) ? v : 15_000) + 500
+}
+
 // CLUSTER FAILOVER on the replica (the master agrees and hands over with no write lost),
-// only once the replica is an in-sync copy, then wait until both say their new role. At
-// most two attempts: on 5.0 each one pauses the master's clients for up to 5 s.
+// only once the replica is an in-sync copy and every voter can reach it, then wait until
+// both say their new role. At most two attempts (on 5.0 each one pauses the master's
+// clients for up to 5 s), the second when Redis would hold a new election.
 export async function failover(replica: RollingTarget, master: RollingTarget, opts: RollingOptions): Promise<string | undefined> {
   const deadline = Date.now() + opts.stepTimeoutMs
   let why: string | undefined
+  let next = 0
   for (let attempt = 1; attempt <= FAILOVER_ATTEMPTS; attempt++) {
-    const lag = await poll(deadline, opts.signal, () => syncLag(replica, master))
+    if (next > Date.now()) await sleep(Math.min(next, deadline) - Date.now())
+    const lag = await poll(deadline, opts.signal, async () => (await syncLag(replica, master)) ?? (await votersHeard(replica)))
     if (lag) return lag === 'interrupted' ? lag : `${nodeAddr(replica)} is not an in-sync replica of ${nodeAddr(master)}: ${lag}`
+    const sent = Date.now()
     try {
       await withNode(replica, (r) => r.call('CLUSTER', 'FAILOVER'))
     } catch (error) {
@@ -177,7 +215,8 @@ export async function failover(replica: RollingTarget, master: RollingTarget, op
       return a === 'master' && b === 'slave' ? undefined : `roles not swapped yet (${nodeAddr(replica)} ${a}, ${nodeAddr(master)} ${b})`
     })
     if (why === undefined || why === 'interrupted' || Date.now() >= deadline) break
-    if (attempt < FAILOVER_ATTEMPTS) opts.log?.(`manual failover ${nodeAddr(master)} → ${nodeAddr(replica)} not done (${why}): sending CLUSTER FAILOVER once more`)
+    next = sent + (await retryDelayMs(replica))
+    if (attempt < FAILOVER_ATTEMPTS) opts.log?.(`manual failover ${nodeAddr(master)} → ${nodeAddr(replica)} not done (${why}): CLUSTER FAILOVER once more in ${Math.round((next - Date.now()) / 1000)} s, when Redis holds a new election`)
   }
   return why === undefined || why === 'interrupted' ? why : `${why} (CLUSTER FAILOVER sent at most ${FAILOVER_ATTEMPTS} times)`
 }
