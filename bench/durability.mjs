@@ -108,7 +108,7 @@ for (const [H, P] of shapes) {
   let ws = await w.stop()
   let lost = 0
   try { await keys.assertNoneLost() } catch (e) { lost = Number(/^(\d+) of/.exec(e.message)?.[1] ?? -1) }
-  rows.push([shape, 'anchor: Redis promotes by itself', `${held} master(s) of h1`, s(auto), '', ''])
+  rows.push([shape, 'anchor: Redis promotes by itself', `${held} master(s) of h1`, Number.isNaN(auto) ? `never within 120 s (${H * P / 2 - held} of ${H * P / 2} masters left: no majority to elect)` : s(auto), '', ''])
   rows.push([shape, 'repair: up right after kill -9 of h1', `${heldNow} master(s) of h1`, `${s(fo?.durationMs ?? NaN)} promotion, ${s(repairWall)} whole up (exit ${r.code})`, `${ws.failed} failed ${JSON.stringify(ws.kinds)}`, `${lost} lost`])
 
   // rolling restart: baseline first, then this tree, each with its own tcp-backlog value
@@ -121,6 +121,8 @@ for (const [H, P] of shapes) {
     ws = await w.stop()
     lost = 0
     try { await keys.assertNoneLost() } catch (e) { lost = Number(/^(\d+) of/.exec(e.message)?.[1] ?? -1); for (const k of keys.acked.keys()) if (k.startsWith(`roll-${backlog}`)) keys.acked.delete(k) }
+    const failedTasks = (r.json?.tasks ?? []).filter((t) => t.status === 'failed').map((t) => t.msg.split('\n').slice(0, 3).join(' / '))
+    if (failedTasks.length) console.error(`${name}: ${failedTasks.join('; ')}`)
     rows.push([shape, `rolling restart (${name})`, `${H * P} restarted`, `${s(wall)} (exit ${r.code})`, `${ws.failed} failed ${JSON.stringify(ws.kinds)}, longest write ${ws.maxMs} ms`, `${lost} lost`])
   }
   await cli(BIN, inv, ['down'])

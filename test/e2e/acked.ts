@@ -49,12 +49,20 @@ export class AckedKeys {
 
   // Never hangs: a cluster that is down for longer makes it throw.
   async write(c: Cluster, key: string, value: string): Promise<boolean> {
+    return (await this.attempt(c, key, value)) === true
+  }
+
+  /** true when acknowledged, else why not (the kind of the error, or NOT_REPLICATED when WAIT said 0). */
+  async attempt(c: Cluster, key: string, value: string): Promise<true | string> {
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`write of ${key} timed out`)), 8000)))
     try {
-      if (this.o.replicas === 0) return (await Promise.race([c.set(key, value), timeout])) === 'OK'
+      if (this.o.replicas === 0) return (await Promise.race([c.set(key, value), timeout])) === 'OK' || 'NOT_OK'
       const res = await Promise.race([c.pipeline().set(key, value).call('WAIT', '1', '2000').exec(), timeout])
-      return !!res && !res[0][0] && !res[1][0] && Number(res[1][1]) >= 1
+      if (!res) return 'NO_REPLY'
+      const err = res[0][0] ?? res[1][0]
+      if (err) return errorKind(err)
+      return Number(res[1][1]) >= 1 || 'NOT_REPLICATED'
     } finally {
       clearTimeout(timer)
     }
@@ -95,10 +103,11 @@ export class AckedKeys {
         const v = `w${i}`
         const t0 = Date.now()
         try {
-          if (await this.write(c, k, v)) {
+          const r = await this.attempt(c, k, v)
+          if (r === true) {
             this.acked.set(k, v)
             st.acked++
-          } else fail(this.o.replicas === 0 ? 'NOT_OK' : 'NOT_REPLICATED')
+          } else fail(r)
         } catch (error) {
           fail(errorKind(error))
           await new Promise((r) => setTimeout(r, 100))
