@@ -390,7 +390,7 @@ export function takeRound(queue: readonly SlotKeys[], budget: number, maxKeys: n
     let i = 0
     if (calls.length < maxCalls) {
       let callBytes = 0
-      while (i < q.keys.length && i < maxKeys && (bytes + callBytes + q.sizes[i] <= budget || (bytes + callBytes === 0))) callBytes += q.sizes[i++]
+      while (i < q.keys.length && i < maxKeys && (bytes + callBytes + q.sizes[i] <= budget || (calls.length === 0 && i === 0))) callBytes += q.sizes[i++]
       if (i > 0) {
         calls.push({slot: q.slot, keys: q.keys.slice(0, i), bytes: callBytes})
         bytes += callBytes
