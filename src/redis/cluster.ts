@@ -378,7 +378,8 @@ export async function formCluster(nodes: readonly ClusterNode[], plan: ClusterPl
     const unreachableAddrs = unreachable.map(p => p.addr)
 
     // Nodes just restarted (drift repair, a config change) rejoin within a few node
-    // timeouts: wait for that, read-only and bounded, instead of failing at once.
+    // timeouts: wait for that, read-only and bounded, instead of failing at once; past the
+    // bound the task fails naming what is still wrong (never swallowed into "formed").
     // Members missing from the inventory and open slots are the scaling step's to settle.
     const pending = (r: ClusterReport) =>
       r.problems.filter(p => !(opts.allowPartial && /unreachable|marked failed/.test(p)) && !/inventory does not list|open \((migrating|importing)|more open slot/.test(p))
@@ -389,9 +390,7 @@ export async function formCluster(nodes: readonly ClusterNode[], plan: ClusterPl
         await waitFor(deadline, opts.signal, nodes.length, async () => {
           settled = buildClusterReport(await probeAll(pool, nodes, concurrency))
           return pending(settled)
-        }, 'the cluster to settle', log).catch(error => {
-          if (opts.signal?.aborted) throw error
-        })
+        }, 'the cluster to settle', log)
       }
       log(`cluster already formed: ${settled.masters.length} masters, ${settled.replicas.length} replicas${settled.newNodes.length ? `, ${settled.newNodes.length} new node(s) left alone` : ''}`)
       return {changed: false, action: 'none', commands: 0, plan, report: settled, newNodes: settled.newNodes, unreachable: unreachableAddrs, elapsedMs: Date.now() - started}
