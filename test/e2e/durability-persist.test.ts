@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
-import {Cluster} from 'ioredis'
 import {createFleet, type Fleet, type TestHost} from '../harness/fleet.js'
+import {AckedKeys} from './acked.js'
 import {cli, show, type CliResult} from './cli.js'
+import * as ops from './cluster-ops.js'
 import {sharedRedisBuild} from './fault-tools.js'
 import {redisArgs, redisVersion} from './redis-fleet.js'
 
@@ -23,17 +24,11 @@ let fleet: Fleet
 let inv: string
 let build: Record<string, string> = {}
 let BIN = ''
-let replicas = 1
+let acked: AckedKeys
 
-interface Task {
-  task: string
-  host: string
-  status: string
-  msg: string
-}
-
+// A new layout is a new cluster: the keys to check start empty, acknowledged as its replicas allow.
 function layout(vars: Record<string, unknown>): void {
-  replicas = Number(vars.redis_replicas)
+  acked = new AckedKeys({seeds: fleet.hosts.map((h) => ({host: h.ip, port: PORT})), replicas: Number(vars.redis_replicas)})
   inv = fleet.writeInventory({path: join(fleet.dir, 'redis.yml'), vars: {...BASE, ...vars, ...build}})
 }
 
@@ -43,119 +38,17 @@ before(async () => {
   BIN = build.redis_bin_dir
 })
 
-after(async () => {
-  if (fleet) {
-    await cli(['down', '-i', inv], {timeoutMs: 120_000}).catch(() => {})
-    await fleet.destroy()
-  }
-})
+after(() => ops.tearDown(fleet, inv))
 
 const up = (...args: string[]) => cli(['up', '-i', inv, ...redisArgs(), ...args, '--json'], {timeoutMs: 900_000})
 const down = (...args: string[]) => cli(['down', '-i', inv, ...args, '--json'], {timeoutMs: 300_000})
-const byName = (r: CliResult, name: string) => (r.json?.tasks as Task[] | undefined ?? []).filter((t) => t.task === name)
+const byName = (r: CliResult, name: string) => (r.json?.tasks as ops.Task[] | undefined ?? []).filter((t) => t.task === name)
 const host = (name: string): TestHost => fleet.hosts.find((h) => h.name === name)!
-
-async function sh(h: TestHost, cmd: string): Promise<string> {
-  const r = await fleet.nsExec(h, cmd)
-  assert.equal(r.code, 0, `${h.name}: ${cmd}\n${r.stdout}${r.stderr}`)
-  return r.stdout
-}
-
+const sh = (h: TestHost, cmd: string) => ops.sh(fleet, h, cmd)
 const redisCli = (h: TestHost, port: number, cmd: string) => sh(h, `${BIN}/redis-cli -h ${h.ip} -p ${port} ${cmd}`)
 
-function client(): Cluster {
-  return new Cluster(fleet.hosts.map((h) => ({host: h.ip, port: PORT})), {
-    redisOptions: {connectTimeout: 3000, maxRetriesPerRequest: 3, commandTimeout: 5000},
-    clusterRetryStrategy: (n) => (n > 50 ? null : 200),
-    retryDelayOnFailover: 300,
-    retryDelayOnClusterDown: 300,
-    retryDelayOnTryAgain: 300,
-    maxRedirections: 32,
-  })
-}
-
-// SET, then WAIT 1 on the same connection: acknowledged = on a replica too (without
-// replicas: the master said OK). Never hangs: a cluster down for longer makes it throw.
-async function writeAcked(c: Cluster, key: string, value: string): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`write of ${key} timed out`)), 8000)))
-  try {
-    if (replicas === 0) return (await Promise.race([c.set(key, value), timeout])) === 'OK'
-    const res = await Promise.race([c.pipeline().set(key, value).call('WAIT', '1', '2000').exec(), timeout])
-    return !!res && !res[0][0] && !res[1][0] && Number(res[1][1]) >= 1
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-const acked = new Map<string, string>()
-
-async function writeKeys(prefix: string, n: number): Promise<void> {
-  const c = client()
-  try {
-    for (let i = 0; i < n; i++) {
-      const k = `${prefix}:${i}`
-      const v = `v${i}-${prefix}`
-      // Right after formation a replica may still be in its first sync: WAIT says 0 until then.
-      let ok = false
-      for (let t = 0; t < 40 && !ok; t++) {
-        ok = await writeAcked(c, k, v).catch(() => false)
-        if (!ok) await new Promise((r) => setTimeout(r, 500))
-      }
-      assert.ok(ok, `write of ${k} not acknowledged`)
-      acked.set(k, v)
-    }
-  } finally {
-    c.disconnect()
-  }
-}
-
-// Writes until stopped, through restarts; only acknowledged keys count.
-function backgroundWriter(prefix: string): {stop(): Promise<number>} {
-  let running = true
-  let count = 0
-  const c = client()
-  const loop = (async () => {
-    for (let i = 0; running; i++) {
-      const k = `${prefix}:${i}`
-      const v = `w${i}`
-      try {
-        if (await writeAcked(c, k, v)) {
-          acked.set(k, v)
-          count++
-        }
-      } catch {
-        await new Promise((r) => setTimeout(r, 100))
-      }
-    }
-  })()
-  return {
-    async stop() {
-      running = false
-      await loop
-      c.disconnect()
-      return count
-    },
-  }
-}
-
-async function assertNoKeyLost(): Promise<void> {
-  const c = client()
-  try {
-    const keys = [...acked.keys()]
-    const missing: string[] = []
-    for (let i = 0; i < keys.length; i += 50) {
-      const vals = await Promise.all(keys.slice(i, i + 50).map((k) => Promise.race([c.get(k), new Promise<string>((r) => setTimeout(() => r('(read timed out)'), 10_000))])))
-      vals.forEach((v, j) => {
-        if (v !== acked.get(keys[i + j])) missing.push(`${keys[i + j]}=${v}`)
-      })
-    }
-    assert.deepEqual(missing.slice(0, 20), [], `${missing.length} of ${keys.length} acknowledged key(s) lost or wrong`)
-  } finally {
-    c.disconnect()
-  }
-}
-
+// Not ops.waitClusterOk: this one keeps polling through a status that printed no JSON,
+// and its failure shows the whole last status.
 async function waitClusterOk(ms = 90_000): Promise<{masters: Array<{id: string; slots: string}>}> {
   const deadline = Date.now() + ms
   for (;;) {
@@ -166,9 +59,7 @@ async function waitClusterOk(ms = 90_000): Promise<{masters: Array<{id: string; 
   }
 }
 
-// Shell: a pid counts as alive until it is gone or a zombie.
-const ALIVE = `alive() { [ -r /proc/$1/stat ] && ! grep -q ') [ZX]' /proc/$1/stat; }`
-const aliveCount = (h: TestHost) => sh(h, `${ALIVE}; n=0; for f in ${DIR}/*/redis.pid; do [ -f "$f" ] && alive $(cat $f) && n=$((n+1)); done; echo $n`).then(Number)
+const aliveCount = (h: TestHost) => sh(h, `${ops.ALIVE}; n=0; for f in ${DIR}/*/redis.pid; do [ -f "$f" ] && alive $(cat $f) && n=$((n+1)); done; echo $n`).then(Number)
 
 // Every instance says AOF is on, its rewrite done.
 async function assertAofOn(): Promise<void> {
@@ -187,7 +78,7 @@ describe(`durability: down --keep-data and AOF turned on (Redis ${redisVersion()
     let r = await up()
     assert.equal(r.code, 0, show(r))
     const before = await waitClusterOk()
-    await writeKeys('keep', 300)
+    await acked.writeKeys('keep', 300)
 
     const t0 = Date.now()
     r = await down('--keep-data')
@@ -202,7 +93,7 @@ describe(`durability: down --keep-data and AOF turned on (Redis ${redisVersion()
     assert.equal(r.code, 0, show(r))
     const again = await waitClusterOk()
     assert.deepEqual(again.masters.map((m) => m.slots).sort(), before.masters.map((m) => m.slots).sort())
-    await assertNoKeyLost()
+    await acked.assertNoneLost()
     for (const {h, alive, files} of left) {
       assert.equal(alive, 0, `${h.name}: every instance stopped`)
       assert.equal(files.match(/^dump\.rdb$/gm)?.length, COUNT, `${h.name}: a dump.rdb per port\n${files}`)
@@ -211,9 +102,9 @@ describe(`durability: down --keep-data and AOF turned on (Redis ${redisVersion()
     for (const h of fleet.hosts) assert.doesNotMatch(await sh(h, `ls ${DIR}/${PORT}`), /saved-by-baremetal/, 'the marker goes when the instance starts')
 
     // A save that cannot be written: a directory where Redis writes its temp RDB.
-    await writeKeys('keep2', 100)
+    await acked.writeKeys('keep2', 100)
     const h1 = host('h1')
-    const pid = (await sh(h1, `cat ${DIR}/${PORT}/redis.pid`)).trim()
+    const pid = await ops.pidOf(fleet, h1, PORT)
     await sh(h1, `mkdir ${DIR}/${PORT}/temp-${pid}.rdb`)
     r = await down('--keep-data')
     assert.notEqual(r.code, 0, show(r))
@@ -228,25 +119,24 @@ describe(`durability: down --keep-data and AOF turned on (Redis ${redisVersion()
     r = await up()
     assert.equal(r.code, 0, show(r))
     await waitClusterOk()
-    await assertNoKeyLost()
+    await acked.assertNoneLost()
   })
 
   it('case 4b: an instance started (not restarted) with appendonly yes, no AOF and a dump.rdb loads the RDB, then AOF is on', async () => {
     // A fresh cluster without replicas: a master that comes up empty has no one to sync from.
     await down()
-    acked.clear()
     layout({redis_replicas: 0})
     let r = await up()
     assert.equal(r.code, 0, show(r))
     await waitClusterOk()
-    await writeKeys('rdb', 300)
+    await acked.writeKeys('rdb', 300)
     r = await down('--keep-data')
     assert.equal(r.code, 0, show(r))
 
     r = await up('-e', 'redis_appendonly=true')
     assert.equal(r.code, 0, show(r))
     await waitClusterOk()
-    await assertNoKeyLost()
+    await acked.assertNoneLost()
     for (const t of byName(r, 'Instances running')) assert.match(t.msg, new RegExp(`AOF turned on live after loading dump.rdb on ${COUNT} `), t.msg)
     await assertAofOn()
     // Converged: the snapshot says appendonly yes now, nothing left to do.
@@ -259,19 +149,19 @@ describe(`durability: down --keep-data and AOF turned on (Redis ${redisVersion()
     // Back to appendonly no (live): the AOF files of case 4b stay behind, stale.
     let r = await up()
     assert.equal(r.code, 0, show(r))
-    await writeKeys('aof', 200)
-    const w = backgroundWriter('bg')
+    await acked.writeKeys('aof', 200)
+    const w = acked.background('bg')
     await new Promise((res) => setTimeout(res, 1000))
     const t0 = Date.now()
     r = await up('-e', 'redis_appendonly=true', '-e', JSON.stringify({redis_extra_config: ['tcp-backlog 200']}))
     const upMs = Date.now() - t0
     await new Promise((res) => setTimeout(res, 1000))
-    const written = await w.stop()
+    const written = (await w.stop()).acked
     assert.equal(r.code, 0, show(r))
     console.log(`# up with appendonly + tcp-backlog (AOF on live, then rolling restart of ${2 * COUNT} masters): ${upMs} ms; ${written} background writes acknowledged`)
     assert.ok(written > 0, 'the writer got acknowledged writes through')
     await waitClusterOk()
-    await assertNoKeyLost()
+    await acked.assertNoneLost()
     const cfg = byName(r, 'Instances use the current configuration')[0]
     assert.match(cfg.msg, /AOF turned on live before the restart on 6 instance\(s\)/, cfg.msg)
     assert.match(cfg.msg, /restarted for tcp-backlog/, cfg.msg)

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
-import {Cluster, Redis} from 'ioredis'
+import {Redis} from 'ioredis'
 import {createFleet, type Fleet} from '../harness/fleet.js'
+import {AckedKeys} from './acked.js'
 import {cli, show, type CliResult} from './cli.js'
+import * as ops from './cluster-ops.js'
 import {sharedRedisBuild} from './fault-tools.js'
 import {redisArgs, redisVersion} from './redis-fleet.js'
 
@@ -20,164 +22,27 @@ const VARS = {redis_port_start: PORT, redis_count: COUNT, redis_replicas: 1, red
 
 let fleet: Fleet
 let inv: string
+// Acknowledged = WAIT 1 says a replica has it too. Failovers make the clients refresh their
+// slot map; failures to do so surface as failed writes (quiet: not as 'error' events too).
+let acked: AckedKeys
 
 before(async () => {
   fleet = await createFleet(3)
   const build = await sharedRedisBuild(fleet, fleet.hosts[0])
   inv = fleet.writeInventory({path: join(fleet.dir, 'redis.yml'), vars: {...VARS, ...build}})
+  acked = new AckedKeys({seeds: fleet.hosts.map((h) => ({host: h.ip, port: PORT})), replicas: 1, quiet: true})
 })
 
-after(async () => {
-  if (fleet) {
-    await cli(['down', '-i', inv], {timeoutMs: 120_000}).catch(() => {})
-    await fleet.destroy()
-  }
-})
-
-interface Task {
-  task: string
-  host: string
-  status: string
-  msg: string
-  data?: Record<string, any>
-}
-
-interface Report {
-  ok: boolean
-  masters: Array<{id: string; addr: string; host: string; slots: string; slotCount: number}>
-  replicas: Array<{id: string; addr: string; host: string; masterId: string}>
-  perHost: Record<string, {masters: number; replicas: number}>
-  problems: string[]
-  warnings?: string[]
-}
+after(() => ops.tearDown(fleet, inv))
 
 const up = (...args: string[]) => cli(['up', '-i', inv, ...redisArgs(), ...args], {timeoutMs: 900_000})
-const tasks = (r: CliResult) => r.json.tasks as Task[]
+const tasks = (r: CliResult) => r.json.tasks as ops.Task[]
 const changed = (r: CliResult) => tasks(r).filter((t) => t.status === 'changed')
 const clusterTask = (r: CliResult) => tasks(r).find((t) => t.task === 'Cluster formed')!
-const mastersPerHost = (s: Report) => Object.fromEntries(fleet.hosts.map((h) => [h.name, s.masters.filter((m) => m.host === h.name && m.slotCount > 0).length]))
-
-// Slots → the ids of the shard serving them, in any role order.
-function shards(r: Report): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const m of r.masters) out[m.slots] = [m.id, ...r.replicas.filter((x) => x.masterId === m.id).map((x) => x.id)].sort().join(',')
-  return out
-}
-
-async function status(): Promise<Report> {
-  const r = await cli(['status', '-i', inv, '--json'], {timeoutMs: 60_000})
-  assert.ok(r.json, show(r))
-  return r.json as Report
-}
-
-async function waitClusterOk(ms = 60_000): Promise<Report> {
-  const deadline = Date.now() + ms
-  let r = await status()
-  while (!r.ok && Date.now() < deadline) {
-    await new Promise((res) => setTimeout(res, 1000))
-    r = await status()
-  }
-  assert.ok(r.ok, `cluster not ok: ${r.problems.join('; ')}`)
-  return r
-}
-
-function client(): Cluster {
-  const c = new Cluster(fleet.hosts.map((h) => ({host: h.ip, port: PORT})), {
-    redisOptions: {connectTimeout: 3000, maxRetriesPerRequest: 3, commandTimeout: 5000},
-    clusterRetryStrategy: (n) => (n > 50 ? null : 200),
-    retryDelayOnFailover: 300,
-    retryDelayOnClusterDown: 300,
-    retryDelayOnTryAgain: 300,
-    maxRedirections: 32,
-  })
-  // Failovers make it refresh its slot map; failures to do so surface as failed writes.
-  c.on('error', () => {})
-  return c
-}
-
-// SET, then WAIT 1 on the same connection: acknowledged = on a replica too. Never hangs.
-async function writeAcked(c: Cluster, key: string, value: string, why?: (reason: string) => void): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`write of ${key} timed out`)), 8000)))
-  try {
-    const res = await Promise.race([c.pipeline().set(key, value).call('WAIT', '1', '2000').exec(), timeout])
-    const ok = !!res && !res[0][0] && !res[1][0] && Number(res[1][1]) >= 1
-    if (!ok) why?.(String(res?.[0][0]?.message ?? res?.[1][0]?.message ?? `WAIT ${res?.[1][1]}`).split(' ')[0])
-    return ok
-  } catch (error) {
-    why?.(String((error as Error).message).split(' ').slice(0, 3).join(' '))
-    throw error
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-const acked = new Map<string, string>()
-
-// Writes until stopped; only acknowledged keys count. Also the longest time without an
-// acknowledged write (what a client sees of a failover).
-function backgroundWriter(prefix: string): {stop(): Promise<{acked: number; failed: number; maxGapMs: number}>; mark(): void; since(): {acked: number; failed: number; maxGapMs: number; reasons: Record<string, number>}} {
-  let window = {acked: 0, failed: 0, maxGapMs: 0, reasons: {} as Record<string, number>}
-  let running = true
-  let count = 0
-  let failed = 0
-  let last = Date.now()
-  let maxGapMs = 0
-  const c = client()
-  const loop = (async () => {
-    for (let i = 0; running; i++) {
-      const k = `${prefix}:${i}`
-      const v = `w${i}`
-      let ok = false
-      try {
-        ok = await writeAcked(c, k, v, (reason) => (window.reasons[reason] = (window.reasons[reason] ?? 0) + 1))
-      } catch {
-        await new Promise((r) => setTimeout(r, 100))
-      }
-      if (ok) {
-        acked.set(k, v)
-        count++
-        window.acked++
-        maxGapMs = Math.max(maxGapMs, Date.now() - last)
-        window.maxGapMs = Math.max(window.maxGapMs, Date.now() - last)
-        last = Date.now()
-      } else {
-        failed++
-        window.failed++
-      }
-    }
-  })()
-  return {
-    mark() {
-      window = {acked: 0, failed: 0, maxGapMs: 0, reasons: {}}
-    },
-    since: () => window,
-    async stop() {
-      running = false
-      await loop
-      c.disconnect()
-      return {acked: count, failed, maxGapMs}
-    },
-  }
-}
-
-async function assertNoKeyLost(): Promise<number> {
-  const c = client()
-  try {
-    const keys = [...acked.keys()]
-    const missing: string[] = []
-    for (let i = 0; i < keys.length; i += 50) {
-      const vals = await Promise.all(keys.slice(i, i + 50).map((k) => Promise.race([c.get(k), new Promise<string>((r) => setTimeout(() => r('(read timed out)'), 10_000))])))
-      vals.forEach((v, j) => {
-        if (v !== acked.get(keys[i + j])) missing.push(`${keys[i + j]}=${v}`)
-      })
-    }
-    assert.deepEqual(missing, [], `${missing.length} of ${keys.length} acknowledged key(s) lost or wrong`)
-    return keys.length
-  } finally {
-    c.disconnect()
-  }
-}
+const mastersPerHost = (s: ops.Report) => Object.fromEntries(fleet.hosts.map((h) => [h.name, s.masters.filter((m) => m.host === h.name && m.slotCount > 0).length]))
+const {shards} = ops
+const status = () => ops.status(inv)
+const waitClusterOk = () => ops.waitClusterOk(inv, 60_000)
 
 // CLUSTER FAILOVER (no FORCE) on a replica, as an operator would, until it says master.
 async function handFailover(addr: string): Promise<void> {
@@ -206,25 +71,11 @@ describe(`durability: master placement restored after failovers (Redis ${redisVe
     const s = await waitClusterOk()
     assert.deepEqual(mastersPerHost(s), {h1: 2, h2: 2, h3: 2})
     assert.deepEqual(s.warnings, [])
-    const c = client()
-    try {
-      for (let i = 0; i < 200; i++) {
-        let ok = false
-        // Right after formation a replica may still be in its first sync: WAIT says 0 until then.
-        for (let t = 0; t < 40 && !ok; t++) {
-          ok = await writeAcked(c, `base:${i}`, `v${i}`).catch(() => false)
-          if (!ok) await new Promise((res) => setTimeout(res, 500))
-        }
-        assert.ok(ok, `base:${i} not acknowledged`)
-        acked.set(`base:${i}`, `v${i}`)
-      }
-    } finally {
-      c.disconnect()
-    }
+    await acked.writeKeys('base', 200)
   })
 
   it('failovers gather 4 of 6 masters on h1: status warns; up --check says what it would do and sends nothing; up restores 2 per host with no acknowledged write lost; a second up changes nothing', async () => {
-    const w = backgroundWriter('placement')
+    const w = acked.background('placement')
     let stopped: Awaited<ReturnType<typeof w.stop>> | undefined
     try {
       await new Promise((r) => setTimeout(r, 500))
@@ -251,7 +102,7 @@ describe(`durability: master placement restored after failovers (Redis ${redisVe
       assert.deepEqual(mastersPerHost(await status()), drifted, 'check mode sent nothing')
 
       const before = w.since()
-      process.stdout.write(`# writer before the restore: ${before.acked} acknowledged, ${before.failed} not (${JSON.stringify(before.reasons)}), longest gap ${before.maxGapMs} ms\n`)
+      process.stdout.write(`# writer before the restore: ${before.acked} acknowledged, ${before.failed} not (${JSON.stringify(before.kinds)}), longest gap ${before.maxGapMs} ms\n`)
       w.mark()
       const t0 = Date.now()
       const r = await up('--json')
@@ -269,8 +120,8 @@ describe(`durability: master placement restored after failovers (Redis ${redisVe
 
       stopped = await w.stop()
       assert.ok(stopped.acked > 0, 'the writer got acknowledged writes through')
-      const checked = await assertNoKeyLost()
-      process.stdout.write(`# restore: up ${(upMs / 1000).toFixed(1)} s; during it ${during.acked} acknowledged writes, ${during.failed} not (${JSON.stringify(during.reasons)}), longest gap between acknowledged writes ${during.maxGapMs} ms; ${checked} acknowledged keys read back, 0 lost\n`)
+      const checked = await acked.assertNoneLost()
+      process.stdout.write(`# restore: up ${(upMs / 1000).toFixed(1)} s; during it ${during.acked} acknowledged writes, ${during.failed} not (${JSON.stringify(during.kinds)}), longest gap between acknowledged writes ${during.maxGapMs} ms; ${checked} acknowledged keys read back, 0 lost\n`)
 
       const again = await up()
       assert.equal(again.code, 0, show(again))

@@ -2,9 +2,11 @@ import assert from 'node:assert/strict'
 import {randomBytes} from 'node:crypto'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
-import {Cluster, Redis} from 'ioredis'
+import {Redis} from 'ioredis'
 import {createFleet, type Fleet, type TestHost} from '../harness/fleet.js'
+import {AckedKeys} from './acked.js'
 import {cli, show, type CliResult} from './cli.js'
+import * as ops from './cluster-ops.js'
 import {shapeLink, sharedRedisBuild, sleep, startCli} from './fault-tools.js'
 import {redisArgs} from './redis-fleet.js'
 
@@ -60,30 +62,8 @@ async function freshCluster(name: string, vars: Record<string, unknown>, formOn:
   return inv
 }
 
-interface Report {
-  ok: boolean
-  masters: Array<{id: string; addr: string; host: string; slots: string; slotCount: number}>
-  replicas: Array<{id: string; addr: string; host: string; masterId: string | null}>
-  openSlots: Array<{addr: string; slot: number; state: string; peer: string}>
-  problems: string[]
-}
-
-async function status(inv: string): Promise<Report> {
-  const r = await cli(['status', '-i', inv, '--json'], {timeoutMs: 60_000})
-  assert.ok(r.json, show(r))
-  return r.json as Report
-}
-
-async function waitClusterOk(inv: string, ms = 90_000): Promise<Report> {
-  const deadline = Date.now() + ms
-  let r = await status(inv)
-  while (!r.ok && Date.now() < deadline) {
-    await sleep(1000)
-    r = await status(inv)
-  }
-  assert.ok(r.ok, `cluster not ok: ${r.problems.join('; ')}`)
-  return r
-}
+const {status} = ops
+const waitClusterOk = (inv: string) => ops.waitClusterOk(inv, 90_000)
 
 const clusterTask = (r: CliResult) => (r.json?.tasks as Array<{task: string; status: string; msg: string}> | undefined)?.find(t => t.task === 'Cluster formed')
 
@@ -102,100 +82,9 @@ async function onNode<T>(addr: string, fn: (r: Redis) => Promise<T>, commandTime
   }
 }
 
-function client(): Cluster {
-  const c = new Cluster(fleet.hosts.map(h => ({host: h.ip, port: PORT})), {
-    redisOptions: {connectTimeout: 3000, maxRetriesPerRequest: 3, commandTimeout: 5000, password: PASSWORD},
-    clusterRetryStrategy: n => (n > 50 ? null : 200),
-    retryDelayOnFailover: 300,
-    retryDelayOnClusterDown: 300,
-    retryDelayOnTryAgain: 300,
-    maxRedirections: 32,
-  })
-  // Nodes not started yet, or killed on purpose: the commands say so, the event is noise.
-  c.on('error', () => {})
-  return c
-}
-
-// Acknowledged = WAIT 1 says a replica has it (with replicas), or the master said OK.
-async function writeAcked(c: Cluster, key: string, value: string, replicas: boolean): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`write of ${key} timed out`)), 8000)))
-  try {
-    if (!replicas) return (await Promise.race([c.set(key, value), timeout])) === 'OK'
-    const res = await Promise.race([c.pipeline().set(key, value).call('WAIT', '1', '2000').exec(), timeout])
-    return !!res && !res[0][0] && !res[1][0] && Number(res[1][1]) >= 1
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-class Acked {
-  readonly keys = new Map<string, string>()
-
-  async write(prefix: string, n: number, replicas: boolean, value = (i: number) => `v${i}-${prefix}`): Promise<void> {
-    const c = client()
-    try {
-      for (let i = 0; i < n; i++) {
-        const k = `${prefix}:${i}`
-        let ok = false
-        for (let t = 0; t < 40 && !ok; t++) {
-          ok = await writeAcked(c, k, value(i), replicas).catch(() => false)
-          if (!ok) await sleep(500)
-        }
-        assert.ok(ok, `write of ${k} not acknowledged`)
-        this.keys.set(k, value(i))
-      }
-    } finally {
-      c.disconnect()
-    }
-  }
-
-  // Writes until stopped, through moves, kills and failovers; only acknowledged keys count.
-  background(prefix: string, replicas: boolean): {stop(): Promise<number>} {
-    let running = true
-    let count = 0
-    const c = client()
-    const loop = (async () => {
-      for (let i = 0; running; i++) {
-        const k = `${prefix}:${i}`
-        const v = `w${i}`
-        try {
-          if (await writeAcked(c, k, v, replicas)) {
-            this.keys.set(k, v)
-            count++
-          }
-        } catch {
-          await sleep(100)
-        }
-      }
-    })()
-    return {
-      async stop() {
-        running = false
-        await loop
-        c.disconnect()
-        return count
-      },
-    }
-  }
-
-  async assertNoneLost(): Promise<void> {
-    const c = client()
-    try {
-      const keys = [...this.keys.keys()]
-      const missing: string[] = []
-      for (let i = 0; i < keys.length; i += 50) {
-        const vals = await Promise.all(keys.slice(i, i + 50).map(k => Promise.race([c.get(k), sleep(10_000).then(() => '(read timed out)')])))
-        vals.forEach((v, j) => {
-          if (v !== this.keys.get(keys[i + j])) missing.push(`${keys[i + j]}=${String(v).slice(0, 40)}`)
-        })
-      }
-      assert.deepEqual(missing.slice(0, 20), [], `${missing.length} of ${keys.length} acknowledged key(s) lost or wrong`)
-    } finally {
-      c.disconnect()
-    }
-  }
-}
+// Writes acknowledged by WAIT 1 (with replicas) or the master's OK (without); the clients
+// meet nodes not started yet or killed on purpose: the writes say so, the events are noise.
+const ackedKeys = (replicas: number) => new AckedKeys({seeds: fleet.hosts.map(h => ({host: h.ip, port: PORT})), replicas, password: PASSWORD, quiet: true})
 
 // A hash tag whose slot passes `want`: keys `{tag}:…` all land in that slot.
 async function tagFor(addr: string, want: (slot: number) => boolean): Promise<{tag: string; slot: number}> {
@@ -251,13 +140,13 @@ describe('durability of scaling (issue 10)', () => {
     const t0 = Date.now()
     const inv = await freshCluster('c5', {redis_count: 2, redis_replicas: 1, redis_cluster_node_timeout: 3000})
     const s = await status(inv.all)
-    const acked = new Acked()
+    const acked = ackedKeys(1)
     const src = s.masters[0]
     const dst = s.masters[1]
     const dstReplica = s.replicas.find(r => r.masterId === dst.id)
     assert.ok(dstReplica, `no replica of ${dst.addr}: ${JSON.stringify(s.replicas)}`)
     const {tag, slot} = await tagFor(src.addr, x => owns(src.slots, x))
-    await acked.write(`{${tag}}:base`, 200, true)
+    await acked.writeKeys(`{${tag}}:base`, 200)
 
     // What a run SIGKILLed mid-batch leaves: IMPORTING on the target, MIGRATING on the
     // source, part of the slot's keys moved (exactly the tool's own commands).
@@ -265,8 +154,8 @@ describe('durability of scaling (issue 10)', () => {
     await onNode(src.addr, r => r.call('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', dst.id))
     const [dip, dport] = [dst.addr.split(':')[0], dst.addr.split(':')[1]]
     await onNode(src.addr, r => r.call('MIGRATE', dip, dport, '', '0', '5000', 'AUTH', PASSWORD, 'KEYS', ...Array.from({length: 120}, (_, i) => `{${tag}}:base:${i}`)))
-    const writer = acked.background('c5w', true)
-    const slotWriter = acked.background(`{${tag}}:live`, true) // follows ASK to the target
+    const writer = acked.background('c5w')
+    const slotWriter = acked.background(`{${tag}}:live`) // follows ASK to the target
     await sleep(1000)
 
     // The target's shard fails over: its replica takes the slot's moved keys along.
@@ -281,7 +170,7 @@ describe('durability of scaling (issue 10)', () => {
 
     const up = await cli(['up', '-i', inv.all, ...redisArgs(), '--json'], {timeoutMs: 900_000})
     await sleep(1500)
-    const n = (await writer.stop()) + (await slotWriter.stop())
+    const n = (await writer.stop()).acked + (await slotWriter.stop()).acked
     if (up.code !== 0) process.stdout.write(`# case 5: CLUSTER NODES after the failed up:\n${await dumpNodes()}\n`)
     assert.equal(up.code, 0, show(up))
     process.stdout.write(`# case 5: ${clusterTask(up)?.msg}\n# ${n} background writes acknowledged\n`)
@@ -291,8 +180,8 @@ describe('durability of scaling (issue 10)', () => {
     const owner = end.masters.find(m => owns(m.slots, slot))
     // The target's shard owns it (up's placement step may hand the shard back to the old target).
     assert.ok(owner && [dst.id, dstReplica!.id].includes(owner.id), `the target's shard owns slot ${slot}: ${owner?.addr}`)
-    await acked.assertNoneLost()
-    process.stdout.write(`# case 5: ${acked.keys.size} acknowledged keys intact, ${((Date.now() - t0) / 1000).toFixed(0)} s\n`)
+    const intact = await acked.assertNoneLost()
+    process.stdout.write(`# case 5: ${intact} acknowledged keys intact, ${((Date.now() - t0) / 1000).toFixed(0)} s\n`)
   })
 
   it('case 7: scale-in, the leaving master killed mid-drain: its replica is still attached and takes over; re-run finishes; 0 acknowledged writes lost', async () => {
@@ -307,9 +196,9 @@ describe('durability of scaling (issue 10)', () => {
     const record = join(fleet.dir, 'c7-fill.json')
     const fill = await cli(['load', '-i', inv.all, '--clients', '16', '--requests', '200000', '--data-size', '100', '--record', record, '--json'], {timeoutMs: 900_000})
     assert.equal(fill.code, 0, show(fill))
-    const acked = new Acked()
-    await acked.write('c7base', 200, true)
-    const writer = acked.background('c7w', true)
+    const acked = ackedKeys(1)
+    await acked.writeKeys('c7base', 200)
+    const writer = acked.background('c7w')
 
     const run = startCli(['up', '-i', inv.first2, ...redisArgs(), '--remove-missing'], {timeoutMs: 900_000})
     await run.waitFor(/redis_cluster: moved \d+\/\d+ slot/, 600_000)
@@ -323,17 +212,17 @@ describe('durability of scaling (issue 10)', () => {
     await waitUntil('the replica to take over', 60_000, () => onNode(guard!.addr, async r => String(((await r.call('ROLE')) as unknown[])[0]) === 'master'))
     const rerun = await cli(['up', '-i', inv.first2, ...redisArgs(), '--remove-missing', '--json'], {timeoutMs: 900_000})
     await sleep(1500)
-    const n = await writer.stop()
+    const n = (await writer.stop()).acked
     assert.equal(rerun.code, 0, show(rerun))
     process.stdout.write(`# case 7: re-run: ${clusterTask(rerun)?.msg}\n# ${n} background writes acknowledged\n`)
     const end = await waitClusterOk(inv.first2)
     assert.deepEqual(end.openSlots, [])
     assert.ok(end.masters.every(m => m.host !== h3.name) && end.replicas.every(r => r.host !== h3.name))
-    await acked.assertNoneLost()
+    const intact = await acked.assertNoneLost()
     const check = await cli(['load', '-i', inv.first2, '--verify-record', record, '--json'], {timeoutMs: 600_000})
     assert.equal(check.code, 0, show(check))
     assert.equal(check.json.verify.lost, 0)
-    process.stdout.write(`# case 7: ${acked.keys.size} acknowledged keys + ${check.json.verify.checked} filled keys intact, ${((Date.now() - t0) / 1000).toFixed(0)} s\n`)
+    process.stdout.write(`# case 7: ${intact} acknowledged keys + ${check.json.verify.checked} filled keys intact, ${((Date.now() - t0) / 1000).toFixed(0)} s\n`)
   })
 
   it('case 7: a drain that would push the receivers past maxmemory (allkeys-lru) is refused, exit != 0, every key intact', async () => {
@@ -384,13 +273,13 @@ describe('durability of scaling (issue 10)', () => {
     const giver = s.masters[0]
     const [lo, hi] = giver.slots.split('-').map(Number)
     const {tag} = await tagFor(giver.addr, x => x >= hi - Math.floor((hi - lo) / 4) && x <= hi)
-    const acked = new Acked()
+    const acked = ackedKeys(0)
     // Random: a repeated character compresses (rdbcompression) to nothing in MIGRATE's payload.
     const bigValues = Array.from({length: 60}, () => randomBytes(384 * 1024).toString('base64'))
     const big = (i: number) => bigValues[i]
-    await acked.write(`{${tag}}:big`, 60, false, big) // 30 MB in one slot: 60 keys, one MIGRATE before
+    await acked.writeKeys(`{${tag}}:big`, 60, big) // 30 MB in one slot: 60 keys, one MIGRATE before
     await shapeLink(fleet, fleet.hosts[2], '16mbit') // ~2 MB/s to the new host: 15 s for that MIGRATE
-    const writer = acked.background('c10w', false)
+    const writer = acked.background('c10w')
     let sampling = true
     const failed = new Set<string>()
     const sampler = (async () => {
@@ -413,7 +302,7 @@ describe('durability of scaling (issue 10)', () => {
       await shapeLink(fleet, fleet.hosts[2])
     }
     await sleep(1000)
-    const n = await writer.stop()
+    const n = (await writer.stop()).acked
     process.stdout.write(`# case 10: ${clusterTask(up)?.msg}\n# ${n} background writes acknowledged; nodes seen failed: ${[...failed].length}\n`)
     assert.equal(up.code, 0, show(up))
     // The premise: the link really was slow (30 MB at ~2 MB/s), so one MIGRATE of the slot would block for ~15 s.
@@ -425,7 +314,7 @@ describe('durability of scaling (issue 10)', () => {
     const owner = end.masters.find(m => m.host === fleet.hosts[2].name)
     const bigSlot = Number(await onNode(giver.addr, r => r.call('CLUSTER', 'KEYSLOT', tag)))
     assert.ok(owner && owns(owner.slots, bigSlot), `the big slot ${bigSlot} moved to the new master`)
-    await acked.assertNoneLost()
-    process.stdout.write(`# case 10: ${acked.keys.size} acknowledged keys intact (60 × 512 KB moved), ${((Date.now() - t0) / 1000).toFixed(0)} s\n`)
+    const intact = await acked.assertNoneLost()
+    process.stdout.write(`# case 10: ${intact} acknowledged keys intact (60 × 512 KB moved), ${((Date.now() - t0) / 1000).toFixed(0)} s\n`)
   })
 })

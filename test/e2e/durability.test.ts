@@ -4,6 +4,7 @@ import {after, before, describe, it} from 'node:test'
 import {createFleet, type Fleet, type TestHost} from '../harness/fleet.js'
 import {AckedKeys} from './acked.js'
 import {cli, show, type CliResult} from './cli.js'
+import * as ops from './cluster-ops.js'
 import {sharedRedisBuild} from './fault-tools.js'
 import {redisArgs, redisVersion} from './redis-fleet.js'
 
@@ -21,20 +22,6 @@ let inv: string
 let build: Record<string, string> = {}
 let BIN = ''
 
-interface Task {
-  task: string
-  host: string
-  status: string
-  msg: string
-  data?: Record<string, any>
-}
-interface Report {
-  ok: boolean
-  masters: Array<{id: string; addr: string; host: string; slots: string}>
-  replicas: Array<{id: string; addr: string; host: string; masterId: string; masterAddr: string}>
-  problems: string[]
-}
-
 function layout(vars: Record<string, unknown>): void {
   inv = fleet.writeInventory({path: join(fleet.dir, 'durability.yml'), vars: {redis_port_start: PORT, redis_count: COUNT, redis_cluster_node_timeout: 5000, ...vars, ...build}})
 }
@@ -45,49 +32,22 @@ before(async () => {
   BIN = build.redis_bin_dir
 })
 
-after(async () => {
-  if (fleet) {
-    await cli(['down', '-i', inv], {timeoutMs: 120_000}).catch(() => {})
-    await fleet.destroy()
-  }
-})
+after(() => ops.tearDown(fleet, inv))
 
 const up = (...args: string[]) => cli(['up', '-i', inv, ...redisArgs(), ...args, '--json'], {timeoutMs: 600_000})
-const tasks = (r: CliResult) => (r.json?.tasks ?? []) as Task[]
+const tasks = (r: CliResult) => (r.json?.tasks ?? []) as ops.Task[]
 const byName = (r: CliResult, name: string) => tasks(r).filter((t) => t.task === name)
 const changed = (r: CliResult) => tasks(r).filter((t) => t.status === 'changed')
 const host = (name: string): TestHost => fleet.hosts.find((h) => h.name === name)!
 const hostOfIp = (ip: string) => fleet.hosts.find((h) => h.ip === ip)!
-
-async function sh(h: TestHost, cmd: string): Promise<string> {
-  const r = await fleet.nsExec(h, cmd)
-  assert.equal(r.code, 0, `${h.name}: ${cmd}\n${r.stdout}${r.stderr}`)
-  return r.stdout
-}
-
-async function status(): Promise<Report> {
-  const r = await cli(['status', '-i', inv, '--json'], {timeoutMs: 60_000})
-  assert.ok(r.json, show(r))
-  return r.json as Report
-}
-
-async function waitClusterOk(ms = 90_000): Promise<Report> {
-  const deadline = Date.now() + ms
-  let r = await status()
-  while (!r.ok && Date.now() < deadline) {
-    await new Promise((res) => setTimeout(res, 1000))
-    r = await status()
-  }
-  assert.ok(r.ok, `cluster not ok: ${r.problems.join('; ')}`)
-  return r
-}
-
-const ALIVE = `alive() { [ -r /proc/$1/stat ] && ! grep -q ') [ZX]' /proc/$1/stat; }`
-const pidOf = async (h: TestHost, port: number) => (await sh(h, `cat /root/redis_cluster/${port}/redis.pid`)).trim()
+const sh = (h: TestHost, cmd: string) => ops.sh(fleet, h, cmd)
+const status = () => ops.status(inv)
+const waitClusterOk = () => ops.waitClusterOk(inv, 90_000)
+const pidOf = (h: TestHost, port: number) => ops.pidOf(fleet, h, port)
 
 // kill -9 by the pids in our pidfiles, returning once they are gone.
 async function kill9(h: TestHost, list: number[]): Promise<void> {
-  await sh(h, `${ALIVE}; P="${list.map((p) => `$(cat /root/redis_cluster/${p}/redis.pid)`).join(' ')}"; kill -KILL $P; ` +
+  await sh(h, `${ops.ALIVE}; P="${list.map((p) => `$(cat /root/redis_cluster/${p}/redis.pid)`).join(' ')}"; kill -KILL $P; ` +
     'n=0; for p in $P; do while alive $p && [ $n -lt 300 ]; do sleep 0.05; n=$((n+1)); done; done')
 }
 

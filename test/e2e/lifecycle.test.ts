@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
-import {Cluster} from 'ioredis'
 import {createFleet, loadFleet, type Fleet, type TestHost} from '../harness/fleet.js'
+import {AckedKeys} from './acked.js'
 import {cli, show, type CliResult} from './cli.js'
+import * as ops from './cluster-ops.js'
 import {sharedRedisBuild} from './fault-tools.js'
 import {redisArgs} from './redis-fleet.js'
 
@@ -21,15 +22,6 @@ let fleet: Fleet
 let inv: string
 let build: Record<string, string> = {}
 let BIN = ''
-
-interface Task {
-  task: string
-  host: string
-  status: string
-  msg: string
-  diff?: Array<{path: string; before: string; after: string}>
-  data?: Record<string, any>
-}
 
 function layout(): void {
   inv = fleet.writeInventory({path: join(fleet.dir, 'redis.yml'), vars: {...VARS, ...build}})
@@ -57,32 +49,23 @@ after(async () => {
 const up = (...args: string[]) => cli(['up', '-i', inv, ...redisArgs(), ...args], {timeoutMs: 900_000})
 const upJson = (...args: string[]) => up(...args, '--json')
 const down = (...args: string[]) => cli(['down', '-i', inv, ...args], {timeoutMs: 300_000})
-const tasks = (r: CliResult) => r.json.tasks as Task[]
+const tasks = (r: CliResult) => r.json.tasks as ops.Task[]
 const changed = (r: CliResult) => tasks(r).filter((t) => t.status === 'changed')
 const byName = (r: CliResult, name: string) => tasks(r).filter((t) => t.task === name)
 const host = (name: string): TestHost => fleet.hosts.find((h) => h.name === name)!
-
-async function sh(h: TestHost, cmd: string): Promise<string> {
-  const r = await fleet.nsExec(h, cmd)
-  assert.equal(r.code, 0, `${h.name}: ${cmd}\n${r.stdout}${r.stderr}`)
-  return r.stdout
-}
-
-// Shell: a pid counts as alive until it is gone or a zombie (killed, not yet reaped).
-const ALIVE = `alive() { [ -r /proc/$1/stat ] && ! grep -q ') [ZX]' /proc/$1/stat; }`
-
-// Kill our own instances by the pids in their pidfiles and wait until they are gone.
-async function killPorts(h: TestHost, ports: number[], signal: 'KILL' | 'TERM'): Promise<void> {
-  await sh(h, `${ALIVE}; P="${ports.map((p) => `$(cat /root/redis_cluster/${p}/redis.pid)`).join(' ')}"; kill -${signal} $P; ` +
-    'n=0; for p in $P; do while alive $p && [ $n -lt 300 ]; do sleep 0.1; n=$((n+1)); done; done')
-}
+const sh = (h: TestHost, cmd: string) => ops.sh(fleet, h, cmd)
+const killPorts = (h: TestHost, ports: number[], signal: 'KILL' | 'TERM') => ops.killPorts(fleet, h, ports, signal)
+const pids = (h: TestHost) => ops.pids(fleet, h)
+const status = () => ops.status(inv)
+const waitClusterOk = () => ops.waitClusterOk(inv, 60_000)
+const {shards} = ops
 const allPorts = Array.from({length: COUNT}, (_, i) => PORT + i)
 
 // What --check must leave exactly as it was: every file name, the managed files by hash
 // (nodes.conf is Redis' own, rewritten on any cluster event), live pids, firewall, home.
 async function hostState(h: TestHost): Promise<string> {
   return sh(h, [
-    ALIVE,
+    ops.ALIVE,
     'cd /root; ls -1A',
     // Redis' own data files (a BGSAVE for a replica's resync, AOF rewrites) come and go by themselves.
     "find redis_cluster 2>/dev/null | grep -v -e appendonlydir/ -e '/temp-' -e '/dump.rdb$' | sort",
@@ -94,135 +77,11 @@ async function hostState(h: TestHost): Promise<string> {
 }
 const fleetState = () => Promise.all(fleet.hosts.map(hostState))
 
-async function pids(h: TestHost): Promise<string> {
-  return sh(h, `cat /root/redis_cluster/*/redis.pid`)
-}
+const mastersPerHost = (r: ops.Report) => Object.fromEntries(fleet.hosts.map((h) => [h.name, r.masters.filter((m) => m.host === h.name).length]))
 
-interface Report {
-  ok: boolean
-  masters: Array<{id: string; addr: string; host: string; slots: string}>
-  replicas: Array<{id: string; addr: string; masterId: string}>
-  problems: string[]
-}
-
-const mastersPerHost = (r: Report) => Object.fromEntries(fleet.hosts.map((h) => [h.name, r.masters.filter((m) => m.host === h.name).length]))
-
-async function status(): Promise<Report> {
-  const r = await cli(['status', '-i', inv, '--json'], {timeoutMs: 60_000})
-  assert.ok(r.json, show(r))
-  return r.json as Report
-}
-
-// Slots → the ids of the shard serving them (master and replicas, in any role order):
-// a node restarted with its own nodes.conf keeps its id and its shard.
-function shards(r: Report): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const m of r.masters) out[m.slots] = [m.id, ...r.replicas.filter((x) => x.masterId === m.id).map((x) => x.id)].sort().join(',')
-  return out
-}
-
-function client(): Cluster {
-  return new Cluster(fleet.hosts.map((h) => ({host: h.ip, port: PORT})), {
-    redisOptions: {connectTimeout: 3000, maxRetriesPerRequest: 3, commandTimeout: 5000},
-    clusterRetryStrategy: (n) => (n > 50 ? null : 200),
-    retryDelayOnFailover: 300,
-    retryDelayOnClusterDown: 300,
-    retryDelayOnTryAgain: 300,
-    maxRedirections: 32,
-  })
-}
-
-// SET, then WAIT 1 on the same connection: acknowledged = on a replica too. Never hangs:
-// a cluster that is down for longer makes it throw.
-async function writeAcked(c: Cluster, key: string, value: string): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`write of ${key} timed out`)), 8000)))
-  try {
-    const res = await Promise.race([c.pipeline().set(key, value).call('WAIT', '1', '2000').exec(), timeout])
-    return !!res && !res[0][0] && !res[1][0] && Number(res[1][1]) >= 1
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-const acked = new Map<string, string>()
-
-async function writeKeys(prefix: string, n: number): Promise<void> {
-  const c = client()
-  try {
-    for (let i = 0; i < n; i++) {
-      const k = `${prefix}:${i}`
-      const v = `v${i}-${prefix}`
-      // Right after formation a replica may still be in its first sync: WAIT says 0 until then.
-      let ok = false
-      for (let t = 0; t < 40 && !ok; t++) {
-        ok = await writeAcked(c, k, v).catch(() => false)
-        if (!ok) await new Promise((r) => setTimeout(r, 500))
-      }
-      assert.ok(ok, `write of ${k} not acknowledged`)
-      acked.set(k, v)
-    }
-  } finally {
-    c.disconnect()
-  }
-}
-
-// Writes until stopped, through failovers and restarts; only acknowledged keys count.
-function backgroundWriter(prefix: string): {stop(): Promise<number>} {
-  let running = true
-  let count = 0
-  const c = client()
-  const loop = (async () => {
-    for (let i = 0; running; i++) {
-      const k = `${prefix}:${i}`
-      const v = `w${i}`
-      try {
-        if (await writeAcked(c, k, v)) {
-          acked.set(k, v)
-          count++
-        }
-      } catch {
-        await new Promise((r) => setTimeout(r, 100))
-      }
-    }
-  })()
-  return {
-    async stop() {
-      running = false
-      await loop
-      c.disconnect()
-      return count
-    },
-  }
-}
-
-async function assertNoKeyLost(): Promise<void> {
-  const c = client()
-  try {
-    const keys = [...acked.keys()]
-    const missing: string[] = []
-    for (let i = 0; i < keys.length; i += 50) {
-      const vals = await Promise.all(keys.slice(i, i + 50).map((k) => Promise.race([c.get(k), new Promise<string>((r) => setTimeout(() => r('(read timed out)'), 10_000))])))
-      vals.forEach((v, j) => {
-        if (v !== acked.get(keys[i + j])) missing.push(`${keys[i + j]}=${v}`)
-      })
-    }
-    assert.deepEqual(missing, [], `${missing.length} of ${keys.length} acknowledged key(s) lost or wrong`)
-  } finally {
-    c.disconnect()
-  }
-}
-
-async function waitClusterOk(ms = 60_000): Promise<Report> {
-  const deadline = Date.now() + ms
-  let r = await status()
-  while (!r.ok && Date.now() < deadline) {
-    await new Promise((res) => setTimeout(res, 1000))
-    r = await status()
-  }
-  assert.ok(r.ok, `cluster not ok: ${r.problems.join('; ')}`)
-  return r
-}
+// Every key counts once WAIT 1 says a replica has it too. The seeds are asked again for
+// each client: a test moves h3 to a new address.
+const acked = new AckedKeys({seeds: () => fleet.hosts.map((h) => ({host: h.ip, port: PORT})), replicas: 1})
 
 // up --check: reports, and the hosts are byte for byte as before.
 async function checkChangesNothing(...args: string[]): Promise<CliResult> {
@@ -254,7 +113,7 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     assert.equal(s.masters.length, 6)
     assert.equal(s.replicas.length, 6)
     shardsAtStart = shards(s)
-    await writeKeys('base', 300)
+    await acked.writeKeys('base', 300)
   })
 
   it('re-run on a healthy cluster: every task ok, changed = 0, said in one line; no file, pid or firewall touched', async () => {
@@ -298,7 +157,7 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     const s = await waitClusterOk()
     assert.deepEqual(shards(s), shardsAtStart)
     assert.deepEqual(mastersPerHost(s), {h1: 2, h2: 2, h3: 2})
-    await assertNoKeyLost()
+    await acked.assertNoneLost()
   })
 
   it('drift: every daemon of one host stopped, cluster failed over → up restarts them; they rejoin; no acknowledged key lost', async () => {
@@ -307,7 +166,7 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     const s0 = await status()
     const perHost = fleet.hosts.map((h) => ({h, n: s0.masters.filter((m) => m.host === h.name).length})).sort((a, b) => a.n - b.n)
     const h2 = perHost[0].h
-    const w = backgroundWriter('hostdown')
+    const w = acked.background('hostdown')
     await new Promise((r) => setTimeout(r, 500))
     await killPorts(h2, allPorts, 'TERM')
     await new Promise((r) => setTimeout(r, 9000)) // > cluster-node-timeout: replicas take over
@@ -324,9 +183,9 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     assert.match(c[1].msg, /^masters rebalanced across hosts: 2 failover\(s\) \(.*\); masters per host were .*, now h1 2, h2 2, h3 2$/)
     const s = await waitClusterOk()
     assert.deepEqual(mastersPerHost(s), {h1: 2, h2: 2, h3: 2})
-    assert.ok(await w.stop() > 0, 'the writer got acknowledged writes through')
+    assert.ok((await w.stop()).acked > 0, 'the writer got acknowledged writes through')
     assert.deepEqual(shards(s), shardsAtStart)
-    await assertNoKeyLost()
+    await acked.assertNoneLost()
   })
 
   it('drift: a hand-edited redis.conf is rewritten (--diff shows it), nothing else', async () => {
@@ -388,9 +247,9 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     const before = await Promise.all(fleet.hosts.map(pids))
     const check = await checkChangesNothing(...vars)
     assert.match(byName(check, 'Instances use the current configuration')[0].msg, /would restart for tcp-backlog \(default\) → 200 on 12 instance\(s\)[^]*CLUSTER FAILOVER before restarting 6 master\(s\)/)
-    const w = backgroundWriter('rolling')
+    const w = acked.background('rolling')
     const r = await upJson(...vars)
-    const written = await w.stop()
+    const written = (await w.stop()).acked
     assert.equal(r.code, 0, show(r))
     const cfg = byName(r, 'Instances use the current configuration')[0]
     assert.match(cfg.msg, /restarted for tcp-backlog \(default\) → 200 on 12 instance\(s\)/)
@@ -403,7 +262,7 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     const s = await waitClusterOk()
     assert.deepEqual(shards(s), shardsAtStart)
     assert.ok(written > 0, 'the writer got acknowledged writes through the restarts')
-    await assertNoKeyLost()
+    await acked.assertNoneLost()
     const recap = await up(...vars)
     assert.match(recap.stdout, /no changes — everything already as declared/)
   })
@@ -434,7 +293,7 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
       assert.doesNotMatch(nodes, new RegExp(`${oldIp.replace(/\./g, '\\.')}:`), `${h.name} still knows the old address`)
       assert.equal(nodes.split('\n').filter((l) => l.includes(` ${newIp}:`)).length, COUNT)
     }
-    await assertNoKeyLost()
+    await acked.assertNoneLost()
     // Converged: the next runs change nothing more (a stale firewall source may go in one more run).
     let again = await upJson(...vars)
     if (changed(again).length) again = await upJson(...vars)
@@ -473,7 +332,8 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     assert.equal(again.code, 0, show(again))
     assert.deepEqual(changed(again), [])
 
-    acked.clear()
+    // A fresh cluster: no key of the old one is expected back.
+    acked.acked.clear()
     const fresh = await upJson()
     assert.equal(fresh.code, 0, show(fresh))
     const cl = byName(fresh, 'Cluster formed')[0]
@@ -481,7 +341,7 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     assert.match(cl.msg, /^formed 6 masters/)
     const s = await waitClusterOk()
     assert.notDeepEqual(shards(s), shardsAtStart, 'new node ids: a fresh cluster')
-    const c = client()
+    const c = acked.client()
     try {
       assert.equal(await c.get('base:1'), null, 'no key of the old cluster')
     } finally {
@@ -497,7 +357,7 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     assert.equal(r.code, 0, show(r))
     for (const t of byName(r, 'Instances stopped')) assert.match(t.msg, new RegExp(`^stopped ${COUNT} \\(${PORT}-${PORT + COUNT - 1}\\)$`))
     for (const h of fleet.hosts) {
-      const left = await sh(h, `${ALIVE}; cd /root; ls redis_cluster/${PORT}; for f in redis_cluster/*/redis.pid; do [ -f "$f" ] && alive $(cat $f) && echo "alive $f"; done; true`)
+      const left = await sh(h, `${ops.ALIVE}; cd /root; ls redis_cluster/${PORT}; for f in redis_cluster/*/redis.pid; do [ -f "$f" ] && alive $(cat $f) && echo "alive $f"; done; true`)
       assert.match(left, /nodes\.conf/, `${h.name}: nodes.conf kept`)
       assert.match(left, /redis\.conf/)
       assert.doesNotMatch(left, /alive/, `${h.name}: every instance stopped`)
