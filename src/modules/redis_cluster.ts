@@ -30,13 +30,14 @@
 //       password: "{{ redis_password }}"
 //     register: cluster
 
-import {BaremetalError, ClusterError} from '../errors.js'
+import {ClusterError} from '../errors.js'
 import {clusterNodesFromHosts, defaultTimeoutMs, formCluster, type FormResult} from '../redis/cluster.js'
 import {planCluster, type ClusterPlan} from '../redis/plan.js'
 import {scaleCluster, scaleMessage} from '../redis/scale.js'
 import {restorePlacement} from '../redis/placement.js'
 import {rangesToString} from '../redis/nodes.js'
 import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
+import {runEachItem} from './cluster-task.js'
 
 // What a `register:` user reads: the same shape whether formed now or found formed.
 export interface ClusterSummary {
@@ -191,18 +192,5 @@ export const redisClusterModule: ModuleSpec = {
   },
   checkMode: true,
   runOnce: true,
-  async run(ctx: ModuleContext, items: TaskItem[]): Promise<ItemResult[]> {
-    const out: ItemResult[] = []
-    for (const item of items) {
-      try {
-        out.push(await runItem(ctx, item.args))
-      } catch (error) {
-        // A cluster that cannot be formed is this task's failure, not the runner's crash.
-        const e = error instanceof BaremetalError ? error : new ClusterError(error instanceof Error ? error.message : String(error), {cause: error})
-        const hint = e.hint ? ` (hint: ${e.hint})` : ''
-        out.push({status: 'failed', msg: `${e.message}${hint}`, data: {error: e.toJSON()}})
-      }
-    }
-    return out
-  },
+  run: (ctx: ModuleContext, items: TaskItem[]) => runEachItem(ctx, items, runItem),
 }

@@ -46,6 +46,7 @@ import {controllerPath} from './copy.js'
 import {aofOnScript, instancesScript, parseInstanceReport, portList, summarizeInstances} from './redis_instances.js'
 import {errorMessage, sha256, str} from './remote.js'
 import type {ItemResult, ModuleContext, ModuleSpec, PlayHost, TaskItem} from './types.js'
+import {runEachItem} from './cluster-task.js'
 
 interface HostSetup {
   ph: PlayHost
@@ -401,15 +402,5 @@ export const redisConfigModule: ModuleSpec = {
   },
   checkMode: true,
   runOnce: true,
-  async run(ctx: ModuleContext, items: TaskItem[]): Promise<ItemResult[]> {
-    const out: ItemResult[] = []
-    for (const item of items) {
-      try {
-        out.push(await runItem(ctx, item.args))
-      } catch (error) {
-        out.push({status: 'failed', msg: mask(`redis_config: ${errorMessage(error)}`, ctx.secrets)})
-      }
-    }
-    return out
-  },
+  run: (ctx: ModuleContext, items: TaskItem[]) => runEachItem(ctx, items, runItem, 'redis_config: '),
 }

@@ -33,6 +33,7 @@ import type {ClusterNode} from '../redis/plan.js'
 import {expandHome, mask, quote} from '../shell.js'
 import {portList} from './redis_instances.js'
 import type {GroupHost, ItemResult, ModuleContext, ModuleSpec, PlayHost, TaskItem} from './types.js'
+import {runEachItem} from './cluster-task.js'
 
 // Per dead port: "@@ PORT running aof rdb saved savepoints log everok SLOTS…".
 export function dataFactsScript(dir: string, ports: readonly number[]): string {
@@ -232,16 +233,5 @@ export const redisFailoverModule: ModuleSpec = {
   },
   checkMode: true,
   runOnce: true,
-  async run(ctx: ModuleContext, items: TaskItem[]): Promise<ItemResult[]> {
-    const out: ItemResult[] = []
-    for (const item of items) {
-      try {
-        out.push(await runItem(ctx, item.args))
-      } catch (error) {
-        const hint = error instanceof ClusterError && error.hint ? ` (hint: ${error.hint})` : ''
-        out.push({status: 'failed', msg: mask(`${error instanceof Error ? error.message : String(error)}${hint}`, ctx.secrets)})
-      }
-    }
-    return out
-  },
+  run: (ctx: ModuleContext, items: TaskItem[]) => runEachItem(ctx, items, runItem),
 }

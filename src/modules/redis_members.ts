@@ -24,6 +24,7 @@
 import {readMembers} from '../redis/scale.js'
 import {clusterNodesFromHosts} from '../redis/cluster.js'
 import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
+import {runEachItem} from './cluster-task.js'
 
 async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promise<ItemResult> {
   const password = args.password === undefined || args.password === null || args.password === '' ? undefined : String(args.password)
@@ -43,15 +44,5 @@ export const redisMembersModule: ModuleSpec = {
   args: {password: {type: 'string', secret: true}},
   checkMode: true,
   runOnce: true,
-  async run(ctx: ModuleContext, items: TaskItem[]): Promise<ItemResult[]> {
-    const out: ItemResult[] = []
-    for (const item of items) {
-      try {
-        out.push(await runItem(ctx, item.args))
-      } catch (error) {
-        out.push({status: 'failed', msg: error instanceof Error ? error.message : String(error)})
-      }
-    }
-    return out
-  },
+  run: (ctx: ModuleContext, items: TaskItem[]) => runEachItem(ctx, items, runItem),
 }
