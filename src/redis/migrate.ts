@@ -270,7 +270,23 @@ async function drain(from: MigrateNode, to: MigrateNode, slots: readonly number[
   return moved
 }
 
-async function migrateRound(from: MigrateNode, to: MigrateNode, calls: readonly MigrateCall[], ctx: DrainContext): Promise<void> {
+// A target that says CLUSTERDOWN restored nothing of that MIGRATE (each key is on one side
+// or the other: the source deletes only what the target took), so the round can be sent
+// again once the target's own cluster_state is ok — a node just told of a failover, or still
+// importing from a source that died, is down for a few seconds. Bounded: 2 × node timeout.
+const TARGET_DOWN = /Target instance replied with error: (CLUSTERDOWN|TRYAGAIN)/
+async function targetBack(to: MigrateNode, ctx: DrainContext): Promise<boolean> {
+  const deadline = Date.now() + 2 * ctx.timing.nodeTimeoutMs + 5000
+  while (Date.now() < deadline) {
+    if (ctx.opts.signal?.aborted) return false
+    const state = await ctx.opts.pool.run(to, r => r.call('CLUSTER', 'INFO')).then(t => /cluster_state:ok/.test(String(t)), () => false)
+    if (state) return true
+    await new Promise(res => setTimeout(res, 250))
+  }
+  return false
+}
+
+async function migrateRound(from: MigrateNode, to: MigrateNode, calls: readonly MigrateCall[], ctx: DrainContext, retries = 3): Promise<void> {
   const {pool, password} = ctx.opts
   const auth = password ? ['AUTH', password] : []
   const timeout = String(ctx.timing.migrateTimeoutMs)
@@ -281,6 +297,9 @@ async function migrateRound(from: MigrateNode, to: MigrateNode, calls: readonly 
   }).catch(e => {
     throw fail(from, `MIGRATE to ${nodeAddr(to)} failed`, e, password)
   })
+  if (retries > 0 && mres.some(([err]) => err && TARGET_DOWN.test(err.message)) && (await targetBack(to, ctx))) {
+    return migrateRound(from, to, calls, ctx, retries - 1)
+  }
   mres.forEach(([err], i) => {
     if (!err) return
     const msg = err.message
