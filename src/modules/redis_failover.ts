@@ -77,6 +77,9 @@ export function parseDataFacts(stdout: string): Map<number, DataFacts> {
 
 const REFUSED = /ECONNREFUSED|connection refused/i
 
+/** The host's redis_cluster_dir, ~ expanded, without a trailing slash. */
+const clusterDir = (ph: PlayHost) => expandHome(String(ph.vars.redis_cluster_dir ?? '~/redis_cluster'), ph.facts.home).replace(/(.)\/+$/, '$1')
+
 interface World {
   nodes: ClusterNode[]
   down: Array<DownNode & {node: ClusterNode}>
@@ -107,7 +110,7 @@ async function hostFacts(ctx: ModuleContext, playHosts: readonly PlayHost[], dow
   await Promise.all(playHosts.map(async (ph) => {
     const mine = down.filter((d) => d.host === ph.host)
     if (mine.length === 0) return
-    const dir = expandHome(String(ph.vars.redis_cluster_dir ?? '~/redis_cluster'), ph.facts.home).replace(/(.)\/+$/, '$1')
+    const dir = clusterDir(ph)
     const r = await ph.transport.exec('sh -s', {stdin: dataFactsScript(dir, mine.map((d) => d.node.port)), timeoutMs: 60_000})
     if (r.failed) throw new ClusterError(`${ph.host}: cannot read the dead instances' directories (exit ${r.exitCode}): ${mask(r.stderr, ctx.secrets).trim().slice(-300)}`, {where: {host: ph.host}})
     const facts = parseDataFacts(r.stdout)
@@ -139,7 +142,7 @@ export function demoteScript(dir: string, port: number, masterId: string): strin
 }
 
 async function demoteOnDisk(ph: PlayHost, port: number, masterId: string): Promise<void> {
-  const dir = expandHome(String(ph.vars.redis_cluster_dir ?? '~/redis_cluster'), ph.facts.home).replace(/(.)\/+$/, '$1')
+  const dir = clusterDir(ph)
   const r = await ph.transport.exec('sh -s', {stdin: demoteScript(dir, port, masterId), timeoutMs: 30_000})
   if (r.failed || !/^@@ \d+ (demoted|nofile)$/m.test(r.stdout)) {
     throw new ClusterError(`${ph.host}:${port}: cannot rewrite nodes.conf to restart it as a replica (exit ${r.exitCode}): ${r.stderr.trim().slice(-300)}`, {where: {host: ph.host}})

@@ -1,6 +1,5 @@
 import {existsSync, readdirSync} from 'node:fs'
-import {join, resolve} from 'node:path'
-import {ROOT} from './cli.js'
+import {join} from 'node:path'
 
 // Redis for the e2e tests comes from Debian's pristine source tarball (no internet
 // here), pushed from the controller by the product's own `redis_source` path.
@@ -20,9 +19,6 @@ export function redisVersion(): string {
   const m = /redis[_-]([\d.]+?)(?:\.orig)?\.tar\.gz$/.exec(redisTarball())
   return m ? m[1] : '7.0.15'
 }
-
-/** The Redis 5.0.3 source beside the work tree (../shared/redis), when it is there. */
-export const REDIS_503_TARBALL = resolve(ROOT, '../shared/redis/redis-5.0.3.tar.gz')
 
 /** -e arguments every e2e `up` passes: local tarball, its version, a faster build (libc malloc, no TLS). */
 export function redisArgs(extra: Record<string, string | number | boolean> = {}): string[] {
