@@ -9,7 +9,7 @@ import {clusterNodesFromHosts} from '../redis/cluster.js'
 
 export default class Load extends Command {
   static override summary = 'Write keys into the cluster from N cluster clients; report ops/s, latency, errors; with --verify, read every acknowledged key back'
-  static override description = `Each client SETs <uuid>-<counter> to a value derived from the key (the key twice, or --data-size bytes of it), one request in flight per client, until --duration or --requests.
+  static override description = `Each client SETs <uuid>-<counter> to a value derived from the key (the key twice, or --data-size bytes of it), one request in flight per client (--pipeline N: N of them), until --duration or --requests.
 The acknowledged keys are remembered as uuid + counter ranges (a few bytes per client), so --verify can read all of them back and report lost and wrong keys.
 Ctrl-C (or SIGTERM) stops writing and still verifies and reports; a second one exits at once.`
   static override examples = [
@@ -23,6 +23,7 @@ Ctrl-C (or SIGTERM) stops writing and still verifies and reports; a second one e
     group: Flags.string({description: 'inventory group (host pattern) holding the Redis hosts', default: 'redis'}),
     'extra-vars': Flags.string({char: 'e', description: 'variables as for up (e.g. redis_password=…)', multiple: true}),
     clients: Flags.integer({char: 'c', description: 'concurrent cluster clients', default: 50, min: 1}),
+    pipeline: Flags.integer({char: 'P', description: 'requests in flight per client, sent in one write (as redis-benchmark -P); each acknowledgement is recorded as it arrives', default: 1, min: 1}),
     duration: Flags.string({char: 'd', description: 'seconds to write for (default 10 when --requests is not given)'}),
     requests: Flags.integer({char: 'n', description: 'stop after this many SETs', min: 0}),
     'data-size': Flags.integer({description: 'value length in bytes (default: the key twice, ~80 bytes)', min: 0}),
@@ -65,6 +66,7 @@ Ctrl-C (or SIGTERM) stops writing and still verifies and reports; a second one e
           nodes,
           password,
           clients: flags.clients,
+          pipeline: flags.pipeline,
           durationMs: duration !== undefined ? duration * 1000 : flags.requests === undefined ? 10_000 : undefined,
           requests: flags.requests,
           dataSize,

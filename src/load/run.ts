@@ -7,15 +7,20 @@ import {Histogram} from './histogram.js'
 import {keyOf, newWorker, valueOf, type WorkerKeys} from './keys.js'
 
 // `baremetal load`: N cluster clients (ioredis Cluster, MOVED/ASK handled by it), each
-// SETting `<uuid>-<counter>` in a loop, one request in flight per client, like the
-// legacy workload's worker processes; then, with verify, every acknowledged key read
-// back and compared with the value derived from its name.
+// SETting `<uuid>-<counter>` in a loop, one request in flight per client like the legacy
+// workload's worker processes, or `pipeline` of them (auto-pipelined: the requests a
+// client has in flight leave in one write, as redis-benchmark -P does); then, with
+// verify, every acknowledged key read back and compared with the value derived from its
+// name. With a pipeline, acknowledgements come back out of order across slots (each
+// node answers for itself): every counter is recorded on its own reply, never inferred.
 
 export interface LoadOptions {
   /** Candidate seed nodes (the inventory's); the first few that serve a formed cluster are used. */
   nodes: readonly ClusterNode[]
   password?: string
   clients: number
+  /** Requests in flight per client (default 1). */
+  pipeline?: number
   /** Stop after this long… */
   durationMs?: number
   /** …or after this many SETs (whichever comes first). */
@@ -50,6 +55,7 @@ export interface LatencyMs {
 
 export interface LoadResult {
   clients: number
+  pipeline: number
   seeds: string[]
   dataSize: number | null
   durationMs: number
@@ -148,58 +154,73 @@ async function closeClients(clients: readonly Cluster[]): Promise<void> {
   await Promise.all(clients.map(c => c.quit().catch(() => c.disconnect())))
 }
 
+interface Tally {
+  sent: number
+  acked: number
+  failed: number
+  errors: Record<string, number>
+  hist: Histogram
+}
+
+// One request in flight at a time; a client runs `pipeline` of these over one shared
+// counter, so its counters are handed out once each whatever order the replies take.
+async function writeLane(client: Cluster, w: WorkerKeys, next: {n: number}, t: Tally, stopped: () => boolean, dataSize?: number): Promise<void> {
+  while (!stopped()) {
+    const n = next.n++
+    t.sent++
+    const key = keyOf(w.uuid, n)
+    const t0 = process.hrtime.bigint()
+    try {
+      await client.set(key, valueOf(key, dataSize))
+      t.hist.record(Number(process.hrtime.bigint() - t0) / 1000)
+      w.acked.add(n)
+      t.acked++
+    } catch (error) {
+      t.failed++
+      const kind = errorKind(error)
+      t.errors[kind] = (t.errors[kind] ?? 0) + 1
+      // A cluster that is down must not be hammered in a tight loop.
+      if (kind !== 'MOVED' && kind !== 'ASK') await new Promise(r => setTimeout(r, 50))
+    }
+  }
+}
+
+function progressTimer(opts: LoadOptions, t: Tally, started: number, fraction: () => number): NodeJS.Timeout | undefined {
+  if (!opts.progress) return undefined
+  let lastAcked = 0
+  let lastAt = started
+  return setInterval(() => {
+    const now = Date.now()
+    const rate = ((t.acked - lastAcked) * 1000) / Math.max(1, now - lastAt)
+    lastAcked = t.acked
+    lastAt = now
+    opts.progress!({elapsedMs: now - started, sent: t.sent, acked: t.acked, errors: t.failed, fraction: fraction(), opsPerSec: rate, p50Ms: t.hist.percentile(0.5) / 1000, p99Ms: t.hist.percentile(0.99) / 1000})
+  }, 250)
+}
+
 // The write phase; never throws for request failures (they are counted by kind).
 export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   if (!(opts.clients >= 1)) throw new ClusterError(`--clients must be at least 1, got ${opts.clients}`)
+  const pipeline = opts.pipeline ?? 1
+  if (!(Number.isInteger(pipeline) && pipeline >= 1)) throw new ClusterError(`--pipeline must be a whole number ≥ 1, got ${opts.pipeline}`)
   if (opts.durationMs === undefined && opts.requests === undefined) throw new ClusterError('give a duration or a number of requests')
   const seeds = await pickSeeds(opts.nodes, opts.password)
-  const clients = Array.from({length: opts.clients}, () => newCluster(seeds, opts.password))
+  const clients = Array.from({length: opts.clients}, () => newCluster(seeds, opts.password, pipeline > 1))
   for (const c of clients) c.on('error', () => {})
   const workers = clients.map(() => newWorker())
-  const hist = new Histogram()
-  const errors: Record<string, number> = {}
-  let sent = 0
-  let acked = 0
-  let failed = 0
+  const t: Tally = {sent: 0, acked: 0, failed: 0, errors: {}, hist: new Histogram()}
   const started = Date.now()
   const deadline = opts.durationMs === undefined ? Infinity : started + opts.durationMs
   const budget = opts.requests ?? Infinity
-  const stopped = () => opts.signal?.aborted === true || Date.now() >= deadline || sent >= budget
-
+  const stopped = () => opts.signal?.aborted === true || Date.now() >= deadline || t.sent >= budget
   const fraction = () =>
-    Math.min(1, Math.max(opts.durationMs === undefined ? 0 : (Date.now() - started) / opts.durationMs, opts.requests === undefined ? 0 : sent / opts.requests))
-  let lastAcked = 0
-  let lastAt = started
-  const timer = opts.progress
-    ? setInterval(() => {
-        const now = Date.now()
-        const rate = ((acked - lastAcked) * 1000) / Math.max(1, now - lastAt)
-        lastAcked = acked
-        lastAt = now
-        opts.progress!({elapsedMs: now - started, sent, acked, errors: failed, fraction: fraction(), opsPerSec: rate, p50Ms: hist.percentile(0.5) / 1000, p99Ms: hist.percentile(0.99) / 1000})
-      }, 250)
-    : undefined
+    Math.min(1, Math.max(opts.durationMs === undefined ? 0 : (Date.now() - started) / opts.durationMs, opts.requests === undefined ? 0 : t.sent / opts.requests))
+  const timer = progressTimer(opts, t, started, fraction)
   try {
     await Promise.all(
-      clients.map(async (client, i) => {
-        const w = workers[i]
-        for (let n = 0; !stopped(); n++) {
-          sent++
-          const key = keyOf(w.uuid, n)
-          const t0 = process.hrtime.bigint()
-          try {
-            await client.set(key, valueOf(key, opts.dataSize))
-            hist.record(Number(process.hrtime.bigint() - t0) / 1000)
-            w.acked.add(n)
-            acked++
-          } catch (error) {
-            failed++
-            const kind = errorKind(error)
-            errors[kind] = (errors[kind] ?? 0) + 1
-            // A cluster that is down must not be hammered in a tight loop.
-            if (kind !== 'MOVED' && kind !== 'ASK') await new Promise(r => setTimeout(r, 50))
-          }
-        }
+      clients.flatMap((client, i) => {
+        const next = {n: 0}
+        return Array.from({length: pipeline}, () => writeLane(client, workers[i], next, t, stopped, opts.dataSize))
       }),
     )
   } finally {
@@ -209,15 +230,16 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const durationMs = Date.now() - started
   return {
     clients: opts.clients,
+    pipeline,
     seeds: seeds.map(n => `${n.ip}:${n.port}`),
     dataSize: opts.dataSize ?? null,
     durationMs,
-    sent,
-    acked,
-    failed,
-    opsPerSec: (acked * 1000) / Math.max(1, durationMs),
-    latencyMs: latencyOf(hist),
-    errors,
+    sent: t.sent,
+    acked: t.acked,
+    failed: t.failed,
+    opsPerSec: (t.acked * 1000) / Math.max(1, durationMs),
+    latencyMs: latencyOf(t.hist),
+    errors: t.errors,
     workers,
     ranges: workers.reduce((n, w) => n + w.acked.ranges.length, 0),
   }
