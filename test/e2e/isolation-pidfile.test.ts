@@ -58,10 +58,17 @@ function refused(ip: string, port: number): Promise<boolean> {
   })
 }
 
+// The pid the instance on the port reports itself (no pidfile needed).
+const servingPid = async (h: TestHost, port: number) => {
+  const out = await sh(h, `${BIN}/redis-cli -h ${h.ip} -p ${port} INFO server | tr -d '\\r' | sed -n 's/^process_id://p'`)
+  assert.match(out.trim(), /^\d+$/, `${h.name}:${port} answers INFO`)
+  return out.trim()
+}
+
 // Every instance's pid by host and port, from the pidfiles.
 async function allPids(hosts: TestHost[]): Promise<Map<string, string>> {
   const out = new Map<string, string>()
-  for (const h of hosts) for (let p = PORT; p < PORT + COUNT; p++) out.set(`${h.name}:${p}`, await ops.pidOf(fleet, h, p))
+  for (const h of hosts) for (let p = PORT; p < PORT + COUNT; p++) out.set(`${h.name}:${p}`, await servingPid(h, p))
   return out
 }
 
@@ -121,27 +128,12 @@ describe('isolation: identity without a pidfile (issue 11 case 3), down --limit 
     assert.equal(s.masters.length, 6)
   })
 
-  it('case 3: a redis-server started by hand from another directory on one of the ports stays foreign: up reports it', async () => {
-    const h3 = host('h3')
-    const port = PORT + 2
-    // Our instance on that port goes (its pidfile), then someone else's takes the port.
-    await ops.killPorts(fleet, h3, [port], 'TERM')
-    await sh(h3, `mkdir -p /tmp/foreign && ${BIN}/redis-server --port ${port} --bind ${h3.ip} --protected-mode no --daemonize yes --dir /tmp/foreign --pidfile /tmp/foreign/redis.pid --logfile /tmp/foreign/log --save '' && sleep 0.5`)
-    foreignPid = (await sh(h3, 'cat /tmp/foreign/redis.pid')).trim()
-    const r = await up(inv13)
-    assert.notEqual(r.code, 0, show(r))
-    const inst = byName(r, 'Instances running').find((t) => t.host === 'h3')!
-    assert.equal(inst.status, 'failed', show(r))
-    assert.match(inst.msg, new RegExp(`port ${port} is served by a redis-server not started from ${DIR}/${port} \\(pid ${foreignPid}\\)`))
-    assert.ok(await alive(h3, foreignPid))
-  })
-
-  it('case 3: down stops an instance without its pidfile and one whose directory was deleted, removes the dirs, leaves the foreign one running', async () => {
+  it('case 3: down stops an instance without its pidfile and one whose directory was deleted under it, then removes the dirs (exit 0)', async () => {
     const h1 = host('h1')
-    const h3 = host('h3')
-    const p0 = await ops.pidOf(fleet, h1, PORT)
-    const p1 = await ops.pidOf(fleet, h1, PORT + 1)
-    await sh(h1, `rm ${DIR}/${PORT}/redis.pid && rm -rf ${DIR}/${PORT + 1}`)
+    const p0 = await servingPid(h1, PORT)
+    const p1 = await servingPid(h1, PORT + 1)
+    // On a healthy cluster: no cluster event makes the dir-less instance save nodes.conf (and exit) by itself.
+    await sh(h1, `rm -f ${DIR}/${PORT}/redis.pid && rm -rf ${DIR}/${PORT + 1}`)
     const r = await cli(['down', '-i', inv13, '--json'], {timeoutMs: 300_000})
     assert.equal(r.code, 0, show(r))
     const stopped = byName(r, 'Instances stopped').find((t) => t.host === 'h1')!
@@ -150,10 +142,30 @@ describe('isolation: identity without a pidfile (issue 11 case 3), down --limit 
       assert.equal(await alive(h1, pid), false, `h1:${port} (pid ${pid}) stopped`)
       assert.ok(await refused(h1.ip, port), `h1:${port} refuses connections`)
     }
-    for (const h of [h1, h3]) assert.doesNotMatch(await sh(h, 'ls -1A /root'), /redis_cluster/, `${h.name}: instance directories removed`)
-    const h3stop = byName(r, 'Instances stopped').find((t) => t.host === 'h3')!
-    assert.match(h3stop.msg, new RegExp(`port ${PORT + 2} is served by a redis-server not started from .*left running`))
-    assert.equal((await sh(h3, `kill -0 ${foreignPid} && ${BIN}/redis-cli -h ${h3.ip} -p ${PORT + 2} PING`)).trim(), 'PONG', 'the foreign redis-server survives')
+    for (const h of [h1, host('h3')]) assert.doesNotMatch(await sh(h, 'ls -1A /root'), /redis_cluster/, `${h.name}: instance directories removed`)
+  })
+
+  it('case 3: a redis-server started by hand from another directory on one of the ports stays foreign: up reports it, down leaves it running', async () => {
+    const h3 = host('h3')
+    const port = PORT + 2
+    let r = await up(inv13)
+    assert.equal(r.code, 0, show(r))
+    await ops.waitClusterOk(inv13, 90_000)
+    // Our instance on that port goes (its pidfile), then someone else's takes the port.
+    await ops.killPorts(fleet, h3, [port], 'TERM')
+    await sh(h3, `mkdir -p /tmp/foreign && ${BIN}/redis-server --port ${port} --bind ${h3.ip} --protected-mode no --daemonize yes --dir /tmp/foreign --pidfile /tmp/foreign/redis.pid --logfile /tmp/foreign/log --save '' && sleep 0.5`)
+    foreignPid = (await sh(h3, 'cat /tmp/foreign/redis.pid')).trim()
+    r = await up(inv13)
+    assert.notEqual(r.code, 0, show(r))
+    const inst = byName(r, 'Instances running').find((t) => t.host === 'h3')!
+    assert.equal(inst.status, 'failed', show(r))
+    assert.match(inst.msg, new RegExp(`port ${port} is served by a redis-server not started from ${DIR}/${port} \\(pid ${foreignPid}\\)`))
+
+    const d = await cli(['down', '-i', inv13, '--json'], {timeoutMs: 300_000})
+    assert.equal(d.code, 0, show(d))
+    const h3stop = byName(d, 'Instances stopped').find((t) => t.host === 'h3')!
+    assert.match(h3stop.msg, new RegExp(`port ${port} is served by a redis-server not started from .*left running`))
+    assert.equal((await sh(h3, `kill -0 ${foreignPid} && ${BIN}/redis-cli -h ${h3.ip} -p ${port} PING`)).trim(), 'PONG', 'the foreign redis-server survives')
     await sh(h3, `kill ${foreignPid}`)
     foreignPid = ''
   })
