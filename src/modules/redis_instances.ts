@@ -26,8 +26,11 @@
 // ignores dump.rdb and comes up empty.
 //
 // Only instances this tool started are ever stopped: the one answering on the port must be
-// the process named in dir/<port>/redis.pid or run with dir/<port>/redis.conf. Any other
-// redis-server on the host, even on one of the ports, is left alone.
+// the process named in dir/<port>/redis.pid, or one whose cwd is dir/<port> (also once that
+// directory was deleted) or whose config file is dir/<port>/redis.conf — then a missing
+// pidfile is written back by state started. Any other redis-server on the host, even on
+// one of the ports, is left alone, and a port directory is never removed while its
+// instance still runs.
 // Passwords go to redis-cli through REDISCLI_AUTH inside a script sent on stdin: never argv.
 // Each start first copies redis.conf to redis.conf.applied (what redis_config compares
 // with), and when bind differs from the address nodes.conf records for the node itself
