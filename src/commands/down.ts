@@ -1,5 +1,6 @@
 import {Command, Flags} from '@oclif/core'
 import {bundled, executePlaybooks, loadInv, playFlags, readExtraVars, redisPasswordVars, reportError} from '../cli/common.js'
+import {refuseLeavingMembers} from '../redis/leave.js'
 
 export default class Down extends Command {
   static override summary = 'Stop every instance baremetal started, remove their directories and firewall rules'
@@ -18,6 +19,7 @@ export default class Down extends Command {
     try {
       // The instances are stopped with SHUTDOWN (SAVE with --keep-data): they need the password up used.
       password = redisPasswordVars(readExtraVars(flags['extra-vars']), loadInv(flags.inventory), flags.group)
+      await refuseLeavingMembers(loadInv(flags.inventory), flags.group, flags.limit, {...password, ...readExtraVars(flags['extra-vars'])})
     } catch (error) {
       process.exitCode = reportError(error, flags.json)
       return

@@ -26,8 +26,11 @@
 // ignores dump.rdb and comes up empty.
 //
 // Only instances this tool started are ever stopped: the one answering on the port must be
-// the process named in dir/<port>/redis.pid or run with dir/<port>/redis.conf. Any other
-// redis-server on the host, even on one of the ports, is left alone.
+// the process named in dir/<port>/redis.pid, or one whose cwd is dir/<port> (also once that
+// directory was deleted) or whose config file is dir/<port>/redis.conf — then a missing
+// pidfile is written back by state started. Any other redis-server on the host, even on
+// one of the ports, is left alone, and a port directory is never removed while its
+// instance still runs.
 // Passwords go to redis-cli through REDISCLI_AUTH inside a script sent on stdin: never argv.
 // Each start first copies redis.conf to redis.conf.applied (what redis_config compares
 // with), and when bind differs from the address nodes.conf records for the node itself
@@ -71,7 +74,7 @@ export function resolvePorts(args: Record<string, unknown>): {ports?: number[]; 
 
 /** What the host script said about one port. */
 export interface PortReport {
-  /** In order: running | started | failed | stopped | notrunning | removed | absent | starting | foreign | hasdir */
+  /** In order: running | started | failed | stopped | notrunning | removed | absent | starting | foreign | hasdir | pidrestored | pidmissing */
   states: string[]
   /** Text after the state on its line (failure reason, how it was stopped). */
   reasons: string[]
@@ -147,21 +150,25 @@ export function summarizeInstances(state: InstanceState, ports: number[], report
   const stopped = by('stopped')
   const readdressed = by('readdressed')
   const aofOn = by('aofon')
+  const restored = by('pidrestored')
   const data: Record<string, unknown> = {started, running, failed}
   if (state === 'restarted') data.stopped = stopped
   if (readdressed.length) data.readdressed = readdressed
   if (aofOn.length) data.aof_on = aofOn
+  if (restored.length) data.pidfile_restored = restored
   const moved = readdressed.length ? reports.get(readdressed[0])!.reasons[reports.get(readdressed[0])!.states.indexOf('readdressed')] : ''
   const done = [
     started.length && `${state === 'restarted' ? 'restarted' : 'started'} ${started.length} (${portList(started)})`,
     running.length && `${running.length} already running`,
     readdressed.length && `own address in nodes.conf updated on ${readdressed.length} (${moved})`,
     aofOn.length && `AOF turned on live after loading dump.rdb on ${aofOn.length} (${portList(aofOn)})`,
+    // A repair, not a restart: the instance kept running and keeps its pid.
+    restored.length && `pidfile restored for ${portList(restored)}`,
   ].filter(Boolean).join(', ')
   if (failed.length) {
     return {status: 'failed', msg: [`${failed.length} of ${ports.length} instance(s) failed to start`, ...failed.map((p) => failureText(p, reports.get(p))), done].filter(Boolean).join('\n'), data}
   }
-  if (started.length) return {status: 'changed', msg: done, data}
+  if (started.length || restored.length) return {status: 'changed', msg: done, data}
   return {status: 'ok', msg: `all ${ports.length} instance(s) already running (${portList(ports)})`, data}
 }
 
@@ -174,8 +181,10 @@ export function planCheck(state: InstanceState, ports: number[], reports: Map<nu
   const down = ports.filter((p) => !running.includes(p) && !starting.includes(p))
   const data = {running, starting, foreign, down}
   if (state === 'started') {
-    if (!down.length) return {status: 'ok', msg: `all ${ports.length} instance(s) already running`, data}
-    return {status: 'changed', msg: `would start ${down.length} (${portList(down)})`, data}
+    const pidless = by('pidmissing')
+    const restore = pidless.length ? `would restore the pidfile for ${portList(pidless)}` : ''
+    if (!down.length && !restore) return {status: 'ok', msg: `all ${ports.length} instance(s) already running`, data}
+    return {status: 'changed', msg: [down.length && `would start ${down.length} (${portList(down)})`, restore].filter(Boolean).join(', '), data}
   }
   if (state === 'restarted') return {status: 'changed', msg: `would restart ${ports.length} (${portList(ports)})`, data}
   const up = [...running, ...starting]
@@ -263,30 +272,62 @@ probe() {
   ipid=$(printf '%s\n' "$pr_out" | sed -n 's/^process_id:\([0-9][0-9]*\).*/\1/p')
   iconf=$(printf '%s\n' "$pr_out" | sed -n 's/^config_file://p')
 }
+# Our per-port dir as /proc/PID/cwd names it: the physical path, also once it was deleted.
+our_dir() {
+  od_d=$(cd "$dir/$1" 2>/dev/null && pwd -P) || { od_d=$(cd "$dir" 2>/dev/null && pwd -P) && od_d="$od_d/$1"; } || od_d="$dir/$1"
+  printf '%s' "$od_d"
+}
+# Was pid $1 started from our dir $2? Its cwd says so (a deleted dir reads "… (deleted)"), or
+# its config file $3 as INFO reports it: redis-server prefixes a relative path with its cwd
+# and keeps the "./" ("/d/7000/./redis.conf"). Only ever asked about the pid that serves
+# this host's port: the pid namespace may be shared with other hosts (containers, test
+# hosts) whose processes show the same paths in their own mount namespaces.
+is_ours() {
+  [ -n "$1" ] || return 1
+  io_cwd=$(readlink "/proc/$1/cwd" 2>/dev/null | sed 's/ (deleted)$//')
+  [ -n "$io_cwd" ] && [ "$io_cwd" = "$2" ] && return 0
+  io_conf=$(printf '%s' "$3" | sed -e ':a' -e 's#/\./#/#' -e 'ta')
+  [ -n "$io_conf" ] && [ "$io_conf" = "$2/redis.conf" ]
+}
+# The pid listening on port $1 in this host's network namespace (ss -p), for an instance
+# that does not tell its pid (INFO refused or unanswered).
+listener_pid() {
+  command -v ss >/dev/null 2>&1 || return 0
+  ss -ltnp 2>/dev/null | awk -v p=":$1" 'NR > 1 && substr($4, length($4) - length(p) + 1) == p && match($0, /pid=[0-9]+/) { print substr($0, RSTART + 4, RLENGTH - 4); exit }'
+}
 # Who serves port $1. mine: pid of our instance answering on it; pid_ok: the pid in our
-# own pidfile is alive and its command line is a redis-server on :port; foreign: another
-# redis answering on the port.
+# own pidfile is alive and its command line is a redis-server on :port; vpid: the pid of
+# our instance on the port, verified (pidfile, cwd or config), answering or not — the only
+# pid ever signalled; foreign: another redis answering on the port.
 owner() {
-  o_port=$1; mine=""; foreign=""; pid_ok=0
+  o_port=$1; mine=""; foreign=""; pid_ok=0; vpid=""
   fpid=$(read_pid "$dir/$o_port/redis.pid")
   if is_alive "$fpid"; then
-    case "$(cmdline_of "$fpid") " in *redis-server*":$o_port "*) pid_ok=1;; esac
+    case "$(cmdline_of "$fpid") " in *redis-server*":$o_port "*) pid_ok=1; vpid=$fpid;; esac
   fi
   alive=0; ipid=""; iconf=""
   is_listening "$o_port" || return 0
   # The usual re-run: the process of our own pidfile is a redis-server for this port and
   # the port listens. Only otherwise ask whoever answers (a redis-cli per port).
   if [ "$pid_ok" = 1 ]; then mine=$fpid; return 0; fi
-  # Physical path, as redis-server reports config_file; none when the dir is gone.
-  o_conf=$(cd "$dir/$o_port" 2>/dev/null && pwd -P) && o_conf="$o_conf/redis.conf"
+  o_dir=$(our_dir "$o_port")
   probe "$o_port"
-  if [ "$alive" = 1 ]; then
-    if [ -n "$ipid" ]; then
-      if [ "$ipid" = "$fpid" ] || { [ -n "$o_conf" ] && [ "$iconf" = "$o_conf" ]; }; then mine=$ipid
-      else foreign="a redis-server not started from $dir/$o_port (pid $ipid)"; [ -n "$iconf" ] && foreign="$foreign, config $iconf"; fi
-    elif [ "$pid_ok" = 1 ]; then mine=$fpid
-    else foreign="a redis-server that refused INFO (wrong or missing password?)"; fi
+  if [ "$alive" = 1 ] && [ -n "$ipid" ]; then
+    if [ "$ipid" = "$fpid" ] || is_ours "$ipid" "$o_dir" "$iconf"; then mine=$ipid; vpid=$ipid
+    else foreign="a redis-server not started from $dir/$o_port (pid $ipid)"; [ -n "$iconf" ] && foreign="$foreign, config $iconf"; fi
+    return 0
   fi
+  o_lpid=$(listener_pid "$o_port")
+  if is_ours "$o_lpid" "$o_dir" ""; then
+    vpid=$o_lpid
+    # It answers (without telling its pid: the password): SHUTDOWN is worth a try.
+    [ "$alive" = 1 ] && mine=$o_lpid
+  elif [ "$alive" = 1 ]; then foreign="a redis-server that refused INFO (wrong or missing password?)"; fi
+}
+# Our instance serves the port but its pidfile is gone or names another pid: write it
+# back, so the next run (and redis_failover, redis_config) knows the instance again.
+restore_pid() {
+  printf '%s\n' "$2" > "$dir/$1/redis.pid.bm-tmp" && mv -f "$dir/$1/redis.pid.bm-tmp" "$dir/$1/redis.pid" && echo "@@ $1 pidrestored $2"
 }
 bus_port() {
   b_conf="$dir/$1/redis.conf"
@@ -317,9 +358,14 @@ prepare_start() {
   for ps_port in $1; do
     if [ ! -f "$dir/$ps_port/redis.conf" ]; then report_failed "$ps_port" "no redis.conf in $dir/$ps_port"; continue; fi
     owner "$ps_port"
-    if [ -n "$mine" ]; then echo "@@ $ps_port running"; continue; fi
+    if [ -n "$mine" ]; then
+      echo "@@ $ps_port running"
+      [ "$fpid" = "$mine" ] || restore_pid "$ps_port" "$mine"
+      continue
+    fi
     if [ -n "$foreign" ]; then report_failed "$ps_port" "port $ps_port is served by $foreign"; continue; fi
     if [ "$pid_ok" = 1 ]; then WAITONLY="$WAITONLY $ps_port"; continue; fi
+    if [ -n "$vpid" ]; then report_failed "$ps_port" "port $ps_port is held by our redis-server (pid $vpid, started from $dir/$ps_port) that does not answer on $bind:$ps_port"; continue; fi
     if [ ! -x "$bin/redis-server" ]; then report_failed "$ps_port" "no executable $bin/redis-server (run redis_build first)"; continue; fi
     LAUNCH="$LAUNCH $ps_port"
   done
@@ -499,13 +545,17 @@ stop_ports() {
     rm -f "$T/$st_port".*
     owner "$st_port"
     st_target=$mine
-    [ -z "$st_target" ] && [ "$pid_ok" = 1 ] && st_target=$fpid
+    [ -z "$st_target" ] && st_target=$vpid
     if [ -z "$st_target" ]; then
       if [ -n "$foreign" ]; then echo "@@ $st_port notrunning port $st_port is served by $foreign: left running"; else echo "@@ $st_port notrunning"; fi
       continue
     fi
     echo "$st_target" > "$T/$st_port.target"
-    [ "$pid_ok" = 1 ] && echo "$fpid" > "$T/$st_port.fb"
+    # SIGTERM only ever goes to a verified pid: our pidfile's, or the port's by its cwd/config.
+    if [ -n "$vpid" ]; then
+      echo "$vpid" > "$T/$st_port.fb"
+      if [ "$pid_ok" = 1 ]; then echo "from its pidfile" > "$T/$st_port.fbwhy"; else echo "serving the port from $dir/$st_port" > "$T/$st_port.fbwhy"; fi
+    fi
     # All ports at once: one after the other, 100 SHUTDOWNs on a busy host take minutes.
     if [ -n "$mine" ]; then shutdown_port "$st_port" &
     elif [ "$SD_SAVE" = 1 ]; then echo "it does not answer on $bind:$st_port (still starting?): nothing can save its data" > "$T/$st_port.err"; fi
@@ -516,7 +566,7 @@ stop_ports() {
     [ -f "$T/$st_port.target" ] || continue
     if [ "$SD_SAVE" != 1 ] && [ ! -f "$T/$st_port.via" ] && [ -f "$T/$st_port.fb" ]; then
       st_fb=$(cat "$T/$st_port.fb")
-      kill -TERM "$st_fb" 2>/dev/null && echo "SIGTERM to pid $st_fb from its pidfile" > "$T/$st_port.via"
+      kill -TERM "$st_fb" 2>/dev/null && echo "SIGTERM to pid $st_fb $(cat "$T/$st_port.fbwhy")" > "$T/$st_port.via"
     fi
     # A refused save-shutdown leaves the instance running: nothing to wait for.
     [ -f "$T/$st_port.via" ] && st_targets="$st_targets $(cat "$T/$st_port.target")"
@@ -526,7 +576,7 @@ stop_ports() {
     [ -f "$T/$st_port.target" ] || continue
     st_target=$(cat "$T/$st_port.target")
     if [ "$SD_SAVE" != 1 ] && is_alive "$st_target" && [ -f "$T/$st_port.fb" ] && [ "$(cat "$T/$st_port.fb")" = "$st_target" ] && ! grep -q SIGTERM "$T/$st_port.via" 2>/dev/null; then
-      kill -TERM "$st_target" 2>/dev/null && echo "SIGTERM to pid $st_target from its pidfile" >> "$T/$st_port.via"
+      kill -TERM "$st_target" 2>/dev/null && echo "SIGTERM to pid $st_target $(cat "$T/$st_port.fbwhy")" >> "$T/$st_port.via"
       wait_gone "$st_target" "$wait_s"
     fi
     if is_alive "$st_target" && [ "$SD_SAVE" = 1 ]; then
@@ -542,8 +592,12 @@ stop_ports() {
     fi
   done
 }
+# Never the directory of an instance still running (one that stop_ports did not see, or
+# that outlived it): asked again, after the stop.
 remove_port() {
   [ -d "$dir/$1" ] || return 0
+  owner "$1"
+  if [ -n "$vpid" ]; then echo "@@ $1 failed still running (pid $vpid): $dir/$1 kept"; return 0; fi
   if [ "$keep_data" = 1 ]; then
     find "$dir/$1" -mindepth 1 -maxdepth 1 ! -name 'dump*.rdb' ! -name 'appendonly*' ! -name 'nodes*.conf' ! -name '${SAVED_MARKER}' -exec rm -rf {} + && echo "@@ $1 removed keeping data files"
   else
@@ -554,8 +608,8 @@ status_ports() {
   refresh_listeners
   for ss_port in $1; do
     owner "$ss_port"
-    if [ -n "$mine" ]; then echo "@@ $ss_port running"
-    elif [ "$pid_ok" = 1 ]; then echo "@@ $ss_port starting"
+    if [ -n "$mine" ]; then echo "@@ $ss_port running"; [ "$fpid" = "$mine" ] || echo "@@ $ss_port pidmissing"
+    elif [ -n "$vpid" ]; then echo "@@ $ss_port starting"
     elif [ -n "$foreign" ]; then echo "@@ $ss_port foreign $foreign"
     else echo "@@ $ss_port stopped"; fi
     [ -d "$dir/$ss_port" ] && echo "@@ $ss_port hasdir"
@@ -569,7 +623,7 @@ export function instancesScript(mode: InstanceState | 'status', ports: number[],
   const main: Record<typeof mode, string[]> = {
     status: ['status_ports "$PORTS"'],
     started: ['start_ports "$PORTS"'],
-    stopped: ['stop_ports "$PORTS"', ...(o.remove ? ['for rp in $PORTS; do', `  grep -q "^@@ $rp failed" "$T/report" 2>/dev/null || remove_port "$rp"`, 'done'] : [])],
+    stopped: ['stop_ports "$PORTS"', ...(o.remove ? ['refresh_listeners', 'for rp in $PORTS; do', `  grep -q "^@@ $rp failed" "$T/report" 2>/dev/null || remove_port "$rp"`, 'done'] : [])],
     // Rolling: one port down at a time, so a cluster with replicas keeps serving.
     restarted: ['for rs in $PORTS; do', '  stop_ports "$rs"', '  start_ports "$rs"', 'done'],
   }

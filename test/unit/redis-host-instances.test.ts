@@ -211,3 +211,43 @@ describe('redis_instances: script on a real sh', () => {
     }
   })
 })
+
+// Issue 11 case 3: an instance whose pidfile is gone is still known by its cwd or config.
+describe('redis_instances: identity without a pidfile', () => {
+  it('started: a restored pidfile is a change, named; check mode says it would restore it', () => {
+    const r = parseInstanceReport('@@ 7000 running\n@@ 7000 pidrestored 42\n@@ 7001 running\n')
+    const res = summarizeInstances('started', [7000, 7001], r)
+    assert.equal(res.status, 'changed')
+    assert.equal(res.msg, '2 already running, pidfile restored for 7000')
+    assert.deepEqual(res.data, {started: [], running: [7000, 7001], failed: [], pidfile_restored: [7000]})
+    const c = planCheck('started', [7000, 7001], parseInstanceReport('@@ 7000 running\n@@ 7000 pidmissing\n@@ 7001 running\n'), false)
+    assert.equal(c.status, 'changed')
+    assert.equal(c.msg, 'would restore the pidfile for 7000')
+  })
+
+  const root = mkdtempSync(join(tmpdir(), 'bm-ours-'))
+  const o = {dir: join(root, 'd'), bin: join(root, 'bin'), bind: '127.0.0.1', waitSeconds: 1, remove: false, keepData: false, save: false}
+  const run = (body: string[]) => execFileSync('sh', ['-s'], {input: libScript('status', [7000], o, body), encoding: 'utf8'}).trim()
+  it('is_ours: by cwd (also deleted), or by the config path INFO reports ("./" kept); another dir is not ours', async () => {
+    mkdirSync(join(root, 'd', '7000'), {recursive: true})
+    mkdirSync(join(root, 'other'))
+    const ours = spawn('sleep', ['30'], {cwd: join(root, 'd', '7000'), stdio: 'ignore'})
+    const other = spawn('sleep', ['30'], {cwd: join(root, 'other'), stdio: 'ignore'})
+    try {
+      await new Promise((r) => setTimeout(r, 100))
+      const ask = (pid: number | undefined, conf = '') => run([`is_ours ${pid} "$(our_dir 7000)" '${conf}' && echo ours || echo foreign`])
+      assert.equal(ask(ours.pid), 'ours')
+      assert.equal(ask(other.pid), 'foreign')
+      assert.equal(ask(other.pid, `${join(root, 'd', '7000')}/./redis.conf`), 'ours', 'its config is ours')
+      assert.equal(ask(other.pid, `${join(root, 'other')}/./redis.conf`), 'foreign')
+      assert.equal(run(['is_ours "" "$(our_dir 7000)" "" && echo ours || echo foreign']), 'foreign', 'no pid, never ours')
+      rmSync(join(root, 'd', '7000'), {recursive: true})
+      assert.equal(ask(ours.pid), 'ours', 'a deleted cwd still names our dir')
+      assert.equal(ask(other.pid), 'foreign')
+    } finally {
+      ours.kill('SIGKILL')
+      other.kill('SIGKILL')
+      rmSync(root, {recursive: true, force: true})
+    }
+  })
+})
