@@ -5,11 +5,12 @@ import {parseClusterInfo} from '../redis/nodes.js'
 import type {ClusterNode} from '../redis/plan.js'
 import {Histogram} from './histogram.js'
 import {keyOf, newWorker, valueOf, type WorkerKeys} from './keys.js'
+import {SlotRouter} from './router.js'
 
-// `baremetal load`: N cluster clients (ioredis Cluster, MOVED/ASK handled by it), each
-// SETting `<uuid>-<counter>` in a loop, one request in flight per client like the legacy
-// workload's worker processes, or `pipeline` of them (auto-pipelined: the requests a
-// client has in flight leave in one write, as redis-benchmark -P does); then, with
+// `baremetal load`: N cluster clients (each its own connections and slot map, MOVED/ASK
+// followed: router.ts), each SETting `<uuid>-<counter>` in a loop, one request in flight
+// per client like the legacy workload's worker processes, or `pipeline` of them (written
+// to the node's connection as issued, as redis-benchmark -P does); then, with
 // verify, every acknowledged key read back and compared with the value derived from its
 // name. With a pipeline, acknowledgements come back out of order across slots (each
 // node answers for itself): every counter is recorded on its own reply, never inferred.
@@ -164,7 +165,7 @@ interface Tally {
 
 // One request in flight at a time; a client runs `pipeline` of these over one shared
 // counter, so its counters are handed out once each whatever order the replies take.
-async function writeLane(client: Cluster, w: WorkerKeys, next: {n: number}, t: Tally, stopped: () => boolean, dataSize?: number): Promise<void> {
+async function writeLane(client: SlotRouter, w: WorkerKeys, next: {n: number}, t: Tally, stopped: () => boolean, dataSize?: number): Promise<void> {
   while (!stopped()) {
     const n = next.n++
     t.sent++
@@ -205,8 +206,9 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   if (!(Number.isInteger(pipeline) && pipeline >= 1)) throw new ClusterError(`--pipeline must be a whole number ≥ 1, got ${opts.pipeline}`)
   if (opts.durationMs === undefined && opts.requests === undefined) throw new ClusterError('give a duration or a number of requests')
   const seeds = await pickSeeds(opts.nodes, opts.password)
-  const clients = Array.from({length: opts.clients}, () => newCluster(seeds, opts.password, pipeline > 1))
-  for (const c of clients) c.on('error', () => {})
+  const clients = Array.from({length: opts.clients}, () => new SlotRouter(seeds, opts.password))
+  // Connections and slot maps first, so that the rate measures writes only.
+  await Promise.all(clients.map((c) => c.refresh(true)))
   const workers = clients.map(() => newWorker())
   const t: Tally = {sent: 0, acked: 0, failed: 0, errors: {}, hist: new Histogram()}
   const started = Date.now()
@@ -225,7 +227,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     )
   } finally {
     if (timer) clearInterval(timer)
-    await closeClients(clients)
+    await Promise.all(clients.map((c) => c.close()))
   }
   const durationMs = Date.now() - started
   return {
