@@ -104,7 +104,17 @@ function assertOk(r: CliResult, what: string): void {
 describe('two clusters on the same hosts: own chain, own record; neither up nor down touches the other', () => {
   let chainA: string[]
 
-  it('up A: ports answer the fleet and the controller, never the outsider', async () => {
+  it('up A: ports answer the fleet and the controller, never the outsider; the pre-name chain is adopted', async () => {
+    // As the previous version left a host after `up A`: one chain for every cluster.
+    const legacy = (h: TestHost) => sh(h, [
+      'iptables -w -N BAREMETAL-baremetal',
+      `iptables -w -A BAREMETAL-baremetal -s ${fleet.controllerIp}/32 -m comment --comment baremetal -j ACCEPT`,
+      'iptables -w -A BAREMETAL-baremetal -i lo -m comment --comment baremetal -j ACCEPT',
+      'iptables -w -A BAREMETAL-baremetal -m comment --comment baremetal -j DROP',
+      'iptables -w -I INPUT 1 -p tcp -m tcp --dport 7000:7003 -m comment --comment baremetal -j BAREMETAL-baremetal',
+      'iptables -w -I INPUT 1 -p tcp -m tcp --dport 17000:17003 -m comment --comment baremetal -j BAREMETAL-baremetal',
+    ].join(' && '))
+    await Promise.all(hosts.map(legacy))
     assertOk(await cli(['up', '-i', invA, ...args()], {timeoutMs: 600_000}), 'up A')
     chainA = await Promise.all(hosts.map((h) => chainOf(h, 'BAREMETAL-redis-7000')))
     for (const c of chainA) assert.match(c, /-N BAREMETAL-redis-7000\n[\s\S]*--dport 7000:7003 .*--comment redis-7000 -j BAREMETAL-redis-7000/)
@@ -172,11 +182,27 @@ describe('a cluster deployed with -e only: status and down find it from the host
     await assertReach([C], 'after up C')
   })
 
-  it('status without -e reports that cluster (its record), down without -e stops all of it and removes record and rules', async () => {
+  it('status without -e reports that cluster (its record)', async () => {
     const st = await cli(['status', '-i', invC, '--json'], {timeoutMs: 60_000})
     assert.equal(st.code, 0, show(st))
     assert.equal(st.json.nodes, hosts.length * COUNT)
     assert.ok(st.json.masters.every((m: {addr: string}) => /:720[0-3]$/.test(m.addr)), JSON.stringify(st.json.masters.slice(0, 2)))
+  })
+
+  it('down that leaves an instance running keeps every rule and the record (exit 2, naming the port)', async () => {
+    // -e redis_count=3 wins over the record's 4: 7203 stays up, and the chain guards it.
+    const r = await cli(['down', '-i', invC, '-e', 'redis_count=3'], {timeoutMs: 300_000})
+    assert.equal(r.code, 2, show(r))
+    assert.match(r.stdout, /port\(s\) 7203, 17203 still listening/, show(r))
+    for (const h of hosts) {
+      assert.match(await chainOf(h, 'BAREMETAL-redis-7200'), /--dport 7200:7203 .*-j BAREMETAL-redis-7200/, h.name)
+      assert.match(await sh(h, 'ls /root/.baremetal/clusters/'), /redis-7200\.json/, h.name)
+      assert.equal(await ping(h.ip, C + 3), '+PONG', h.name)
+    }
+    assert.deepEqual(await outsiderProbe(), [], 'the instance left running is still firewalled')
+  })
+
+  it('down without -e stops all of it and removes record and rules', async () => {
     const down = await cli(['down', '-i', invC], {timeoutMs: 300_000})
     assertOk(down, 'down without -e')
     for (const h of hosts) {
