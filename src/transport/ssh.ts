@@ -309,8 +309,10 @@ export class SshTransport implements Transport {
           if (out.split('\n').some((l) => l.startsWith(ready))) finish(true, null)
         })
         stream.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')))
-        stream.on('exit', (code: number | null) => finish(false, code))
-        stream.on('close', () => finish(false, null))
+        // 'exit' may come before the last output: settle on 'close', which comes after it.
+        let code: number | null = null
+        stream.on('exit', (c: number | null) => (code = c))
+        stream.on('close', () => finish(false, code))
       })
     })
   }
