@@ -359,7 +359,8 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   // The ports the chain guards now (its jumps), not only the ones asked for: down with a
   // smaller redis_count must not strip the rules from the instances it left running.
   const guarded = [...ranges, ...listing.rules.filter((r) => r.chain === 'INPUT' && r.target === want.chain && r.dport).map((r) => r.dport!)]
-  const served = state === 'absent' && plan.commands.length > 0 ? portsInRanges(listening, guarded) : []
+  // Check mode: the stop before this task did not happen, so the ports still listen.
+  const served = state === 'absent' && !ctx.check && plan.commands.length > 0 ? portsInRanges(listening, guarded) : []
   if (served.length > 0) {
     const list = served.slice(0, 10).join(', ') + (served.length > 10 ? `, … (${served.length})` : '')
     return {status: 'failed', msg: `port(s) ${list} still listening: the rules of chain ${want.chain} protect them and stay (stop those instances first, then run down again)`, data}

@@ -116,6 +116,8 @@ describe('two clusters on the same hosts: own chain, own record; neither up nor 
     ].join(' && '))
     await Promise.all(hosts.map(legacy))
     assertOk(await cli(['up', '-i', invA, ...args()], {timeoutMs: 600_000}), 'up A')
+    // What the outsider and the controller reach first: the behaviour, then the names.
+    await assertReach([A], 'after up A')
     chainA = await Promise.all(hosts.map((h) => chainOf(h, 'BAREMETAL-redis-7000')))
     for (const c of chainA) assert.match(c, /-N BAREMETAL-redis-7000\n[\s\S]*--dport 7000:7003 .*--comment redis-7000 -j BAREMETAL-redis-7000/)
     assert.ok(!(await sh(hosts[0], 'iptables -w -S')).includes('BAREMETAL-baremetal'))
@@ -125,14 +127,13 @@ describe('two clusters on the same hosts: own chain, own record; neither up nor 
     assert.equal(rec.firewall_chain, 'BAREMETAL-redis-7000')
     assert.equal(Object.keys(rec.node_ids).length, COUNT)
     assert.ok(!JSON.stringify(rec).toLowerCase().includes('password'))
-    await assertReach([A], 'after up A')
   })
 
   it('up B leaves A\'s rules as they were', async () => {
     assertOk(await cli(['up', '-i', invB, ...args()], {timeoutMs: 600_000}), 'up B')
+    await assertReach([A, B], 'after up B')
     assert.deepEqual(await Promise.all(hosts.map((h) => chainOf(h, 'BAREMETAL-redis-7000'))), chainA)
     for (const h of hosts) assert.match(await chainOf(h, 'BAREMETAL-redis-7100'), /--dport 7100:7103 .*-j BAREMETAL-redis-7100/)
-    await assertReach([A, B], 'after up B')
   })
 
   it('an inventory that names neither cluster is refused (exit 5) naming both and the fix', async () => {
@@ -147,21 +148,21 @@ describe('two clusters on the same hosts: own chain, own record; neither up nor 
 
   it('down B leaves A\'s chain and instances as they were', async () => {
     assertOk(await cli(['down', '-i', invB, ...args()], {timeoutMs: 300_000}), 'down B')
+    await assertReach([A], 'after down B')
     assert.deepEqual(await Promise.all(hosts.map((h) => chainOf(h, 'BAREMETAL-redis-7000'))), chainA)
     for (const h of hosts) {
       assert.equal((await chainOf(h, 'BAREMETAL-redis-7100')).trim(), '')
       assert.equal((await sh(h, 'ls /root/.baremetal/clusters/')).split('\n').filter((f) => f.endsWith('.json')).join(' '), 'redis-7000.json')
     }
-    await assertReach([A], 'after down B')
   })
 
   it('down A: no chain, no record left', async () => {
     assertOk(await cli(['down', '-i', invA, ...args()], {timeoutMs: 300_000}), 'down A')
+    await assertReach([], 'after down A')
     for (const h of hosts) {
       assert.ok(!(await sh(h, 'iptables -w -S')).includes('BAREMETAL'), h.name)
       assert.equal((await sh(h, 'ls /root/.baremetal/clusters/ | grep json || true')).trim(), '')
     }
-    await assertReach([], 'after down A')
   })
 })
 
@@ -192,6 +193,7 @@ describe('a cluster deployed with -e only: status and down find it from the host
   it('down that leaves an instance running keeps every rule and the record (exit 2, naming the port)', async () => {
     // -e redis_count=3 wins over the record's 4: 7203 stays up, and the chain guards it.
     const r = await cli(['down', '-i', invC, '-e', 'redis_count=3'], {timeoutMs: 300_000})
+    assert.deepEqual(await outsiderProbe(), [], 'the instance left running is still firewalled')
     assert.equal(r.code, 2, show(r))
     assert.match(r.stdout, /port\(s\) 7203, 17203 still listening/, show(r))
     for (const h of hosts) {
@@ -199,7 +201,6 @@ describe('a cluster deployed with -e only: status and down find it from the host
       assert.match(await sh(h, 'ls /root/.baremetal/clusters/'), /redis-7200\.json/, h.name)
       assert.equal(await ping(h.ip, C + 3), '+PONG', h.name)
     }
-    assert.deepEqual(await outsiderProbe(), [], 'the instance left running is still firewalled')
   })
 
   it('down without -e stops all of it and removes record and rules', async () => {
