@@ -11,7 +11,8 @@ export const RECORD_DIR = '.baremetal/clusters'
 /** Tag (and chain BAREMETAL-baremetal) of hosts deployed before clusters had names. */
 export const LEGACY_TAG = 'baremetal'
 
-export const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/
+// First a letter or digit: a leading "-" would read as an option to iptables or a shell tool.
+export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
 const CHAIN_MAX = 28
 
 /**
@@ -28,7 +29,7 @@ export function chainName(name: string): string {
 
 /** The default name: the inventory group and the first port, e.g. redis-7000 (stable, and distinct per port range). */
 export function groupSlug(group: string): string {
-  return group.replace(/[^A-Za-z0-9_.-]+/g, '_').slice(0, 40) || 'redis'
+  return group.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^[^A-Za-z0-9]+/, '').slice(0, 40) || 'redis'
 }
 
 export function validateClusterName(name: unknown, where: ErrorWhere = {}): string {
@@ -36,7 +37,7 @@ export function validateClusterName(name: unknown, where: ErrorWhere = {}): stri
   if (!NAME_RE.test(s)) {
     throw new InputError(`redis_cluster_name is ${JSON.stringify(name)}: it names the cluster's firewall chain, record and lock on every host`, {
       where,
-      hint: 'use 1-64 letters, digits, "_", "." or "-", e.g. redis_cluster_name: shop-cache (default: <group>-<redis_port_start>)',
+      hint: 'use 1-64 letters, digits, "_", "." or "-", starting with a letter or digit, e.g. redis_cluster_name: shop-cache (default: <group>-<redis_port_start>)',
     })
   }
   return s

@@ -156,7 +156,13 @@ describe('two clusters on the same hosts: own chain, own record; neither up nor 
     }
   })
 
-  it('down A: no chain, no record left', async () => {
+  it('down A --keep-data keeps its record, marked stopped; down A then: no chain, no record left', async () => {
+    assertOk(await cli(['down', '-i', invA, '--keep-data', ...args()], {timeoutMs: 300_000}), 'down A --keep-data')
+    for (const h of hosts) {
+      const rec = JSON.parse(await sh(h, 'cat /root/.baremetal/clusters/redis-7000.json'))
+      assert.equal(rec.state, 'stopped', h.name)
+      assert.equal(Object.keys(rec.node_ids).length, COUNT, h.name)
+    }
     assertOk(await cli(['down', '-i', invA, ...args()], {timeoutMs: 300_000}), 'down A')
     await assertReach([], 'after down A')
     for (const h of hosts) {

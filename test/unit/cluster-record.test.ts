@@ -29,11 +29,16 @@ describe('cluster name → firewall chain', () => {
   it('default name pieces and validation', () => {
     assert.equal(groupSlug('redis'), 'redis')
     assert.equal(groupSlug('redis:&eu'), 'redis_eu')
+    assert.equal(groupSlug('!old'), 'old')
+    assert.equal(groupSlug('*'), 'redis')
     assert.equal(validateClusterName('redis-7000'), 'redis-7000')
     assert.throws(() => validateClusterName('a b'), InputError)
     assert.throws(() => validateClusterName(''), InputError)
     assert.throws(() => validateClusterName('x'.repeat(65)), (e: unknown) => e instanceof InputError && /1-64 letters/.test(e.hint ?? ''))
     assert.throws(() => validateClusterName('../etc'), InputError)
+    assert.throws(() => validateClusterName('..'), InputError)
+    assert.throws(() => validateClusterName('-x'), InputError)
+    assert.equal(validateClusterName(7000), '7000')
   })
 })
 
