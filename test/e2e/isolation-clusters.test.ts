@@ -175,7 +175,7 @@ describe('two clusters on the same hosts: own chain, own record; neither up nor 
 describe('a cluster deployed with -e only: status and down find it from the hosts; one run at a time', () => {
   it('up -e redis_port_start=7200 -e redis_count=4 while a second up and a down of it fail fast naming the first', async () => {
     const first = startCli(['up', '-i', invC, ...args({redis_port_start: C, redis_count: COUNT})], {timeoutMs: 600_000})
-    await first.waitFor(/TASK \[Cluster record\]/, 300_000)
+    await first.waitFor(/TASK \[Instance directories\]/, 300_000)
     for (const cmd of [['up', ...args({redis_port_start: C, redis_count: COUNT})], ['down', '-e', `redis_port_start=${C}`]]) {
       const t0 = Date.now()
       const r = await cli([cmd[0], '-i', invC, ...cmd.slice(1)], {timeoutMs: 120_000})
@@ -221,7 +221,8 @@ describe('a cluster deployed with -e only: status and down find it from the host
   })
 
   it('status says connection refused once', async () => {
-    const st = await cli(['status', '-i', invC, '-e', `redis_port_start=${C}`, '-e', `redis_count=${COUNT}`], {timeoutMs: 60_000})
+    // Ports where nothing runs (and no record names): every node refuses.
+    const st = await cli(['status', '-i', invC, '-e', 'redis_port_start=7300', '-e', `redis_count=${COUNT}`], {timeoutMs: 60_000})
     const all = st.stdout + st.stderr
     assert.ok(all.includes('connection refused'), show(st))
     assert.ok(!/connection refused \(connection refused/.test(all), all)
