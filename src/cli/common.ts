@@ -211,13 +211,15 @@ export interface ExecuteOptions {
   hosts?: string
   /** Printed with the recap (e.g. "the cluster has no password"). */
   warnings?: string[]
+  /** Connections the command opened before (records read, lock held): reused, closed at the end. */
+  transports?: Map<string, {transport: Transport; facts?: HostFacts}>
 }
 
 /** Load everything (failing early on bad input), run the playbooks in order, print, return the exit code. */
 export async function executePlaybooks(o: ExecuteOptions): Promise<{code: number; result?: RunResult}> {
   const f = o.flags
   const tty = Boolean(process.stdout.isTTY) && !f.json
-  const transports = new Map<string, {transport: Transport; facts?: HostFacts}>()
+  const transports = o.transports ?? new Map<string, {transport: Transport; facts?: HostFacts}>()
   const intr = interruptible(() => closeAll(transports))
   try {
     const inventory = loadInv(f.inventory)

@@ -1,6 +1,8 @@
 import {Command, Flags} from '@oclif/core'
 import {inventoryFlag, loadInv, readExtraVars, redisPasswordVars, reportError} from '../cli/common.js'
+import {targetCluster, type Transports} from '../cli/cluster-state.js'
 import {redisHostVars} from '../cli/redis.js'
+import {closeAll} from '../play/runner.js'
 import {EXIT, InputError} from '../errors.js'
 import {loadRecord, saveRecord, toRecord} from '../load/keys.js'
 import {progressLine, renderLoadReport, type LoadReport} from '../load/report.js'
@@ -50,7 +52,10 @@ Ctrl-C (or SIGTERM) stops writing and still verifies and reports; a second one e
       if (duration !== undefined && !(duration > 0)) throw new InputError(`--duration must be a positive number of seconds, got ${flags.duration}`)
       const inv = loadInv(flags.inventory)
       const extra = readExtraVars(flags['extra-vars'])
-      const hosts = await redisHostVars(inv, flags.limit ? `${flags.group}:&${flags.limit}` : flags.group, {...redisPasswordVars(extra, inv, flags.group), ...extra})
+      // The cluster up deployed (its record on the hosts) unless the inventory or -e says.
+      const transports: Transports = new Map()
+      const recorded = await targetCluster({inv, group: flags.group, extra, transports, ssh: {}, warnings: []}).finally(() => closeAll(transports))
+      const hosts = await redisHostVars(inv, flags.limit ? `${flags.group}:&${flags.limit}` : flags.group, {...redisPasswordVars(extra, inv, flags.group), ...recorded.vars, ...extra})
       const nodes = await clusterNodesFromHosts(hosts)
       const password = String(hosts[0]?.vars.redis_password ?? '') || undefined
       const report: LoadReport = {ok: true}

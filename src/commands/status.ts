@@ -1,6 +1,8 @@
 import {Command, Flags} from '@oclif/core'
 import {connectionFlags, loadInv, readExtraVars, redisPasswordVars, reportError} from '../cli/common.js'
+import {targetCluster, type Transports} from '../cli/cluster-state.js'
 import {redisHostVars} from '../cli/redis.js'
+import {closeAll} from '../play/runner.js'
 import {EXIT} from '../errors.js'
 import {checkCluster, clusterNodesFromHosts} from '../redis/cluster.js'
 import {renderClusterReport} from '../redis/status.js'
@@ -19,7 +21,10 @@ export default class Status extends Command {
     try {
       const inv = loadInv(flags.inventory)
       const extra = readExtraVars(flags['extra-vars'])
-      const hosts = await redisHostVars(inv, flags.limit ? `${flags.group}:&${flags.limit}` : flags.group, {...redisPasswordVars(extra, inv, flags.group), ...extra})
+      // The cluster up deployed (its record on the hosts) unless the inventory or -e says.
+      const transports: Transports = new Map()
+      const recorded = await targetCluster({inv, group: flags.group, extra, transports, ssh: {acceptNewHostKeys: flags['accept-new-host-keys']}, warnings: []}).finally(() => closeAll(transports))
+      const hosts = await redisHostVars(inv, flags.limit ? `${flags.group}:&${flags.limit}` : flags.group, {...redisPasswordVars(extra, inv, flags.group), ...recorded.vars, ...extra})
       const nodes = await clusterNodesFromHosts(hosts)
       const password = String(hosts[0]?.vars.redis_password ?? '') || undefined
       const report = await checkCluster(nodes, {password})

@@ -1,8 +1,11 @@
 import {Command, Flags} from '@oclif/core'
 import {bundled, executePlaybooks, loadInv, PASSWORD_ENV, playFlags, readExtraVars, redisPasswordVars, reportError} from '../cli/common.js'
+import {clusterNameOf, type ClusterLock, lockCluster, type Transports} from '../cli/cluster-state.js'
 import {redisHostVars} from '../cli/redis.js'
+import {groupSlug} from '../redis/cluster-record.js'
 import {InputError} from '../errors.js'
 import {selectHosts} from '../inventory/inventory.js'
+import {closeAll} from '../play/runner.js'
 import {validateLayout} from '../redis/validate.js'
 import {loadYaml} from '../yamlfile.js'
 
@@ -30,6 +33,9 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
     const {flags} = await this.parse(Up)
     const warnings: string[] = []
     let password: Record<string, unknown>
+    const transports: Transports = new Map()
+    let lock: ClusterLock | undefined
+    const group = {baremetal_group: groupSlug(flags.group)}
     try {
       // Check the layout of every host first: nothing runs on bad numbers.
       const inv = loadInv(flags.inventory)
@@ -44,7 +50,10 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
       validateLayout(hosts, defaults, extra, inv.file)
       password = redisPasswordVars(extra, inv, flags.group, warnings)
       if (flags['allow-data-loss']) warnings.push('--allow-data-loss: steps that lose acknowledged writes are carried out instead of refused')
-      const resolved = await redisHostVars(inv, flags.group, {...password, ...extra})
+      const resolved = await redisHostVars(inv, flags.group, {...password, ...group, ...extra})
+      const name = clusterNameOf(resolved, inv.file)
+      // One up or down of a cluster at a time (--check changes nothing: it takes no lock).
+      if (!flags.check) lock = await lockCluster(selectHosts(inv, flags.group), transports, {acceptNewHostKeys: flags['accept-new-host-keys']}, name, 'up')
       const open = resolved.filter((h) => h.vars.redis_password === undefined || h.vars.redis_password === null || h.vars.redis_password === '')
       // Neither a replica nor persistence: a crashed master takes its keys with it, and no
       // repair can bring them back (the legacy shape stays available, said once per run).
@@ -58,15 +67,17 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
       }
     } catch (error) {
       process.exitCode = reportError(error, flags.json)
+      await closeAll(transports)
       return
     }
     const {code} = await executePlaybooks({
       playbooks: [flags.playbook],
       flags,
       hosts: flags.group,
-      vars: {...password, ...(flags['allow-partial'] ? {allow_partial: true} : {}), ...(flags['remove-missing'] ? {remove_missing: true} : {}), ...(flags['allow-data-loss'] ? {allow_data_loss: true} : {})},
+      transports,
+      vars: {...password, ...group, ...(flags['allow-partial'] ? {allow_partial: true} : {}), ...(flags['remove-missing'] ? {remove_missing: true} : {}), ...(flags['allow-data-loss'] ? {allow_data_loss: true} : {})},
       warnings,
-    })
+    }).finally(() => lock?.release())
     process.exitCode = code
   }
 }

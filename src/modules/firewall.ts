@@ -5,7 +5,14 @@
 //   ports    list    ports or ranges: 6379, "6379:6478", "16379-16478" (required)
 //   sources  list    IPv4 addresses or CIDRs allowed to reach those ports (loopback always is)
 //   state    present | absent (default present)
-//   tag      string  names our chain (BAREMETAL-<tag>) and is the comment on every rule (default baremetal)
+//   tag      string  names our chain (BAREMETAL-<tag>, a hash past 28 characters) and is the comment on every rule
+//                    (default baremetal; the playbooks pass redis_cluster_name: one chain per cluster)
+//   adopt    list    tags of older chains (BAREMETAL-baremetal, from before clusters had names): their
+//                    jumps for exactly these ports go once ours are in, and such a chain is removed when
+//                    nothing jumps to it any more (another cluster's ports keep it)
+//
+// state: absent with ports refuses while anything listens on one of those ports: rules are
+// never removed from under an instance that still runs.
 //
 // Design: a dedicated chain BAREMETAL-<tag> holds ACCEPT for loopback and for each source,
 // then DROP; INPUT jumps to it for TCP to each port range (inserted first, so an earlier
@@ -20,6 +27,7 @@
 //       ports: ["6379:6478", "16379:16478"]
 //       sources: "{{ groups.redis | map('extract', hostvars, 'ansible_host') | list }}"
 
+import {chainName} from '../redis/cluster-record.js'
 import {mask, quote} from '../shell.js'
 import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
 
@@ -41,10 +49,7 @@ export function flattenList(v: unknown): string[] {
   return s.split(/[\s,]+/).filter(Boolean)
 }
 
-// iptables chain names are at most 28 characters.
-export function chainName(tag: string): string {
-  return `BAREMETAL-${tag}`.slice(0, 28)
-}
+export {chainName}
 
 // "6379:6478" as iptables prints it back, so the planned and the listed rule compare equal.
 export function normalizePortRange(p: unknown): {range?: string; error?: string} {
@@ -157,6 +162,8 @@ export interface FirewallWant {
   tag: string
   ranges: string[]
   sources: string[]
+  /** Older chains whose jumps for our ranges we take over (see adopt). */
+  adopt?: string[]
 }
 
 const cmt = (tag: string) => ['-m', 'comment', '--comment', tag]
@@ -205,12 +212,14 @@ export function planFirewall(state: 'present' | 'absent', listing: Listing, w: F
   const exists = listing.chains.has(w.chain)
   const jumps = listing.rules.filter((r) => r.target === w.chain)
 
+  const dropChain = (chain: string) => {
+    plan.commands.push(['-F', chain], ['-X', chain])
+    plan.removed.push(...listing.rules.filter((r) => r.chain === chain).map((r) => show(r.chain, r.spec)), `-N ${chain}`)
+  }
   if (state === 'absent') {
     jumps.forEach(del)
-    if (exists) {
-      plan.commands.push(['-F', w.chain], ['-X', w.chain])
-      plan.removed.push(...listing.rules.filter((r) => r.chain === w.chain).map((r) => show(r.chain, r.spec)), `-N ${w.chain}`)
-    }
+    if (exists) dropChain(w.chain)
+    adoptLegacy(listing, w, del, dropChain)
     return plan
   }
 
@@ -261,7 +270,34 @@ export function planFirewall(state: 'present' | 'absent', listing: Listing, w: F
     plan.added.push(show('INPUT', spec))
   }
   staleJumps.forEach(del)
+  adoptLegacy(listing, w, del, dropChain)
   return plan
+}
+
+// An older chain (one for every cluster of the host) loses its jumps for our ports only
+// after ours are in place, and goes when no other cluster's port jumps to it any more.
+function adoptLegacy(listing: Listing, w: FirewallWant, del: (r: Rule) => void, dropChain: (chain: string) => void): void {
+  for (const legacy of w.adopt ?? []) {
+    if (legacy === w.chain || !listing.chains.has(legacy)) continue
+    const into = listing.rules.filter((r) => r.target === legacy)
+    const ours = into.filter((r) => r.chain === 'INPUT' && r.dport !== undefined && w.ranges.includes(r.dport))
+    ours.forEach(del)
+    if (ours.length === into.length) dropChain(legacy)
+  }
+}
+
+/** Listening TCP ports (IPv4 and IPv6) from /proc/net/tcp{,6} lines' local_address field (hex port). */
+export function listeningPorts(lines: string[]): Set<number> {
+  return new Set(lines.map((l) => parseInt(l.trim(), 16)).filter((n) => Number.isInteger(n) && n > 0))
+}
+
+/** The listened ports that fall in one of the ranges ("7000:7003", "17000"). */
+export function portsInRanges(ports: Set<number>, ranges: string[]): number[] {
+  const within = (p: number) => ranges.some((r) => {
+    const [a, b = a] = r.split(':').map(Number)
+    return p >= a && p <= b
+  })
+  return [...ports].filter(within).sort((x, y) => x - y)
 }
 
 function factsScript(): string {
@@ -271,6 +307,8 @@ function factsScript(): string {
     'out=$(iptables -w -S 2>&1); rc=$?',
     'echo "@@ RC $rc"',
     `printf '%s\\n' "$out"`,
+    // Listening sockets (state 0A): the hex port of each local address, prefixed.
+    `cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" { n = split($2, a, ":"); print "@@ LISTEN " a[n] }'`,
   ].join('\n') + '\n'
 }
 
@@ -301,20 +339,32 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
     if (c.error) return {status: 'failed', msg: c.error}
     if (!sources.includes(c.cidr!)) sources.push(c.cidr!)
   }
-  const want: FirewallWant = {chain: chainName(tag), tag, ranges, sources}
+  const adopt = flattenList(args.adopt).filter((t) => t !== tag).map(chainName)
+  const want: FirewallWant = {chain: chainName(tag), tag, ranges, sources, adopt}
 
   const facts = await ctx.transport.exec('sh -s', {stdin: factsScript(), timeoutMs: 60_000})
   const out = mask(facts.stdout, secrets)
   if (out.includes('@@ NOTOOL')) return {status: 'ok', msg: NO_TOOL_MSG, data: {warning: NO_TOOL_MSG, chain: want.chain}}
   const rc = /@@ RC (\d+)/.exec(out)
   const listingText = out.split('\n').filter((l) => !l.startsWith('@@ ')).join('\n')
+  const listening = listeningPorts(out.split('\n').filter((l) => l.startsWith('@@ LISTEN ')).map((l) => l.slice(10)))
   if (!rc || rc[1] !== '0') {
     const why = (listingText + mask(facts.stderr, secrets)).trim().split('\n').slice(-3).join(' ')
     const hint = /permission denied|must be root/i.test(why) ? ' (iptables needs root: connect as root)' : ''
     return {status: 'failed', msg: `iptables -S failed: ${why}${hint}`, rc: facts.exitCode}
   }
-  const plan = planFirewall(state, parseListing(listingText), want)
+  const listing = parseListing(listingText)
+  const plan = planFirewall(state, listing, want)
   const data = {chain: want.chain, ports: ranges, sources, added: plan.added, removed: plan.removed}
+  // The ports the chain guards now (its jumps), not only the ones asked for: down with a
+  // smaller redis_count must not strip the rules from the instances it left running.
+  const guarded = [...ranges, ...listing.rules.filter((r) => r.chain === 'INPUT' && r.target === want.chain && r.dport).map((r) => r.dport!)]
+  // Check mode: the stop before this task did not happen, so the ports still listen.
+  const served = state === 'absent' && !ctx.check && plan.commands.length > 0 ? portsInRanges(listening, guarded) : []
+  if (served.length > 0) {
+    const list = served.slice(0, 10).join(', ') + (served.length > 10 ? `, … (${served.length})` : '')
+    return {status: 'failed', msg: `port(s) ${list} still listening: the rules of chain ${want.chain} protect them and stay (stop those instances first, then run down again)`, data}
+  }
   if (plan.commands.length === 0) {
     const msg = state === 'absent'
       ? `chain ${want.chain} already absent`
@@ -341,6 +391,7 @@ export const firewall: ModuleSpec = {
     sources: {type: 'list', default: []},
     state: {type: 'string', choices: ['present', 'absent'], default: 'present'},
     tag: {type: 'string', default: 'baremetal'},
+    adopt: {type: 'list', default: []},
   },
   checkMode: true,
   async run(ctx: ModuleContext, items: TaskItem[]): Promise<ItemResult[]> {

@@ -1,3 +1,4 @@
+import {clusterRecordModule} from './cluster_record.js'
 import {coreModules} from './core.js'
 import {redisClusterModule} from './redis_cluster.js'
 import {redisMembersModule} from './redis_members.js'
@@ -8,6 +9,6 @@ import type {ModuleSpec} from './types.js'
 
 // Every module the playbooks can name, by name.
 export function allModules(): Map<string, ModuleSpec> {
-  const list: ModuleSpec[] = [...coreModules, ...redisHostModules, redisConfigModule, redisFailoverModule, redisMembersModule, redisClusterModule]
+  const list: ModuleSpec[] = [...coreModules, ...redisHostModules, redisConfigModule, redisFailoverModule, redisMembersModule, redisClusterModule, clusterRecordModule]
   return new Map(list.map((m) => [m.name, m]))
 }

@@ -158,6 +158,8 @@ export function describeRedisError(error: unknown, password?: string): string {
   if (/WRONGPASS|invalid password|NOAUTH/i.test(msg)) {
     return password ? `authentication failed (${msg.trim()}): check the password argument` : `the node requires a password (${msg.trim()})`
   }
+  // Already described (an error passed through twice): say it once.
+  if (/is redis-server running on that port\?/.test(msg)) return msg.trim()
   if (/ECONNREFUSED/.test(msg)) return `connection refused (${msg.trim()}): is redis-server running on that port?`
   if (/Connection is closed/i.test(msg)) return 'the connection closed under the command: the instance stopped or restarted'
   if (/cluster support disabled/i.test(msg)) return `cluster support is disabled: set "cluster-enabled yes" in its config`

@@ -3,7 +3,7 @@ import {createReadStream, createWriteStream} from 'node:fs'
 import {chmod, rename, unlink} from 'node:fs/promises'
 import {pipeline} from 'node:stream/promises'
 import {buildUploadScript, UPLOAD_DONE} from './upload-script.js'
-import type {ExecOptions, ExecResult, Transport, TransportStats, UploadFile} from './types.js'
+import type {ExecOptions, ExecResult, HeldCommand, Transport, TransportStats, UploadFile} from './types.js'
 
 // `ansible_connection: local`: the same contract as SSH, run through /bin/sh, so
 // modules cannot tell the difference and the local default cluster uses the same code.
@@ -41,6 +41,37 @@ export class LocalTransport implements Transport {
   }
 
   async close(): Promise<void> {}
+
+  // stdin is a pipe from this process: when it dies the pipe closes and the command ends.
+  hold(command: string, ready: string, timeoutMs = 30_000): Promise<HeldCommand> {
+    return new Promise((resolve) => {
+      const child = spawn('/bin/sh', ['-c', command], {stdio: ['pipe', 'pipe', 'pipe']})
+      let out = ''
+      let done = false
+      const release = () => {
+        child.stdin.end()
+      }
+      const timer = setTimeout(() => finish(false, null), timeoutMs)
+      const finish = (held: boolean, code: number | null) => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        if (!held) release()
+        resolve({held, output: out, exitCode: code, release})
+      }
+      child.stdin.on('error', () => {})
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString('utf8')
+        if (out.split('\n').some((l) => l.startsWith(ready))) finish(true, null)
+      })
+      child.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')))
+      child.on('error', (e) => {
+        out += String(e)
+        finish(false, null)
+      })
+      child.on('close', (code) => finish(false, code))
+    })
+  }
 }
 
 export function runLocal(command: string, opts: ExecOptions = {}): Promise<ExecResult> {

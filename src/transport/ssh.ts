@@ -8,7 +8,7 @@ import {quote} from '../shell.js'
 import type {Connection} from '../inventory/inventory.js'
 import {addHostKey, fingerprint, knownHostsName, verifyHostKey} from './knownhosts.js'
 import {buildUploadScript, UPLOAD_DONE} from './upload-script.js'
-import type {ExecOptions, ExecResult, Transport, TransportStats, UploadFile} from './types.js'
+import type {ExecOptions, ExecResult, HeldCommand, Transport, TransportStats, UploadFile} from './types.js'
 
 export interface SshOptions {
   /** Add unknown host keys to known_hosts instead of failing (never accepts a changed key). */
@@ -40,6 +40,16 @@ function killChannel(ch: object): void {
  * children — but not daemons they started (redis-server has its own session).
  */
 export const KILL_SESSIONS = 'for p in $(pgrep -P "$PPID" 2>/dev/null || ps -o pid= --ppid "$PPID"); do [ "$p" = "$$" ] || kill -KILL -- "-$p" 2>/dev/null; done; true'
+
+/** What hold() uses of ssh2's ClientChannel (node-ssh ships no ssh2 types). */
+interface HeldChannel {
+  on(ev: 'data', f: (d: Buffer) => void): void
+  on(ev: 'exit', f: (code: number | null) => void): void
+  on(ev: 'close', f: () => void): void
+  stderr: {on(ev: 'data', f: (d: Buffer) => void): void}
+  end(): void
+  close(): void
+}
 
 // One SSH connection per host for the whole run, with channels bounded below sshd's
 // MaxSessions: the 11th concurrent channel would fail with "Channel open failure".
@@ -267,6 +277,44 @@ export class SshTransport implements Transport {
     })
     const r = await this.exec(`chmod ${mode.toString(8)} ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(remotePath)}`)
     if (r.failed) throw new Error(`could not move ${tmp} into place: ${r.stderr.trim()}`)
+  }
+
+  // Outside the channel limit: one long-lived channel next to at most maxChannels (8) others
+  // and the KILL_SESSIONS one of close(), still within sshd's MaxSessions 10.
+  async hold(command: string, ready: string, timeoutMs = 30_000): Promise<HeldCommand> {
+    await this.connect()
+    const client = this.ssh.connection
+    if (!client) throw this.classify(new Error('Not connected'))
+    return new Promise<HeldCommand>((resolve, reject) => {
+      ;(client as unknown as {exec(c: string, cb: (err: Error | undefined, stream: HeldChannel) => void): void}).exec(command, (err: Error | undefined, stream: HeldChannel) => {
+        if (err) return reject(err)
+        let out = ''
+        let done = false
+        const release = () => {
+          try {
+            stream.end()
+            stream.close()
+          } catch {}
+        }
+        const timer = setTimeout(() => finish(false, null), timeoutMs)
+        const finish = (held: boolean, code: number | null) => {
+          if (done) return
+          done = true
+          clearTimeout(timer)
+          if (!held) release()
+          resolve({held, output: out, exitCode: code, release})
+        }
+        stream.on('data', (d: Buffer) => {
+          out += d.toString('utf8')
+          if (out.split('\n').some((l) => l.startsWith(ready))) finish(true, null)
+        })
+        stream.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')))
+        // 'exit' may come before the last output: settle on 'close', which comes after it.
+        let code: number | null = null
+        stream.on('exit', (c: number | null) => (code = c))
+        stream.on('close', () => finish(false, code))
+      })
+    })
   }
 
   async close(): Promise<void> {

@@ -46,4 +46,17 @@ export interface Transport {
   /** Copies a controller file to the host (streamed; large files like tarballs). temp + rename. */
   putFile(localPath: string, remotePath: string, mode?: number): Promise<void>
   close(): Promise<void>
+  /**
+   * Start a command whose stdin stays open until release() (or the connection ends): a
+   * lock held for the run. Resolves once a line starting with `ready` is printed (held:
+   * true), or when the command exits first (held: false, with its output).
+   */
+  hold?(command: string, ready: string, timeoutMs?: number): Promise<HeldCommand>
+}
+
+export interface HeldCommand {
+  held: boolean
+  output: string
+  exitCode: number | null
+  release(): void
 }

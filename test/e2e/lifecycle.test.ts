@@ -211,7 +211,7 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
   it('drift: a deleted firewall rule is restored, only on that host', async () => {
     const h1 = host('h1')
     const before = await sh(h1, 'iptables -S | sort')
-    const rule = (await sh(h1, 'iptables -S BAREMETAL-baremetal')).split('\n').find((l) => / -s \S+ .*-j ACCEPT/.test(l) && !l.includes('-i lo'))
+    const rule = (await sh(h1, 'iptables -S BAREMETAL-redis-7000')).split('\n').find((l) => / -s \S+ .*-j ACCEPT/.test(l) && !l.includes('-i lo'))
     assert.ok(rule, 'a source rule to delete')
     await sh(h1, `iptables ${rule!.replace(/^-A /, '-D ')}`)
     await checkChangesNothing()
