@@ -1,6 +1,6 @@
 import {type ErrorWhere, InputError} from '../errors.js'
 import type {Host} from '../inventory/inventory.js'
-import {normalizeSource} from '../modules/firewall.js'
+import {flattenList, normalizeSource} from '../modules/firewall.js'
 
 // Every redis_* variable is checked before any host is touched: a typo must fail the
 // run with exit 5, naming the variable, where it was set and what to write instead,
@@ -72,11 +72,16 @@ class Checker {
     if (typeof raw !== 'string' || !BOOL.test(raw.trim())) this.fail(name, `is ${JSON.stringify(raw)}: not a boolean`, `set ${name} to true or false (yes/no)`)
   }
 
+  // A string where a list belongs: redis_allowed_clients takes one as the firewall does
+  // (JSON or words split on spaces/commas); the others must be lists, and a JSON-looking
+  // string is refused loudly, not parsed: a -e key=value value is a string, as in Ansible.
   list(name: string): string[] | undefined {
     const raw = this.v[name]
     if (raw === undefined || raw === null || raw === '' || isTemplate(raw)) return undefined
+    if (typeof raw === 'string' && name === 'redis_allowed_clients') return flattenList(raw)
     if (typeof raw === 'string') {
       const looksJson = /^\s*\[/.test(raw)
+      if (!looksJson && name !== 'redis_extra_config') return [raw]
       this.fail(name, `is the string ${JSON.stringify(raw)}, not a list${looksJson ? ': a -e key=value value is always a string (as in Ansible), never parsed as JSON' : ''}`,
         `give a list: -e '{"${name}": ${looksJson ? raw.trim() : JSON.stringify([raw])}}', -e @vars.yml, or a YAML list in the inventory`)
     }

@@ -55,7 +55,10 @@ describe('validateLayout: every redis_* variable before any host', () => {
     refused({redis_allowed_clients: ['db.example.com']}, /not an IPv4 address or CIDR/)
     const e = refused({redis_extra_config: '["tcp-backlog 1024"]'}, /redis_extra_config \(-e\) is the string .*not a list: a -e key=value value is always a string/)
     assert.match(e.hint ?? '', /-e '\{"redis_extra_config": \["tcp-backlog 1024"\]\}'/)
-    refused({redis_allowed_clients: '10.0.0.0/8'}, /is the string "10.0.0.0\/8", not a list/)
+    // One CIDR as a string is what the firewall takes (split on spaces/commas): checked entry by entry.
+    assert.equal(validateLayout(hosts(), defaults, {redis_allowed_clients: '10.0.0.0/8, 192.0.2.7'}, 'i.yml').length, 2)
+    refused({redis_allowed_clients: '10.0.0.0/8 10.0.0.300'}, /entry "10.0.0.300"/)
+    refused({redis_extra_config: 'tcp-backlog 1024'}, /redis_extra_config \(-e\) is the string "tcp-backlog 1024", not a list/)
     refused({redis_extra_config: ['tcp-backlog 1024\nrequirepass x']}, /not one "directive value" line/)
   })
 
