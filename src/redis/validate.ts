@@ -61,7 +61,7 @@ class Checker {
     const n = intOf(raw)
     if (!Number.isInteger(n)) this.fail(name, `is ${JSON.stringify(raw)}: not a whole number`, `set ${name} to ${r.hint}`)
     if (n < r.min || (r.max !== undefined && n > r.max)) {
-      this.fail(name, `is ${n}: out of range ${r.min}…${r.max}`, `set ${name} to ${r.hint}`)
+      this.fail(name, `is ${n}: out of range ${r.min}…${r.max}${name === 'redis_count' && n < 1 ? ' (a host needs at least 1 instance)' : ''}`, `set ${name} to ${r.hint}`)
     }
     return n
   }
@@ -146,7 +146,7 @@ function checkHost(h: Host, v: Record<string, unknown>, o: ValidateOptions, file
   if (start !== undefined && count !== undefined && start + count - 1 + 10000 > 65535) {
     const end = start + count - 1
     const name = o.whereOf?.(h.name, 'redis_count') && !o.whereOf?.(h.name, 'redis_port_start') ? 'redis_count' : 'redis_port_start'
-    c.fail(name, `is ${name === 'redis_count' ? count : start} (ports ${start}-${end}): their cluster bus ports ${start + 10000}-${end + 10000} would pass 65535`, busHint(start, count))
+    c.fail(name, `is ${name === 'redis_count' ? count : start} (ports ${start}-${end}): their cluster bus ports ${start + 10000}-${end + 10000} go past 65535`, busHint(start, count))
   }
   const source = v.redis_source
   if (typeof source === 'string' && source.trim() !== '' && !isTemplate(source) && typeof v.redis_version === 'string') {

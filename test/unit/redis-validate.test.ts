@@ -44,7 +44,7 @@ describe('validateLayout: every redis_* variable before any host', () => {
   })
 
   it('bus ports past 65535: the hint gives real limits', () => {
-    refused({redis_port_start: 60000, redis_count: 10}, /bus ports 70000-70009 would pass 65535[\s\S]*redis_port_start ≤ 55526/)
+    refused({redis_port_start: 60000, redis_count: 10}, /bus ports 70000-70009 go past 65535[\s\S]*redis_port_start ≤ 55526/)
     assert.match(busHint(60000, 10), /redis_port_start ≤ 55526 \(with redis_count 10\)/)
     assert.doesNotMatch(busHint(60000, 10), /-\d/)
     assert.match(busHint(55000, 600), /redis_port_start ≤ 54936 .* or redis_count ≤ 536/)
