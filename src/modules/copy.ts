@@ -16,6 +16,10 @@
 //   force       replace a file whose content differs (default yes); no: only create
 //   secret      the content is secret: never shown in a diff
 //
+// --diff never shows a line of a secret file: one marked secret, or one whose old or new
+// content holds a secret (requirepass, masterauth, … or a "…password… =/:" line) says
+// "content differs: secret file, not shown" instead.
+//
 // Example:
 //   - name: one redis-server binary per port
 //     copy:

@@ -16,6 +16,9 @@
 // the same identity already there means nothing is transferred. A new tree is unpacked next
 // to dest and swapped in, so a bad download never damages the tree already in place. The
 // verified tarball stays beside it (dest.baremetal-tarball): a re-unpack needs no transfer.
+// The new tree's src/version.h must say `version` (checked before the swap and the build;
+// a tree already in place is checked too): a URL, tag or tarball holding another version
+// fails, naming both, and the tree in place stays as it was.
 //
 // Example:
 //   - name: Redis source
