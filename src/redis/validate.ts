@@ -50,7 +50,8 @@ class Checker {
 
   fail(name: string, what: string, hint: string): never {
     const src = this.o.whereOf?.(this.host, name)
-    const where = {...(src?.where ?? {file: this.file}), host: this.host}
+    // A -e value has no file position: only the host it was checked for.
+    const where = {...(src?.where ?? (src?.label === '-e' ? {} : {file: this.file})), host: this.host}
     throw new InputError(`${name}${src ? ` (${src.label})` : ''} ${what}`, {where, hint})
   }
 
