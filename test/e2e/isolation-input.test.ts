@@ -146,6 +146,27 @@ describe(`issue 11 cases 5-7 on Redis ${redisVersion()}: inputs checked first, s
     assert.equal(read, 200 + st.acked)
   })
 
+  it('case 7: redis_replicas 0 → 1 on a live cluster of 6 masters is refused the same way; every key intact', async (t) => {
+    const d = await cli(['down', '-i', inv], {timeoutMs: 120_000})
+    assert.equal(d.code, 0, show(d))
+    inv = fleet.writeInventory({path: join(fleet.dir, 'input.yml'), vars: {redis_port_start: PORT, redis_count: COUNT, redis_replicas: 0, ...build}})
+    const r0 = await up(['--json'])
+    assert.equal(r0.code, 0, show(r0))
+    assert.equal((await ops.waitClusterOk(inv, 90_000)).masters.length, 6)
+    const keys = new AckedKeys({seeds: seeds(), replicas: 0})
+    await keys.writeKeys('r0', 200)
+    const w = keys.background('reshape01')
+    const r = await up(['-e', 'redis_replicas=1'])
+    const st = await w.stop()
+    t.diagnostic(`writer: ${JSON.stringify(st)}`)
+    assert.equal(r.code, 2, show(r))
+    assert.doesNotMatch(all(r), /no changes/)
+    assert.match(all(r), /redis_replicas is 1, but the live cluster has 6 master\(s\) with 0 replica\(s\) each .*means 3 master\(s\)/)
+    const s = await ops.waitClusterOk(inv, 60_000)
+    assert.deepEqual([s.masters.length, s.replicas.length], [6, 0])
+    assert.equal(await keys.assertNoneLost(), 200 + st.acked)
+  })
+
   it('case 6: deployed with a password, `up --check --diff --json` without one prints no line of the old secret config', async () => {
     const env = {BAREMETAL_REDIS_PASSWORD: SECRET}
     const r = await up(['--json'], {env})
