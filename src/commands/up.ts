@@ -1,12 +1,14 @@
+import {dirname} from 'node:path'
 import {Command, Flags} from '@oclif/core'
 import {bundled, executePlaybooks, loadInv, PASSWORD_ENV, playFlags, readExtraVars, redisPasswordVars, reportError} from '../cli/common.js'
 import {clusterNameOf, type ClusterLock, lockCluster, type Transports} from '../cli/cluster-state.js'
-import {redisHostVars} from '../cli/redis.js'
-import {groupSlug} from '../redis/cluster-record.js'
+import {controllerTarballVersion, inventoryVarWhere, redisHostVars} from '../cli/redis.js'
 import {InputError} from '../errors.js'
 import {selectHosts} from '../inventory/inventory.js'
+import {detectSource} from '../modules/redis_source.js'
 import {closeAll} from '../play/runner.js'
-import {validateLayout} from '../redis/validate.js'
+import {groupSlug} from '../redis/cluster-record.js'
+import {validateLayout, type ValidateOptions} from '../redis/validate.js'
 import {loadYaml} from '../yamlfile.js'
 
 export default class Up extends Command {
@@ -47,7 +49,7 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
         })
       }
       const hosts = selectHosts(inv, flags.limit ? `${flags.group}:&${flags.limit}` : flags.group)
-      validateLayout(hosts, defaults, extra, inv.file)
+      validateLayout(hosts, defaults, extra, inv.file, validationSources(inv.file, extra, dirname(flags.playbook)))
       password = redisPasswordVars(extra, inv, flags.group, warnings)
       if (flags['allow-data-loss']) warnings.push('--allow-data-loss: steps that lose acknowledged writes are carried out instead of refused')
       const resolved = await redisHostVars(inv, flags.group, {...password, ...group, ...extra})
@@ -79,5 +81,22 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
       warnings,
     }).finally(() => lock?.release())
     process.exitCode = code
+  }
+}
+
+// Where each value came from (-e, or the inventory's file:line:col) and what a controller
+// tarball holds, so validation names the source and checks the version before any host.
+function validationSources(invFile: string, extra: Record<string, unknown>, playbookDir: string): ValidateOptions {
+  const where = inventoryVarWhere(invFile)
+  return {
+    whereOf: (host, name) => {
+      if (name in extra) return {label: '-e'}
+      const w = where(host, name)
+      return w ? {where: w, label: 'inventory'} : undefined
+    },
+    tarballVersion: (_host, source) => {
+      const src = detectSource(source, '', playbookDir)
+      return src.kind === 'controller' ? {path: src.path, ...controllerTarballVersion(src.path)} : undefined
+    },
   }
 }

@@ -16,6 +16,10 @@
 //   force       replace a file whose content differs (default yes); no: only create
 //   secret      the content is secret: never shown in a diff
 //
+// --diff never shows a line of a secret file: one marked secret, or one whose old or new
+// content holds a secret (requirepass, masterauth, … or a "…password… =/:" line) says
+// "content differs: secret file, not shown" instead.
+//
 // Example:
 //   - name: one redis-server binary per port
 //     copy:
@@ -148,10 +152,25 @@ function isText(b: Buffer): boolean {
 
 type Change = {i: number; w: PushWant; plan: Extract<PushPlan, {kind: 'change'}>}
 
+// A file that holds a secret, in its old content or its new one, is never diffed line by
+// line: the old password would otherwise be printed when the current run has none (or
+// another one), which masking the current secrets cannot catch. Redis' secret directives,
+// and any "…password… = / :" assignment, count.
+const SECRET_LINE = /^\s*(requirepass|masterauth|masteruser|tls-key-file-pass)\b|^\s*[\w.-]*(password|passwd|secret|token)[\w.-]*\s*[:=]/im
+
+export function holdsSecret(text: string): boolean {
+  return SECRET_LINE.test(text)
+}
+
+export const SECRET_DIFF_NOTE = ' (content differs: secret file, not shown)'
+
 // Before/after for ctx.diff: old contents of the changed existing files in one extra exec.
-async function diffs(ctx: ModuleContext, changes: Change[], facts: Map<number, PushFacts>): Promise<Map<number, FileDiff>> {
+// Files marked secret are not read; files that turn out to hold a secret are left out.
+async function diffs(ctx: ModuleContext, changes: Change[], facts: Map<number, PushFacts>): Promise<{diffs: Map<number, FileDiff>; secret: Set<number>}> {
   const out = new Map<number, FileDiff>()
-  const wanted = changes.filter(({w, plan}) => plan.action === 'write' && !w.secret && w.source.kind !== 'remote')
+  const secret = new Set<number>()
+  for (const {i, w, plan} of changes) if (plan.action === 'write' && w.secret) secret.add(i)
+  const wanted = changes.filter(({i, w, plan}) => plan.action === 'write' && !secret.has(i) && w.source.kind !== 'remote')
   const fetch = wanted.filter(({i, plan}) => !plan.isNew && (facts.get(i)?.dest.size ?? Infinity) <= DIFF_LIMIT)
   const old = await runSteps(ctx.transport, fetch.map(({plan}) => `cat -- ${quote(plan.path)}`))
   const before = new Map<number, string | undefined>()
@@ -165,9 +184,14 @@ async function diffs(ctx: ModuleContext, changes: Change[], facts: Map<number, P
     if (!after || after.length > DIFF_LIMIT || !isText(after)) continue
     const b = plan.isNew ? '' : before.get(i)
     if (b === undefined) continue
-    out.set(i, {path: plan.path, before: mask(b, ctx.secrets), after: mask(after.toString('utf8'), ctx.secrets)})
+    const a = after.toString('utf8')
+    if (holdsSecret(b) || holdsSecret(a)) {
+      secret.add(i)
+      continue
+    }
+    out.set(i, {path: plan.path, before: mask(b, ctx.secrets), after: mask(a, ctx.secrets)})
   }
-  return out
+  return {diffs: out, secret}
 }
 
 /**
@@ -201,10 +225,10 @@ export async function pushFiles(ctx: ModuleContext, wants: Array<PushWant | {err
   }
   if (changes.length === 0) return results
 
-  const diffOf = ctx.diff ? await diffs(ctx, changes, facts) : new Map<number, FileDiff>()
+  const shown = ctx.diff ? await diffs(ctx, changes, facts) : {diffs: new Map<number, FileDiff>(), secret: new Set<number>()}
   const finish = (c: Change, msg: string): ItemResult => {
-    const d = diffOf.get(c.i)
-    const hidden = ctx.diff && c.w.secret && c.plan.action === 'write' ? ' (secret content: no diff)' : ''
+    const d = shown.diffs.get(c.i)
+    const hidden = shown.secret.has(c.i) ? SECRET_DIFF_NOTE : ''
     return {status: 'changed', msg: msg + hidden, diff: d ? [d] : undefined, data: {dest: c.plan.path, mode: fmtMode(c.plan.mode), changed: true}}
   }
   if (ctx.check) {

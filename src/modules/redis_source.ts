@@ -16,6 +16,9 @@
 // the same identity already there means nothing is transferred. A new tree is unpacked next
 // to dest and swapped in, so a bad download never damages the tree already in place. The
 // verified tarball stays beside it (dest.baremetal-tarball): a re-unpack needs no transfer.
+// The new tree's src/version.h must say `version` (checked before the swap and the build;
+// a tree already in place is checked too): a URL, tag or tarball holding another version
+// fails, naming both, and the tree in place stays as it was.
 //
 // Example:
 //   - name: Redis source
@@ -85,6 +88,8 @@ export interface SourceFacts {
   /** `git ls-remote` output lines for the tag (git sources only). */
   remote: string[]
   remoteError: string
+  /** REDIS_VERSION of the tree already at dest (its src/version.h), when there is one. */
+  treeVersion?: string
 }
 
 export type SourcePlan =
@@ -102,6 +107,17 @@ export function remoteCommit(lines: string[], version: string): string | null {
   return refs.get(`refs/tags/${version}^{}`) ?? refs.get(`refs/tags/${version}`) ?? refs.get(`refs/heads/${version}`) ?? null
 }
 
+// The tree in place is the declared source, but a changed redis_version with the same
+// source must not build the old version silently.
+function treeNoop(identity: string, version: string, facts: SourceFacts): SourcePlan {
+  if (facts.treeVersion && facts.treeVersion !== version) return {action: 'fail', msg: versionMismatch(version, facts.treeVersion, 'the tree already in place')}
+  return {action: 'noop', reason: `already at ${identity}`, identity}
+}
+
+export function versionMismatch(want: string, got: string, what: string): string {
+  return `redis_version is ${want}, but ${what} is Redis ${got} (its src/version.h): nothing built; set redis_version to "${got}", or point redis_source at a redis-${want} source`
+}
+
 // Decide, from facts alone, whether the tree is already right and otherwise how to get it.
 export function planSource(src: SourceKind, want: {sha?: string; version: string}, facts: SourceFacts): SourcePlan {
   if (src.kind === 'git') {
@@ -111,12 +127,12 @@ export function planSource(src: SourceKind, want: {sha?: string; version: string
       return {action: 'fail', msg: `tag ${want.version} not found at ${src.url}${why}`}
     }
     const identity = `git:${commit}`
-    if (facts.marker === identity) return {action: 'noop', reason: `already at ${identity}`, identity}
+    if (facts.marker === identity) return treeNoop(identity, want.version, facts)
     if (!facts.git) return {action: 'fail', msg: 'git is not installed on the host'}
     return {action: 'fetch', identity, transfer: 'clone'}
   }
   const identity = `sha256:${want.sha}`
-  if (facts.marker === identity) return {action: 'noop', reason: `already at ${identity}`, identity}
+  if (facts.marker === identity) return treeNoop(identity, want.version, facts)
   if (facts.stagedSha === want.sha) return {action: 'fetch', identity, transfer: 'cached'}
   if (src.kind === 'controller') return {action: 'fetch', identity, transfer: 'push'}
   if (!facts.fetcher) return {action: 'fail', msg: 'neither curl nor wget is installed on the host: cannot download'}
@@ -137,6 +153,7 @@ export function parseSourceFacts(stdout: string): SourceFacts {
     else if (key === 'git') facts.git = value === 'yes'
     else if (key === 'ls') facts.remote.push(value)
     else if (key === 'lserr') facts.remoteError += value + '\n'
+    else if (key === 'treever' && value.trim()) facts.treeVersion = value.trim()
   }
   return facts
 }
@@ -148,12 +165,15 @@ const SHA_FN = `sha256_of() {
   else openssl dgst -sha256 -r "$1" | cut -d' ' -f1; fi
 }`
 
+const VERSION_OF = (dir: string) => `sed -n 's/^#define REDIS_VERSION "\\(.*\\)".*$/\\1/p' ${dir}/src/version.h 2>/dev/null | head -n 1`
+
 function factsScript(dest: string, staged: string, src: SourceKind, want: string, version: string): string {
   const lines = [
     SHA_FN,
     `dest=${quote(dest)}; staged=${quote(staged)}; want=${quote(want)}`,
     `marker=$(head -n 1 "$dest/.baremetal-source" 2>/dev/null)`,
     `echo "marker=$marker"`,
+    `echo "treever=$(${VERSION_OF('"$dest"')})"`,
     // Hashing the cached tarball costs a read of a few MB: only when it may save a transfer.
     `if [ "$marker" != "$want" ] && [ -f "$staged" ]; then echo "staged=$(sha256_of "$staged")"; fi`,
     `if command -v curl >/dev/null 2>&1; then echo fetch=curl; elif command -v wget >/dev/null 2>&1; then echo fetch=wget; fi`,
@@ -212,7 +232,11 @@ function applyScript(dest: string, staged: string, src: SourceKind, plan: Extrac
       `identity="sha256:$want"`,
     )
   }
+  // Checked on the unpacked tree, before the swap and the build: a URL or tag that holds
+  // another version than redis_version fails here, leaving the tree in place as it was.
   lines.push(
+    `got_version=$(${VERSION_OF('"$new"')})`,
+    `if [ "$got_version" != ${quote(version)} ]; then rm -rf "$new"; echo "@@ VERSION_MISMATCH $got_version"; exit 6; fi`,
     `printf '%s\\n' "$identity" > "$new/.baremetal-source" || exit 5`,
     `if [ -e "$dest" ]; then mv "$dest" "$old" || exit 5; fi`,
     `if ! mv "$new" "$dest"; then [ -e "$old" ] && mv "$old" "$dest"; exit 5; fi`,
@@ -301,6 +325,8 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   }
   if (out.includes('@@ FETCH_FAILED')) return {status: 'failed', msg: `download of ${origin} failed: ${tail('@@ FETCH_FAILED')}`, rc: r.exitCode, data}
   if (out.includes('@@ CLONE_FAILED')) return {status: 'failed', msg: `git clone of ${origin} at ${version} failed: ${tail('@@ CLONE_FAILED')}`, rc: r.exitCode, data}
+  const vm = /@@ VERSION_MISMATCH (\S*)/.exec(out)
+  if (vm) return {status: 'failed', msg: versionMismatch(version, vm[1] || '(unknown: no src/version.h)', `${origin} (unpacked, ${dest} left as it was)`), rc: r.exitCode, data}
   if (out.includes('@@ UNPACK_FAILED')) return {status: 'failed', msg: `unpacking ${origin} failed: ${tail('@@ UNPACK_FAILED')}`, rc: r.exitCode, data}
   const done = /@@ DONE (\S+)/.exec(out)
   if (r.failed || !done) {

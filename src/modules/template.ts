@@ -11,7 +11,9 @@
 //           at dest is replaced by the file (renamed over), never written through
 //   mode    octal, e.g. '0644' (default: keep the existing mode; new files 0644)
 //   force   replace a file whose content differs (default yes)
-//   secret  the rendered content is secret (passwords): never shown in a diff
+//   secret  the rendered content is secret (passwords): never shown in a diff; a file
+//           whose old or new content holds requirepass/masterauth/a password line is
+//           never diffed either ("content differs: secret file, not shown")
 //
 // Example:
 //   - name: redis.conf per port

@@ -368,6 +368,43 @@ function planLayout(obs: Observation, replicas: number): Layout {
   return {roles, balance, leavingIds: obs.leaving.map(m => m.id)}
 }
 
+export interface LiveShape {
+  /** Slot-holding masters and how many replicas follow each. */
+  masters: Array<{addr: string; replicas: number}>
+  /** Nodes without a role (new ones, empty masters): they can become masters. */
+  spare: number
+  /** Replicas that follow no slot-holding master. */
+  orphans: number
+}
+
+function shapeOf(obs: Observation): LiveShape {
+  const staying = [...obs.members.values()].filter(m => m.inInventory)
+  const holders = staying.filter(m => isMaster(m) && m.line.slots.length > 0)
+  const replicas = staying.filter(m => m.line.replica)
+  const follow = (id: string) => replicas.filter(r => r.line.masterId === id).length
+  const masters = holders.map(m => ({addr: m.addr, replicas: follow(m.id)}))
+  const spare = staying.filter(m => isMaster(m) && m.line.slots.length === 0).length + obs.lone.length
+  return {masters, spare, orphans: replicas.length - masters.reduce((t, m) => t + m.replicas, 0)}
+}
+
+// A changed redis_replicas with the same nodes needs a reshape: replicas promoted to
+// masters (1 → 0) or masters drained and demoted (0 → 1). The scaling pass never
+// demotes a slot-holding master nor promotes a replica, so it would report "nothing to
+// do" while the cluster is not as declared: refused here, naming both shapes.
+export function reshapeRefusal(shape: LiveShape, replicas: number, newMasters: number): {message: string; hint: string} | undefined {
+  const total = shape.masters.length + shape.masters.reduce((t, m) => t + m.replicas, 0) + shape.orphans + shape.spare
+  const want = Math.min(16384, Math.max(1, Math.floor(total / (replicas + 1))))
+  const planned = shape.masters.length + newMasters
+  if (planned === want) return undefined
+  const counts = [...new Set(shape.masters.map(m => m.replicas))].sort((a, b) => a - b)
+  const perMaster = shape.masters.slice(0, 6).map(m => `${m.addr}: ${m.replicas}`).join(', ') + (shape.masters.length > 6 ? ', …' : '')
+  const current = counts.length === 1 ? counts[0] : `${counts[0]}-${counts[counts.length - 1]}`
+  return {
+    message: `redis_replicas is ${replicas}, but the live cluster has ${shape.masters.length} master(s) with ${current} replica(s) each (${perMaster}): ${total} node(s) with ${replicas} replica(s) per master means ${want} master(s); changing the replicas of a live cluster (${planned > want ? 'masters drained and turned into replicas' : 'replicas turned into masters'}) is not supported; nothing was changed`,
+    hint: `set redis_replicas back to ${current} to keep the cluster as it is; to reshape it, back the data up, run down and then up with redis_replicas: ${replicas}`,
+  }
+}
+
 function leavingMessage(leaving: readonly Member[]): string {
   const list = leaving.slice(0, 10).map(m => `${m.addr} (${isMaster(m) ? `master, ${countSlots(m.line.slots)} slots` : 'replica'}${m.reachable ? '' : ', unreachable'})`)
   return `${leaving.length} node(s) of the cluster are not in the inventory: ${list.join(', ')}${leaving.length > 10 ? ', …' : ''}`
@@ -471,6 +508,10 @@ export async function scaleCluster(nodes: readonly ClusterNode[], opts: ScaleOpt
       })
     }
     let layout = planLayout(obs, opts.replicas)
+    if (obs.leaving.length === 0) {
+      const why = reshapeRefusal(shapeOf(obs), opts.replicas, layout.roles.newMasters.length)
+      if (why) throw new ClusterError(why.message, {hint: why.hint})
+    }
     result.warnings.push(...layout.roles.warnings)
     const addrOf = (id: string) => obs.members.get(id)?.addr ?? obs.lone.find(p => p.myself.id === id)?.addr ?? id
     result.newMasters = layout.roles.newMasters.map(addrOf)

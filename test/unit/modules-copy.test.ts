@@ -116,13 +116,33 @@ test('template: secrets never reach a diff; template errors fail their item only
     {args: {src: 'missing.hbs', dest: join(dir, 'm.conf')}},
   ])
   assert.deepEqual(results.map((r) => r.status), ['changed', 'changed', 'failed', 'failed'])
-  assert.deepEqual(results[0].diff, [{path: join(dir, 'auth-a.conf'), before: '', after: 'requirepass ********\n'}])
+  // Not marked secret, but it holds requirepass: no line of it is shown either.
+  assert.equal(results[0].diff, undefined)
+  assert.match(results[0].msg ?? '', /content differs: secret file, not shown/)
   assert.equal(results[1].diff, undefined)
-  assert.match(results[1].msg ?? '', /secret content: no diff/)
+  assert.match(results[1].msg ?? '', /content differs: secret file, not shown/)
   assert.match(results[2].msg ?? '', /undefined variable "nope"/)
   assert.match(results[3].msg ?? '', /not found/)
   assert.equal(await readFile(join(dir, 'auth-b.conf'), 'utf8'), 'requirepass hunter2\n')
   assert.doesNotMatch(JSON.stringify(results), /hunter2/)
+})
+
+test('template: a file whose OLD content holds a password is never diffed, though the new one has none', async () => {
+  const pb = join(dir, 'pb2b')
+  await mkdir(pb, {recursive: true})
+  await writeFile(join(pb, 'open.hbs'), 'port 7000\nprotected-mode no\n')
+  await writeFile(join(dir, 'was-secret.conf'), 'port 7000\nrequirepass old-s3cret\nmasterauth old-s3cret\n')
+  await writeFile(join(dir, 'plain.conf'), 'port 6999\n')
+  const ctx = context(dir, {vars: {}, playbookDir: pb, diff: true, check: true})
+  const {results} = await runModule(templateModule, ctx, [
+    {args: {src: 'open.hbs', dest: join(dir, 'was-secret.conf')}},
+    {args: {src: 'open.hbs', dest: join(dir, 'plain.conf')}},
+  ])
+  assert.deepEqual(results.map((r) => r.status), ['changed', 'changed'])
+  assert.equal(results[0].diff, undefined)
+  assert.match(results[0].msg ?? '', /content differs: secret file, not shown/)
+  assert.doesNotMatch(JSON.stringify(results), /old-s3cret|requirepass|masterauth/)
+  assert.equal(results[1].diff?.length, 1)
 })
 
 test('copy: content, controller src, remote_src, mode-only change, into a directory', async () => {
