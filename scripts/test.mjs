@@ -9,8 +9,9 @@ const which = process.argv[2] ?? 'all'
 const files = (dir) => (existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort().map((f) => `${dir}/${f}`) : [])
 const only = process.env.TEST_ONLY ? new RegExp(process.env.TEST_ONLY) : null
 const pick = (list) => (only ? list.filter((f) => only.test(f)) : list)
-// The main `up` e2e and the durability (safety) suites run on both versions.
-const ON_503 = /\/(up|durability[\w-]*)\.test\.js$/
+// The main `up` e2e, the durability (safety) suites and instance identity (Redis 5.0 reports
+// config_file differently) run on both versions.
+const ON_503 = /\/(up|durability[\w-]*|isolation-pidfile)\.test\.js$/
 const REDIS_503 = resolve('../shared/redis/redis-5.0.3.tar.gz')
 let code = 0
 const run = (list, env = {}) => {

@@ -145,7 +145,7 @@ describe('isolation: identity without a pidfile (issue 11 case 3), down --limit 
     for (const h of [h1, host('h3')]) assert.doesNotMatch(await sh(h, 'ls -1A /root'), /redis_cluster/, `${h.name}: instance directories removed`)
   })
 
-  it('case 3: a redis-server started by hand from another directory on one of the ports stays foreign: up reports it, down leaves it running', async () => {
+  it('case 3: a redis-server started by hand from another directory on one of the ports stays foreign: up reports it, down leaves it running behind its rules (exit 2), then removes them once it is gone', async () => {
     const h3 = host('h3')
     const port = PORT + 2
     let r = await up(inv13)
@@ -161,12 +161,19 @@ describe('isolation: identity without a pidfile (issue 11 case 3), down --limit 
     assert.equal(inst.status, 'failed', show(r))
     assert.match(inst.msg, new RegExp(`port ${port} is served by a redis-server not started from ${DIR}/${port} \\(pid ${foreignPid}\\)`))
 
-    const d = await cli(['down', '-i', inv13, '--json'], {timeoutMs: 300_000})
-    assert.equal(d.code, 0, show(d))
+    // down stops ours and leaves the foreign one running — and behind our rules: removing
+    // them would expose it, so h3 keeps its chain and the run says why (exit 2).
+    let d = await cli(['down', '-i', inv13, '--json'], {timeoutMs: 300_000})
+    assert.equal(d.code, 2, show(d))
     const h3stop = byName(d, 'Instances stopped').find((t) => t.host === 'h3')!
     assert.match(h3stop.msg, new RegExp(`port ${port} is served by a redis-server not started from .*left running`))
+    assert.match(byName(d, 'Firewall rules removed').find((t) => t.host === 'h3')!.msg, new RegExp(`port\\(s\\) ${port} still listening`))
+    assert.match(await sh(h3, 'iptables -S'), /BAREMETAL-/, 'h3 keeps its rules while the foreign instance runs')
     assert.equal((await sh(h3, `kill -0 ${foreignPid} && ${BIN}/redis-cli -h ${h3.ip} -p ${port} PING`)).trim(), 'PONG', 'the foreign redis-server survives')
-    await sh(h3, `kill ${foreignPid}`)
+    await sh(h3, `kill ${foreignPid}; n=0; while kill -0 ${foreignPid} 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done`)
     foreignPid = ''
+    d = await cli(['down', '-i', inv13, '--json'], {timeoutMs: 300_000})
+    assert.equal(d.code, 0, show(d))
+    assert.doesNotMatch(await sh(h3, 'iptables -S'), /BAREMETAL-/, 'its rules go once nothing listens')
   })
 })
