@@ -124,7 +124,15 @@ export async function lockCluster(hosts: Host[], transports: Transports, ssh: Ss
   const info = `command=${command} controller=${hostname().replace(/\s+/g, '_')} pid=${process.pid} started=${new Date().toISOString()}`
   const held: HeldCommand[] = []
   const busy: string[] = []
-  await Promise.all(hosts.map(async (h) => {
+  // Inventory hosts that reach one machine (several "hosts" on one address, as local layouts
+  // have) share its lock file: taken once, or the run would find itself busy.
+  const machines = new Map<string, Host>()
+  for (const h of hosts) {
+    const c = h.connection
+    const key = c.kind === 'local' ? 'local' : `${c.user}@${c.address}:${c.port}`
+    if (!machines.has(key)) machines.set(key, h)
+  }
+  await Promise.all([...machines.values()].map(async (h) => {
     const t = transportOf(transports, h, ssh)
     try {
       await t.connect()

@@ -46,10 +46,11 @@ function writeScript(file: string, content: string): string {
     'set -e',
     `f=${quote(file)}`,
     'mkdir -p "$(dirname "$f")"',
-    `{ base64 -d > "$f.tmp" <<'__BAREMETAL_RECORD__'`,
+    // Its own temp name: inventory hosts that share a machine write at the same moment.
+    `{ base64 -d > "$f.tmp.$$" <<'__BAREMETAL_RECORD__'`,
     b64,
     '__BAREMETAL_RECORD__',
-    'chmod 644 "$f.tmp" && mv -f "$f.tmp" "$f"; }',
+    'chmod 644 "$f.tmp.$$" && mv -f "$f.tmp.$$" "$f"; }',
     'echo "@@ DONE"',
   ].join('\n') + '\n'
 }

@@ -161,31 +161,46 @@ function checkHost(h: Host, v: Record<string, unknown>, o: ValidateOptions, file
   return {host: h.name, portStart: start, count, replicas: replicas ?? 0}
 }
 
-// Two inventory hosts with one address would share ports, directories and a firewall chain.
-function checkAddresses(hosts: Host[], file: string, o: ValidateOptions): void {
-  const seen = new Map<string, string>()
+// Two inventory hosts with one address are one machine: refused when they would share a
+// data or bus port or the cluster directory. Disjoint ports and directories on one address
+// are a deliberate layout (several "hosts" on one machine, as the local benchmarks use).
+interface Placed {
+  name: string
+  ports: Array<[number, number]>
+  dir: unknown
+}
+const overlaps = (x: Placed, y: Placed) => x.ports.some(([a, b]) => y.ports.some(([c, d]) => a <= d && c <= b))
+
+function checkAddresses(hosts: Host[], layouts: readonly RedisLayout[], dirs: ReadonlyMap<string, unknown>, file: string, o: ValidateOptions): void {
+  const byName = new Map(layouts.map((l) => [l.host, l]))
+  const seen = new Map<string, Placed[]>()
   for (const h of hosts) {
     const a = h.connection.address
-    const other = seen.get(a)
-    if (other !== undefined) {
+    const l = byName.get(h.name)
+    const me: Placed = {name: h.name, dir: dirs.get(h.name), ports: l ? [[l.portStart, l.portStart + l.count - 1], [l.portStart + 10000, l.portStart + l.count + 9999]] : []}
+    const clash = (seen.get(a) ?? []).find((other) => overlaps(me, other) || (me.dir !== undefined && me.dir === other.dir))
+    if (clash) {
       const src = o.whereOf?.(h.name, 'ansible_host')
-      throw new InputError(`hosts ${other} and ${h.name} have the same address ${a}`, {
+      throw new InputError(`hosts ${clash.name} and ${h.name} have the same address ${a} and would share ${overlaps(me, clash) ? 'ports' : `the cluster directory ${String(me.dir)}`}`, {
         where: {...(src?.where ?? {file}), host: h.name},
-        hint: 'each inventory host is one machine: give each its own ansible_host, or remove the duplicate (more instances on one machine: raise redis_count)',
+        hint: 'each inventory host is one machine: give each its own ansible_host, or remove the duplicate (more instances on one machine: raise redis_count; several on purpose: give them disjoint redis_port_start ranges and their own redis_cluster_dir)',
       })
     }
-    seen.set(a, h.name)
+    seen.set(a, [...(seen.get(a) ?? []), me])
   }
 }
 
 /** Validate each host's redis_* variables (defaults < inventory < -e); throws InputError naming the variable, its source and the fix. */
 export function validateLayout(hosts: Host[], defaults: Record<string, unknown>, extra: Record<string, unknown>, inventoryFile: string, o: ValidateOptions = {}): RedisLayout[] {
   const out: RedisLayout[] = []
+  const dirs = new Map<string, unknown>()
   for (const h of hosts) {
-    const l = checkHost(h, {...defaults, ...h.vars, ...extra}, o, inventoryFile)
+    const v = {...defaults, ...h.vars, ...extra}
+    dirs.set(h.name, v.redis_cluster_dir)
+    const l = checkHost(h, v, o, inventoryFile)
     if (l) out.push(l)
   }
-  checkAddresses(hosts, inventoryFile, o)
+  checkAddresses(hosts, out, dirs, inventoryFile, o)
   const total = out.reduce((s, l) => s + l.count, 0)
   const replicas = out[0]?.replicas ?? 0
   if (out.length && Math.floor(total / (replicas + 1)) < 1) {

@@ -68,8 +68,13 @@ describe('validateLayout: every redis_* variable before any host', () => {
     refused({}, /^i\.yml:5:5, host a: redis_count \(inventory\) is "ten"/, o, text)
   })
 
-  it('two hosts with one address', () => {
-    refused({}, /hosts a and b have the same address 192.0.2.1/, fromCli, 'redis:\n  hosts:\n    a: {ansible_host: 192.0.2.1}\n    b: {ansible_host: 192.0.2.1}\n')
+  it('two hosts with one address: refused when they would share ports or the cluster directory, not when both are apart', () => {
+    refused({}, /hosts a and b have the same address 192.0.2.1 and would share ports/, fromCli, 'redis:\n  hosts:\n    a: {ansible_host: 192.0.2.1}\n    b: {ansible_host: 192.0.2.1}\n')
+    // b's bus ports (17000…) would take a's data range 17000-17002.
+    refused({}, /would share ports/, fromCli, 'redis:\n  hosts:\n    a: {ansible_host: 192.0.2.1, redis_port_start: 17000, redis_count: 3, redis_cluster_dir: /a}\n    b: {ansible_host: 192.0.2.1, redis_port_start: 7000, redis_count: 3, redis_cluster_dir: /b}\n')
+    refused({}, /would share the cluster directory \/same/, fromCli, 'redis:\n  hosts:\n    a: {ansible_host: 192.0.2.1, redis_port_start: 7000, redis_count: 3, redis_cluster_dir: /same}\n    b: {ansible_host: 192.0.2.1, redis_port_start: 7100, redis_count: 3, redis_cluster_dir: /same}\n')
+    const apart = hosts('redis:\n  hosts:\n    a: {ansible_host: 127.0.0.1, redis_port_start: 7000, redis_count: 3, redis_cluster_dir: /a}\n    b: {ansible_host: 127.0.0.1, redis_port_start: 7100, redis_count: 3, redis_cluster_dir: /b}\n')
+    assert.equal(validateLayout(apart, defaults, {}, 'i.yml').length, 2)
   })
 
   it('redis_version against the controller tarball, both directions', () => {
