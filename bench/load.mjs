@@ -31,7 +31,7 @@ const DATA = 80
 const work = mkdtempSync(join(tmpdir(), 'bm-bench-load-'))
 const inv = join(work, 'inv.yml')
 {
-  const lines = ['all:', '  vars:', '    redis_firewall: false', `    redis_count: ${COUNT}`, '    redis_bin_dir: /usr/bin', '    redis_replicas: 0', '  children:', '    redis:', '      hosts:']
+  const lines = ['all:', '  vars:', '    redis_firewall: false', '    redis_cluster_name: bench-load', `    redis_count: ${COUNT}`, '    redis_bin_dir: /usr/bin', '    redis_replicas: 0', '  children:', '    redis:', '      hosts:']
   for (let i = 0; i < 3; i++) {
     lines.push(`        l${i + 1}: {ansible_connection: local, ansible_host: 127.0.0.1, redis_bind: 127.0.0.1, redis_port_start: ${PORT + 10 * i}, redis_cluster_dir: ${join(work, `l${i + 1}`)}}`)
   }

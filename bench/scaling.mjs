@@ -32,7 +32,7 @@ const DATA = 80
 const work = mkdtempSync(join(tmpdir(), 'bm-bench-scaling-'))
 const hostsOf = n => Array.from({length: n}, (_, i) => `b${i + 1}`)
 function inventory(n) {
-  const lines = ['all:', '  vars:', '    redis_firewall: false', `    redis_count: ${COUNT}`, '    redis_bin_dir: /usr/bin', '    redis_replicas: 0', '  children:', '    redis:', '      hosts:']
+  const lines = ['all:', '  vars:', '    redis_firewall: false', '    redis_cluster_name: bench-scaling', `    redis_count: ${COUNT}`, '    redis_bin_dir: /usr/bin', '    redis_replicas: 0', '  children:', '    redis:', '      hosts:']
   hostsOf(n).forEach((h, i) => {
     lines.push(`        ${h}: {ansible_connection: local, ansible_host: 127.0.0.1, redis_bind: 127.0.0.1, redis_port_start: ${PORT + 10 * i}, redis_cluster_dir: ${join(work, h)}}`)
   })
