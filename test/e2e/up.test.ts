@@ -52,7 +52,11 @@ describe(`up on Redis ${redisVersion()}: 3 hosts × 10 ports, built from source 
   it('forms a healthy cluster that clients use across all slots', async () => {
     const r = await cli(['up', '-i', inv, ...redisArgs(), '--json'], {timeoutMs: 900_000})
     assert.equal(r.code, 0, show(r))
-    const cluster = (r.json.tasks as Array<{task: string; status: string; data?: {masters?: unknown[]}}>).find((t) => t.task === 'Cluster formed')
+    const tasks = r.json.tasks as Array<{task: string; host: string; status: string; data?: {masters?: unknown[]}}>
+    // Issue 11 case 9: the recap names tasks as their headers do, rendered.
+    assert.deepEqual(tasks.filter((t) => t.task.includes('{{')).map((t) => t.task), [])
+    assert.equal(tasks.filter((t) => t.task === `Redis ${redisVersion()} source` && t.status === 'changed').length, 3)
+    const cluster = tasks.find((t) => t.task === 'Cluster formed')
     assert.equal(cluster?.status, 'changed')
     assert.equal(cluster?.data?.masters?.length, 30)
 
