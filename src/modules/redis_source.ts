@@ -326,7 +326,8 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   if (out.includes('@@ FETCH_FAILED')) return {status: 'failed', msg: `download of ${origin} failed: ${tail('@@ FETCH_FAILED')}`, rc: r.exitCode, data}
   if (out.includes('@@ CLONE_FAILED')) return {status: 'failed', msg: `git clone of ${origin} at ${version} failed: ${tail('@@ CLONE_FAILED')}`, rc: r.exitCode, data}
   const vm = /@@ VERSION_MISMATCH (\S*)/.exec(out)
-  if (vm) return {status: 'failed', msg: versionMismatch(version, vm[1] || '(unknown: no src/version.h)', `${origin} (unpacked, ${dest} left as it was)`), rc: r.exitCode, data}
+  if (vm && !vm[1]) return {status: 'failed', msg: `${origin} has no src/version.h with REDIS_VERSION: not a Redis source tree, or not redis_version ${version}; nothing built, ${dest} left as it was`, rc: r.exitCode, data}
+  if (vm) return {status: 'failed', msg: versionMismatch(version, vm[1], `${origin} (unpacked, ${dest} left as it was)`), rc: r.exitCode, data}
   if (out.includes('@@ UNPACK_FAILED')) return {status: 'failed', msg: `unpacking ${origin} failed: ${tail('@@ UNPACK_FAILED')}`, rc: r.exitCode, data}
   const done = /@@ DONE (\S+)/.exec(out)
   if (r.failed || !done) {
