@@ -1,15 +1,16 @@
 import {Redis} from 'ioredis'
 import {ClusterError} from '../errors.js'
 import type {ClusterNode} from '../redis/plan.js'
+import {RespConnection} from './resp.js'
 
-// The write path of `baremetal load`: one plain connection per master and our own slot map,
-// instead of ioredis's Cluster client, whose per-command bookkeeping (and its auto-pipelining,
-// which holds every reply of a batch until the slowest) made the tool CPU-bound at a fraction
-// of redis-benchmark's rate on the same cluster. Requests a writer has in flight go out on the
-// node's connection as they are issued, so they pipeline by themselves; every reply is its
-// own acknowledgement. Redirections are followed as Redis Cluster specifies them: MOVED
-// updates the map (and refreshes it from CLUSTER SLOTS), ASK sends ASKING + the command to
-// the importing node once.
+// The write path of `baremetal load`: our own slot map and one SET-only connection per master
+// (resp.ts) instead of ioredis's Cluster client, whose per-command bookkeeping (and its
+// auto-pipelining, which holds every reply of a batch until the slowest) made the tool
+// CPU-bound at a fraction of redis-benchmark's rate on the same cluster. Requests a writer has
+// in flight go out on the node's connection as they are issued, so they pipeline by
+// themselves; every reply is its own acknowledgement. Redirections are followed as Redis
+// Cluster specifies them: MOVED updates the map (and refreshes it from CLUSTER SLOTS, read
+// over an ioredis control connection), ASK sends ASKING + the SET to the importing node once.
 
 const TABLE = (() => {
   const t = new Uint16Array(256)
@@ -46,6 +47,7 @@ const REFRESH_EVERY_MS = 200
 export class SlotRouter {
   private readonly owner: Array<string | undefined> = new Array(16384)
   private readonly conns = new Map<string, Redis>()
+  private readonly data = new Map<string, RespConnection>()
   private refreshing?: Promise<void>
   private lastRefresh = 0
 
@@ -69,6 +71,16 @@ export class SlotRouter {
       })
       c.on('error', () => {})
       this.conns.set(addr, c)
+    }
+    return c
+  }
+
+  private dataConn(addr: string): RespConnection {
+    let c = this.data.get(addr)
+    if (!c) {
+      const i = addr.lastIndexOf(':')
+      c = new RespConnection(addr.slice(0, i), Number(addr.slice(i + 1)), this.password || undefined)
+      this.data.set(addr, c)
     }
     return c
   }
@@ -111,7 +123,7 @@ export class SlotRouter {
         if (!addr) throw new Error(`CLUSTERDOWN Hash slot ${slot} is not served`)
       }
       try {
-        await this.conn(addr).set(key, value)
+        await this.dataConn(addr).send(['SET', key, value])
         return
       } catch (error) {
         const msg = error instanceof Error ? error.message : String(error)
@@ -127,8 +139,12 @@ export class SlotRouter {
           void this.refresh().catch(() => {})
           continue
         }
-        const replies = await this.conn(target).pipeline().asking().set(key, value).exec()
-        const setErr = replies ? replies[1]?.[0] : new Error('ASK: the pipeline was not sent')
+        // ASKING and the SET leave back to back on one connection: the flag covers that SET only.
+        const c = this.dataConn(target)
+        const asking = c.send(['ASKING'])
+        const set = c.send(['SET', key, value])
+        await asking.catch(() => {})
+        const setErr = await set.then(() => undefined, (e: Error) => e)
         if (!setErr) return
         if (!REDIRECT.test(setErr.message) || hop >= MAX_HOPS) throw setErr
       }
@@ -136,6 +152,7 @@ export class SlotRouter {
   }
 
   async close(): Promise<void> {
+    for (const c of this.data.values()) c.close()
     await Promise.all([...this.conns.values()].map((c) => c.quit().catch(() => c.disconnect())))
   }
 }

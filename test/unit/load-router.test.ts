@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
+import {encodeCommand, splitReplies} from '../../src/load/resp.js'
 import {keySlot} from '../../src/load/router.js'
 
 // Values from redis-cli CLUSTER KEYSLOT (and the cluster spec's CRC16 check value).
@@ -16,5 +17,22 @@ describe('keySlot: the hash slot Redis computes', () => {
     assert.equal(keySlot('{}x'), keySlot('{}x'))
     assert.notEqual(keySlot('{}foo'), keySlot('foo'))
     assert.equal(keySlot('foo{'), keySlot(Buffer.from('foo{')))
+  })
+})
+
+describe('the SET-only RESP connection: encoding and reply splitting', () => {
+  it('encodes a command as an array of bulk strings, by bytes', () => {
+    assert.equal(encodeCommand(['SET', 'k', 'vé']).toString(), '*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nvé\r\n')
+    assert.equal(encodeCommand(['SET', 'a\r\nb', '']).toString(), '*3\r\n$3\r\nSET\r\n$4\r\na\r\nb\r\n$0\r\n\r\n')
+  })
+  it('splits +OK and -ERR lines in order and keeps an incomplete tail', () => {
+    const {lines, rest} = splitReplies(Buffer.from('+OK\r\n-MOVED 3999 10.0.0.1:7001\r\n+OK\r\n+O'))
+    assert.deepEqual(lines, [{ok: true, text: 'OK'}, {ok: false, text: 'MOVED 3999 10.0.0.1:7001'}, {ok: true, text: 'OK'}])
+    assert.equal(rest.toString(), '+O')
+    assert.deepEqual(splitReplies(Buffer.from('')).lines, [])
+  })
+  it('refuses any other reply type: a SET-only connection cannot have caused it', () => {
+    assert.throws(() => splitReplies(Buffer.from('+OK\r\n$3\r\nabc\r\n')), /unexpected reply type "\$"/)
+    assert.throws(() => splitReplies(Buffer.from(':1\r\n')), /unexpected reply type/)
   })
 })
