@@ -22,6 +22,8 @@ export interface LoadOptions {
   clients: number
   /** Requests in flight per client (default 1). */
   pipeline?: number
+  /** Sets of connections (one per master each) the clients share (default: one per client). */
+  connections?: number
   /** Stop after this long… */
   durationMs?: number
   /** …or after this many SETs (whichever comes first). */
@@ -57,6 +59,7 @@ export interface LatencyMs {
 export interface LoadResult {
   clients: number
   pipeline: number
+  connections: number
   seeds: string[]
   dataSize: number | null
   durationMs: number
@@ -206,9 +209,14 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   if (!(Number.isInteger(pipeline) && pipeline >= 1)) throw new ClusterError(`--pipeline must be a whole number ≥ 1, got ${opts.pipeline}`)
   if (opts.durationMs === undefined && opts.requests === undefined) throw new ClusterError('give a duration or a number of requests')
   const seeds = await pickSeeds(opts.nodes, opts.password)
-  const clients = Array.from({length: opts.clients}, () => new SlotRouter(seeds, opts.password))
+  const sets = Math.min(opts.clients, opts.connections ?? opts.clients)
+  if (!(Number.isInteger(sets) && sets >= 1)) throw new ClusterError(`--connections must be a whole number ≥ 1, got ${opts.connections}`)
+  // Each client its own connections (the legacy workload's processes), or clients sharing
+  // `connections` sets of them: what they issue in one tick then leaves in one write per node.
+  const routers = Array.from({length: sets}, () => new SlotRouter(seeds, opts.password))
+  const clients = Array.from({length: opts.clients}, (_, i) => routers[i % sets])
   // Connections and slot maps first, so that the rate measures writes only.
-  await Promise.all(clients.map((c) => c.refresh(true)))
+  await Promise.all(routers.map((c) => c.refresh(true)))
   const workers = clients.map(() => newWorker())
   const t: Tally = {sent: 0, acked: 0, failed: 0, errors: {}, hist: new Histogram()}
   const started = Date.now()
@@ -227,12 +235,13 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     )
   } finally {
     if (timer) clearInterval(timer)
-    await Promise.all(clients.map((c) => c.close()))
+    await Promise.all(routers.map((c) => c.close()))
   }
   const durationMs = Date.now() - started
   return {
     clients: opts.clients,
     pipeline,
+    connections: sets,
     seeds: seeds.map(n => `${n.ip}:${n.port}`),
     dataSize: opts.dataSize ?? null,
     durationMs,

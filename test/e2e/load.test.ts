@@ -32,10 +32,11 @@ after(() => ops.tearDown(fleet, inv))
 const load = (...args: string[]) => cli(['load', '-i', inv, '--json', ...args], {timeoutMs: 300_000})
 
 describe('load --pipeline: every acknowledged key known', () => {
-  it('8 clients × 16 in flight, 40,000 SETs: all acknowledged, all read back, one counter range per client', async () => {
-    const r = await load('--clients', '8', '--pipeline', '16', '--requests', '40000', '--verify')
+  it('8 clients × 16 in flight over 2 shared connection sets, 40,000 SETs: all acknowledged, all read back, one counter range per client', async () => {
+    const r = await load('--clients', '8', '--pipeline', '16', '--connections', '2', '--requests', '40000', '--verify')
     assert.equal(r.code, 0, show(r))
     assert.equal(r.json.load.pipeline, 16)
+    assert.equal(r.json.load.connections, 2)
     assert.equal(r.json.load.sent, 40_000)
     assert.equal(r.json.load.acked, 40_000)
     assert.equal(r.json.load.ranges, 8, 'out-of-order replies merge back into one range per client')
