@@ -273,20 +273,24 @@ async function drain(from: MigrateNode, to: MigrateNode, slots: readonly number[
 // A target that says CLUSTERDOWN restored nothing of that MIGRATE (each key is on one side
 // or the other: the source deletes only what the target took), so the round can be sent
 // again once the target's own cluster_state is ok — a node just told of a failover, or still
-// importing from a source that died, is down for a few seconds. Bounded: 2 × node timeout.
+// importing from a source that died, is down for a few seconds. Bounded: 2 × node timeout
+// per wait. A state that flaps (seen on 5.0.3 in CI right after a failover: ok at one poll,
+// CLUSTERDOWN at the next MIGRATE) counts as back only once ok at three polls in a row.
 const TARGET_DOWN = /Target instance replied with error: (CLUSTERDOWN|TRYAGAIN)/
 async function targetBack(to: MigrateNode, ctx: DrainContext): Promise<boolean> {
   const deadline = Date.now() + 2 * ctx.timing.nodeTimeoutMs + 5000
+  let okInARow = 0
   while (Date.now() < deadline) {
     if (ctx.opts.signal?.aborted) return false
     const state = await ctx.opts.pool.run(to, r => r.call('CLUSTER', 'INFO')).then(t => /cluster_state:ok/.test(String(t)), () => false)
-    if (state) return true
+    okInARow = state ? okInARow + 1 : 0
+    if (okInARow >= 3) return true
     await new Promise(res => setTimeout(res, 250))
   }
   return false
 }
 
-async function migrateRound(from: MigrateNode, to: MigrateNode, calls: readonly MigrateCall[], ctx: DrainContext, retries = 3): Promise<void> {
+async function migrateRound(from: MigrateNode, to: MigrateNode, calls: readonly MigrateCall[], ctx: DrainContext, retries = 6): Promise<void> {
   const {pool, password} = ctx.opts
   const auth = password ? ['AUTH', password] : []
   const timeout = String(ctx.timing.migrateTimeoutMs)
