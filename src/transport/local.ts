@@ -1,3 +1,4 @@
+import {holdWatcher} from './held.js'
 import {spawn} from 'node:child_process'
 import {createReadStream, createWriteStream} from 'node:fs'
 import {chmod, rename, unlink} from 'node:fs/promises'
@@ -46,30 +47,15 @@ export class LocalTransport implements Transport {
   hold(command: string, ready: string, timeoutMs = 30_000): Promise<HeldCommand> {
     return new Promise((resolve) => {
       const child = spawn('/bin/sh', ['-c', command], {stdio: ['pipe', 'pipe', 'pipe']})
-      let out = ''
-      let done = false
-      const release = () => {
-        child.stdin.end()
-      }
-      const timer = setTimeout(() => finish(false, null), timeoutMs)
-      const finish = (held: boolean, code: number | null) => {
-        if (done) return
-        done = true
-        clearTimeout(timer)
-        if (!held) release()
-        resolve({held, output: out, exitCode: code, release})
-      }
+      const w = holdWatcher(ready, timeoutMs, () => child.stdin.end(), resolve)
       child.stdin.on('error', () => {})
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString('utf8')
-        if (out.split('\n').some((l) => l.startsWith(ready))) finish(true, null)
-      })
-      child.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')))
+      child.stdout.on('data', w.stdout)
+      child.stderr.on('data', w.stderr)
       child.on('error', (e) => {
-        out += String(e)
-        finish(false, null)
+        w.stderr(String(e))
+        w.finish(false, null)
       })
-      child.on('close', (code) => finish(false, code))
+      child.on('close', (code) => w.finish(false, code))
     })
   }
 }

@@ -1,3 +1,4 @@
+import {holdWatcher} from './held.js'
 import {readFileSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {Readable} from 'node:stream'
@@ -288,31 +289,18 @@ export class SshTransport implements Transport {
     return new Promise<HeldCommand>((resolve, reject) => {
       ;(client as unknown as {exec(c: string, cb: (err: Error | undefined, stream: HeldChannel) => void): void}).exec(command, (err: Error | undefined, stream: HeldChannel) => {
         if (err) return reject(err)
-        let out = ''
-        let done = false
-        const release = () => {
+        const w = holdWatcher(ready, timeoutMs, () => {
           try {
             stream.end()
             stream.close()
           } catch {}
-        }
-        const timer = setTimeout(() => finish(false, null), timeoutMs)
-        const finish = (held: boolean, code: number | null) => {
-          if (done) return
-          done = true
-          clearTimeout(timer)
-          if (!held) release()
-          resolve({held, output: out, exitCode: code, release})
-        }
-        stream.on('data', (d: Buffer) => {
-          out += d.toString('utf8')
-          if (out.split('\n').some((l) => l.startsWith(ready))) finish(true, null)
-        })
-        stream.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')))
+        }, resolve)
+        stream.on('data', w.stdout)
+        stream.stderr.on('data', w.stderr)
         // 'exit' may come before the last output: settle on 'close', which comes after it.
         let code: number | null = null
         stream.on('exit', (c: number | null) => (code = c))
-        stream.on('close', () => finish(false, code))
+        stream.on('close', () => w.finish(false, code))
       })
     })
   }
