@@ -232,6 +232,7 @@ async function settleOpenSlots(pool: NodePool, obs: Observation, decisions: read
         const ownsFrom = from.line.slots.some(([a, b]) => d.slot >= a && d.slot <= b)
         const toLine = obs.members.get(d.to)!.line
         const toOwns = toLine.slots.some(([a, b]) => d.slot >= a && d.slot <= b)
+        if (!toOwns) await rebindImport(pool, to, d.slot, d.from, opts.password)
         await moveBatch(nodes.get(d.from)!, to, [d.slot], masters, nodes, opts, {skipImporting: toOwns, skipMigrating: !ownsFrom})
       } else {
         for (const id of masters) await pool.run(nodes.get(id)!, r => r.call('CLUSTER', 'SETSLOT', String(d.slot), 'NODE', d.to)).catch(() => undefined)
@@ -245,6 +246,24 @@ async function settleOpenSlots(pool: NodePool, obs: Observation, decisions: read
       })
     }
   }
+}
+
+// A node importing a slot ignores every claim on it by gossip (Redis: "it should be
+// modified only manually"), so after the source died and its replica took over, the
+// target still maps the slot to the dead node, says cluster_state:fail and refuses
+// MIGRATE's RESTORE with CLUSTERDOWN for good. SETSLOT NODE <current owner> on the
+// target fixes its map (allowed: the target does not own the slot); SETSLOT IMPORTING
+// from that owner follows in moveBatch. Keys it already imported stay where they are.
+async function rebindImport(pool: NodePool, to: MigrateNode, slot: number, owner: string, password?: string): Promise<void> {
+  const text = await pool.run(to, r => r.call('CLUSTER', 'NODES')).then(String)
+  const seen = parseClusterNodes(text).find(e => e.slots.some(([a, b]) => slot >= a && slot <= b))
+  if (seen?.id === owner) return
+  await pool.run(to, r => r.call('CLUSTER', 'SETSLOT', String(slot), 'NODE', owner)).catch(error => {
+    throw new ClusterError(`${nodeAddr(to)}: SETSLOT ${slot} NODE ${owner.slice(0, 8)} (its map still names ${seen ? `${seen.addr}${seen.fail ? ', failed' : ''}` : 'no owner'}) failed: ${describeRedisError(error, password)}`, {
+      where: {host: to.host},
+      hint: 'run up again: open slots are found and finished, then the rebalance continues',
+    })
+  })
 }
 
 /** INFO memory of a master, and DBSIZE. */
