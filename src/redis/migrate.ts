@@ -1,6 +1,7 @@
 import type {Redis} from 'ioredis'
 import {ClusterError} from '../errors.js'
 import {describeRedisError, type NodePool} from './cluster.js'
+import {parseClusterNodes, type NodeEntry} from './nodes.js'
 import {nodeAddr, type ClusterNode} from './plan.js'
 import type {SlotMove} from './rebalance.js'
 
@@ -39,6 +40,8 @@ export interface MoveOptions {
   /** Per (source, target) pair: the byte budget of the next MIGRATE round, adapted to what the link carried. */
   pacers?: Map<string, Pacer>
   signal?: AbortSignal
+  /** A line for the operator: what was repaired on the way. */
+  log?: (msg: string) => void
   /** Called after every batch with the totals so far. */
   progress?: (done: MoveProgress) => void
 }
@@ -270,6 +273,37 @@ async function drain(from: MigrateNode, to: MigrateNode, slots: readonly number[
   return moved
 }
 
+// A master killed while MIGRATE deleted what the target had restored may never have sent
+// that DEL to its replica: the promoted replica and the target then both hold the key,
+// and MIGRATE answers BUSYKEY. A twin whose serialized value (DUMP) is the same on both
+// is one copy too many: the source's goes, in one script that compares first (a write
+// between the check and the DEL keeps it). Twins that differ both may hold acknowledged
+// writes (through ASK on the target, directly on the promoted replica): never guessed.
+const DEL_IF_SAME = "redis.replicate_commands() if redis.call('DUMP', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return -1"
+async function dropTwins(from: MigrateNode, to: MigrateNode, calls: readonly MigrateCall[], ctx: DrainContext): Promise<number> {
+  const {pool} = ctx.opts
+  const keys = calls.flatMap(c => c.keys)
+  // ASKING: the target imports the slot and answers for its keys only after it.
+  const there = await pipeline(pool, to, r => {
+    const p = r.pipeline()
+    for (const k of keys) p.asking().dumpBuffer(k)
+    return p
+  }).catch(() => [] as Array<[Error | null, unknown]>)
+  const targetCopy = keys.map((_, i) => there[2 * i + 1]?.[1])
+  const twins = keys.filter((_, i) => Buffer.isBuffer(targetCopy[i]))
+  if (twins.length === 0) return 0
+  const res = await pipeline(pool, from, r => {
+    const p = r.pipeline()
+    keys.forEach((k, i) => {
+      if (Buffer.isBuffer(targetCopy[i])) p.eval(DEL_IF_SAME, 1, k, targetCopy[i] as Buffer)
+    })
+    return p
+  }).catch(() => [] as Array<[Error | null, unknown]>)
+  const dropped = res.filter(([err, n]) => !err && n === 1).length
+  if (dropped > 0) ctx.opts.log?.(`redis_cluster: ${nodeAddr(from)}: ${dropped} key(s) of slot(s) ${[...new Set(calls.map(c => c.slot))].join(', ')} were already on ${nodeAddr(to)} with the same value (a MIGRATE's DEL lost in a failover): the source's copy dropped`)
+  return dropped
+}
+
 // A target that says CLUSTERDOWN restored nothing of that MIGRATE (each key is on one side
 // or the other: the source deletes only what the target took), so the round can be sent
 // again once the target's own cluster_state is ok — a node just told of a failover, or still
@@ -301,9 +335,12 @@ async function migrateRound(from: MigrateNode, to: MigrateNode, calls: readonly 
   }).catch(e => {
     throw fail(from, `MIGRATE to ${nodeAddr(to)} failed`, e, password)
   })
-  if (retries > 0 && mres.some(([err]) => err && TARGET_DOWN.test(err.message)) && (await targetBack(to, ctx))) {
-    return migrateRound(from, to, calls, ctx, retries - 1)
-  }
+  const down = mres.some(([err]) => err && TARGET_DOWN.test(err.message))
+  if (down && retries > 0 && (await targetBack(to, ctx))) return migrateRound(from, to, calls, ctx, retries - 1)
+  const busy = calls.filter((_, i) => /BUSYKEY/.test(mres[i][0]?.message ?? ''))
+  if (busy.length > 0 && retries > 0 && (await dropTwins(from, to, busy, ctx)) > 0) return migrateRound(from, to, calls, ctx, retries - 1)
+  // Why the target says it is down, from its own map: what to fix is on that node.
+  const why = down ? await pool.run(to, r => r.call('CLUSTER', 'NODES')).then(t => downReason(parseClusterNodes(String(t))), () => '') : ''
   mres.forEach(([err], i) => {
     if (!err) return
     const msg = err.message
@@ -320,8 +357,32 @@ async function migrateRound(from: MigrateNode, to: MigrateNode, calls: readonly 
         hint: `MIGRATE's timeout is kept below half of cluster-node-timeout (${ctx.timing.nodeTimeoutMs} ms) so the source is never marked failed; a key this big on this link needs a larger cluster-node-timeout. The keys stay on the source: run up again`,
       })
     }
-    throw fail(from, `MIGRATE of slot ${c.slot} to ${nodeAddr(to)} failed`, err, password)
+    throw fail(from, `MIGRATE of slot ${c.slot} to ${nodeAddr(to)} failed${why && TARGET_DOWN.test(msg) ? ` (the target's map: ${why})` : ''}`, err, password)
   })
+}
+
+/** Pure: why a node's own map makes it say cluster_state:fail, in one line ('' if it should not). */
+export function downReason(entries: readonly NodeEntry[]): string {
+  const owner = new Array<NodeEntry | undefined>(16384)
+  for (const e of entries) for (const [a, b] of e.slots) for (let s = a; s <= b; s++) owner[s] = e
+  const unassigned: number[] = []
+  const onFailed = new Map<string, number[]>()
+  for (let s = 0; s < owner.length; s++) {
+    const e = owner[s]
+    if (!e) unassigned.push(s)
+    else if (e.fail) onFailed.set(e.addr || e.id, [...(onFailed.get(e.addr || e.id) ?? []), s])
+  }
+  const parts: string[] = []
+  const list = (xs: number[]) => `${xs.slice(0, 8).join(', ')}${xs.length > 8 ? ` … (${xs.length})` : ''}`
+  for (const [n, slots] of onFailed) parts.push(`slot(s) ${list(slots)} served by failed node ${n}`)
+  if (unassigned.length) parts.push(`slot(s) ${list(unassigned)} unassigned`)
+  const masters = entries.filter(e => e.master && e.slots.length > 0)
+  const unreachable = masters.filter(e => e.fail || e.pfail)
+  // Redis' quorum rule: a master that reaches fewer than size/2 + 1 slot-serving masters is down.
+  if (masters.length - unreachable.length < Math.floor(masters.length / 2) + 1) parts.push(`${unreachable.length} of ${masters.length} slot-serving masters unreachable (${unreachable.map(e => e.addr).join(', ')})`)
+  const me = entries.find(e => e.myself)
+  if (me?.importing.length) parts.push(`importing ${list(me.importing.map(i => i.slot))}`)
+  return parts.join('; ')
 }
 
 /** How long MIGRATE may take, and how much of it goes in one round. */

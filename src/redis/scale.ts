@@ -232,7 +232,6 @@ async function settleOpenSlots(pool: NodePool, obs: Observation, decisions: read
         const ownsFrom = from.line.slots.some(([a, b]) => d.slot >= a && d.slot <= b)
         const toLine = obs.members.get(d.to)!.line
         const toOwns = toLine.slots.some(([a, b]) => d.slot >= a && d.slot <= b)
-        if (!toOwns) await rebindImport(pool, to, d.slot, d.from, opts.password)
         await moveBatch(nodes.get(d.from)!, to, [d.slot], masters, nodes, opts, {skipImporting: toOwns, skipMigrating: !ownsFrom})
       } else {
         for (const id of masters) await pool.run(nodes.get(id)!, r => r.call('CLUSTER', 'SETSLOT', String(d.slot), 'NODE', d.to)).catch(() => undefined)
@@ -249,21 +248,32 @@ async function settleOpenSlots(pool: NodePool, obs: Observation, decisions: read
 }
 
 // A node importing a slot ignores every claim on it by gossip (Redis: "it should be
-// modified only manually"), so after the source died and its replica took over, the
-// target still maps the slot to the dead node, says cluster_state:fail and refuses
-// MIGRATE's RESTORE with CLUSTERDOWN for good. SETSLOT NODE <current owner> on the
-// target fixes its map (allowed: the target does not own the slot); SETSLOT IMPORTING
-// from that owner follows in moveBatch. Keys it already imported stay where they are.
-async function rebindImport(pool: NodePool, to: MigrateNode, slot: number, owner: string, password?: string): Promise<void> {
-  const text = await pool.run(to, r => r.call('CLUSTER', 'NODES')).then(String)
-  const seen = parseClusterNodes(text).find(e => e.slots.some(([a, b]) => slot >= a && slot <= b))
-  if (seen?.id === owner) return
-  await pool.run(to, r => r.call('CLUSTER', 'SETSLOT', String(slot), 'NODE', owner)).catch(error => {
-    throw new ClusterError(`${nodeAddr(to)}: SETSLOT ${slot} NODE ${owner.slice(0, 8)} (its map still names ${seen ? `${seen.addr}${seen.fail ? ', failed' : ''}` : 'no owner'}) failed: ${describeRedisError(error, password)}`, {
-      where: {host: to.host},
-      hint: 'run up again: open slots are found and finished, then the rebalance continues',
-    })
-  })
+// modified only manually"), so after the source died and its replica took over, an
+// importing node still maps the slot to the dead master: it says cluster_state:fail
+// (a slot served by a failed node) and refuses MIGRATE's RESTORE with CLUSTERDOWN for
+// as long as ANY slot it imports is mapped so — a finish of one slot then waits on the
+// others forever. SETSLOT NODE <current owner> on the importer fixes its map (allowed:
+// it does not own the slot) and keeps its imported keys; moveBatch re-opens IMPORTING
+// from that owner for a finish, and SETSLOT STABLE closes a rollback. All of them first.
+async function rebindImports(pool: NodePool, obs: Observation, views: readonly OpenSlotView[], password?: string): Promise<void> {
+  const maps = new Map<string, NodeEntry[]>()
+  for (const v of views) {
+    if (v.owners.length !== 1) continue
+    const owner = v.owners[0]
+    for (const id of new Set(v.importing.map(i => i.node))) {
+      const m = obs.members.get(id)
+      if (id === owner || !m?.reachable) continue
+      if (!maps.has(id)) maps.set(id, parseClusterNodes(await pool.run(m.node, r => r.call('CLUSTER', 'NODES')).then(String)))
+      const seen = maps.get(id)!.find(e => e.slots.some(([a, b]) => v.slot >= a && v.slot <= b))
+      if (seen?.id === owner) continue
+      await pool.run(m.node, r => r.call('CLUSTER', 'SETSLOT', String(v.slot), 'NODE', owner)).catch(error => {
+        throw new ClusterError(`${m.addr}: SETSLOT ${v.slot} NODE ${owner.slice(0, 8)} (its map still names ${seen ? `${seen.addr}${seen.fail ? ', failed' : ''}` : 'no owner'}) failed: ${describeRedisError(error, password)}`, {
+          where: {host: m.node.host},
+          hint: 'run up again: open slots are found and finished, then the rebalance continues',
+        })
+      })
+    }
+  }
 }
 
 /** INFO memory of a master, and DBSIZE. */
@@ -456,6 +466,10 @@ export async function scaleCluster(nodes: readonly ClusterNode[], opts: ScaleOpt
     concurrency: opts.moveConcurrency,
     batchSlots: opts.batchSlots,
     signal: opts.signal,
+    log: m => {
+      log(m)
+      result.warnings.push(m)
+    },
   }
   const finish = (report: ClusterReport) => ({...result, report, elapsedMs: Date.now() - started})
   try {
@@ -491,6 +505,7 @@ export async function scaleCluster(nodes: readonly ClusterNode[], opts: ScaleOpt
     } else if (result.openSlots.length > 0) {
       const settled = result.openSlots.filter(d => d.action !== 'stuck')
       log(`redis_cluster: settling ${settled.length} open slot(s) left by an interrupted run (${settled.filter(d => d.action === 'finish').length} finished, ${settled.filter(d => d.action === 'rollback').length} rolled back)`)
+      await rebindImports(pool, obs, views, moveOpts.password)
       await settleOpenSlots(pool, obs, settled, moveOpts)
       result.changed = true
       // Replicas learn a settled slot's owner by gossip only. A move that bumps another

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 import fc from 'fast-check'
-import {decideOpenSlot, migrateTiming, newPacer, nextBudget, resolveOpenSlot, takeRound, type NodeRole, type OpenSlotMarkers, type SlotKeys} from '../../src/redis/migrate.js'
+import {decideOpenSlot, downReason, migrateTiming, newPacer, nextBudget, resolveOpenSlot, takeRound, type NodeRole, type OpenSlotMarkers, type SlotKeys} from '../../src/redis/migrate.js'
+import {parseClusterNodes} from '../../src/redis/nodes.js'
 
 // The pure parts of moving slots: MIGRATE timing from cluster-node-timeout, the byte
 // budget of a round, and open-slot recovery after a failover of one end of a move.
@@ -159,5 +160,25 @@ describe('open slots after a failover', () => {
     const m: OpenSlotMarkers = {slot: 2, owners: [S], migrating: [{node: S, to: T}], importing: [{node: T, from: S}]}
     const v = resolveOpenSlot(m, new Map([[S, master()], [T, master(0)]]))
     assert.deepEqual({...v}, {...m})
+  })
+})
+
+describe('downReason', () => {
+  const line = (id: string, port: number, flags: string, slots: string, extra = '') =>
+    `${id} 10.0.0.1:${port}@${port + 10000} ${flags} - 0 0 1 connected ${slots}${extra}`.trim()
+  it('names slots a failed node still serves in the map of a node importing them', () => {
+    const text = [
+      line('a'.repeat(40), 7000, 'myself,master', '0-5460', ` [12000-<-${'c'.repeat(40)}]`),
+      line('b'.repeat(40), 7001, 'master', '5461-10922'),
+      line('c'.repeat(40), 7002, 'master,fail', '12000'),
+      line('d'.repeat(40), 7003, 'master', '10923-11999 12001-16383'),
+    ].join('\n')
+    assert.equal(downReason(parseClusterNodes(text)), 'slot(s) 12000 served by failed node 10.0.0.1:7002; importing 12000')
+  })
+  it('names unassigned slots and a lost quorum; nothing when the map is whole', () => {
+    const whole = [line('a'.repeat(40), 7000, 'myself,master', '0-8191'), line('b'.repeat(40), 7001, 'master', '8192-16383')]
+    assert.equal(downReason(parseClusterNodes(whole.join('\n'))), '')
+    const gap = [line('a'.repeat(40), 7000, 'myself,master', '0-8191'), line('b'.repeat(40), 7001, 'master,fail?', '8192-16380')]
+    assert.equal(downReason(parseClusterNodes(gap.join('\n'))), 'slot(s) 16381, 16382, 16383 unassigned; 1 of 2 slot-serving masters unreachable (10.0.0.1:7001)')
   })
 })
