@@ -123,12 +123,14 @@ function buildScript(src: string, bin: string, jobs: number, makeArgs: string[],
     `printf '+ %s\\n' ${quote(make)} > "$log"`,
     `if ! ${make} >> "$log" 2>&1; then echo "@@ BUILD_FAILED"; tail -n 30 "$log"; exit 2; fi`,
     `mkdir -p "$bin" || exit 3`,
-    // temp + rename: a running redis-server keeps its old inode, no "Text file busy".
+    // temp + rename: a running redis-server keeps its old inode, no "Text file busy". The
+    // temp name is per process: two hosts that share the bin dir (NFS, one /usr/local)
+    // may install at the same time, and one's rename must not pull the other's file away.
     `for b in redis-server redis-cli; do`,
-    `  t="$bin/.$b.baremetal-tmp"`,
+    `  t="$bin/.$b.baremetal-tmp.$$"`,
     `  cp "src/$b" "$t" && chmod 755 "$t" && mv -f "$t" "$bin/$b" || { echo "@@ INSTALL_FAILED $b"; exit 3; }`,
     `done`,
-    `printf '%s\\n' ${quote(marker)} > "$bin/.baremetal-build.tmp" && mv -f "$bin/.baremetal-build.tmp" "$bin/.baremetal-build" || exit 3`,
+    `printf '%s\\n' ${quote(marker)} > "$bin/.baremetal-build.tmp.$$" && mv -f "$bin/.baremetal-build.tmp.$$" "$bin/.baremetal-build" || exit 3`,
     `echo "@@ DONE"`,
   ].join('\n') + '\n'
 }

@@ -9,7 +9,8 @@
 //                            (its slots come back empty) instead of refusing (default false)
 //   timeout          int     seconds to wait for each promotion (default 30)
 //
-// Dead: the port refuses connections and the pid of its own pidfile is gone (read on its
+// Dead: the port refuses connections and the pid of its own pidfile is gone or lives in
+// another network namespace (a reused pid where hosts share one PID namespace) (read on its
 // host, one script per host with dead ports, along with what is on disk). Decisions are
 // src/redis/handover.ts: a dead master with a live replica is failed over first, the
 // replica with the highest replication offset chosen, by CLUSTER FAILOVER FORCE (safe: its
@@ -42,7 +43,7 @@ export function dataFactsScript(dir: string, ports: readonly number[]): string {
     `for p in ${ports.join(' ')}; do`,
     '  d="$dir/$p"; conf="$d/redis.conf.applied"; [ -f "$conf" ] || conf="$d/redis.conf"',
     '  run=0; pid=""; [ -f "$d/redis.pid" ] && read -r pid < "$d/redis.pid" 2>/dev/null',
-    '  case "$pid" in ""|*[!0-9]*) ;; *) if kill -0 "$pid" 2>/dev/null && ! grep -q ") [ZX] " "/proc/$pid/stat" 2>/dev/null; then',
+    '  case "$pid" in ""|*[!0-9]*) ;; *) if kill -0 "$pid" 2>/dev/null && ! grep -q ") [ZX] " "/proc/$pid/stat" 2>/dev/null && { [ ! -e "/proc/$pid/ns/net" ] || [ "/proc/$pid/ns/net" -ef "/proc/$$/ns/net" ]; }; then',
     '    case "$(tr "\\000" " " < "/proc/$pid/cmdline" 2>/dev/null) " in *redis-server*":$p "*) run=1;; esac; fi;; esac',
     `  ao=$(sed -n 's/^[[:space:]]*appendonly[[:space:]][[:space:]]*//p' "$conf" 2>/dev/null | tail -n 1 | tr -d '"[:space:]')`,
     '  aof=0; [ "$ao" = yes ] && { [ -e "$d/appendonly.aof" ] || [ -d "$d/appendonlydir" ]; } && aof=1',

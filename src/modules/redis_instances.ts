@@ -227,6 +227,10 @@ is_alive() {
   ia_st=""; read -r ia_st < "/proc/$1/stat" 2>/dev/null
   case "$ia_st" in ""|*") "[ZX]" "*) return 1;; esac
 }
+# A pid from a pidfile is only ours if it lives in this host's network namespace: where
+# hosts share one PID namespace (containers, these test hosts), a stale pidfile's pid can
+# be reused by another host's redis-server on the same port (test -ef: no fork).
+same_net() { [ ! -e "/proc/$1/ns/net" ] || [ "/proc/$1/ns/net" -ef "/proc/$$/ns/net" ]; }
 read_pid() {
   [ -f "$1" ] || return 0
   rp_v=""; read -r rp_v < "$1" 2>/dev/null
@@ -302,7 +306,7 @@ listener_pid() {
 owner() {
   o_port=$1; mine=""; foreign=""; pid_ok=0; vpid=""
   fpid=$(read_pid "$dir/$o_port/redis.pid")
-  if is_alive "$fpid"; then
+  if is_alive "$fpid" && same_net "$fpid"; then
     case "$(cmdline_of "$fpid") " in *redis-server*":$o_port "*) pid_ok=1; vpid=$fpid;; esac
   fi
   alive=0; ipid=""; iconf=""

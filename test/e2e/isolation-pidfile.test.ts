@@ -98,6 +98,21 @@ describe('isolation: identity without a pidfile (issue 11 case 3), down --limit 
     assert.deepEqual(changed(again).map((t) => [t.task, t.host, t.msg]), [])
   })
 
+  it("case 3: a redis.pid naming another host's redis-server on the same port (hosts sharing one PID namespace) is not trusted: up restores the right pid, the other host's instance untouched", async () => {
+    const [h1, h2] = [host('h1'), host('h2')]
+    const own = await servingPid(h1, PORT)
+    const other = await servingPid(h2, PORT)
+    await sh(h1, `echo ${other} > ${DIR}/${PORT}/redis.pid`)
+    const r = await up(inv123)
+    assert.equal(r.code, 0, show(r))
+    const inst = byName(r, 'Instances running').find((t) => t.host === 'h1')!
+    assert.match(inst.msg, new RegExp(`pidfile restored for ${PORT}`), show(r))
+    assert.deepEqual(inst.data?.started, [], 'nothing started')
+    assert.equal(await ops.pidOf(fleet, h1, PORT), own, "h1's pidfile names h1's instance again")
+    assert.equal(await servingPid(h2, PORT), other, "h2's instance kept running")
+    assert.equal(await servingPid(h1, PORT), own, "h1's instance kept running")
+  })
+
   it('case 4: down -l h2 on a live cluster is refused (exit 5) naming its masters, slots and the fix; everything still runs', async () => {
     const before = await allPids(fleet.hosts)
     const s = await ops.status(inv123)
