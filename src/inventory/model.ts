@@ -227,14 +227,15 @@ function connectionOf(h: RawHost, vars: Record<string, unknown>, origin: Map<str
     }
     connectTimeoutMs = t * 1000
   }
-  const keyVar = vars.ansible_ssh_private_key_file !== undefined ? 'ansible_ssh_private_key_file' : 'ansible_private_key_file'
-  const keyFile = str(vars[keyVar])
+  const keyFile = str(vars.ansible_ssh_private_key_file ?? vars.ansible_private_key_file)
   const known = str(vars.ansible_ssh_known_hosts_file)
-  // A relative path is relative to the file that wrote it (inventory, group_vars, host_vars).
-  const abs = (p: string | undefined, key: string) => {
+  // A relative path is relative to the inventory file that defines the host, wherever the
+  // variable was set (Ansible resolves it from the current directory: see the README).
+  const base = h.where.file && !h.where.file.startsWith('-i ') ? dirname(h.where.file) : '.'
+  const abs = (p: string | undefined) => {
     if (p === undefined) return undefined
     if (p.startsWith('~/')) return resolve(process.env.HOME ?? '/', p.slice(2))
-    return isAbsolute(p) ? p : resolve(dirname(origin.get(key)?.file ?? h.where.file ?? '.'), p)
+    return isAbsolute(p) ? p : resolve(base, p)
   }
   const local = kind === 'local'
   return {
@@ -242,8 +243,8 @@ function connectionOf(h: RawHost, vars: Record<string, unknown>, origin: Map<str
     address: str(vars.ansible_host ?? vars.ansible_ssh_host) ?? (local ? '127.0.0.1' : name),
     port,
     user: str(vars.ansible_user ?? vars.ansible_ssh_user) ?? d.user ?? process.env.USER ?? 'root',
-    privateKeyFile: abs(keyFile, keyVar) ?? d.privateKeyFile,
-    knownHostsFile: abs(known, 'ansible_ssh_known_hosts_file'),
+    privateKeyFile: abs(keyFile) ?? d.privateKeyFile,
+    knownHostsFile: abs(known),
     password: str(vars.ansible_password ?? vars.ansible_ssh_pass),
     ...(connectTimeoutMs !== undefined ? {connectTimeoutMs} : {}),
     ...(d.acceptNewHostKeys ? {acceptNewHostKeys: true} : {}),
