@@ -117,11 +117,11 @@ const FALSE = ['n', 'no', 'off', '0', 'false', 'f']
 /** The settings from a cfg file's text (or none) and the environment. Pure. */
 export function ansibleSettings(cfg: {file: string; text: string} | undefined, env: Record<string, string | undefined>, cwd: string, home: string): AnsibleSettings {
   const s: AnsibleSettings = {file: cfg?.file, where: {}}
-  const defaults = cfg ? parseCfg(cfg.text, cfg.file).get('defaults') ?? new Map<string, CfgValue>() : new Map<string, CfgValue>()
-  const pick = (key: string, envName: string): (CfgValue & {base: string}) | undefined => {
+  const parsed = cfg ? parseCfg(cfg.text, cfg.file) : new Map<string, Map<string, CfgValue>>()
+  const pick = (key: string, envName: string, section = 'defaults'): (CfgValue & {base: string}) | undefined => {
     const e = env[envName]
     if (e !== undefined && e !== '') return {value: e, where: {file: `$${envName}`}, base: cwd}
-    const v = defaults.get(key)
+    const v = parsed.get(section)?.get(key)
     return v ? {...v, base: dirname(cfg!.file)} : undefined
   }
   const path = (p: string, base: string) => {
@@ -137,6 +137,12 @@ export function ansibleSettings(cfg: {file: string; text: string} | undefined, e
   const hb = pick('hash_behaviour', 'ANSIBLE_HASH_BEHAVIOUR')
   if (hb && hb.value.trim() !== 'replace') {
     throw new InventoryError(`hash_behaviour = ${hb.value.trim()} is not supported: variables always replace (Ansible's default)`, {where: hb.where, hint: 'remove hash_behaviour, and combine dictionaries explicitly where you need it'})
+  }
+  // become = True would run every task through sudo in Ansible; plays here become only
+  // when they say so, so the setting would be silently lost.
+  const become = pick('become', 'ANSIBLE_BECOME', 'privilege_escalation')
+  if (become && TRUE.includes(become.value.trim().toLowerCase())) {
+    throw new InventoryError('[privilege_escalation] become = True is not supported in ansible.cfg', {where: become.where, hint: 'write "become: true" in the plays (or tasks) that need it, and remove it from ansible.cfg'})
   }
   const inv = pick('inventory', 'ANSIBLE_INVENTORY')
   if (inv) {

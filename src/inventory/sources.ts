@@ -61,6 +61,11 @@ export function loadInventorySources(r: InventoryRequest): LoadedInventory {
   for (const s of sources) inventoryDirs.push(...addSource(raw, s, cwd))
   const dirs = varsDirs(inventoryDirs, (r.playbooks ?? []).map((p) => dirname(resolve(cwd, p))))
   const inventory = finalize(raw, dirs, connectionDefaults(settings))
+  const key = settings.privateKeyFile
+  const keyUser = [...inventory.hosts.values()].find((h) => h.connection.kind === 'ssh' && h.connection.privateKeyFile === key)
+  if (key && keyUser && !existsSync(key)) {
+    throw new InventoryError(`private_key_file ${key} does not exist (host ${keyUser.name} would use it)`, {where: settings.where.privateKeyFile, hint: 'fix the path (relative paths are from the ansible.cfg directory), or set ansible_ssh_private_key_file per host'})
+  }
   if (settings.forks !== undefined && !flagGiven(r.argv ?? [], 'f', 'forks')) inventory.forks = settings.forks
   for (const f of unusedVarsEntries(dirs, inventory.groups.keys(), inventory.hosts.keys())) notes.push(`warning: ${f} names no group or host of the inventory: not loaded`)
   return {inventory, settings, notes}

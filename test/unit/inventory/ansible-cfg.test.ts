@@ -78,5 +78,7 @@ pipelining = True
     bad('[defaults]\njunk line\n', 2, /expected "key = value"/)
     bad('[defaults]\nx = 50%\n', 2, /%-interpolation/, /%%/)
     bad('[defaults]\n[defaults]\n', 2, /appears twice/)
+    bad('[defaults]\nforks = 2\n[privilege_escalation]\nbecome = True\n', 4, /become = True is not supported/, /become: true/)
+    assert.equal(ansibleSettings({file: '/p/a.cfg', text: '[privilege_escalation]\nbecome = False\n'}, {}, '/', '/').forks, undefined)
   })
 })

@@ -62,6 +62,7 @@ describe('inventory sources', () => {
   it('ansible.cfg fills connection defaults the inventory does not set; forks only without -f', () => {
     const dir = project({
       'ansible.cfg': '[defaults]\ninventory = hosts.yml\nremote_user = deploy\nprivate_key_file = keys/id\nforks = 7\ntimeout = 3\nhost_key_checking = False\nremote_port = 2200\n',
+      'keys/id': 'not a real key',
       'hosts.yml': 'g:\n  hosts:\n    a:\n    b: {ansible_user: root, ansible_port: 22, ansible_ssh_private_key_file: /k/b, ansible_ssh_timeout: 9}\n',
     })
     const r = load(dir)
@@ -72,6 +73,13 @@ describe('inventory sources', () => {
     assert.equal(r.inventory.forks, 7)
     assert.equal(load(dir, {argv: ['run', 'site.yml', '-f', '2']}).inventory.forks, undefined)
     assert.equal(load(dir, {argv: ['run', '--forks=2']}).inventory.forks, undefined)
+  })
+
+  it('a private_key_file from ansible.cfg that a host would use must exist, named at its cfg line', () => {
+    const dir = project({'ansible.cfg': '[defaults]\ninventory = hosts.ini\n\nprivate_key_file = nokey\n', 'hosts.ini': '[g]\na\n'})
+    assert.throws(() => load(dir), (e: unknown) => e instanceof InventoryError && e.exitCode === 5 && e.where.file === join(dir, 'ansible.cfg') && e.where.line === 4 && e.where.col === 1 && /private_key_file .*nokey does not exist \(host a would use it\)/.test(e.message))
+    writeFileSync(join(dir, 'hosts.ini'), '[g]\na ansible_ssh_private_key_file=/elsewhere\n')
+    assert.equal(load(dir).inventory.hosts.get('a')!.connection.privateKeyFile, '/elsewhere')
   })
 
   it('flagGiven reads oclif spellings and stops at --', () => {
