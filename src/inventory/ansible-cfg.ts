@@ -14,7 +14,7 @@ import {type ErrorWhere, InventoryError} from '../errors.js'
 export interface AnsibleSettings {
   /** The ansible.cfg read, if any. */
   file?: string
-  /** [defaults] inventory: absolute paths (or a comma host list from $ANSIBLE_INVENTORY). */
+  /** [defaults] inventory: absolute paths. */
   inventory?: string[]
   remoteUser?: string
   privateKeyFile?: string
@@ -146,10 +146,8 @@ export function ansibleSettings(cfg: {file: string; text: string} | undefined, e
   }
   const inv = pick('inventory', 'ANSIBLE_INVENTORY')
   if (inv) {
-    const fromEnv = inv.where.file === '$ANSIBLE_INVENTORY'
-    // The environment may hold a comma host list (-i style); the file is a list of paths.
-    const parts = inv.value.split(',').map((x) => x.trim()).filter(Boolean)
-    s.inventory = fromEnv && inv.value.includes(',') && !parts.some((p) => p.includes('/')) ? [inv.value] : parts.map((p) => path(p, inv.base))
+    // A list of paths (Ansible's pathlist): `h1,h2,` here names files, not hosts, as in Ansible.
+    s.inventory = inv.value.split(',').map((x) => x.trim()).filter(Boolean).map((p) => path(p, inv.base))
     s.where.inventory = inv.where
   }
   const user = pick('remote_user', 'ANSIBLE_REMOTE_USER')

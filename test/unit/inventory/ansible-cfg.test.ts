@@ -53,7 +53,7 @@ pipelining = True
     assert.equal(s.forks, 3)
     assert.deepEqual(s.inventory, ['/cwd/b.yml'])
     assert.equal(s.remoteUser, 'ops')
-    assert.deepEqual(ansibleSettings(undefined, {ANSIBLE_INVENTORY: 'h1,h2,'}, '/cwd', '/h').inventory, ['h1,h2,'])
+    assert.deepEqual(ansibleSettings(undefined, {ANSIBLE_INVENTORY: 'a.ini,/b.yml,'}, '/cwd', '/h').inventory, ['/cwd/a.ini', '/b.yml'])
     assert.equal(ansibleSettings(undefined, {ANSIBLE_PRIVATE_KEY_FILE: '~/k'}, '/cwd', '/h').privateKeyFile, '/h/k')
   })
 
