@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {spawn} from 'node:child_process'
-import {mkdirSync, writeFileSync} from 'node:fs'
+import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {createFleet, type Fleet} from '../harness/fleet.js'
@@ -106,6 +106,26 @@ describe('Ansible inventory and configuration (2 hosts)', () => {
     assert.equal(r.code, 0, show(r))
     assert.equal((await fleet.nsExec(h1, 'cat ~/bm-ansinv/list.txt')).stdout, `${h1.ip}\n`)
     assert.equal((await fleet.nsExec(h2, 'cat ~/bm-ansinv/list.txt')).stdout, `${h2.ip}\n`)
+  })
+
+  it('$ANSIBLE_CONFIG wins over ./ansible.cfg; its host_key_checking = False adds unknown host keys', async () => {
+    const [h1, h2] = fleet.hosts
+    const known = join(project, 'other/known_hosts')
+    write('other/known_hosts', '')
+    write('other/hosts', `[fresh]\n${h1.ip}\n${h2.ip}\n\n[fresh:vars]\nansible_ssh_known_hosts_file=${known}\n`)
+    write('other/mark.yml', '- hosts: fresh\n  tasks:\n    - name: mark\n      copy: {dest: ~/bm-ansinv/other.txt, content: "ok\\n"}\n')
+    const cfg = (hkc: string) => write('other/ansible.cfg', `[defaults]\ninventory = hosts\nprivate_key_file = ${fleet.keyPath}\nremote_user = root\n${hkc}`)
+    cfg('')
+    const strict = await runIn(project, ['run', 'other/mark.yml'], {ANSIBLE_CONFIG: join(project, 'other')})
+    assert.equal(strict.code, 4, show(strict))
+    assert.match(strict.stdout + strict.stderr, /is not in .*known_hosts/)
+    cfg('host_key_checking = False\n')
+    const r = await runIn(project, ['run', 'other/mark.yml'], {ANSIBLE_CONFIG: join(project, 'other')})
+    assert.equal(r.code, 0, show(r))
+    assert.match(r.stderr, /inventory: .*other\/hosts \(from inventory = in .*other\/ansible\.cfg/)
+    assert.equal((await fleet.nsExec(h2, 'cat ~/bm-ansinv/other.txt')).stdout, 'ok\n')
+    assert.equal(new Set(readFileSync(known, 'utf8').split('\n').filter(Boolean).map((l) => l.split(' ')[0])).size, 2)
+    assert.equal((await runIn(project, ['exec', '--', 'true'], {ANSIBLE_CONFIG: join(project, 'other')})).code, 0)
   })
 
   it('a bad INI line fails with exit 5 and file:line:col before any host is touched', async () => {
