@@ -164,7 +164,12 @@ const printedNotes = new Set<string>()
 export function loadInv(path: string, playbooks: string[] = []): Inventory {
   const given = path !== inventoryFlag.default || flagGiven(process.argv.slice(2), 'i', 'inventory')
   const r = loadInventorySources({given: given ? path : undefined, fallback: path, playbooks, argv: process.argv.slice(2)})
-  for (const n of r.notes) if (!printedNotes.has(n)) process.stderr.write(n + '\n'), printedNotes.add(n)
+  // up/down load the inventory twice (password, then the run): say each thing once.
+  for (const n of r.notes) {
+    if (printedNotes.has(n)) continue
+    printedNotes.add(n)
+    process.stderr.write(n + '\n')
+  }
   return r.inventory
 }
 
