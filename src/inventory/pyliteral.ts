@@ -3,7 +3,8 @@
 // hold (numbers, strings, True/False/None, lists, tuples, dicts, sets), so `port=7000`
 // is a number, `flag=True` a boolean, and `flag=yes` or `v={{ x }}` stay strings.
 // Complex numbers and f-strings are not evaluated (they stay text, like Ansible's
-// failure path); a set or tuple becomes a list.
+// failure path); a set or tuple becomes a list; a whole float stays text in Python's
+// spelling ("7.0"), so it renders as Ansible renders it.
 
 class Fail extends Error {}
 
@@ -58,7 +59,11 @@ class Parser {
     const c = this.s[this.i]
     if (c === '+' || c === '-') {
       this.i++
+      this.ws()
+      const numeric = /[0-9.+-]/.test(this.s[this.i] ?? '')
       const v = this.expr()
+      // A string here is a whole float's spelling from number() ("7.0"), never a quoted one.
+      if (typeof v === 'string' && numeric) return c === '-' ? (v.startsWith('-') ? v.slice(1) : '-' + v) : v
       if (typeof v !== 'number') throw new Fail()
       return c === '-' ? -v : v
     }
@@ -83,7 +88,11 @@ class Parser {
     // `1abc`, `1j` (complex) and `01` are SyntaxErrors in Python: the text stays a string.
     if (/^[A-Za-z0-9_.]/.test(this.s.slice(this.i))) throw new Fail()
     const t = m[0].replace(/_/g, '')
-    const n = /^0[xXoObB]/.test(t) ? Number(t.slice(0, 2).toLowerCase() + t.slice(2)) : Number(t)
+    if (/^0[xXoObB]/.test(t)) return Number(t.slice(0, 2).toLowerCase() + t.slice(2))
+    const n = Number(t)
+    // A whole float (7.0, 1e3) would print as "7" from a JS number where Ansible prints
+    // "7.0" (redis_version=7.0 in a config file): keep Python's spelling as text.
+    if (/[.eE]/.test(t) && Number.isInteger(n)) return Math.abs(n) < 1e16 ? `${n}.0` : n.toExponential()
     return n
   }
 
