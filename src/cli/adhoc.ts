@@ -27,7 +27,8 @@ export async function onEveryHost(
   work: (t: Transport, host: Host) => Promise<Partial<AdhocHostResult>>,
 ): Promise<AdhocHostResult[]> {
   const hosts = selectHosts(inv, pattern)
-  const limit = pLimit(opts.forks)
+  // ansible.cfg forks (set on the inventory only when -f was not given).
+  const limit = pLimit(inv.forks ?? opts.forks)
   return Promise.all(
     hosts.map((h) =>
       limit(async (): Promise<AdhocHostResult> => {

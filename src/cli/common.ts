@@ -4,7 +4,8 @@ import {dirname, isAbsolute, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {Flags} from '@oclif/core'
 import {BaremetalError, EXIT, InputError, InventoryError} from '../errors.js'
-import {type Inventory, loadInventory, selectHosts} from '../inventory/inventory.js'
+import {type Inventory, selectHosts} from '../inventory/inventory.js'
+import {flagGiven, loadInventorySources} from '../inventory/sources.js'
 import {allModules} from '../modules/index.js'
 import {ConsoleReporter, renderRecap} from '../play/output.js'
 import {loadPlaybook} from '../play/playbook.js'
@@ -157,8 +158,19 @@ export function redisPasswordVars(extra: Record<string, unknown>, inv: Inventory
   return {redis_password: pw}
 }
 
-export function loadInv(path: string): Inventory {
-  return loadInventory(path)
+const printedNotes = new Set<string>()
+
+/** The inventory: -i, else ansible.cfg's, else the bundled one; group_vars/host_vars beside it and the playbooks. */
+export function loadInv(path: string, playbooks: string[] = []): Inventory {
+  const given = path !== inventoryFlag.default || flagGiven(process.argv.slice(2), 'i', 'inventory')
+  const r = loadInventorySources({given: given ? path : undefined, fallback: path, playbooks, argv: process.argv.slice(2)})
+  // up/down load the inventory twice (password, then the run): say each thing once.
+  for (const n of r.notes) {
+    if (printedNotes.has(n)) continue
+    printedNotes.add(n)
+    process.stderr.write(n + '\n')
+  }
+  return r.inventory
 }
 
 /** How long commands in flight may run on after Ctrl-C before they are aborted. */
@@ -222,7 +234,7 @@ export async function executePlaybooks(o: ExecuteOptions): Promise<{code: number
   const transports = o.transports ?? new Map<string, {transport: Transport; facts?: HostFacts}>()
   const intr = interruptible(() => closeAll(transports))
   try {
-    const inventory = loadInv(f.inventory)
+    const inventory = loadInv(f.inventory, o.playbooks)
     const extraVars = {...(o.vars ?? {}), ...readExtraVars(f['extra-vars'])}
     const modules = allModules()
     const books = o.playbooks.map((p) => loadPlaybook(p, modules))
@@ -231,7 +243,7 @@ export async function executePlaybooks(o: ExecuteOptions): Promise<{code: number
     let merged: RunResult | undefined
     for (const pb of books) {
       const r = await runPlaybook({
-        inventory, playbook: pb, extraVars, limit: f.limit, check: f.check, diff: f.diff, forks: f.forks,
+        inventory, playbook: pb, extraVars, limit: f.limit, check: f.check, diff: f.diff, forks: inventory.forks ?? f.forks,
         tags: f.tags?.split(','), skipTags: f['skip-tags']?.split(','), ssh: {acceptNewHostKeys: f['accept-new-host-keys']},
         reporter, signal: intr.signal, transports,
       })

@@ -124,14 +124,14 @@ export class SshTransport implements Transport {
         privateKey,
         password: c.password,
         agent: !privateKey && !c.password ? process.env.SSH_AUTH_SOCK : undefined,
-        readyTimeout: this.opts.connectTimeoutMs ?? 10000,
+        readyTimeout: this.opts.connectTimeoutMs ?? c.connectTimeoutMs ?? 10000,
         keepaliveInterval: 5000,
         keepaliveCountMax: 3,
         hostVerifier: (key: Buffer) => {
           const verdict = verifyHostKey(knownHosts, c.address, c.port, key)
           if (verdict === 'match') return true
           const name = knownHostsName(c.address, c.port)
-          if (verdict === 'unknown' && this.opts.acceptNewHostKeys) {
+          if (verdict === 'unknown' && (this.opts.acceptNewHostKeys || c.acceptNewHostKeys)) {
             addHostKey(knownHosts, c.address, c.port, key)
             return true
           }
