@@ -22,7 +22,7 @@ const run = (list, env = {}) => {
   code ||= r.status ?? 1
 }
 if (which === 'unit' || which === 'all') {
-  const r = spawnSync(process.execPath, ['--test', ...pick([...files('dist/test/unit'), ...files('dist/test/unit/inventory')])], {stdio: 'inherit'})
+  const r = spawnSync(process.execPath, ['--test', ...pick(files('dist/test/unit'))], {stdio: 'inherit'})
   code ||= r.status ?? 1
 }
 if (which === 'e2e' || which === 'all') run(pick(files('dist/test/e2e')))
