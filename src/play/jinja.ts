@@ -94,7 +94,7 @@ function lex(src: string): Tok[] {
       i = e.index + e[0].length
       continue
     }
-    out.push({k: 'tag', src: inner, pos: innerPos, l, r})
+    out.push({k: 'tag', src: inner.trimStart(), pos: innerPos + inner.length - inner.trimStart().length, l, r})
   }
   return whitespace(out)
 }
