@@ -25,7 +25,7 @@ export const isUndef = (v: unknown): v is Undef => v instanceof Undef
 /** Use a value: an undefined one is an error naming it, as in Ansible. */
 export function use<T>(v: T, pos: number): Exclude<T, Undef> {
   if (v instanceof Undef) {
-    throw new ExprError(v.why ? `"${v.name}": ${v.why}` : `undefined variable "${v.name}"`, v.pos || pos, undefinedHint(v.name))
+    throw new ExprError(v.why ? `"${v.name}": ${v.why}` : `undefined variable "${v.name}"`, v.pos, undefinedHint(v.name))
   }
   return v as Exclude<T, Undef>
 }
