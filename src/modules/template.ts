@@ -72,7 +72,7 @@ export async function templateWant(ctx: ModuleContext, item: TaskItem, read: (p:
 
 export const templateModule: ModuleSpec = {
   name: 'template',
-  description: 'Render a Handlebars template per loop item and upload only the files that differ, in one batch',
+  description: 'Render a Jinja template (the subset in play/expr.ts) per loop item and upload only the files that differ, in one batch',
   checkMode: true,
   args: {
     src: {type: 'path', required: true, controllerPath: true},

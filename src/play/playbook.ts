@@ -2,6 +2,7 @@ import {dirname, resolve} from 'node:path'
 import {type ErrorWhere, PlaybookError} from '../errors.js'
 import type {ArgSpec, ModuleSpec} from '../modules/types.js'
 import {loadYaml, parseYaml, type YamlSource} from '../yamlfile.js'
+import {checkTaskTemplates} from './check.js'
 import {hasTemplate} from './template.js'
 
 // A playbook is checked whole when it loads — unknown modules, unknown arguments,
@@ -156,6 +157,7 @@ function parseTask(src: YamlSource, raw: unknown, path: Array<string | number>, 
   const tags = t.tags === undefined ? [] : Array.isArray(t.tags) ? t.tags.map(String) : String(t.tags).split(',').map((s) => s.trim())
   const tvars = t.vars ?? {}
   if (typeof tvars !== 'object' || Array.isArray(tvars)) throw err('task vars must be a mapping', ['vars'])
+  checkTaskTemplates(src, t, path, module.name, args)
   return {
     name: String(t.name ?? `${module.name}`),
     module,

@@ -9,9 +9,9 @@ import {LocalTransport} from '../transport/local.js'
 import {BecomeTransport} from '../transport/become.js'
 import {SshTransport, type SshOptions} from '../transport/ssh.js'
 import type {Transport, TransportStats} from '../transport/types.js'
-import {evaluate} from './expr.js'
+import {evaluate, ExprError} from './expr.js'
 import {coerceValue, expandSequence, type Play, type Playbook, type Task} from './playbook.js'
-import {renderDeep, renderString, renderText} from './template.js'
+import {conditionError, renderDeep, renderString, renderText} from './template.js'
 import {isSecretName, magicVars, resolveVars} from './vars.js'
 
 // The linear strategy, as Ansible's default: every host finishes task N before any
@@ -148,6 +148,9 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
           if ((isSecretName(k) || play.secretVars.includes(k)) && typeof v === 'string' && v) secrets.add(v)
         }
       }
+      // hostvars[h].x, as in Ansible: every host's variables (one shared map, not copies).
+      const hostvars = Object.fromEntries(hostVars)
+      for (const v of hostVars.values()) v.hostvars = hostvars
 
       // Connect and gather facts for all hosts in parallel.
       const limit = pLimit(forks)
@@ -419,6 +422,7 @@ async function runTask(
         results[i] = {...results[i], status: evaluate(task.changedWhen, vars) ? 'changed' : 'ok'}
       }
     } catch (error) {
+      if (error instanceof ExprError) throw conditionError(error, String(task.failedWhen ?? task.changedWhen), where)
       throw new TaskError(`cannot evaluate condition: ${(error as Error).message}`, {where, hint: 'conditions support names, literals, ==, !=, <, >, in, not, and, or, is defined, | length, | bool, | int'})
     }
   }
@@ -451,9 +455,11 @@ function maskDeep<T>(v: T, secrets: Set<string>): T {
 }
 
 function whenTrue(task: Task, vars: Record<string, unknown>): boolean {
+  let current: string | boolean = ''
   try {
-    return task.when.every((w) => evaluate(w, vars))
+    return task.when.every((w) => evaluate((current = w), vars))
   } catch (error) {
+    if (error instanceof ExprError) throw conditionError(error, String(current), task.where)
     throw new TaskError(`cannot evaluate "when": ${(error as Error).message}`, {
       where: task.where,
       hint: 'conditions support names, literals, ==, !=, <, >, in, not, and, or, is defined, | length, | bool, | int, | default(x)',

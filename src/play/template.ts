@@ -1,160 +1,110 @@
-import Handlebars from 'handlebars'
 import {TemplateError, type ErrorWhere} from '../errors.js'
-import {quote} from '../shell.js'
+import {checkCondition, evalNode, ExprError, plain} from './expr.js'
+import {compileTemplate, renderPieces, type Compiled} from './jinja.js'
+import {use} from './values.js'
 
-// Handlebars, configured for config files and Ansible habits:
-// - `{{ item }}` with spaces works as users write it today;
-// - noEscape: a redis.conf is not HTML;
-// - strict: an undefined variable is an error naming it, never an empty string.
+// `{{ … }}` strings and template files, rendered by the one expression language of
+// expr.ts (a Jinja subset, plus the Handlebars helpers and blocks earlier versions
+// documented). An undefined variable is an error naming it, never an empty string.
 // A value is rendered once: text inside a variable's value that looks like `{{…}}`
 // is inserted as data and never rendered again (no template injection).
 
-const hb = Handlebars.create()
+export {redisArg} from './helpers.js'
 
-const num = (v: unknown): number => {
-  const n = Number(v)
-  if (!Number.isFinite(n)) throw new Error(`not a number: ${JSON.stringify(v)}`)
-  return n
-}
+const cache = new Map<string, Compiled>()
 
-// Helpers get Handlebars' options hash as their last argument; drop it.
-const args = (a: unknown[]): unknown[] => a.slice(0, -1)
-
-hb.registerHelper('add', (...a: unknown[]) => args(a).reduce<number>((s, v) => s + num(v), 0))
-hb.registerHelper('sub', (x: unknown, y: unknown) => num(x) - num(y))
-hb.registerHelper('mul', (...a: unknown[]) => args(a).reduce<number>((s, v) => s * num(v), 1))
-hb.registerHelper('div', (x: unknown, y: unknown) => Math.floor(num(x) / num(y)))
-hb.registerHelper('mod', (x: unknown, y: unknown) => num(x) % num(y))
-hb.registerHelper('default', (v: unknown, d: unknown) => (v === undefined || v === null || v === '' ? d : v))
-hb.registerHelper('eq', (x: unknown, y: unknown) => x === y || String(x) === String(y))
-hb.registerHelper('ne', (x: unknown, y: unknown) => !(x === y || String(x) === String(y)))
-hb.registerHelper('gt', (x: unknown, y: unknown) => num(x) > num(y))
-hb.registerHelper('lt', (x: unknown, y: unknown) => num(x) < num(y))
-// "false"/"no" from -e are strings; read them as the booleans users meant.
-const truthy = (v: unknown): boolean => Boolean(v) && !['false', 'no', 'off', '0'].includes(String(v).toLowerCase())
-hb.registerHelper('and', (...a: unknown[]) => args(a).every(truthy))
-hb.registerHelper('or', (...a: unknown[]) => args(a).some(truthy))
-hb.registerHelper('not', (x: unknown) => !truthy(x))
-hb.registerHelper('join', (list: unknown, sep: unknown) => (Array.isArray(list) ? list.join(typeof sep === 'string' ? sep : ',') : String(list)))
-hb.registerHelper('json', (v: unknown) => JSON.stringify(v))
-hb.registerHelper('upper', (v: unknown) => String(v).toUpperCase())
-hb.registerHelper('lower', (v: unknown) => String(v).toLowerCase())
-// For `shell:` tasks: insert a variable as one shell word, whatever it contains.
-hb.registerHelper('quote', (v: unknown) => quote(String(v)))
-// `~/x` → the remote user's home, known from facts (Ansible's expanduser filter).
-hb.registerHelper('expanduser', (p: unknown, options: {data?: {root?: Record<string, unknown>}}) => {
-  const home = options?.data?.root?.ansible_user_dir
-  const s = String(p)
-  if (typeof home !== 'string') return s
-  return s === '~' ? home : s.startsWith('~/') ? `${home}/${s.slice(2)}` : s
-})
-hb.registerHelper('yesno', (v: unknown) => (truthy(v) ? 'yes' : 'no'))
-// For redis.conf: a value as ONE argument of its directive, whatever it holds.
-hb.registerHelper('redisarg', (v: unknown) => redisArg(v))
-// For redis.conf: a list, or a whitespace-separated string, as several arguments (bind).
-hb.registerHelper('redisargs', (v: unknown) =>
-  (Array.isArray(v) ? v.map(String) : String(v ?? '').split(/\s+/)).filter((w) => w !== '').map(redisArg).join(' '))
-
-/**
- * Quote a value the way redis.conf reads it (sdssplitargs): plain words as they are,
- * anything else in double quotes with \\, \", \n, \r, \t and \xHH escapes. A value
- * with a newline or quote can never start a second directive.
- */
-export function redisArg(v: unknown): string {
-  const s = v === undefined || v === null ? '' : String(v)
-  if (/^[A-Za-z0-9_.,:\/@+=%*-]+$/.test(s)) return s
-  let out = '"'
-  for (const ch of s) {
-    const c = ch.codePointAt(0)!
-    if (ch === '\\') out += '\\\\'
-    else if (ch === '"') out += '\\"'
-    else if (ch === '\n') out += '\\n'
-    else if (ch === '\r') out += '\\r'
-    else if (ch === '\t') out += '\\t'
-    else if (c < 0x20 || c === 0x7f) out += `\\x${c.toString(16).padStart(2, '0')}`
-    else out += ch
-  }
-  return out + '"'
-}
-
-const cache = new Map<string, HandlebarsTemplateDelegate>()
-
-function compile(source: string): HandlebarsTemplateDelegate {
+function compile(source: string, where: ErrorWhere): Compiled {
   let t = cache.get(source)
   if (!t) {
-    t = hb.compile(source, {strict: true, noEscape: true})
+    try {
+      t = compileTemplate(source)
+    } catch (error) {
+      throw translate(error, source, where)
+    }
+    // Templates are few, loop items many: a bounded cache keeps one parse per template.
+    if (cache.size > 2000) cache.clear()
     cache.set(source, t)
   }
   return t
 }
 
 export function hasTemplate(s: string): boolean {
-  return s.includes('{{')
-}
-
-const SINGLE_EXPR = /^\{\{\s*([A-Za-z_][\w]*(?:\.[\w]+)*)\s*\}\}$/
-
-function lookupPath(vars: Record<string, unknown>, path: string): {found: boolean; value: unknown} {
-  let cur: unknown = vars
-  for (const part of path.split('.')) {
-    if (cur === null || typeof cur !== 'object' || !(part in (cur as object))) return {found: false, value: undefined}
-    cur = (cur as Record<string, unknown>)[part]
-  }
-  return {found: true, value: cur}
-}
-
-function undefinedError(name: string, where: ErrorWhere, extraLine = 0): TemplateError {
-  return new TemplateError(`undefined variable "${name}"`, {
-    where: {...where, line: where.line ? where.line + extraLine : where.line},
-    hint: `define "${name}" in the inventory (host or group vars), the play's vars, or with -e ${name}=VALUE; or write {{ default ${name} "fallback" }}`,
-  })
+  return s.includes('{{') || s.includes('{%') || s.includes('{#')
 }
 
 /**
- * Render one string. A string that is exactly one `{{ var }}` keeps the variable's type
+ * Render one string. A string that is exactly one `{{ expr }}` keeps the value's type
  * (a list stays a list for `loop:`), as in Ansible.
  */
 export function renderString(source: string, vars: Record<string, unknown>, where: ErrorWhere = {}): unknown {
   if (!hasTemplate(source)) return source
-  const single = SINGLE_EXPR.exec(source)
-  if (single && !hb.helpers[single[1]]) {
-    const {found, value} = lookupPath(vars, single[1])
-    if (!found) throw undefinedError(single[1], where)
-    return value
-  }
-  return renderText(source, vars, where)
-}
-
-/** Render a whole text (a template file); always returns a string. */
-export function renderText(source: string, vars: Record<string, unknown>, where: ErrorWhere = {}): string {
-  if (!hasTemplate(source)) return source
+  const t = compile(source, where)
+  if (!t.single) return run(t, source, vars, where)
   try {
-    return compile(source)(vars)
+    return plain(use(evalNode(t.single, {vars, locals: new Map()}), 0))
   } catch (error) {
     throw translate(error, source, where)
   }
 }
 
-function translate(error: unknown, source: string, where: ErrorWhere): TemplateError {
-  const msg = error instanceof Error ? error.message : String(error)
-  const undef = /^"([^"]+)" not defined in .* - (\d+):(\d+)/.exec(msg)
-  if (undef) {
-    // Strict mode names only the last path segment; find the full dotted name in the source line.
-    const line = Number(undef[2])
-    const text = source.split('\n')[line - 1] ?? ''
-    const full = new RegExp(`([A-Za-z_][\\w.]*\\.)?${undef[1].replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`).exec(text.slice(Number(undef[3])))
-    const name = full ? full[0] : undef[1]
-    return undefinedError(name, where, line - 1)
+/** Render a whole text (a template file); always returns a string. */
+export function renderText(source: string, vars: Record<string, unknown>, where: ErrorWhere = {}): string {
+  if (!hasTemplate(source)) return source
+  return run(compile(source, where), source, vars, where)
+}
+
+function run(t: Compiled, source: string, vars: Record<string, unknown>, where: ErrorWhere): string {
+  const out: string[] = []
+  try {
+    renderPieces(t.pieces, {vars, locals: new Map()}, out)
+  } catch (error) {
+    throw translate(error, source, where)
   }
-  const lineMatch = /line (\d+)/.exec(msg)
-  const extra = lineMatch ? Number(lineMatch[1]) - 1 : 0
-  const jinja = /\{\{[^}]*\|/.test(source) || /\{%/.test(source)
-  return new TemplateError(`template error: ${msg.split('\n')[0]}`, {
-    where: {...where, line: where.line ? where.line + extra : where.line},
-    hint: jinja
-      ? 'templates are Handlebars, not Jinja: write {{ default x "y" }} instead of {{ x | default("y") }}, {{ add port 10000 }} instead of {{ port + 10000 }}, {{#if x}}…{{/if}} instead of {% if %}'
-      : 'check the {{ … }} expressions: helpers are add, sub, mul, div, mod, default, eq, ne, gt, lt, and, or, not, join, json, quote, upper, lower, yesno, redisarg, redisargs',
-  })
+  let s = out.join('')
+  // Ansible keeps as many trailing newlines as the template has (trim_blocks may eat one).
+  const have = /\n*$/.exec(s)![0].length
+  if (have < t.trailingNewlines) s += '\n'.repeat(t.trailingNewlines - have)
+  return s
+}
+
+/** Check the syntax of a `{{ }}` string or a template (unknown tags and filters) without rendering it. */
+export function checkTemplate(source: string, where: ErrorWhere = {}): void {
+  if (hasTemplate(source)) compile(source, where)
+}
+
+/** Check the syntax of a `when:`-style condition. */
+export function checkWhen(expr: string | boolean, where: ErrorWhere = {}): void {
+  if (typeof expr !== 'string') return
+  try {
+    checkCondition(expr)
+  } catch (error) {
+    throw conditionError(error, expr, where)
+  }
+}
+
+/** A condition's ExprError as a TemplateError (bad input: exit 5), at the task that has it. */
+export function conditionError(error: unknown, expr: string, where: ErrorWhere): unknown {
+  if (!(error instanceof ExprError)) return error
+  return new TemplateError(`${error.message} in condition "${expr}" (column ${error.pos + 1})`, {where, hint: error.hint})
+}
+
+function lineCol(source: string, pos: number): {line: number; col: number} {
+  const before = source.slice(0, pos)
+  const line = before.split('\n').length
+  return {line, col: pos - before.lastIndexOf('\n')}
+}
+
+function translate(error: unknown, source: string, where: ErrorWhere): unknown {
+  if (!(error instanceof ExprError)) return error
+  const {line, col} = lineCol(source, error.pos)
+  // A template file: its own line and column. A string in a playbook: the task's line, plus
+  // the line inside the string, and the snippet (the column in the YAML is not known).
+  if (where.line === undefined) {
+    return new TemplateError(error.message, {where: {...where, line, col}, hint: error.hint})
+  }
+  const text = source.split('\n')[line - 1] ?? ''
+  const snippet = text.length > 80 ? `${text.slice(Math.max(0, col - 40), col + 40)}` : text
+  return new TemplateError(`${error.message} (in "${snippet.trim()}", column ${col})`, {where: {...where, line: where.line + line - 1}, hint: error.hint})
 }
 
 /** Render every string inside a value (task arguments), keeping structure. */

@@ -23,6 +23,9 @@ export function magicVars(host: Host, inv: Inventory, playHosts: Host[]): Record
     group_names: host.groups.filter((g) => g !== 'all'),
     groups,
     ansible_play_hosts: playHosts.map((h) => h.name),
+    // Older names Ansible still answers to (the play's hosts, in one batch here).
+    play_hosts: playHosts.map((h) => h.name),
+    ansible_play_batch: playHosts.map((h) => h.name),
     inventory_file: inv.file,
   }
 }

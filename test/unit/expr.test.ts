@@ -16,6 +16,6 @@ describe('conditions (when/changed_when/failed_when)', () => {
   it('rejects an undefined bare name and unknown syntax with a readable message', () => {
     assert.throws(() => evaluate('missing', vars), /undefined variable/)
     assert.throws(() => evaluate('a |> b', vars), /unexpected|unsupported/)
-    assert.throws(() => evaluate('a | upper', vars), /unsupported filter/)
+    assert.throws(() => evaluate('a | nosuch', vars), /unknown filter "nosuch"/)
   })
 })

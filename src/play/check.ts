@@ -1,0 +1,38 @@
+// Load-time checks of every `{{ }}` string, condition and template file a task uses, so an
+// unknown filter, an unsupported tag or a syntax error stops the run before any host changes.
+import {readFileSync} from 'node:fs'
+import {dirname, resolve} from 'node:path'
+import {homedir} from 'node:os'
+import {expandHome} from '../shell.js'
+import type {YamlSource} from '../yamlfile.js'
+import {checkTemplate, checkWhen, hasTemplate} from './template.js'
+
+// Modules whose `src` is a template rendered on the controller.
+const RENDERS_SRC = new Set(['template', 'redis_config'])
+
+function walk(src: YamlSource, v: unknown, path: Array<string | number>): void {
+  if (typeof v === 'string') {
+    if (hasTemplate(v)) checkTemplate(v, src.where(path))
+  } else if (Array.isArray(v)) v.forEach((x, i) => walk(src, x, [...path, i]))
+  else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(src, x, [...path, k])
+}
+
+/** Check one raw task (as written in the playbook) at `path`. */
+export function checkTaskTemplates(src: YamlSource, t: Record<string, unknown>, path: Array<string | number>, module: string, args: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(t)) {
+    if (k === 'when' || k === 'changed_when' || k === 'failed_when') {
+      const list = Array.isArray(v) ? v : [v]
+      list.forEach((w, i) => checkWhen(w as string | boolean, src.where(Array.isArray(v) ? [...path, k, i] : [...path, k])))
+    } else walk(src, v, [...path, k])
+  }
+  const file = args.src
+  if (RENDERS_SRC.has(module) && typeof file === 'string' && file && !hasTemplate(file)) {
+    let text: string
+    try {
+      text = readFileSync(resolve(dirname(src.file), expandHome(file, homedir())), 'utf8')
+    } catch {
+      return // a missing file is reported by the task itself, with its path
+    }
+    checkTemplate(text, {file})
+  }
+}
