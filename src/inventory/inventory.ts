@@ -1,6 +1,7 @@
 import {isAbsolute, resolve, dirname} from 'node:path'
 import {InventoryError} from '../errors.js'
 import {loadYaml, parseYaml, type YamlSource} from '../yamlfile.js'
+import {applyTerms, type HostPattern, orderedTerms} from './pattern.js'
 
 // Ansible's YAML inventory, so a user's hosts.yml works unchanged: groups with
 // `hosts` (host → vars or empty), `vars`, `children`, the implicit `all`; variables
@@ -220,10 +221,15 @@ export function expandHostPattern(pattern: string, bad: () => Error): string[] {
 
 /**
  * Hosts matching an Ansible pattern: `all`, `*`, group or host names, globs, unions
- * with `:` or `,`, intersection `&group`, exclusion `!group`. Order follows the inventory.
+ * with `:` or `,`, intersection `&group`, exclusion `!group` (applied in Ansible's order, see
+ * pattern.ts); a list of patterns must all match. Order follows the inventory.
  */
-export function selectHosts(inv: Inventory, pattern: string, where?: {file?: string; line?: number}): Host[] {
-  const terms = pattern.split(/[:,]/).map((t) => t.trim()).filter(Boolean)
+export function selectHosts(inv: Inventory, pattern: HostPattern, where?: {file?: string; line?: number}): Host[] {
+  if (Array.isArray(pattern)) {
+    const each = pattern.map((p) => new Set(selectHosts(inv, p, where).map((h) => h.name)))
+    return [...inv.hosts.values()].filter((h) => each.every((s) => s.has(h.name)))
+  }
+  const terms = orderedTerms(pattern)
   if (terms.length === 0) throw new InventoryError(`empty host pattern`, {where, hint: 'use "all", a group name or a host name'})
   const matchTerm = (t: string): Set<string> => {
     if (t === 'all' || t === '*') return new Set(inv.hosts.keys())
@@ -244,13 +250,6 @@ export function selectHosts(inv: Inventory, pattern: string, where?: {file?: str
       hint: `known groups: ${[...inv.groups.keys()].join(', ')}; hosts: ${[...inv.hosts.keys()].slice(0, 10).join(', ')}${inv.hosts.size > 10 ? ', …' : ''}`,
     })
   }
-  let selected = new Set<string>()
-  for (const t of terms) {
-    if (t.startsWith('!')) for (const h of matchTerm(t.slice(1))) selected.delete(h)
-    else if (t.startsWith('&')) {
-      const keep = matchTerm(t.slice(1))
-      selected = new Set([...selected].filter((h) => keep.has(h)))
-    } else for (const h of matchTerm(t)) selected.add(h)
-  }
+  const selected = applyTerms(terms, matchTerm)
   return [...inv.hosts.values()].filter((h) => selected.has(h.name))
 }
