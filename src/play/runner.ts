@@ -473,23 +473,7 @@ async function runTask(
   for (const [k, v] of Object.entries(task.vars)) taskVars[k] = renderDeep(v, {...ctx.vars, ...taskVars}, where)
   const baseVars = {...ctx.vars, ...taskVars}
   ctx.vars = baseVars
-  // Loop items: a list, a "{{ var }}" that is a list, or with_sequence.
-  let loopItems: unknown[] | undefined
-  if (task.loop) {
-    const v = task.loop.value
-    if (task.loop.kind === 'with_sequence') {
-      try {
-        loopItems = expandSequence(renderText(String(v), baseVars, where))
-      } catch (error) {
-        if (error instanceof BaremetalError) throw error
-        throw new TaskError((error as Error).message, {where, hint: 'with_sequence: start=1 end=10 format=%d, or count=N'})
-      }
-    } else {
-      const rendered = typeof v === 'string' ? renderString(v, baseVars, where) : renderDeep(v, baseVars, where)
-      if (!Array.isArray(rendered)) throw new TaskError(`${task.loop.kind} must be a list, got ${typeof rendered}`, {where, hint: 'give a YAML list, or a variable holding one'})
-      loopItems = task.loop.kind === 'with_items' ? rendered.flat() : rendered
-    }
-  }
+  const loopItems = loopItemsOf(task, baseVars)
   const units = loopItems ?? [undefined]
   const items: TaskItem[] = []
   const itemIndex: number[] = []
@@ -514,26 +498,9 @@ async function runTask(
       out.forEach((r, k) => (results[itemIndex[k]] = r))
     }
   }
-  // changed_when / failed_when see the item's result as `result` and under the register name.
-  for (let k = 0; k < itemIndex.length; k++) {
-    const i = itemIndex[k]
-    const r = results[i]
-    if (task.changedWhen === undefined && task.failedWhen === undefined) continue
-    if (r.status === 'skipped') continue
-    const res = resultVar(r)
-    const vars = {...baseVars, ...(loopItems ? {[task.loopVar]: units[i]} : {}), ...res, result: res, ...(task.register ? {[task.register]: res} : {})}
-    try {
-      if (task.failedWhen !== undefined) {
-        const failed = evaluate(task.failedWhen, vars)
-        if (failed && r.status !== 'failed') results[i] = {...r, status: 'failed', msg: `failed_when matched: ${String(task.failedWhen)}`}
-        else if (!failed && r.status === 'failed') results[i] = {...r, status: 'changed', msg: r.msg}
-      }
-      if (task.changedWhen !== undefined && results[i].status !== 'failed') {
-        results[i] = {...results[i], status: evaluate(task.changedWhen, vars) ? 'changed' : 'ok'}
-      }
-    } catch (error) {
-      throw new TaskError(`cannot evaluate condition: ${(error as Error).message}`, {where, hint: 'conditions support names, literals, ==, !=, <, >, in, not, and, or, is defined, | length, | bool, | int'})
-    }
+  for (const i of itemIndex) {
+    const itemVars = loopItems ? {...baseVars, [task.loopVar]: units[i]} : baseVars
+    results[i] = applyResultConditions(task, results[i], itemVars)
   }
   // register: what Ansible users read (rc, stdout, stdout_lines, changed, failed, results).
   if (task.register) {
@@ -550,6 +517,43 @@ async function runTask(
   const data = task.noLog ? undefined : maskDeep(results.length === 1 ? results[0].data : mergeData(results), secrets)
   const warnings = results.flatMap((r) => r.warnings ?? []).map((w) => mask(w, secrets))
   return record(play, labelOf(task), host, status, msg, loopItems ? loopItems.length : 1, t0, {diff: diffs && diffs.length ? diffs : undefined, data, ...(warnings.length ? {warnings} : {})})
+}
+
+// Loop items: a list, a "{{ var }}" that is a list, or with_sequence; undefined without a loop.
+function loopItemsOf(task: Task, vars: Record<string, unknown>): unknown[] | undefined {
+  if (!task.loop) return undefined
+  const where = task.where
+  const v = task.loop.value
+  if (task.loop.kind === 'with_sequence') {
+    try {
+      return expandSequence(renderText(String(v), vars, where))
+    } catch (error) {
+      if (error instanceof BaremetalError) throw error
+      throw new TaskError((error as Error).message, {where, hint: 'with_sequence: start=1 end=10 format=%d, or count=N'})
+    }
+  }
+  const rendered = typeof v === 'string' ? renderString(v, vars, where) : renderDeep(v, vars, where)
+  if (!Array.isArray(rendered)) throw new TaskError(`${task.loop.kind} must be a list, got ${typeof rendered}`, {where, hint: 'give a YAML list, or a variable holding one'})
+  return task.loop.kind === 'with_items' ? rendered.flat() : rendered
+}
+
+// changed_when / failed_when see the item's result as `result` and under the register name.
+function applyResultConditions(task: Task, r: ItemResult, itemVars: Record<string, unknown>): ItemResult {
+  if ((task.changedWhen === undefined && task.failedWhen === undefined) || r.status === 'skipped') return r
+  const res = resultVar(r)
+  const vars = {...itemVars, ...res, result: res, ...(task.register ? {[task.register]: res} : {})}
+  let out = r
+  try {
+    if (task.failedWhen !== undefined) {
+      const failed = evaluate(task.failedWhen, vars)
+      if (failed && r.status !== 'failed') out = {...r, status: 'failed', msg: `failed_when matched: ${String(task.failedWhen)}`}
+      else if (!failed && r.status === 'failed') out = {...r, status: 'changed', msg: r.msg}
+    }
+    if (task.changedWhen !== undefined && out.status !== 'failed') out = {...out, status: evaluate(task.changedWhen, vars) ? 'changed' : 'ok'}
+  } catch (error) {
+    throw new TaskError(`cannot evaluate condition: ${(error as Error).message}`, {where: task.where, hint: 'conditions support names, literals, ==, !=, <, >, in, not, and, or, is defined, | length, | bool, | int'})
+  }
+  return out
 }
 
 function mergeData(results: ItemResult[]): Record<string, unknown> | undefined {
