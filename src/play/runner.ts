@@ -433,7 +433,7 @@ function displayTask(task: Task, vars: Record<string, unknown>): Task {
   }
 }
 
-function tagSelected(task: Task, tags?: string[], skip?: string[]): boolean {
+export function tagSelected(task: Task, tags?: string[], skip?: string[]): boolean {
   if (task.tags.includes('always')) return !(skip ?? []).includes('always')
   if (skip?.some((t) => task.tags.includes(t))) return false
   if (!tags || tags.length === 0 || tags.includes('all')) return !task.tags.includes('never')

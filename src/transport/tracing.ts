@@ -8,7 +8,15 @@ const MAX = 4000
 
 function cut(s: string): string {
   const t = s.replace(/\n$/, '')
-  return t.length > MAX ? `${t.slice(0, MAX)}… (${t.length - MAX} more characters)` : t
+  const shown = t.length > MAX ? `${t.slice(0, MAX)}… (${t.length - MAX} more characters)` : t
+  return shown.replace(/\n/g, '\n      ')
+}
+
+// Scripts travel on stdin (`sh -s`): the script is the command a person wants to see.
+function stdinText(stdin: string | Buffer | undefined): string | undefined {
+  if (stdin === undefined) return undefined
+  const text = typeof stdin === 'string' ? stdin : stdin.toString('utf8')
+  return text.includes('\u0000') || text.includes('\ufffd') ? `(${stdin.length} bytes of binary data)` : text
 }
 
 export class TracingTransport implements Transport {
@@ -29,12 +37,13 @@ export class TracingTransport implements Transport {
   }
 
   async exec(command: string, opts?: ExecOptions): Promise<ExecResult> {
-    this.log(`$ ${cut(command)}${opts?.stdin !== undefined ? ` (stdin: ${opts.stdin.length} bytes)` : ''}`)
+    const input = stdinText(opts?.stdin)
+    this.log(`$ ${cut(command)}${input !== undefined ? `\n      stdin: ${cut(input)}` : ''}`)
     const r = await this.inner.exec(command, opts)
     const parts = [`exit ${r.exitCode ?? r.signal ?? 'none'}${r.timedOut ? ' (timed out)' : ''}`]
     if (r.stdout) parts.push(`stdout: ${cut(r.stdout)}`)
     if (r.stderr) parts.push(`stderr: ${cut(r.stderr)}`)
-    this.log(parts.join('\n'))
+    this.log(parts.join('\n      '))
     return r
   }
 
