@@ -106,7 +106,7 @@ export function transportFor(host: Host, ssh: ConnectOptions = {}): Transport {
 
 // As in Ansible, the inventory's ansible_user / ansible_ssh_private_key_file beat -u and
 // --private-key, which beat the defaults ($USER, the agent).
-function connectionOf(host: Host, o: ConnectOptions): Connection {
+export function connectionOf(host: Host, o: ConnectOptions): Connection {
   const c = host.connection
   const v = host.vars
   const user = o.remoteUser !== undefined && v.ansible_user === undefined && v.ansible_ssh_user === undefined ? o.remoteUser : c.user
