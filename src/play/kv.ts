@@ -7,35 +7,24 @@
 
 const KEY = /^[A-Za-z_]\w*$/
 
+// One piece: quoted strings, Jinja blocks and other non-space characters, run together.
+const PIECE = /(?:'[^']*'|"(?:\\.|[^"\\])*"|\{\{[\s\S]*?\}\}|\{%[\s\S]*?%\}|\{#[\s\S]*?#\}|[^\s'"{]|\{(?![{%#]))+/y
+
 /** Whitespace-separated pieces, quotes and Jinja blocks kept whole; undefined when a quote or block is left open. */
 export function splitArgs(s: string): string[] | undefined {
   const out: string[] = []
-  let cur = ''
-  let quote = ''
-  let block = ''
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i]
-    const two = s.slice(i, i + 2)
-    if (quote) {
-      if (c === '\\' && quote === '"' && i + 1 < s.length) { cur += c + s[++i]; continue }
-      if (c === quote) quote = ''
-      cur += c
-    } else if (block) {
-      if (two === block) { cur += two; i++; block = '' } else cur += c
-    } else if (two === '{{' || two === '{%' || two === '{#') {
-      block = two === '{{' ? '}}' : two === '{%' ? '%}' : '#}'
-      cur += two
+  let i = 0
+  while (i < s.length) {
+    if (/\s/.test(s[i])) {
       i++
-    } else if (c === '"' || c === "'") {
-      quote = c
-      cur += c
-    } else if (/\s/.test(c)) {
-      if (cur) out.push(cur)
-      cur = ''
-    } else cur += c
+      continue
+    }
+    PIECE.lastIndex = i
+    const m = PIECE.exec(s)
+    if (!m) return undefined
+    out.push(m[0])
+    i = PIECE.lastIndex
   }
-  if (quote || block) return undefined
-  if (cur) out.push(cur)
   return out
 }
 
