@@ -3,7 +3,7 @@ import {EXIT, exitCodeMeaning} from '../errors.js'
 import {type Host, type Inventory, selectHosts} from '../inventory/inventory.js'
 import type {HostFacts} from '../modules/types.js'
 import {gatherFacts, transportFor} from '../play/runner.js'
-import type {SshOptions} from '../transport/ssh.js'
+import type {ConnectOptions as SshOptions} from '../play/runner.js'
 import type {ExecResult, Transport} from '../transport/types.js'
 import {BaremetalError} from '../errors.js'
 

@@ -1,58 +1,37 @@
 import {readFileSync, statSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {dirname, isAbsolute, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
-import {Flags} from '@oclif/core'
 import {BaremetalError, EXIT, InputError, InventoryError} from '../errors.js'
 import {type Inventory, selectHosts} from '../inventory/inventory.js'
 import {flagGiven, loadInventorySources} from '../inventory/sources.js'
 import {allModules} from '../modules/index.js'
 import {ConsoleReporter, renderRecap} from '../play/output.js'
-import {loadPlaybook} from '../play/playbook.js'
-import {closeAll, type RunResult, runPlaybook} from '../play/runner.js'
+import {loadPlaybook, type Playbook} from '../play/playbook.js'
+import {closeAll, type ConnectOptions, type RunResult, runPlaybook, taskNameMatches} from '../play/runner.js'
 import {isSecretName, parseExtraVar} from '../play/vars.js'
 import {mask} from '../shell.js'
 import type {HostFacts} from '../modules/types.js'
 import type {Transport} from '../transport/types.js'
 import {loadYaml} from '../yamlfile.js'
+import {inventoryFlag, verbosityOf} from './flags.js'
 
 // Shared by the thin oclif commands: flags, loading input with good errors, running
 // a playbook with Ctrl-C handling, and printing the recap or one JSON document.
 
-export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
-export const bundled = (...p: string[]) => resolve(PACKAGE_ROOT, ...p)
-
-export const inventoryFlag = Flags.string({
-  char: 'i',
-  description: 'inventory file (Ansible YAML); default: the bundled local cluster inventory/local.yml',
-  default: bundled('inventory/local.yml'),
-})
-
-export const connectionFlags = {
-  inventory: inventoryFlag,
-  limit: Flags.string({char: 'l', description: 'only hosts matching this pattern (group, host, "a:b", "!c")'}),
-  forks: Flags.integer({char: 'f', description: 'hosts worked on in parallel', default: 100, min: 1}),
-  'accept-new-host-keys': Flags.boolean({description: 'add unknown SSH host keys to known_hosts (a changed key is still refused)', default: false}),
-  json: Flags.boolean({description: 'print one JSON document instead of progress and recap', default: false}),
-  verbose: Flags.boolean({char: 'v', description: 'list every host\'s result, also the ok ones', default: false}),
-}
-
-export const playFlags = {
-  ...connectionFlags,
-  'extra-vars': Flags.string({char: 'e', description: 'set variables: key=value, @file.yml, or a JSON object (repeatable)', multiple: true}),
-  check: Flags.boolean({char: 'C', description: 'gather facts and plan; report what would change; change nothing', default: false}),
-  diff: Flags.boolean({char: 'D', description: 'show unified diffs of changed files', default: false}),
-  tags: Flags.string({char: 't', description: 'only tasks with these tags (comma separated)'}),
-  'skip-tags': Flags.string({description: 'skip tasks with these tags (comma separated)'}),
-}
+export {bundled, PACKAGE_ROOT} from './paths.js'
+export {connectionFlags, inventoryFlag, playFlags} from './flags.js'
 
 export interface PlayFlagValues {
   inventory: string
   limit?: string
   forks: number
   'accept-new-host-keys': boolean
+  user?: string
+  'private-key'?: string
   json: boolean
   verbose: boolean
+  verbosity?: number
+  'start-at-task'?: string
   'extra-vars'?: string[]
   check: boolean
   diff: boolean
@@ -227,8 +206,13 @@ export interface ExecuteOptions {
   transports?: Map<string, {transport: Transport; facts?: HostFacts}>
 }
 
-/** Load everything (failing early on bad input), run the playbooks in order, print, return the exit code. */
-export async function executePlaybooks(o: ExecuteOptions): Promise<{code: number; result?: RunResult}> {
+/** How a command's flags say to connect: host keys, -u, --private-key. */
+export function sshOptions(f: Pick<PlayFlagValues, 'accept-new-host-keys' | 'user' | 'private-key'>): ConnectOptions {
+  return {acceptNewHostKeys: f['accept-new-host-keys'], remoteUser: f.user, privateKeyFile: f['private-key']}
+}
+
+/** Load everything (failing early on bad input), run the playbooks in order; the merged result (its exitCode included). */
+export async function executePlaybooks(o: ExecuteOptions): Promise<RunResult> {
   const f = o.flags
   const tty = Boolean(process.stdout.isTTY) && !f.json
   const transports = o.transports ?? new Map<string, {transport: Transport; facts?: HostFacts}>()
@@ -236,31 +220,50 @@ export async function executePlaybooks(o: ExecuteOptions): Promise<{code: number
   try {
     const inventory = loadInv(f.inventory, o.playbooks)
     const extraVars = {...(o.vars ?? {}), ...readExtraVars(f['extra-vars'])}
-    const modules = allModules()
-    const books = o.playbooks.map((p) => loadPlaybook(p, modules))
-    if (o.hosts) for (const b of books) for (const p of b.plays) p.hosts = o.hosts
-    const reporter = new ConsoleReporter({json: f.json, tty, verbose: f.verbose, diff: f.diff})
+    const books = loadBooks(o.playbooks, o.hosts)
+    if (f['start-at-task'] !== undefined) requireStartTask(books, f['start-at-task'])
+    const verbosity = verbosityOf(f)
+    const reporter = new ConsoleReporter({json: f.json, tty, verbose: verbosity > 0, verbosity, diff: f.diff})
     let merged: RunResult | undefined
     for (const pb of books) {
       const r = await runPlaybook({
         inventory, playbook: pb, extraVars, limit: f.limit, check: f.check, diff: f.diff, forks: inventory.forks ?? f.forks,
-        tags: f.tags?.split(','), skipTags: f['skip-tags']?.split(','), ssh: {acceptNewHostKeys: f['accept-new-host-keys']},
-        reporter, signal: intr.signal, transports,
+        tags: f.tags?.split(','), skipTags: f['skip-tags']?.split(','), ssh: sshOptions(f),
+        reporter, signal: intr.signal, transports, startAtTask: f['start-at-task'], verbosity,
       })
       merged = merged ? mergeResults(merged, r) : r
       if (r.exitCode !== EXIT.ok) break
     }
     const result = merged!
     result.warnings.push(...(o.warnings ?? []))
-    if (f.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n')
-    else process.stdout.write(renderRecap(result, tty) + '\n')
-    return {code: result.exitCode, result}
-  } catch (error) {
-    return {code: reportError(error, f.json)}
+    return result
   } finally {
     intr.dispose()
     await closeAll(transports)
   }
+}
+
+/** The playbooks a command runs, loaded and validated (every play's `hosts:` replaced by up/down --group). */
+export function loadBooks(paths: string[], hosts?: string): Playbook[] {
+  const modules = allModules()
+  const books = paths.map((p) => loadPlaybook(p, modules))
+  if (hosts) for (const b of books) for (const p of b.plays) p.hosts = hosts
+  return books
+}
+
+// Ansible stops with "No matching task" when --start-at-task names none: so does this, before any host.
+function requireStartTask(books: Playbook[], name: string): void {
+  const names = books.flatMap((b) => b.plays.flatMap((p) => p.tasks.map((t) => t.name)))
+  if (names.some((n) => taskNameMatches(n, name))) return
+  throw new InputError(`--start-at-task "${name}": no task of the playbook has that name`, {
+    where: {file: books[0]?.file},
+    hint: `give a task's name exactly as written (or a glob such as "Install*"); first tasks: ${names.slice(0, 5).map((n) => JSON.stringify(n)).join(', ')}`,
+  })
+}
+
+/** The recap as a person reads it (the JSON document is the RunResult itself). */
+export function recapText(result: RunResult): string {
+  return renderRecap(result, Boolean(process.stdout.isTTY))
 }
 
 function mergeResults(a: RunResult, b: RunResult): RunResult {

@@ -3,6 +3,7 @@ import {lookup} from 'node:dns/promises'
 import {existsSync} from 'node:fs'
 import {isIP} from 'node:net'
 import {type Inventory, selectHosts} from '../inventory/inventory.js'
+import type {HostPattern} from '../inventory/pattern.js'
 import {magicVars, resolveVars} from '../play/vars.js'
 import type {ErrorWhere} from '../errors.js'
 import {parseVersionH} from '../redis/validate.js'
@@ -19,7 +20,7 @@ export interface RedisHostVars {
 }
 
 /** Resolve every Redis host's variables without connecting to it. */
-export async function redisHostVars(inv: Inventory, pattern: string, extra: Record<string, unknown>): Promise<RedisHostVars[]> {
+export async function redisHostVars(inv: Inventory, pattern: HostPattern, extra: Record<string, unknown>): Promise<RedisHostVars[]> {
   const defaults = loadYaml(bundled('playbooks/defaults.yml')).value as Record<string, unknown>
   const hosts = selectHosts(inv, pattern)
   const out: RedisHostVars[] = []

@@ -1,17 +1,20 @@
 import {dirname} from 'node:path'
-import {Command, Flags} from '@oclif/core'
-import {bundled, executePlaybooks, loadInv, PASSWORD_ENV, playFlags, readExtraVars, redisPasswordVars, reportError} from '../cli/common.js'
+import {Flags} from '@oclif/core'
+import {BaseCommand, type Outcome} from '../cli/base-command.js'
+import {bundled, executePlaybooks, loadInv, PASSWORD_ENV, readExtraVars, recapText, redisPasswordVars, sshOptions} from '../cli/common.js'
+import {playFlags, redisFlags} from '../cli/flags.js'
 import {clusterNameOf, type ClusterLock, lockCluster, type Transports} from '../cli/cluster-state.js'
 import {controllerTarballVersion, inventoryVarWhere, redisHostVars} from '../cli/redis.js'
 import {InputError} from '../errors.js'
 import {selectHosts} from '../inventory/inventory.js'
+import {withLimit} from '../inventory/pattern.js'
 import {detectSource} from '../modules/redis_source.js'
-import {closeAll} from '../play/runner.js'
+import {closeAll, type RunResult} from '../play/runner.js'
 import {groupSlug} from '../redis/cluster-record.js'
 import {validateLayout, type ValidateOptions} from '../redis/validate.js'
 import {loadYaml} from '../yamlfile.js'
 
-export default class Up extends Command {
+export default class Up extends BaseCommand<RunResult> {
   static override summary = 'Build Redis, configure and start every instance, open the firewall, form the cluster (idempotent)'
   static override description = `Runs the bundled playbook playbooks/redis-cluster.yml against the hosts of the inventory's "redis" group (or --group).
 Re-running on a healthy cluster changes nothing. Variables (redis_version, redis_count, redis_replicas, redis_password, …) are listed in playbooks/defaults.yml.
@@ -24,17 +27,16 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
   ]
   static override flags = {
     ...playFlags,
-    group: Flags.string({description: 'inventory group (host pattern) holding the Redis hosts', default: 'redis'}),
+    ...redisFlags,
     'allow-partial': Flags.boolean({description: 'form the cluster even if some hosts failed or were unreachable', default: false}),
     'remove-missing': Flags.boolean({description: 'drain, forget and stop the cluster\'s nodes the inventory no longer lists (without it they are reported and nothing changes)', default: false}),
     'allow-data-loss': Flags.boolean({description: 'go on where the only way forward loses acknowledged writes (without it such a step is refused, naming the slots); the recap repeats it', default: false}),
     playbook: Flags.string({description: 'use another playbook instead of the bundled one', default: bundled('playbooks/redis-cluster.yml')}),
   }
 
-  async run(): Promise<void> {
+  protected async work(): Promise<Outcome<RunResult>> {
     const {flags} = await this.parse(Up)
     const warnings: string[] = []
-    let password: Record<string, unknown>
     const transports: Transports = new Map()
     let lock: ClusterLock | undefined
     const group = {baremetal_group: groupSlug(flags.group)}
@@ -48,14 +50,14 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
           hint: 'scale-in drains the nodes the inventory no longer lists; run it over the whole inventory (without --limit)',
         })
       }
-      const hosts = selectHosts(inv, flags.limit ? `${flags.group}:&${flags.limit}` : flags.group)
+      const hosts = selectHosts(inv, withLimit(flags.group, flags.limit))
       validateLayout(hosts, defaults, extra, inv.file, validationSources(inv.file, extra, dirname(flags.playbook)))
-      password = redisPasswordVars(extra, inv, flags.group, warnings)
+      const password = redisPasswordVars(extra, inv, flags.group, warnings)
       if (flags['allow-data-loss']) warnings.push('--allow-data-loss: steps that lose acknowledged writes are carried out instead of refused')
       const resolved = await redisHostVars(inv, flags.group, {...password, ...group, ...extra})
       const name = clusterNameOf(resolved, inv.file)
       // One up or down of a cluster at a time (--check changes nothing: it takes no lock).
-      if (!flags.check) lock = await lockCluster(selectHosts(inv, flags.group), transports, {acceptNewHostKeys: flags['accept-new-host-keys']}, name, 'up')
+      if (!flags.check) lock = await lockCluster(selectHosts(inv, flags.group), transports, sshOptions(flags), name, 'up')
       const open = resolved.filter((h) => h.vars.redis_password === undefined || h.vars.redis_password === null || h.vars.redis_password === '')
       // Neither a replica nor persistence: a crashed master takes its keys with it, and no
       // repair can bring them back (the legacy shape stays available, said once per run).
@@ -67,20 +69,18 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
       if (open.length > 0) {
         warnings.push(`redis_password is not set${open.length < resolved.length ? ` for ${open.length} host(s)` : ''}: the cluster is unauthenticated; anyone the firewall lets through can read and write it (set ${PASSWORD_ENV}, -e redis_password_file=PATH, or redis_password in the inventory)`)
       }
-    } catch (error) {
-      process.exitCode = reportError(error, flags.json)
+      const result = await executePlaybooks({
+        playbooks: [flags.playbook],
+        flags: {...flags, json: this.jsonEnabled()},
+        hosts: flags.group,
+        transports,
+        vars: {...password, ...group, ...(flags['allow-partial'] ? {allow_partial: true} : {}), ...(flags['remove-missing'] ? {remove_missing: true} : {}), ...(flags['allow-data-loss'] ? {allow_data_loss: true} : {})},
+        warnings,
+      }).finally(() => lock?.release())
+      return {result, exitCode: result.exitCode, text: recapText(result)}
+    } finally {
       await closeAll(transports)
-      return
     }
-    const {code} = await executePlaybooks({
-      playbooks: [flags.playbook],
-      flags,
-      hosts: flags.group,
-      transports,
-      vars: {...password, ...group, ...(flags['allow-partial'] ? {allow_partial: true} : {}), ...(flags['remove-missing'] ? {remove_missing: true} : {}), ...(flags['allow-data-loss'] ? {allow_data_loss: true} : {})},
-      warnings,
-    }).finally(() => lock?.release())
-    process.exitCode = code
   }
 }
 

@@ -3,6 +3,7 @@ import {InventoryError} from '../errors.js'
 import {parseYaml, type YamlSource} from '../yamlfile.js'
 import {parseIniInventory} from './ini.js'
 import {addChild, addHost, type ConnectionDefaults, expandHostPattern, finalize, type Host, type Inventory, NAME_RE, type RawInventory, rawGroup, setGroupVar, splitHostPort, type VarsDirs, newRaw} from './model.js'
+import {applyTerms, type HostPattern, orderedTerms} from './pattern.js'
 
 // The inventory formats Ansible reads by default, so a user's hosts.yml or hosts.ini
 // works unchanged: YAML (groups with `hosts`, `vars`, `children`), INI, and a comma list
@@ -145,10 +146,15 @@ function yamlHost(raw: RawInventory, src: YamlSource, group: string, spec: strin
 
 /**
  * Hosts matching an Ansible pattern: `all`, `*`, group or host names, globs, unions
- * with `:` or `,`, intersection `&group`, exclusion `!group`. Order follows the inventory.
+ * with `:` or `,`, intersection `&group`, exclusion `!group` (applied in Ansible's order, see
+ * pattern.ts); a list of patterns must all match. Order follows the inventory.
  */
-export function selectHosts(inv: Inventory, pattern: string, where?: {file?: string; line?: number}): Host[] {
-  const terms = pattern.split(/[:,]/).map((t) => t.trim()).filter(Boolean)
+export function selectHosts(inv: Inventory, pattern: HostPattern, where?: {file?: string; line?: number}): Host[] {
+  if (Array.isArray(pattern)) {
+    const each = pattern.map((p) => new Set(selectHosts(inv, p, where).map((h) => h.name)))
+    return [...inv.hosts.values()].filter((h) => each.every((s) => s.has(h.name)))
+  }
+  const terms = orderedTerms(pattern)
   if (terms.length === 0) throw new InventoryError(`empty host pattern`, {where, hint: 'use "all", a group name or a host name'})
   const matchTerm = (t: string): Set<string> => {
     if (t === 'all' || t === '*') return new Set(inv.hosts.keys())
@@ -169,13 +175,6 @@ export function selectHosts(inv: Inventory, pattern: string, where?: {file?: str
       hint: `known groups: ${[...inv.groups.keys()].join(', ')}; hosts: ${[...inv.hosts.keys()].slice(0, 10).join(', ')}${inv.hosts.size > 10 ? ', …' : ''}`,
     })
   }
-  let selected = new Set<string>()
-  for (const t of terms) {
-    if (t.startsWith('!')) for (const h of matchTerm(t.slice(1))) selected.delete(h)
-    else if (t.startsWith('&')) {
-      const keep = matchTerm(t.slice(1))
-      selected = new Set([...selected].filter((h) => keep.has(h)))
-    } else for (const h of matchTerm(t)) selected.add(h)
-  }
+  const selected = applyTerms(terms, matchTerm)
   return [...inv.hosts.values()].filter((h) => selected.has(h.name))
 }

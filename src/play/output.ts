@@ -14,6 +14,8 @@ export interface OutputOptions {
   json: boolean
   tty: boolean
   verbose?: boolean
+  /** -v: the output of changed and failed commands; -vvv: the runner also logs every command. */
+  verbosity?: number
   diff?: boolean
   write?: (s: string) => void
 }
@@ -77,6 +79,7 @@ export class ConsoleReporter implements Reporter {
       this.line(`  ${this.c(color, label.padEnd(11))} ${rec.host}${rec.msg ? `: ${indentRest(rec.msg)}` : ''}`)
     }
     if (this.o.diff && rec.diff) for (const d of rec.diff) this.line(renderDiff(d.path, d.before, d.after, this.o.tty))
+    if ((this.o.verbosity ?? 0) >= 1 && (rec.status === 'changed' || rec.status === 'failed')) for (const l of commandOutput(rec)) this.line(this.c('dim', l))
     this.progress()
   }
 
@@ -96,6 +99,22 @@ export class ConsoleReporter implements Reporter {
   warn(msg: string): void {
     this.line(this.c('yellow', `WARNING: ${msg}`))
   }
+}
+
+// What a command printed (command/shell results carry stdout/stderr in their data; a
+// loop's items each their own). no_log records have no data, so nothing is shown.
+export function commandOutput(rec: TaskRecord): string[] {
+  const data = rec.data
+  if (!data) return []
+  const items = Array.isArray(data.items) ? (data.items as Array<Record<string, unknown> | null>) : [data]
+  const out: string[] = []
+  items.forEach((d, i) => {
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const text = typeof d?.[stream] === 'string' ? (d[stream] as string).replace(/\n$/, '') : ''
+      if (text) out.push(`      ${items.length > 1 ? `[${i}] ` : ''}${stream}: ${indentRest(text)}`)
+    }
+  })
+  return out
 }
 
 function indentRest(s: string): string {

@@ -2,11 +2,13 @@ import {lookup} from 'node:dns/promises'
 import {isIP} from 'node:net'
 import pLimit from 'p-limit'
 import {BaremetalError, EXIT, TaskError, UnreachableError, type ErrorWhere} from '../errors.js'
-import {type Host, type Inventory, selectHosts} from '../inventory/inventory.js'
+import {resolve as resolvePath} from 'node:path'
+import {type Connection, type Host, type Inventory, selectHosts} from '../inventory/inventory.js'
 import type {HostFacts, ItemResult, ModuleContext, PlayHost, TaskItem} from '../modules/types.js'
 import {mask} from '../shell.js'
 import {LocalTransport} from '../transport/local.js'
 import {BecomeTransport} from '../transport/become.js'
+import {TracingTransport} from '../transport/tracing.js'
 import {SshTransport, type SshOptions} from '../transport/ssh.js'
 import type {Transport, TransportStats} from '../transport/types.js'
 import {evaluate, ExprError} from './expr.js'
@@ -78,18 +80,39 @@ export interface RunOptions {
   forks?: number
   tags?: string[]
   skipTags?: string[]
-  ssh?: SshOptions
+  ssh?: ConnectOptions
   reporter: Reporter
   signal?: AbortSignal
   /** Reuse connections across several playbooks of one command (up = several plays). */
   transports?: Map<string, {transport: Transport; facts?: HostFacts}>
+  /** --start-at-task: skip the tasks before the first one of this name (or glob). */
+  startAtTask?: string
+  /** -v count: 3 and more show every command a module runs and its output. */
+  verbosity?: number
 }
 
 const emptyRecap = (): HostRecap => ({ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0, ignored: 0})
 
+/** How to connect where the inventory does not say: -u and --private-key. */
+export interface ConnectOptions extends SshOptions {
+  remoteUser?: string
+  privateKeyFile?: string
+}
+
 /** Connect a transport for an inventory host: local or SSH. */
-export function transportFor(host: Host, ssh: SshOptions = {}): Transport {
-  return host.connection.kind === 'local' ? new LocalTransport(host.name, host.connection.address) : new SshTransport(host.name, host.connection, ssh)
+export function transportFor(host: Host, ssh: ConnectOptions = {}): Transport {
+  return host.connection.kind === 'local' ? new LocalTransport(host.name, host.connection.address) : new SshTransport(host.name, connectionOf(host, ssh), ssh)
+}
+
+// As in Ansible, the inventory's ansible_user / ansible_ssh_private_key_file beat -u and
+// --private-key, which beat the defaults ($USER, the agent).
+export function connectionOf(host: Host, o: ConnectOptions): Connection {
+  const c = host.connection
+  const v = host.vars
+  const user = o.remoteUser !== undefined && v.ansible_user === undefined && v.ansible_ssh_user === undefined ? o.remoteUser : c.user
+  const ownKey = v.ansible_ssh_private_key_file !== undefined || v.ansible_private_key_file !== undefined
+  const privateKeyFile = o.privateKeyFile !== undefined && !ownKey ? resolvePath(o.privateKeyFile) : c.privateKeyFile
+  return {...c, user, privateKeyFile}
 }
 
 const FACTS_SCRIPT = `printf '%s\\n' "$HOME" "$(id -un)" "$(uname -s)" "$(uname -m)" "$(nproc 2>/dev/null || echo 1)" "$(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo 2>/dev/null)" "$( . /etc/os-release 2>/dev/null; echo "$PRETTY_NAME")" "\${SSH_CLIENT%% *}"`
@@ -105,197 +128,278 @@ export async function gatherFacts(t: Transport): Promise<HostFacts> {
 
 /** Run every play of a playbook; never throws for host failures, only for bad input. */
 export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
-  const started = Date.now()
-  const {inventory, playbook, reporter} = opts
-  const extra = opts.extraVars ?? {}
-  const forks = opts.forks ?? 100
-  const transports = opts.transports ?? new Map<string, {transport: Transport; facts?: HostFacts}>()
-  const ownTransports = !opts.transports
-  const signal = opts.signal ?? new AbortController().signal
-  const recap: Record<string, HostRecap> = {}
-  const records: TaskRecord[] = []
-  const warnings: string[] = []
-  const unreachable = new Set<string>()
-  const registered = new Map<string, Record<string, unknown>>()
-  const secrets = new Set<string>()
-  let aborted: string | undefined
-
-  const limited = opts.limit ? new Set(selectHosts(inventory, opts.limit).map((h) => h.name)) : undefined
-
+  const run = newRun(opts)
   try {
-    for (const play of playbook.plays) {
-      if (signal.aborted) break
-      const hosts = selectHosts(inventory, play.hosts, play.where).filter((h) => !limited || limited.has(h.name))
-      for (const h of hosts) recap[h.name] ??= emptyRecap()
-      reporter.playStart(play, hosts.map((h) => h.name))
-      if (hosts.length === 0) {
-        warnings.push(`play "${play.name}": no hosts matched "${play.hosts}"${opts.limit ? ` with --limit ${opts.limit}` : ''}`)
-        continue
-      }
-
-      // Variables per host, resolved once per play (templated values rendered in order), also
-      // for the hosts --limit leaves out: a cluster step must see the whole cluster.
-      const hostVars = new Map<string, Record<string, unknown>>()
-      const group = selectHosts(inventory, play.hosts, play.where)
-      const ips = await resolveAddresses(group)
-      for (const h of group) {
-        // play_hosts_ips feeds the firewall: the fleet, not the hosts --limit picked (a limited
-        // run must never close the bus ports to the rest of its cluster).
-        const magic = {...magicVars(h, inventory, hosts), ansible_host_ip: ips.get(h.name), play_hosts_ips: group.map((x) => ips.get(x.name))}
-        const vars = resolveVars([play.defaults, h.vars, magic, play.vars], extra)
-        hostVars.set(h.name, vars)
-        for (const [k, v] of Object.entries(vars)) {
-          if ((isSecretName(k) || play.secretVars.includes(k)) && typeof v === 'string' && v) secrets.add(v)
-        }
-      }
-      // hostvars[h].x, as in Ansible: every host's variables (one shared map, not copies).
-      const hostvars = Object.fromEntries(hostVars)
-      for (const v of hostVars.values()) v.hostvars = hostvars
-
-      // Connect and gather facts for all hosts in parallel.
-      const limit = pLimit(forks)
-      const facts = new Map<string, HostFacts>()
-      await Promise.all(
-        hosts.map((h) =>
-          limit(async () => {
-            if (unreachable.has(h.name)) return
-            let entry = transports.get(h.name)
-            if (!entry) {
-              entry = {transport: transportFor(h, opts.ssh)}
-              transports.set(h.name, entry)
-            }
-            try {
-              entry.facts ??= await gatherFacts(entry.transport)
-              facts.set(h.name, entry.facts)
-            } catch (error) {
-              unreachable.add(h.name)
-              const rec = record(play, {name: 'connect', module: {name: 'ssh'}, where: play.where} as unknown as Task, h.name, 'unreachable', describe(error), 0, Date.now())
-              recap[h.name].unreachable++
-              records.push(rec)
-              reporter.hostResult(rec)
-            }
-          }),
-        ),
-      )
-
-      for (const h of hosts) {
-        const f = facts.get(h.name)
-        if (f) Object.assign(hostVars.get(h.name)!, {ansible_user_dir: f.home, ansible_processor_vcpus: f.cores, baremetal_controller_ip: f.controllerIp})
-      }
-      const failedInPlay = new Set<string>()
-      for (const task of play.tasks) {
-        if (signal.aborted) {
-          aborted ??= 'interrupted'
-          break
-        }
-        if (!tagSelected(task, opts.tags, opts.skipTags)) continue
-        const active = hosts.filter((h) => !unreachable.has(h.name) && !failedInPlay.has(h.name))
-        if (active.length === 0) break
-        reporter.taskStart(displayTask(task, hostVars.get(active[0].name)!), active.length)
-        const taskRecords: TaskRecord[] = []
-        const playHosts: PlayHost[] = active.map((h) => ({
-          host: h.name,
-          address: h.connection.address,
-          vars: hostVars.get(h.name)!,
-          facts: facts.get(h.name)!,
-          transport: transports.get(h.name)!.transport,
-        }))
-        const groupHosts = group.map((h) => ({host: h.name, address: h.connection.address, vars: hostVars.get(h.name)!}))
-        const targets = task.runOnce ? active.slice(0, 1) : active
-        await Promise.all(
-          targets.map((h) =>
-            limit(async () => {
-              if (signal.aborted) return
-              const t0 = Date.now()
-              const vars = {...hostVars.get(h.name)!, ...(registered.get(h.name) ?? {})}
-              const st = transports.get(h.name)!.transport.stats
-              const trips0 = st.execs + st.uploads
-              let rec: TaskRecord
-              try {
-                const base = transports.get(h.name)!.transport
-                const become = (task.become ?? play.become) && facts.get(h.name)!.user !== 'root'
-                const ctx: ModuleContext = {
-                  host: h.name,
-                  address: h.connection.address,
-                  transport: become ? new BecomeTransport(base) : base,
-                  facts: facts.get(h.name)!,
-                  check: opts.check ?? false,
-                  diff: opts.diff ?? false,
-                  vars,
-                  playbookDir: playbook.dir,
-                  secrets,
-                  log: (m) => reporter.log(h.name, mask(m, secrets)),
-                  signal,
-                  playHosts,
-                  groupHosts,
-                  failedHosts: hosts.filter((x) => failedInPlay.has(x.name) || unreachable.has(x.name)).map((x) => x.name),
-                }
-                rec = await runTask(play, task, h.name, ctx, registered, secrets, t0)
-              } catch (error) {
-                if (error instanceof UnreachableError) {
-                  unreachable.add(h.name)
-                  rec = record(play, task, h.name, 'unreachable', mask(describe(error), secrets), 0, t0)
-                } else if (error instanceof BaremetalError && error.exitCode === EXIT.usage) {
-                  throw error
-                } else {
-                  rec = record(play, task, h.name, 'failed', mask(describe(error), secrets), 0, t0)
-                }
-              }
-              rec.roundTrips = st.execs + st.uploads - trips0
-              // The recap and JSON name the task as its header did: rendered for this host.
-              rec.task = displayTask(task, hostVars.get(h.name)!).name
-              if (rec.status === 'failed' && !task.ignoreErrors) failedInPlay.add(h.name)
-              if (rec.status === 'failed' && task.ignoreErrors) rec.ignored = true
-              const r = recap[h.name]
-              if (rec.status === 'unreachable') r.unreachable++
-              else if (rec.ignored) r.ignored++
-              else r[rec.status]++
-              for (const w of rec.warnings ?? []) warnings.push(w)
-              taskRecords.push(rec)
-              records.push(rec)
-              reporter.hostResult(rec)
-            }),
-          ),
-        )
-        // Like Ansible's run_once: what the one run registered, every host of the play sees.
-        if (task.runOnce && task.register && targets.length > 0) {
-          const value = registered.get(targets[0].name)?.[task.register]
-          if (value !== undefined) for (const h of active) registered.set(h.name, {...(registered.get(h.name) ?? {}), [task.register]: value})
-        }
-        reporter.taskEnd(task, taskRecords)
-        // A task that runs once acts for the whole play (the cluster): its failure stops every
-        // host, as Ansible applies a run_once result to all of them. Nothing is started over
-        // a refusal to start it safely.
-        if (task.runOnce && taskRecords.some((r) => r.status === 'failed' && !r.ignored)) {
-          const stopped = active.filter((h) => !failedInPlay.has(h.name))
-          for (const h of stopped) failedInPlay.add(h.name)
-          if (stopped.length > 0) warnings.push(`task "${displayTask(task, hostVars.get(active[0].name)!).name}" runs once for the play and failed: the play stopped for ${stopped.map((h) => h.name).join(', ')} too`)
-        }
-        const failedNow = hosts.filter((h) => failedInPlay.has(h.name) || unreachable.has(h.name)).length
-        if (play.anyErrorsFatal && taskRecords.some((r) => r.status === 'failed' && !r.ignored)) {
-          aborted = `any_errors_fatal: task "${task.name}" failed`
-          break
-        }
-        if (play.maxFailPercentage !== undefined && (failedNow / hosts.length) * 100 > play.maxFailPercentage) {
-          aborted = `max_fail_percentage ${play.maxFailPercentage}% exceeded: ${failedNow} of ${hosts.length} hosts failed (task "${task.name}")`
-          break
-        }
-      }
-      if (aborted) {
-        warnings.push(`play "${play.name}" stopped for all hosts: ${aborted}`)
+    for (const play of opts.playbook.plays) {
+      if (run.signal.aborted) break
+      const p = await preparePlay(run, play)
+      if (!p) continue
+      await connectHosts(run, p)
+      await runPlayTasks(run, p)
+      if (run.aborted) {
+        run.warnings.push(`play "${play.name}" stopped for all hosts: ${run.aborted}`)
         break
       }
     }
   } finally {
-    if (ownTransports) await closeAll(transports)
+    if (!opts.transports) await closeAll(run.transports)
   }
-  if (signal.aborted) aborted ??= 'interrupted'
+  return tallyRecap(run)
+}
+
+// What one runPlaybook call carries from play to play (Ansible's TaskQueueManager state).
+interface RunState {
+  opts: RunOptions
+  started: number
+  forks: ReturnType<typeof pLimit>
+  transports: Map<string, {transport: Transport; facts?: HostFacts}>
+  signal: AbortSignal
+  recap: Record<string, HostRecap>
+  records: TaskRecord[]
+  warnings: string[]
+  unreachable: Set<string>
+  registered: Map<string, Record<string, unknown>>
+  secrets: Set<string>
+  limited?: Set<string>
+  /** --start-at-task: tasks before the first one of that name are passed over. */
+  startAt?: string
+  aborted?: string
+  /** The first bad-input error a task raised (template, arguments); how it ends the run depends on what ran before. */
+  usageError?: BaremetalError
+}
+
+// One play's hosts: the ones it works on, its whole group, their variables and facts.
+interface PlayState {
+  play: Play
+  hosts: Host[]
+  group: Host[]
+  hostVars: Map<string, Record<string, unknown>>
+  facts: Map<string, HostFacts>
+  failed: Set<string>
+}
+
+function newRun(opts: RunOptions): RunState {
+  const limited = opts.limit ? new Set(selectHosts(opts.inventory, opts.limit).map((h) => h.name)) : undefined
+  return {
+    opts, started: Date.now(), forks: pLimit(opts.forks ?? 100), limited, startAt: opts.startAtTask,
+    transports: opts.transports ?? new Map(), signal: opts.signal ?? new AbortController().signal,
+    recap: {}, records: [], warnings: [], unreachable: new Set(), registered: new Map(), secrets: new Set(),
+  }
+}
+
+/** Select the play's hosts and resolve their variables; undefined when it has none. */
+async function preparePlay(run: RunState, play: Play): Promise<PlayState | undefined> {
+  const {inventory, limit, reporter} = run.opts
+  const group = selectHosts(inventory, play.hosts, play.where)
+  const hosts = group.filter((h) => !run.limited || run.limited.has(h.name))
+  for (const h of hosts) run.recap[h.name] ??= emptyRecap()
+  reporter.playStart(play, hosts.map((h) => h.name))
+  if (hosts.length === 0) {
+    run.warnings.push(`play "${play.name}": no hosts matched "${play.hosts}"${limit ? ` with --limit ${limit}` : ''}`)
+    return undefined
+  }
+  // Variables per host, resolved once per play (templated values rendered in order), also
+  // for the hosts --limit leaves out: a cluster step must see the whole cluster.
+  const hostVars = new Map<string, Record<string, unknown>>()
+  const ips = await resolveAddresses(group)
+  for (const h of group) {
+    // play_hosts_ips feeds the firewall: the fleet, not the hosts --limit picked (a limited
+    // run must never close the bus ports to the rest of its cluster).
+    const magic = {...magicVars(h, inventory, hosts), ansible_host_ip: ips.get(h.name), play_hosts_ips: group.map((x) => ips.get(x.name))}
+    const vars = resolveVars([play.defaults, h.vars, magic, play.vars], run.opts.extraVars ?? {})
+    hostVars.set(h.name, vars)
+    for (const [k, v] of Object.entries(vars)) {
+      if ((isSecretName(k) || play.secretVars.includes(k)) && typeof v === 'string' && v) run.secrets.add(v)
+    }
+  }
+  // hostvars[h].x, as in Ansible: every host's variables (one shared map, not copies).
+  const hostvars = Object.fromEntries(hostVars)
+  for (const v of hostVars.values()) v.hostvars = hostvars
+  return {play, hosts, group, hostVars, facts: new Map(), failed: new Set()}
+}
+
+/** Connect and gather facts on every host of the play in parallel; a host that cannot be reached is recorded once. */
+async function connectHosts(run: RunState, p: PlayState): Promise<void> {
+  await Promise.all(p.hosts.map((h) => run.forks(() => connectHost(run, p, h))))
+  for (const h of p.hosts) {
+    const f = p.facts.get(h.name)
+    if (f) Object.assign(p.hostVars.get(h.name)!, {ansible_user_dir: f.home, ansible_processor_vcpus: f.cores, baremetal_controller_ip: f.controllerIp})
+  }
+}
+
+async function connectHost(run: RunState, p: PlayState, h: Host): Promise<void> {
+  if (run.unreachable.has(h.name)) return
+  let entry = run.transports.get(h.name)
+  if (!entry) {
+    entry = {transport: transportFor(h, run.opts.ssh)}
+    run.transports.set(h.name, entry)
+  }
+  try {
+    entry.facts ??= await gatherFacts(entry.transport)
+    p.facts.set(h.name, entry.facts)
+  } catch (error) {
+    run.unreachable.add(h.name)
+    const rec = record(p.play, {name: 'connect', module: 'ssh', where: p.play.where}, h.name, 'unreachable', describe(error), 0, Date.now())
+    run.recap[h.name].unreachable++
+    run.records.push(rec)
+    run.opts.reporter.hostResult(rec)
+  }
+}
+
+/** The linear strategy: every host finishes a task before any starts the next. */
+async function runPlayTasks(run: RunState, p: PlayState): Promise<void> {
+  for (const task of p.play.tasks) {
+    if (run.signal.aborted) {
+      run.aborted ??= 'interrupted'
+      return
+    }
+    if (!tagSelected(task, run.opts.tags, run.opts.skipTags) || !reachedStart(run, task)) continue
+    const active = p.hosts.filter((h) => !run.unreachable.has(h.name) && !p.failed.has(h.name))
+    if (active.length === 0) return
+    run.opts.reporter.taskStart(displayTask(task, p.hostVars.get(active[0].name)!), active.length)
+    const targets = task.runOnce ? active.slice(0, 1) : active
+    const taskRecords = await runTaskOnHosts(run, p, task, active, targets)
+    shareRunOnce(run, task, active, targets)
+    run.opts.reporter.taskEnd(task, taskRecords)
+    endOnBadInput(run)
+    run.aborted = afterTask(run, p, task, active, taskRecords)
+    if (run.aborted) return
+  }
+}
+
+// --start-at-task: Ansible matches the name exactly or as a glob; from there on every task runs.
+function reachedStart(run: RunState, task: Task): boolean {
+  if (run.startAt === undefined) return true
+  if (!taskNameMatches(task.name, run.startAt)) return false
+  run.startAt = undefined
+  return true
+}
+
+/** A task name matches --start-at-task NAME as Ansible's fnmatch does (* ? [..]). */
+export function taskNameMatches(name: string, pattern: string): boolean {
+  if (name === pattern) return true
+  const re = pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')
+  try {
+    return new RegExp(`^${re}$`).test(name)
+  } catch {
+    return false
+  }
+}
+
+/** One task on its target hosts, forks at a time; every host's record counted as it ends. */
+async function runTaskOnHosts(run: RunState, p: PlayState, task: Task, active: Host[], targets: Host[]): Promise<TaskRecord[]> {
+  const playHosts: PlayHost[] = active.map((h) => ({
+    host: h.name, address: h.connection.address, vars: p.hostVars.get(h.name)!, facts: p.facts.get(h.name)!, transport: run.transports.get(h.name)!.transport,
+  }))
+  const groupHosts = p.group.map((h) => ({host: h.name, address: h.connection.address, vars: p.hostVars.get(h.name)!}))
+  const taskRecords: TaskRecord[] = []
+  await Promise.all(
+    targets.map((h) =>
+      run.forks(async () => {
+        if (run.signal.aborted) return
+        const rec = await runOnHost(run, p, task, h, {playHosts, groupHosts})
+        countRecord(run, p, task, rec)
+        taskRecords.push(rec)
+      }),
+    ),
+  )
+  return taskRecords
+}
+
+/** The task on one host: its record, whatever went wrong (only bad input is kept aside for the run to decide). */
+async function runOnHost(run: RunState, p: PlayState, task: Task, h: Host, peers: Pick<ModuleContext, 'playHosts' | 'groupHosts'>): Promise<TaskRecord> {
+  const t0 = Date.now()
+  const st = run.transports.get(h.name)!.transport.stats
+  const trips0 = st.execs + st.uploads
+  let rec: TaskRecord
+  try {
+    rec = await runTask(p.play, task, h.name, moduleContext(run, p, task, h, peers), run.registered, run.secrets, t0)
+  } catch (error) {
+    if (error instanceof UnreachableError) run.unreachable.add(h.name)
+    if (error instanceof BaremetalError && error.exitCode === EXIT.usage) run.usageError ??= error
+    rec = record(p.play, labelOf(task), h.name, error instanceof UnreachableError ? 'unreachable' : 'failed', mask(describe(error), run.secrets), 0, t0)
+  }
+  rec.roundTrips = st.execs + st.uploads - trips0
+  // The recap and JSON name the task as its header did: rendered for this host.
+  rec.task = displayTask(task, p.hostVars.get(h.name)!).name
+  return rec
+}
+
+function moduleContext(run: RunState, p: PlayState, task: Task, h: Host, peers: Pick<ModuleContext, 'playHosts' | 'groupHosts'>): ModuleContext {
+  const {opts, secrets, signal} = run
+  const base = run.transports.get(h.name)!.transport
+  const facts = p.facts.get(h.name)!
+  const become = (task.become ?? p.play.become) && facts.user !== 'root'
+  const log = (m: string) => opts.reporter.log(h.name, mask(m, secrets))
+  const transport = become ? new BecomeTransport(base) : base
+  return {
+    host: h.name, address: h.connection.address, facts, check: opts.check ?? false, diff: opts.diff ?? false, signal, secrets, log, ...peers,
+    transport: (opts.verbosity ?? 0) >= 3 ? new TracingTransport(transport, (m) => log(m)) : transport,
+    vars: {...p.hostVars.get(h.name)!, ...(run.registered.get(h.name) ?? {})},
+    playbookDir: opts.playbook.dir,
+    failedHosts: p.hosts.filter((x) => p.failed.has(x.name) || run.unreachable.has(x.name)).map((x) => x.name),
+  }
+}
+
+function countRecord(run: RunState, p: PlayState, task: Task, rec: TaskRecord): void {
+  if (rec.status === 'failed' && !task.ignoreErrors) p.failed.add(rec.host)
+  if (rec.status === 'failed' && task.ignoreErrors) rec.ignored = true
+  const r = run.recap[rec.host]
+  if (rec.status === 'unreachable') r.unreachable++
+  else if (rec.ignored) r.ignored++
+  else r[rec.status]++
+  for (const w of rec.warnings ?? []) run.warnings.push(w)
+  run.records.push(rec)
+  run.opts.reporter.hostResult(rec)
+}
+
+// Like Ansible's run_once: what the one run registered, every host of the play sees.
+function shareRunOnce(run: RunState, task: Task, active: Host[], targets: Host[]): void {
+  if (!task.runOnce || !task.register || targets.length === 0) return
+  const value = run.registered.get(targets[0].name)?.[task.register]
+  if (value === undefined) return
+  for (const h of active) run.registered.set(h.name, {...(run.registered.get(h.name) ?? {}), [task.register]: value})
+}
+
+// Bad input found by a task (an undefined variable in a template, an argument that is
+// wrong after templating) means "nothing ran" (exit 5) only while no host has changed;
+// after a change it is that host's task failure (exit 2), as the README's exit codes say.
+function endOnBadInput(run: RunState): void {
+  if (!run.usageError) return
+  if (!run.records.some((r) => r.status === 'changed')) throw run.usageError
+  run.usageError = undefined
+}
+
+/** What a finished task means for the play: run_once failures, any_errors_fatal, max_fail_percentage. */
+function afterTask(run: RunState, p: PlayState, task: Task, active: Host[], taskRecords: TaskRecord[]): string | undefined {
+  const failedHere = taskRecords.some((r) => r.status === 'failed' && !r.ignored)
+  // A task that runs once acts for the whole play (the cluster): its failure stops every
+  // host, as Ansible applies a run_once result to all of them. Nothing is started over
+  // a refusal to start it safely.
+  if (task.runOnce && failedHere) {
+    const stopped = active.filter((h) => !p.failed.has(h.name))
+    for (const h of stopped) p.failed.add(h.name)
+    if (stopped.length > 0) run.warnings.push(`task "${displayTask(task, p.hostVars.get(active[0].name)!).name}" runs once for the play and failed: the play stopped for ${stopped.map((h) => h.name).join(', ')} too`)
+  }
+  const failedNow = p.hosts.filter((h) => p.failed.has(h.name) || run.unreachable.has(h.name)).length
+  if (p.play.anyErrorsFatal && failedHere) return `any_errors_fatal: task "${task.name}" failed`
+  if (p.play.maxFailPercentage !== undefined && (failedNow / p.hosts.length) * 100 > p.play.maxFailPercentage) {
+    return `max_fail_percentage ${p.play.maxFailPercentage}% exceeded: ${failedNow} of ${p.hosts.length} hosts failed (task "${task.name}")`
+  }
+  return undefined
+}
+
+/** The recap, every record, transport counters and the exit code of the whole run. */
+function tallyRecap(run: RunState): RunResult {
+  if (run.signal.aborted) run.aborted ??= 'interrupted'
   const stats: Record<string, TransportStats> = {}
-  for (const [h, e] of transports) stats[h] = {...e.transport.stats}
-  const anyFailed = Object.values(recap).some((r) => r.failed > 0)
-  const anyUnreachable = Object.values(recap).some((r) => r.unreachable > 0)
-  const exitCode = signal.aborted ? EXIT.interrupted : anyUnreachable ? EXIT.unreachable : anyFailed || aborted ? EXIT.failed : EXIT.ok
-  return {recap, tasks: records, warnings, durationMs: Date.now() - started, check: opts.check ?? false, aborted, stats, exitCode}
+  for (const [h, e] of run.transports) stats[h] = {...e.transport.stats}
+  const recaps = Object.values(run.recap)
+  const anyFailed = recaps.some((r) => r.failed > 0)
+  const anyUnreachable = recaps.some((r) => r.unreachable > 0)
+  const exitCode = run.signal.aborted ? EXIT.interrupted : anyUnreachable ? EXIT.unreachable : anyFailed || run.aborted ? EXIT.failed : EXIT.ok
+  const {recap, records: tasks, warnings, aborted} = run
+  return {recap, tasks, warnings, durationMs: Date.now() - run.started, check: run.opts.check ?? false, aborted, stats, exitCode}
 }
 
 /** Numeric IPs for every host: Redis 5.0.3 binds and MEETs by IP only, never by name. */
@@ -332,7 +436,7 @@ function displayTask(task: Task, vars: Record<string, unknown>): Task {
   }
 }
 
-function tagSelected(task: Task, tags?: string[], skip?: string[]): boolean {
+export function tagSelected(task: Task, tags?: string[], skip?: string[]): boolean {
   if (task.tags.includes('always')) return !(skip ?? []).includes('always')
   if (skip?.some((t) => task.tags.includes(t))) return false
   if (!tags || tags.length === 0 || tags.includes('all')) return !task.tags.includes('never')
@@ -344,8 +448,17 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
 }
 
-function record(play: Play, task: Task, host: string, status: HostStatus, msg: string, items: number, t0: number, extra: Partial<TaskRecord> = {}): TaskRecord {
-  return {play: play.name, task: task.name, module: task.module.name, host, status, msg, items, durationMs: Date.now() - t0, where: task.where, ...extra}
+/** What a record names: a task of the play, or a step of the runner's own (connect). */
+interface RecordLabel {
+  name: string
+  module: string
+  where: ErrorWhere
+}
+
+const labelOf = (task: Task): RecordLabel => ({name: task.name, module: task.module.name, where: task.where})
+
+function record(play: Play, label: RecordLabel, host: string, status: HostStatus, msg: string, items: number, t0: number, extra: Partial<TaskRecord> = {}): TaskRecord {
+  return {play: play.name, task: label.name, module: label.module, host, status, msg, items, durationMs: Date.now() - t0, where: label.where, ...extra}
 }
 
 async function runTask(
@@ -363,23 +476,7 @@ async function runTask(
   for (const [k, v] of Object.entries(task.vars)) taskVars[k] = renderDeep(v, {...ctx.vars, ...taskVars}, where)
   const baseVars = {...ctx.vars, ...taskVars}
   ctx.vars = baseVars
-  // Loop items: a list, a "{{ var }}" that is a list, or with_sequence.
-  let loopItems: unknown[] | undefined
-  if (task.loop) {
-    const v = task.loop.value
-    if (task.loop.kind === 'with_sequence') {
-      try {
-        loopItems = expandSequence(renderText(String(v), baseVars, where))
-      } catch (error) {
-        if (error instanceof BaremetalError) throw error
-        throw new TaskError((error as Error).message, {where, hint: 'with_sequence: start=1 end=10 format=%d, or count=N'})
-      }
-    } else {
-      const rendered = typeof v === 'string' ? renderString(v, baseVars, where) : renderDeep(v, baseVars, where)
-      if (!Array.isArray(rendered)) throw new TaskError(`${task.loop.kind} must be a list, got ${typeof rendered}`, {where, hint: 'give a YAML list, or a variable holding one'})
-      loopItems = task.loop.kind === 'with_items' ? rendered.flat() : rendered
-    }
-  }
+  const loopItems = loopItemsOf(task, baseVars)
   const units = loopItems ?? [undefined]
   const items: TaskItem[] = []
   const itemIndex: number[] = []
@@ -404,27 +501,9 @@ async function runTask(
       out.forEach((r, k) => (results[itemIndex[k]] = r))
     }
   }
-  // changed_when / failed_when see the item's result as `result` and under the register name.
-  for (let k = 0; k < itemIndex.length; k++) {
-    const i = itemIndex[k]
-    const r = results[i]
-    if (task.changedWhen === undefined && task.failedWhen === undefined) continue
-    if (r.status === 'skipped') continue
-    const res = resultVar(r)
-    const vars = {...baseVars, ...(loopItems ? {[task.loopVar]: units[i]} : {}), ...res, result: res, ...(task.register ? {[task.register]: res} : {})}
-    try {
-      if (task.failedWhen !== undefined) {
-        const failed = evaluate(task.failedWhen, vars)
-        if (failed && r.status !== 'failed') results[i] = {...r, status: 'failed', msg: `failed_when matched: ${String(task.failedWhen)}`}
-        else if (!failed && r.status === 'failed') results[i] = {...r, status: 'changed', msg: r.msg}
-      }
-      if (task.changedWhen !== undefined && results[i].status !== 'failed') {
-        results[i] = {...results[i], status: evaluate(task.changedWhen, vars) ? 'changed' : 'ok'}
-      }
-    } catch (error) {
-      if (error instanceof ExprError) throw conditionError(error, String(task.failedWhen ?? task.changedWhen), where)
-      throw new TaskError(`cannot evaluate condition: ${(error as Error).message}`, {where, hint: 'conditions support names, literals, ==, !=, <, >, in, not, and, or, is defined, | length, | bool, | int'})
-    }
+  for (const i of itemIndex) {
+    const itemVars = loopItems ? {...baseVars, [task.loopVar]: units[i]} : baseVars
+    results[i] = applyResultConditions(task, results[i], itemVars)
   }
   // register: what Ansible users read (rc, stdout, stdout_lines, changed, failed, results).
   if (task.register) {
@@ -440,7 +519,45 @@ async function runTask(
   const diffs = task.noLog ? undefined : results.flatMap((r) => r.diff ?? []).map((d) => ({path: d.path, before: mask(d.before, secrets), after: mask(d.after, secrets)}))
   const data = task.noLog ? undefined : maskDeep(results.length === 1 ? results[0].data : mergeData(results), secrets)
   const warnings = results.flatMap((r) => r.warnings ?? []).map((w) => mask(w, secrets))
-  return record(play, task, host, status, msg, loopItems ? loopItems.length : 1, t0, {diff: diffs && diffs.length ? diffs : undefined, data, ...(warnings.length ? {warnings} : {})})
+  return record(play, labelOf(task), host, status, msg, loopItems ? loopItems.length : 1, t0, {diff: diffs && diffs.length ? diffs : undefined, data, ...(warnings.length ? {warnings} : {})})
+}
+
+// Loop items: a list, a "{{ var }}" that is a list, or with_sequence; undefined without a loop.
+function loopItemsOf(task: Task, vars: Record<string, unknown>): unknown[] | undefined {
+  if (!task.loop) return undefined
+  const where = task.where
+  const v = task.loop.value
+  if (task.loop.kind === 'with_sequence') {
+    try {
+      return expandSequence(renderText(String(v), vars, where))
+    } catch (error) {
+      if (error instanceof BaremetalError) throw error
+      throw new TaskError((error as Error).message, {where, hint: 'with_sequence: start=1 end=10 format=%d, or count=N'})
+    }
+  }
+  const rendered = typeof v === 'string' ? renderString(v, vars, where) : renderDeep(v, vars, where)
+  if (!Array.isArray(rendered)) throw new TaskError(`${task.loop.kind} must be a list, got ${typeof rendered}`, {where, hint: 'give a YAML list, or a variable holding one'})
+  return task.loop.kind === 'with_items' ? rendered.flat() : rendered
+}
+
+// changed_when / failed_when see the item's result as `result` and under the register name.
+function applyResultConditions(task: Task, r: ItemResult, itemVars: Record<string, unknown>): ItemResult {
+  if ((task.changedWhen === undefined && task.failedWhen === undefined) || r.status === 'skipped') return r
+  const res = resultVar(r)
+  const vars = {...itemVars, ...res, result: res, ...(task.register ? {[task.register]: res} : {})}
+  let out = r
+  try {
+    if (task.failedWhen !== undefined) {
+      const failed = evaluate(task.failedWhen, vars)
+      if (failed && r.status !== 'failed') out = {...r, status: 'failed', msg: `failed_when matched: ${String(task.failedWhen)}`}
+      else if (!failed && r.status === 'failed') out = {...r, status: 'changed', msg: r.msg}
+    }
+    if (task.changedWhen !== undefined && out.status !== 'failed') out = {...out, status: evaluate(task.changedWhen, vars) ? 'changed' : 'ok'}
+  } catch (error) {
+    if (error instanceof ExprError) throw conditionError(error, String(task.failedWhen ?? task.changedWhen), task.where)
+    throw new TaskError(`cannot evaluate condition: ${(error as Error).message}`, {where: task.where, hint: 'conditions support names, literals, ==, !=, <, >, in, not, and, or, is defined, | length, | bool, | int'})
+  }
+  return out
 }
 
 function mergeData(results: ItemResult[]): Record<string, unknown> | undefined {

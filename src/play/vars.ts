@@ -1,5 +1,7 @@
 import {InputError, TemplateError} from '../errors.js'
 import type {Host, Inventory} from '../inventory/inventory.js'
+import {parse as parseYamlText} from 'yaml'
+import {parseKv} from './kv.js'
 import {hasTemplate, renderString} from './template.js'
 
 // Variable precedence, as Ansible: inventory group vars < host vars < play vars <
@@ -70,16 +72,27 @@ export function resolveVars(layers: Array<Record<string, unknown>>, extra: Recor
   return merged
 }
 
+// Ansible reads `-e '{…}'` as YAML, so a flow mapping ({a: 1}) works as well as JSON.
+function jsonOrYamlMapping(t: string): Record<string, unknown> | undefined {
+  for (const parse of [(x: string): unknown => JSON.parse(x), (x: string): unknown => parseYamlText(x)]) {
+    try {
+      const v: unknown = parse(t)
+      if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>
+    } catch {}
+  }
+  return undefined
+}
+
 /** Parse `-e key=value` and `-e @file.yml` / `-e '{"json": 1}'` (later ones win). */
 export function parseExtraVar(arg: string, readFile: (path: string) => Record<string, unknown>): Record<string, unknown> {
   if (arg.startsWith('@')) return readFile(arg.slice(1))
   const t = arg.trim()
   if (t.startsWith('{')) {
-    try {
-      const v = JSON.parse(t)
-      if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>
-    } catch {}
+    const v = jsonOrYamlMapping(t)
+    if (v) return v
   }
+  const pairs = parseKv(arg)
+  if (pairs) return pairs
   const out: Record<string, unknown> = {}
   const m = /^([A-Za-z_][\w]*)=([\s\S]*)$/.exec(arg)
   if (!m) {
