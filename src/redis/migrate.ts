@@ -1,6 +1,6 @@
 import type {Redis} from 'ioredis'
 import {ClusterError} from '../errors.js'
-import {describeRedisError, type NodePool} from './cluster.js'
+import {describeRedisError, type NodePool} from './pool.js'
 import {nodeAddr, type ClusterNode} from './plan.js'
 import type {SlotMove} from './rebalance.js'
 

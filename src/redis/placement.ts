@@ -10,7 +10,7 @@
 //     a time (two elections at once compete for the masters' votes), through rolling.ts'
 //     failover: only to a replica its own INFO replication shows in sync, at most twice.
 import {setTimeout as sleep} from 'node:timers/promises'
-import {NodePool, describeRedisError} from './cluster.js'
+import {NodePool, describeRedisError} from './pool.js'
 import {nodeAddr, parseClusterInfo, parseClusterNodes, parseNodeAddress} from './nodes.js'
 import type {ClusterNode} from './plan.js'
 import {failover, type RollingTarget} from './rolling.js'
