@@ -5,7 +5,7 @@ import {redisHostVars} from '../cli/redis.js'
 import {closeAll} from '../play/runner.js'
 import {EXIT} from '../errors.js'
 import {checkCluster, clusterNodesFromHosts} from '../redis/cluster.js'
-import {renderClusterReport} from '../redis/status.js'
+import {problemTexts, renderClusterReport} from '../redis/status.js'
 
 export default class Status extends Command {
   static override summary = 'Check the live cluster like `redis-cli --cluster check`: slots, agreement, open slots, nodes'
@@ -28,7 +28,7 @@ export default class Status extends Command {
       const nodes = await clusterNodesFromHosts(hosts)
       const password = String(hosts[0]?.vars.redis_password ?? '') || undefined
       const report = await checkCluster(nodes, {password})
-      process.stdout.write((flags.json ? JSON.stringify(report, null, 2) : renderClusterReport(report)) + '\n')
+      process.stdout.write((flags.json ? JSON.stringify({...report, problems: problemTexts(report.problems)}, null, 2) : renderClusterReport(report)) + '\n')
       process.exitCode = report.ok ? EXIT.ok : EXIT.failed
     } catch (error) {
       process.exitCode = reportError(error, flags.json)

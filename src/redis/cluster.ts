@@ -5,7 +5,7 @@ import {resolveIp} from './inventory-nodes.js'
 import {CLUSTER_SLOTS, NodeIds, digestClusterNodes, rangesToString} from './nodes.js'
 import {planCluster, nodeAddr, type ClusterNode, type ClusterPlan} from './plan.js'
 import {NodePool, describeRedisError, infoAll, probeAll} from './pool.js'
-import {buildClusterReport, probeOk, type ClusterReport, type NodeProbe, type NodeProbeOk} from './status.js'
+import {buildClusterReport, leftOut, probeOk, problemTexts, type ClusterReport, type NodeProbe, type NodeProbeOk} from './status.js'
 
 // Forming and checking a Redis Cluster from the controller with plain per-node
 // connections (never ioredis' Cluster client, which needs a formed cluster). Every
@@ -202,7 +202,7 @@ async function existingCluster(run: FormRun, reached: Reached): Promise<FormResu
 // timeouts: wait for that, read-only and bounded, instead of failing at once.
 // Members missing from the inventory and open slots are the scaling step's to settle.
 function settlePending(r: ClusterReport, allowPartial: boolean | undefined): string[] {
-  return r.problems.filter(p => !(allowPartial && /unreachable|marked failed/.test(p)) && !/inventory does not list|open \((migrating|importing)|more open slot/.test(p))
+  return problemTexts(r.problems.filter(p => !(allowPartial && leftOut(p)) && p.kind !== 'unknown-nodes' && p.kind !== 'open-slot'))
 }
 
 async function settleFormed(run: FormRun, reached: Reached, report: ClusterReport): Promise<FormResult> {
@@ -402,7 +402,7 @@ async function awaitAgreement(run: FormRun, plan: ClusterPlan, reachable: readon
     // Only now the expensive round: every node's full view.
     const fresh = await probeAll(run.pool, reachable.map(p => p.node), run.concurrency)
     report = buildClusterReport(fresh)
-    return [...report.problems, ...roleMismatches(plan, fresh)]
+    return [...problemTexts(report.problems), ...roleMismatches(plan, fresh)]
   }, 'the cluster to agree', run.log)
   return report!
 }

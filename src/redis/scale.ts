@@ -8,7 +8,7 @@ import {decideOpenSlot, moveBatch, moveSlots, resolveOpenSlot, type MigrateNode,
 import {countSlots, digestClusterNodes, nodeAddr, NodeIds, parseClusterInfo, parseClusterNodes, type NodeEntry} from './nodes.js'
 import type {ClusterNode} from './plan.js'
 import {planRebalance, planRoles, type BalanceMaster, type BalancePlan, type RolePlan} from './rebalance.js'
-import {buildClusterReport, isMember, knownEntries, probeOk, type ClusterReport, type NodeProbe, type NodeProbeOk} from './status.js'
+import {buildClusterReport, isMember, knownEntries, probeOk, problemTexts, type ClusterReport, type NodeProbe, type NodeProbeOk} from './status.js'
 
 // Scaling an existing cluster to the inventory, from the controller, in one idempotent
 // pass that a re-run after any interruption finishes:
@@ -501,7 +501,7 @@ export async function scaleCluster(nodes: readonly ClusterNode[], opts: ScaleOpt
       // back from its new owner (seen on 5.0.3): every node agrees first.
       await waitFor(deadline(), opts.signal, nodes.length, async () => {
         const r = buildClusterReport(await probeAll(pool, nodes, concurrency))
-        return r.problems.filter(p => /disagrees on the slot map/.test(p))
+        return problemTexts(r.problems.filter(p => p.kind === 'disagree'))
       }, 'every node to agree on the settled slots', log)
       if (stuck.length > 0) {
         throw new ClusterError(`${stuck.length} open slot(s) cannot be settled now: ${stuck.slice(0, 5).map(d => `slot ${d.slot}: ${d.why}`).join('; ')}`, {
@@ -602,7 +602,7 @@ export async function scaleCluster(nodes: readonly ClusterNode[], opts: ScaleOpt
       const roles = layout.roles.attach
         .filter(a => byId.has(a.replica) && byId.get(a.replica)!.myself.masterId !== a.master)
         .map(a => `${byId.get(a.replica)!.addr} is not yet a replica of ${addrOf(a.master)}`)
-      return [...report.problems, ...roles]
+      return [...problemTexts(report.problems), ...roles]
     }, 'the cluster to agree after scaling', log)
     return finish(report!)
   } finally {
