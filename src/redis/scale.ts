@@ -71,7 +71,8 @@ export interface ScaleResult {
 
 export const REMOVED_HOST = '(not in inventory)'
 
-interface Member {
+// Exported with Observation for the unit tests of the pure planning below.
+export interface Member {
   id: string
   addr: string
   node: ClusterNode
@@ -81,7 +82,7 @@ interface Member {
   reachable: boolean
 }
 
-interface Observation {
+export interface Observation {
   probes: NodeProbe[]
   members: Map<string, Member>
   lone: NodeProbeOk[]
@@ -363,14 +364,16 @@ async function checkHeadroom(pool: NodePool, obs: Observation, plan: BalancePlan
   })
 }
 
-interface Layout {
+export interface Layout {
   roles: RolePlan
   /** Masters for the balance: staying ones, spare ones becoming masters, leaving ones. */
   balance: BalanceMaster[]
   leavingIds: string[]
 }
 
-function planLayout(obs: Observation, replicas: number): Layout {
+// Roles (planRoles) and the masters to balance over, from one observation: staying
+// slot holders, spare nodes turned masters (empty), leaving masters (drained to zero).
+export function planLayout(obs: Observation, replicas: number): Layout {
   const staying = [...obs.members.values()].filter(m => m.inInventory)
   const holders = staying.filter(m => isMaster(m) && m.line.slots.length > 0)
   const emptyMasters = staying.filter(m => isMaster(m) && m.line.slots.length === 0)
@@ -398,7 +401,7 @@ export interface LiveShape {
   orphans: number
 }
 
-function shapeOf(obs: Observation): LiveShape {
+export function shapeOf(obs: Observation): LiveShape {
   const staying = [...obs.members.values()].filter(m => m.inInventory)
   const holders = staying.filter(m => isMaster(m) && m.line.slots.length > 0)
   const replicas = staying.filter(m => m.line.replica)
@@ -426,7 +429,7 @@ export function reshapeRefusal(shape: LiveShape, replicas: number, newMasters: n
   }
 }
 
-function leavingMessage(leaving: readonly Member[]): string {
+export function leavingMessage(leaving: readonly Member[]): string {
   const list = leaving.slice(0, 10).map(m => `${m.addr} (${isMaster(m) ? `master, ${countSlots(m.line.slots)} slots` : 'replica'}${m.reachable ? '' : ', unreachable'})`)
   return `${leaving.length} node(s) of the cluster are not in the inventory: ${list.join(', ')}${leaving.length > 10 ? ', …' : ''}`
 }
