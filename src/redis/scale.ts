@@ -804,31 +804,7 @@ async function removeLeaving(pool: NodePool, obs: Observation, deadline: number,
       removed.push({id: m.id, addr: m.addr, stopped: true, note: 'was not reachable: forgotten only'})
       continue
     }
-    let note: string | undefined
-    // RESET refuses a master that holds keys; a replica it empties (its master has them).
-    // Either way SHUTDOWN NOSAVE follows only once the node is empty.
-    const left = await pool
-      .run(m.node, async r => {
-        await r.call('CLUSTER', 'RESET', 'HARD')
-        return r.dbsize()
-      })
-      .catch(error => {
-        throw new ClusterError(`${m.addr}: CLUSTER RESET HARD failed: ${describeRedisError(error, opts.password)}; it is left running with its keys`, {
-          hint: 'it is forgotten by the staying nodes already; check its keys (DBSIZE), then run CLUSTER RESET HARD and SHUTDOWN on it by hand',
-        })
-      })
-    if (left !== 0) {
-      throw new ClusterError(`${m.addr}: still holds ${left} key(s) after CLUSTER RESET HARD: not stopped`, {hint: 'check where its keys belong before stopping it by hand'})
-    }
-    let stopped = false
-    try {
-      await pool.run(m.node, r => r.call('SHUTDOWN', 'NOSAVE'))
-    } catch (error) {
-      // The answer to a successful SHUTDOWN is the connection closing.
-      stopped = /closed|ECONNRESET|end of stream/i.test(error instanceof Error ? error.message : String(error))
-      if (!stopped) note = [note, `SHUTDOWN NOSAVE failed: ${describeRedisError(error, opts.password)}`].filter(Boolean).join('; ')
-    }
-    removed.push({id: m.id, addr: m.addr, stopped, ...(note ? {note} : {})})
+    removed.push(await resetAndStop(pool, m, opts.password))
   }
   // Forgotten nodes come back only through gossip from a node that still lists them.
   await waitFor(deadline, opts.signal, staying.length, async () => {
@@ -850,6 +826,35 @@ async function removeLeaving(pool: NodePool, obs: Observation, deadline: number,
     return remembering.map(m => `${m.addr} still lists a removed node`)
   }, 'removed nodes to be forgotten', log)
   return removed
+}
+
+// A forgotten leaving node: RESET HARD, then SHUTDOWN NOSAVE only once it holds no key.
+async function resetAndStop(pool: NodePool, m: Member, password?: string): Promise<RemovedNode> {
+  let note: string | undefined
+  // RESET refuses a master that holds keys; a replica it empties (its master has them).
+  // Either way SHUTDOWN NOSAVE follows only once the node is empty.
+  const left = await pool
+    .run(m.node, async r => {
+      await r.call('CLUSTER', 'RESET', 'HARD')
+      return r.dbsize()
+    })
+    .catch(error => {
+      throw new ClusterError(`${m.addr}: CLUSTER RESET HARD failed: ${describeRedisError(error, password)}; it is left running with its keys`, {
+        hint: 'it is forgotten by the staying nodes already; check its keys (DBSIZE), then run CLUSTER RESET HARD and SHUTDOWN on it by hand',
+      })
+    })
+  if (left !== 0) {
+    throw new ClusterError(`${m.addr}: still holds ${left} key(s) after CLUSTER RESET HARD: not stopped`, {hint: 'check where its keys belong before stopping it by hand'})
+  }
+  let stopped = false
+  try {
+    await pool.run(m.node, r => r.call('SHUTDOWN', 'NOSAVE'))
+  } catch (error) {
+    // The answer to a successful SHUTDOWN is the connection closing.
+    stopped = /closed|ECONNRESET|end of stream/i.test(error instanceof Error ? error.message : String(error))
+    if (!stopped) note = [note, `SHUTDOWN NOSAVE failed: ${describeRedisError(error, password)}`].filter(Boolean).join('; ')
+  }
+  return {id: m.id, addr: m.addr, stopped, ...(note ? {note} : {})}
 }
 
 /** A leaving node as removal sees it: its role and DBSIZE (-1: could not be read). */
