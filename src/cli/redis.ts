@@ -1,11 +1,10 @@
 import {spawnSync} from 'node:child_process'
-import {lookup} from 'node:dns/promises'
 import {existsSync} from 'node:fs'
-import {isIP} from 'node:net'
 import {type Inventory, selectHosts} from '../inventory/inventory.js'
 import type {HostPattern} from '../inventory/pattern.js'
 import {magicVars, resolveVars} from '../play/vars.js'
 import type {ErrorWhere} from '../errors.js'
+import {hostIp} from '../redis/inventory-nodes.js'
 import {parseVersionH} from '../redis/validate.js'
 import {loadYaml, type YamlSource} from '../yamlfile.js'
 import {bundled} from './common.js'
@@ -26,8 +25,7 @@ export async function redisHostVars(inv: Inventory, pattern: HostPattern, extra:
   const out: RedisHostVars[] = []
   for (const h of hosts) {
     const a = h.connection.address
-    let ip = a
-    if (!isIP(a)) ip = await lookup(a, {family: 4}).then((r) => r.address, () => a)
+    const ip = await hostIp(a)
     const vars = resolveVars([defaults, h.vars, {...magicVars(h, inv, hosts), ansible_host_ip: ip}], extra)
     out.push({host: h.name, address: a, vars})
   }

@@ -1,6 +1,6 @@
 import {Cluster} from 'ioredis'
 import {ClusterError} from '../errors.js'
-import {NodePool, describeRedisError} from '../redis/cluster.js'
+import {NodePool, describeRedisError} from '../redis/pool.js'
 import {parseClusterInfo} from '../redis/nodes.js'
 import type {ClusterNode} from '../redis/plan.js'
 import {Histogram} from './histogram.js'

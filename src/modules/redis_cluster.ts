@@ -36,6 +36,7 @@ import {planCluster, type ClusterPlan} from '../redis/plan.js'
 import {scaleCluster, scaleMessage} from '../redis/scale.js'
 import {restorePlacement} from '../redis/placement.js'
 import {rangesToString} from '../redis/nodes.js'
+import {leftOut, problemTexts} from '../redis/status.js'
 import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
 import {runEachItem} from './cluster-task.js'
 
@@ -79,7 +80,7 @@ export function summarize(result: FormResult): ClusterSummary {
     seed: usePlan ? plan.seed : report.seed,
     newNodes: result.newNodes,
     unreachable: result.unreachable,
-    problems: report.problems,
+    problems: problemTexts(report.problems),
     warnings: plan.warnings,
     commands: result.commands,
     elapsedMs: result.elapsedMs,
@@ -132,8 +133,8 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
       timeoutMs: timeoutSec === undefined ? undefined : timeoutSec * 1000,
     })
     if (scaled.changed) {
-      const data = {...summarize({...result, report: scaled.report, newNodes: scaled.report.newNodes}), scaling: scaled} as unknown as Record<string, unknown>
-      const problems = scaled.report.problems
+      const data = {...summarize({...result, report: scaled.report, newNodes: scaled.report.newNodes}), scaling: {...scaled, report: {...scaled.report, problems: problemTexts(scaled.report.problems)}}} as unknown as Record<string, unknown>
+      const problems = problemTexts(scaled.report.problems)
       if (!ctx.check && problems.length > 0) return {status: 'failed', msg: `scaled, but the cluster is unhealthy: ${problems.slice(0, 5).join('; ')}`, data}
       // Masters back to the planned spread across hosts (check mode: the layout after scaling is not known yet).
       const placed = ctx.check ? undefined : await restorePlacement(nodes, scaled.report, {password, log: msg => ctx.log(msg), signal: ctx.signal})
@@ -152,16 +153,16 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   if (result.action === 'none') {
     // Found formed: healthy is ok; anything `check` would complain about fails the task
     // (in check mode too: that is what the real run would say).
-    const problems = result.report.problems.filter(p => !(args.allow_partial === true && /unreachable|marked failed/.test(p)))
+    const problems = result.report.problems.filter(p => !(args.allow_partial === true && leftOut(p)))
     // Check mode: nodes not reachable now are started (or their ports opened) by the tasks
     // before this one; the real run waits for them to rejoin (what they cause meanwhile,
     // cluster_state:fail included, is not a failure of the plan).
     if (ctx.check && args.allow_partial !== true && result.unreachable.length > 0) {
-      const now = problems.find(p => !/unreachable/.test(p))
+      const now = problems.find(p => p.kind !== 'unreachable')?.text
       return {status: 'ok', msg: `cluster formed; would wait for ${result.unreachable.length} node(s) not reachable now to rejoin once started or let through${now ? ` (now: ${now})` : ''}`, data}
     }
     if (problems.length > 0) {
-      return {status: 'failed', msg: `cluster formed but unhealthy: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? '; …' : ''}`, data}
+      return {status: 'failed', msg: `cluster formed but unhealthy: ${problemTexts(problems.slice(0, 5)).join('; ')}${problems.length > 5 ? '; …' : ''}`, data}
     }
     const placed = await restorePlacement(nodes, result.report, {password, check: ctx.check, log: msg => ctx.log(msg), signal: ctx.signal})
     if (placed.status !== 'ok') return {status: placed.status, msg: placed.msg, data: {...data, placement: placed}}

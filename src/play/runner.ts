@@ -1,5 +1,3 @@
-import {lookup} from 'node:dns/promises'
-import {isIP} from 'node:net'
 import pLimit from 'p-limit'
 import {BaremetalError, EXIT, TaskError, UnreachableError, type ErrorWhere} from '../errors.js'
 import {resolve as resolvePath} from 'node:path'
@@ -15,6 +13,7 @@ import {evaluate, ExprError} from './expr.js'
 import {coerceValue, expandSequence, type Play, type Playbook, type Task} from './playbook.js'
 import {conditionError, renderDeep, renderString, renderText} from './template.js'
 import {isSecretName, magicVars, resolveVars} from './vars.js'
+import {hostIp} from '../redis/inventory-nodes.js'
 
 // The linear strategy, as Ansible's default: every host finishes task N before any
 // starts task N+1, hosts run in parallel up to --forks, and a task's loop items go to
@@ -407,15 +406,7 @@ async function resolveAddresses(hosts: Host[]): Promise<Map<string, string>> {
   const out = new Map<string, string>()
   await Promise.all(
     hosts.map(async (h) => {
-      const a = h.connection.address
-      if (isIP(a)) out.set(h.name, a)
-      else {
-        try {
-          out.set(h.name, (await lookup(a, {family: 4})).address)
-        } catch {
-          out.set(h.name, a)
-        }
-      }
+      out.set(h.name, await hostIp(h.connection.address))
     }),
   )
   return out

@@ -1,7 +1,7 @@
 import type {Redis} from 'ioredis'
 import {ClusterError} from '../errors.js'
-import {describeRedisError, type NodePool} from './cluster.js'
 import {parseClusterNodes, type NodeEntry} from './nodes.js'
+import {describeRedisError, type NodePool} from './pool.js'
 import {nodeAddr, type ClusterNode} from './plan.js'
 import type {SlotMove} from './rebalance.js'
 
@@ -40,8 +40,8 @@ export interface MoveOptions {
   /** Per (source, target) pair: the byte budget of the next MIGRATE round, adapted to what the link carried. */
   pacers?: Map<string, Pacer>
   signal?: AbortSignal
-  /** A line for the operator: what was repaired on the way. */
-  log?: (msg: string) => void
+  /** Keys found on both ends with the same value and dropped from the source (see dropTwins). */
+  onTwins?: (slots: readonly number[], keys: number) => void
   /** Called after every batch with the totals so far. */
   progress?: (done: MoveProgress) => void
 }
@@ -300,7 +300,7 @@ async function dropTwins(from: MigrateNode, to: MigrateNode, calls: readonly Mig
     return p
   }).catch(() => [] as Array<[Error | null, unknown]>)
   const dropped = res.filter(([err, n]) => !err && n === 1).length
-  if (dropped > 0) ctx.opts.log?.(`redis_cluster: ${nodeAddr(from)}: ${dropped} key(s) of slot(s) ${[...new Set(calls.map(c => c.slot))].join(', ')} were already on ${nodeAddr(to)} with the same value (a MIGRATE's DEL lost in a failover): the source's copy dropped`)
+  if (dropped > 0) ctx.opts.onTwins?.([...new Set(calls.map(c => c.slot))], dropped)
   return dropped
 }
 

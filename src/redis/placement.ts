@@ -10,7 +10,7 @@
 //     a time (two elections at once compete for the masters' votes), through rolling.ts'
 //     failover: only to a replica its own INFO replication shows in sync, at most twice.
 import {setTimeout as sleep} from 'node:timers/promises'
-import {NodePool, describeRedisError} from './cluster.js'
+import {NodePool, describeRedisError} from './pool.js'
 import {nodeAddr, parseClusterInfo, parseClusterNodes, parseNodeAddress} from './nodes.js'
 import type {ClusterNode} from './plan.js'
 import {failover, type RollingTarget} from './rolling.js'
@@ -206,7 +206,7 @@ export async function restorePlacement(nodes: readonly ClusterNode[], report: Cl
   const result: PlacementResult = {status: 'ok', msg: '', plan, done: [], failed: []}
   if (plan.failovers.length === 0) return result
   // Elections need every master answering; an unhealthy cluster is the other steps' to repair.
-  if (!report.ok) return {...result, skipped: `not rebalancing masters across hosts while the cluster has problems (${report.problems[0]})`}
+  if (!report.ok) return {...result, skipped: `not rebalancing masters across hosts while the cluster has problems (${report.problems[0].text})`}
   if (opts.check) {
     return {...result, status: 'changed', msg: `would fail over ${plan.failovers.length} master(s) to in-sync replicas on other hosts: ${listFailovers(plan.failovers)}; masters per host ${spread(plan.before)} → ${spread(plan.after)}`}
   }

@@ -192,10 +192,44 @@ function placeNodes(hosts: readonly HostGroup[], N: number, M: number): {masterN
   const P = N - M
   // Every master gets base or base + 1 replicas; E of them get the + 1.
   const base = Math.floor(P / M)
-  const E = P - base * M
   // demand(h) + supply(h) ≤ P  ⇔  (base - 1)·m_h + e_h ≤ P - n_h
-  const room = n.map(c => P - c)
+  const shape: HostShape = {H, n, P, M, base, E: P - base * M, room: n.map(c => P - c)}
+  const m = dealMasters(shape)
+  spreadMasters(shape, m)
+  const e = extraReplicas(shape, m)
 
+  // Masters: each host's first m_h nodes, interleaved across hosts; those with an
+  // extra replica first within their host so the dealing below stays simple.
+  const hostMasters = hosts.map((g, h) => g.nodes.slice(0, m[h]))
+  const masterNodes = interleaveByHost(hostMasters.flat())
+  const masterIndex = new Map(masterNodes.map((node, i) => [node, i]))
+  const count = masterNodes.map(() => base)
+  hostMasters.forEach((list, h) => list.slice(0, e[h]).forEach(node => count[masterIndex.get(node)!]++))
+  const supplyNodes = hosts.map((g, h) => g.nodes.slice(m[h]))
+  const x = hostFlow(shape, m, e, supplyNodes.map(list => list.length))
+  const bins = hostMasters.map(list => list.map(node => masterIndex.get(node)!))
+  const {pool, children} = dealUnits(masterNodes.length, bins, count, supplyNodes, x)
+  if (H > 1) polishBySwaps(pool, masterNodes.map(x => x.host), children)
+  return {masterNodes, pool, children}
+}
+
+/** Host sizes and the replica arithmetic every placement step shares. */
+interface HostShape {
+  H: number
+  /** Nodes per host. */
+  n: number[]
+  /** Replicas in total. */
+  P: number
+  M: number
+  base: number
+  /** Masters that get base + 1 replicas. */
+  E: number
+  /** P - n_h: host h keeps the rule while (base - 1)·m_h + e_h ≤ room_h. */
+  room: number[]
+}
+
+// Masters per host, round-robin as long as every host can still be served from others.
+function dealMasters({H, n, M, base, room}: HostShape): number[] {
   const m = new Array<number>(H).fill(0)
   let turn = 0
   for (let k = 0; k < M; k++) {
@@ -219,8 +253,12 @@ function placeNodes(hosts: readonly HostGroup[], N: number, M: number): {masterN
     m[chosen]++
     turn = chosen + 1
   }
-  // Round-robin ignores the extra replicas (N beyond M × (1 + R)); move single masters
-  // between hosts while that lowers how far the rule would be broken.
+  return m
+}
+
+// Round-robin ignores the extra replicas (N beyond M × (1 + R)); move single masters
+// between hosts while that lowers how far the rule would be broken.
+function spreadMasters({H, n, base, E, room}: HostShape, m: number[]): void {
   const violation = (mm: readonly number[]): number => {
     let v = 0
     let extraRoom = 0
@@ -255,6 +293,10 @@ function placeNodes(hosts: readonly HostGroup[], N: number, M: number): {masterN
     m[move[1]]++
     current = best
   }
+}
+
+// Which hosts' masters get the E extra replicas: where the most room is left.
+function extraReplicas({H, E, base, room}: HostShape, m: readonly number[]): number[] {
   const e = new Array<number>(H).fill(0)
   for (let k = 0; k < E; k++) {
     let chosen = -1
@@ -270,19 +312,14 @@ function placeNodes(hosts: readonly HostGroup[], N: number, M: number): {masterN
     e[chosen]++
   }
 
-  // Masters: each host's first m_h nodes, interleaved across hosts; those with an
-  // extra replica first within their host so the dealing below stays simple.
-  const hostMasters = hosts.map((g, h) => g.nodes.slice(0, m[h]))
-  const masterNodes = interleaveByHost(hostMasters.flat())
-  const masterIndex = new Map(masterNodes.map((node, i) => [node, i]))
-  const count = masterNodes.map(() => base)
-  hostMasters.forEach((list, h) => list.slice(0, e[h]).forEach(node => count[masterIndex.get(node)!]++))
-  const supplyNodes = hosts.map((g, h) => g.nodes.slice(m[h]))
+  return e
+}
 
-  // Host-level flow x[h][g]: replicas on host g serving masters on host h.
-  const d = hosts.map((_, h) => base * m[h] + e[h])
-  const p = supplyNodes.map(list => list.length)
-  const x = hosts.map(() => new Array<number>(H).fill(0))
+// Host-level flow x[h][g]: replicas on host g serving masters on host h.
+function hostFlow({H, P, base}: HostShape, m: readonly number[], e: readonly number[], supply: readonly number[]): number[][] {
+  const d = m.map((mh, h) => base * mh + e[h])
+  const p = [...supply]
+  const x = m.map(() => new Array<number>(H).fill(0))
   let left = P
   while (left > 0) {
     // The tightest host with demand is served first, and a host that is tight too (it
@@ -311,14 +348,18 @@ function placeNodes(hosts: readonly HostGroup[], N: number, M: number): {masterN
     left--
   }
 
-  // Within a host, deal its replica units to its masters row by row, largest source
-  // host first, so no master gets two replicas from one host unless a source sends
-  // more units than the host has masters.
-  const children: number[][] = masterNodes.map(() => [])
+  return x
+}
+
+// Within a host, deal its replica units to its masters row by row, largest source
+// host first, so no master gets two replicas from one host unless a source sends
+// more units than the host has masters.
+function dealUnits(masters: number, hostBins: readonly number[][], count: readonly number[], supplyNodes: readonly ClusterNode[][], x: readonly number[][]): {pool: ClusterNode[]; children: number[][]} {
+  const children: number[][] = Array.from({length: masters}, () => [])
   const pool: ClusterNode[] = []
-  const next = hosts.map(() => 0)
-  for (let h = 0; h < H; h++) {
-    const bins = hostMasters[h].map(node => masterIndex.get(node)!)
+  const next = supplyNodes.map(() => 0)
+  for (let h = 0; h < hostBins.length; h++) {
+    const bins = hostBins[h]
     if (bins.length === 0) continue
     const units: number[] = []
     const sources = [...x[h].keys()].filter(g => x[h][g] > 0).sort((a, b) => x[h][b] - x[h][a] || a - b)
@@ -334,8 +375,7 @@ function placeNodes(hosts: readonly HostGroup[], N: number, M: number): {masterN
       }
     }
   }
-  if (H > 1) polishBySwaps(pool, masterNodes.map(x => x.host), children)
-  return {masterNodes, pool, children}
+  return {pool, children}
 }
 
 // Same-host-as-master must outweigh any number of sibling clashes.

@@ -142,8 +142,23 @@ export function planRoles(input: RoleInput): RolePlan {
   const want = Math.max(1, Math.floor(total / (R + 1)))
   const M = Math.max(input.masters.length, Math.min(input.masters.length + input.spare.length, want))
   if (M === 0) throw new ClusterError('no node can be a master')
+  const {newMasters, spare} = chooseNewMasters(input, M)
+  const masters = [...input.masters, ...newMasters]
+  const hostOfMaster = new Map(masters.map(m => [m.id, m.host]))
+  const pool: RoleReplica[] = [...input.replicas, ...spare.map(s => ({id: s.id, host: s.host, master: null}))]
+  const children = dealReplicas(masters, hostOfMaster, pool)
+  polish(masters.map(m => m.id), hostOfMaster, children)
+  const {masterOf, attach, sharedHost} = rolesOf(masters, children)
+  const warnings: string[] = []
+  const onMaster = sharedHost.filter(s => s.sharesWith === 'master').length
+  if (onMaster > 0) warnings.push(`${onMaster} replica(s) share a host with their master: losing that host loses those slots`)
+  if (sharedHost.length > onMaster) warnings.push(`${sharedHost.length - onMaster} replica(s) share a host with another replica of the same master`)
+  if (R > 0 && pool.length < M * R) warnings.push(`${pool.length} replica(s) cannot give ${M} master(s) ${R} replica(s) each`)
+  return {newMasters: newMasters.map(m => m.id), masterOf, attach, sharedHost, warnings}
+}
 
-  // New masters: each from the host with the fewest masters so far.
+// New masters: each from the host with the fewest masters so far; the rest stay spare.
+function chooseNewMasters(input: RoleInput, M: number): {newMasters: RoleMaster[]; spare: RoleMaster[]} {
   const perHost = new Map<string, number>()
   for (const m of input.masters) perHost.set(m.host, (perHost.get(m.host) ?? 0) + 1)
   const spare = [...input.spare]
@@ -155,11 +170,13 @@ export function planRoles(input: RoleInput): RolePlan {
     newMasters.push(m)
     perHost.set(m.host, (perHost.get(m.host) ?? 0) + 1)
   }
-  const masters = [...input.masters, ...newMasters]
-  const hostOfMaster = new Map(masters.map(m => [m.id, m.host]))
-  const pool: RoleReplica[] = [...input.replicas, ...spare.map(s => ({id: s.id, host: s.host, master: null}))]
+  return {newMasters, spare}
+}
 
-  // Quotas: ⌊P/M⌋ each, the +1 to masters that keep most of their current replicas.
+// Every replica and spare node to a master: quotas of ⌊P/M⌋ each, the +1 to masters that
+// keep most of their current replicas, those kept first.
+function dealReplicas(masters: readonly RoleMaster[], hostOfMaster: ReadonlyMap<string, string>, pool: readonly RoleReplica[]): Map<string, RoleReplica[]> {
+  const M = masters.length
   const P = pool.length
   const base = Math.floor(P / M)
   const extra = P - base * M
@@ -202,8 +219,12 @@ export function planRoles(input: RoleInput): RolePlan {
     }
     children.get(best!)!.push(r)
   }
-  polish(masters.map(m => m.id), hostOfMaster, children)
+  return children
+}
 
+// The dealt sets as the plan states them: who follows whom, what must be attached, and
+// which replicas share a host with their master or a sibling.
+function rolesOf(masters: readonly RoleMaster[], children: ReadonlyMap<string, RoleReplica[]>): Pick<RolePlan, 'masterOf' | 'attach' | 'sharedHost'> {
   const masterOf: Record<string, string> = {}
   const attach: RolePlan['attach'] = []
   const sharedHost: RolePlan['sharedHost'] = []
@@ -217,12 +238,7 @@ export function planRoles(input: RoleInput): RolePlan {
       seen.add(r.host)
     }
   }
-  const warnings: string[] = []
-  const onMaster = sharedHost.filter(s => s.sharesWith === 'master').length
-  if (onMaster > 0) warnings.push(`${onMaster} replica(s) share a host with their master: losing that host loses those slots`)
-  if (sharedHost.length > onMaster) warnings.push(`${sharedHost.length - onMaster} replica(s) share a host with another replica of the same master`)
-  if (R > 0 && P < M * R) warnings.push(`${P} replica(s) cannot give ${M} master(s) ${R} replica(s) each`)
-  return {newMasters: newMasters.map(m => m.id), masterOf, attach, sharedHost, warnings}
+  return {masterOf, attach, sharedHost}
 }
 
 // Pairwise swaps of replicas between masters while that lowers the host clashes.
@@ -235,25 +251,33 @@ function polish(masters: readonly string[], hostOf: ReadonlyMap<string, string>,
     })
     return c
   }
+  // The first replica y of another master b that, swapped with x of a, lowers the clashes.
+  const swapFor = (a: string, x: RoleReplica): [string, RoleReplica] | undefined => {
+    for (const b of masters) {
+      if (b === a) continue
+      const y = children.get(b)!.find(y => {
+        if (y.host === x.host) return false
+        const setA = children.get(a)!.map(r => (r === x ? y : r))
+        const setB = children.get(b)!.map(r => (r === y ? x : r))
+        return setCost(a, setA) + setCost(b, setB) < setCost(a, children.get(a)!) + setCost(b, children.get(b)!)
+      })
+      if (y) return [b, y]
+    }
+    return undefined
+  }
   for (let pass = 0; pass < 8; pass++) {
     let improved = false
     for (const a of masters) {
       if (setCost(a, children.get(a)!) === 0) continue
       for (const x of children.get(a)!) {
-        for (const b of masters) {
-          if (b === a) continue
-          const y = children.get(b)!.find(y => {
-            if (y.host === x.host) return false
-            const setA = children.get(a)!.map(r => (r === x ? y : r))
-            const setB = children.get(b)!.map(r => (r === y ? x : r))
-            return setCost(a, setA) + setCost(b, setB) < setCost(a, children.get(a)!) + setCost(b, children.get(b)!)
-          })
-          if (!y) continue
+        const swap = swapFor(a, x)
+        if (swap) {
+          const [b, y] = swap
           children.set(a, children.get(a)!.map(r => (r === x ? y : r)))
           children.set(b, children.get(b)!.map(r => (r === y ? x : r)))
           improved = true
-          break
         }
+        // Once a pass has improved, later masters only try their first replica.
         if (improved) break
       }
     }

@@ -1,12 +1,14 @@
 import {setTimeout as sleep} from 'node:timers/promises'
 import pLimit from 'p-limit'
 import {ClusterError} from '../errors.js'
-import {defaultTimeoutMs, describeRedisError, infoAll, NodePool, probeAll, waitFor, type ClusterOptions} from './cluster.js'
+import {defaultTimeoutMs, type ClusterOptions} from './cluster.js'
+import {waitFor} from './helpers.js'
+import {describeRedisError, infoAll, NodePool, probeAll} from './pool.js'
 import {decideOpenSlot, moveBatch, moveSlots, resolveOpenSlot, type MigrateNode, type MoveOptions, type NodeRole, type OpenSlotDecision, type OpenSlotView} from './migrate.js'
 import {countSlots, digestClusterNodes, nodeAddr, NodeIds, parseClusterInfo, parseClusterNodes, type NodeEntry} from './nodes.js'
 import type {ClusterNode} from './plan.js'
 import {planRebalance, planRoles, type BalanceMaster, type BalancePlan, type RolePlan} from './rebalance.js'
-import {buildClusterReport, isMember, knownEntries, probeOk, type ClusterReport, type NodeProbe, type NodeProbeOk} from './status.js'
+import {buildClusterReport, isMember, knownEntries, probeOk, problemTexts, type ClusterReport, type NodeProbe, type NodeProbeOk} from './status.js'
 
 // Scaling an existing cluster to the inventory, from the controller, in one idempotent
 // pass that a re-run after any interruption finishes:
@@ -69,7 +71,8 @@ export interface ScaleResult {
 
 export const REMOVED_HOST = '(not in inventory)'
 
-interface Member {
+// Exported with Observation for the unit tests of the pure planning below.
+export interface Member {
   id: string
   addr: string
   node: ClusterNode
@@ -79,7 +82,7 @@ interface Member {
   reachable: boolean
 }
 
-interface Observation {
+export interface Observation {
   probes: NodeProbe[]
   members: Map<string, Member>
   lone: NodeProbeOk[]
@@ -265,15 +268,18 @@ async function rebindImports(pool: NodePool, obs: Observation, views: readonly O
       if (id === owner || !m?.reachable) continue
       if (!maps.has(id)) maps.set(id, parseClusterNodes(await pool.run(m.node, r => r.call('CLUSTER', 'NODES')).then(String)))
       const seen = maps.get(id)!.find(e => e.slots.some(([a, b]) => v.slot >= a && v.slot <= b))
-      if (seen?.id === owner) continue
-      await pool.run(m.node, r => r.call('CLUSTER', 'SETSLOT', String(v.slot), 'NODE', owner)).catch(error => {
-        throw new ClusterError(`${m.addr}: SETSLOT ${v.slot} NODE ${owner.slice(0, 8)} (its map still names ${seen ? `${seen.addr}${seen.fail ? ', failed' : ''}` : 'no owner'}) failed: ${describeRedisError(error, password)}`, {
-          where: {host: m.node.host},
-          hint: 'run up again: open slots are found and finished, then the rebalance continues',
-        })
-      })
+      if (seen?.id !== owner) await rebindOne(pool, m, v.slot, owner, seen, password)
     }
   }
+}
+
+async function rebindOne(pool: NodePool, m: Member, slot: number, owner: string, seen: NodeEntry | undefined, password?: string): Promise<void> {
+  await pool.run(m.node, r => r.call('CLUSTER', 'SETSLOT', String(slot), 'NODE', owner)).catch(error => {
+    throw new ClusterError(`${m.addr}: SETSLOT ${slot} NODE ${owner.slice(0, 8)} (its map still names ${seen ? `${seen.addr}${seen.fail ? ', failed' : ''}` : 'no owner'}) failed: ${describeRedisError(error, password)}`, {
+      where: {host: m.node.host},
+      hint: 'run up again: open slots are found and finished, then the rebalance continues',
+    })
+  })
 }
 
 /** INFO memory of a master, and DBSIZE. */
@@ -371,14 +377,16 @@ async function checkHeadroom(pool: NodePool, obs: Observation, plan: BalancePlan
   })
 }
 
-interface Layout {
+export interface Layout {
   roles: RolePlan
   /** Masters for the balance: staying ones, spare ones becoming masters, leaving ones. */
   balance: BalanceMaster[]
   leavingIds: string[]
 }
 
-function planLayout(obs: Observation, replicas: number): Layout {
+// Roles (planRoles) and the masters to balance over, from one observation: staying
+// slot holders, spare nodes turned masters (empty), leaving masters (drained to zero).
+export function planLayout(obs: Observation, replicas: number): Layout {
   const staying = [...obs.members.values()].filter(m => m.inInventory)
   const holders = staying.filter(m => isMaster(m) && m.line.slots.length > 0)
   const emptyMasters = staying.filter(m => isMaster(m) && m.line.slots.length === 0)
@@ -406,7 +414,7 @@ export interface LiveShape {
   orphans: number
 }
 
-function shapeOf(obs: Observation): LiveShape {
+export function shapeOf(obs: Observation): LiveShape {
   const staying = [...obs.members.values()].filter(m => m.inInventory)
   const holders = staying.filter(m => isMaster(m) && m.line.slots.length > 0)
   const replicas = staying.filter(m => m.line.replica)
@@ -434,17 +442,33 @@ export function reshapeRefusal(shape: LiveShape, replicas: number, newMasters: n
   }
 }
 
-function leavingMessage(leaving: readonly Member[]): string {
+export function leavingMessage(leaving: readonly Member[]): string {
   const list = leaving.slice(0, 10).map(m => `${m.addr} (${isMaster(m) ? `master, ${countSlots(m.line.slots)} slots` : 'replica'}${m.reachable ? '' : ', unreachable'})`)
   return `${leaving.length} node(s) of the cluster are not in the inventory: ${list.join(', ')}${leaving.length > 10 ? ', …' : ''}`
+}
+
+// One scaling call: what every step needs. `obs` is the latest observation, read again
+// after each step that changes the cluster; later steps (and addrOf) see the new one.
+interface ScaleRun {
+  nodes: readonly ClusterNode[]
+  opts: ScaleOptions
+  log: (msg: string) => void
+  concurrency: number
+  /** A fresh bound for each wait: every step gets the whole timeout. */
+  deadline: () => number
+  pool: NodePool
+  moveOpts: MoveOptions
+  result: ScaleResult
+  started: number
+  /** Keys that were on both ends of an interrupted move with the same value: dropped from the source. */
+  twins: {keys: number; slots: Set<number>}
+  obs: Observation
 }
 
 // The whole pass; changes nothing in check mode and returns what it would do.
 export async function scaleCluster(nodes: readonly ClusterNode[], opts: ScaleOptions): Promise<ScaleResult> {
   const started = Date.now()
-  const log = opts.log ?? (() => {})
   const concurrency = opts.concurrency ?? 64
-  const deadline = () => Date.now() + (opts.timeoutMs ?? defaultTimeoutMs(nodes.length))
   const pool = new NodePool({password: opts.password, connectTimeoutMs: opts.connectTimeoutMs ?? 5000})
   const result: ScaleResult = {
     changed: false,
@@ -466,161 +490,219 @@ export async function scaleCluster(nodes: readonly ClusterNode[], opts: ScaleOpt
     concurrency: opts.moveConcurrency,
     batchSlots: opts.batchSlots,
     signal: opts.signal,
-    log: m => {
-      log(m)
-      result.warnings.push(m)
+    onTwins: (slots, keys) => {
+      twins.keys += keys
+      for (const s of slots) twins.slots.add(s)
     },
   }
-  const finish = (report: ClusterReport) => ({...result, report, elapsedMs: Date.now() - started})
+  const twins = {keys: 0, slots: new Set<number>()}
   try {
-    let obs = await observe(pool, nodes, concurrency)
-    if (obs.unreachable.length > 0) {
-      result.skipped = `${obs.unreachable.length} inventory node(s) unreachable (${obs.unreachable.slice(0, 5).join(', ')}): no scaling step until they answer`
-      return finish(buildClusterReport(obs.probes))
+    const run: ScaleRun = {
+      nodes,
+      opts,
+      log: opts.log ?? (() => {}),
+      concurrency,
+      deadline: () => Date.now() + (opts.timeoutMs ?? defaultTimeoutMs(nodes.length)),
+      pool,
+      moveOpts,
+      result,
+      started,
+      twins,
+      obs: await observe(pool, nodes, concurrency),
     }
-    result.leaving = obs.leaving.map(m => m.addr)
-    if (obs.leaving.length > 0 && !opts.removeMissing) {
-      throw new ClusterError(`${leavingMessage(obs.leaving)}; nothing was changed`, {
-        hint: 'if these hosts are meant to leave, run up --remove-missing (drains their slots, then forgets and stops them); otherwise put them back in the inventory',
-      })
-    }
-
-    // 3. Open slots left by an interrupted run. Often a failover interrupted it: its roles
-    //    must have settled before they are read (counting keys on a demoted master, or
-    //    SETSLOT on it, is what strands keys or fails every run).
-    let views = await openSlotViews(pool, obs)
-    if (views.length > 0 && !opts.check) {
-      await waitClusterOk(pool, obs, deadline(), opts, log, `before settling open slot(s) ${views.slice(0, 10).map(v => v.slot).join(', ')}`, true)
-      obs = await observe(pool, nodes, concurrency)
-      views = await openSlotViews(pool, obs)
-    }
-    result.openSlots = views.map(decideOpenSlot)
-    const stuck = result.openSlots.filter(d => d.action === 'stuck')
-    if (opts.check) {
-      if (result.openSlots.length > 0) result.changed = true
-      if (stuck.length > 0 || result.openSlots.length > 0) {
-        result.warnings.push(`${result.openSlots.length} open slot(s) are settled first; the rest of the plan is computed after that`)
-        return finish(buildClusterReport(obs.probes))
-      }
-    } else if (result.openSlots.length > 0) {
-      const settled = result.openSlots.filter(d => d.action !== 'stuck')
-      log(`redis_cluster: settling ${settled.length} open slot(s) left by an interrupted run (${settled.filter(d => d.action === 'finish').length} finished, ${settled.filter(d => d.action === 'rollback').length} rolled back)`)
-      await rebindImports(pool, obs, views, moveOpts.password)
-      await settleOpenSlots(pool, obs, settled, moveOpts)
-      result.changed = true
-      // Replicas learn a settled slot's owner by gossip only. A move that bumps another
-      // master's epoch before they have (the rebalance next) leaves them preferring the
-      // old owner's higher epoch for good, and their UPDATE messages can take the slot
-      // back from its new owner (seen on 5.0.3): every node agrees first.
-      await waitFor(deadline(), opts.signal, nodes.length, async () => {
-        const r = buildClusterReport(await probeAll(pool, nodes, concurrency))
-        return r.problems.filter(p => /disagrees on the slot map/.test(p))
-      }, 'every node to agree on the settled slots', log)
-      if (stuck.length > 0) {
-        throw new ClusterError(`${stuck.length} open slot(s) cannot be settled now: ${stuck.slice(0, 5).map(d => `slot ${d.slot}: ${d.why}`).join('; ')}`, {
-          hint: 'bring the named nodes back and run up again',
-        })
-      }
-      obs = await observe(pool, nodes, concurrency)
-    }
-
-    // 4-5. Roles and moves (planned on what is there; a plan that cannot hold fails here).
-    const holdingDown = (o: Observation) => o.leaving.filter(m => !m.reachable && isMaster(m) && m.line.slots.length > 0)
-    let unreachableLeaving = holdingDown(obs)
-    if (unreachableLeaving.length > 0 && !opts.check) {
-      // Its replica may be taking over right now (a killed leaving master): once every node
-      // says ok, the slots are the replica's and the drain goes on from there.
-      await waitClusterOk(pool, obs, deadline(), opts, log, `(${unreachableLeaving.map(m => m.addr).join(', ')} not answering)`, true).catch(error => {
-        if (opts.signal?.aborted) throw error
-      })
-      obs = await observe(pool, nodes, concurrency)
-      unreachableLeaving = holdingDown(obs)
-    }
-    if (unreachableLeaving.length > 0) {
-      throw new ClusterError(`cannot drain ${unreachableLeaving.map(m => m.addr).join(', ')}: the node(s) hold slots but do not answer`, {
-        hint: 'start them again so their keys can move, or fail their slots over to a replica first',
-      })
-    }
-    let layout = planLayout(obs, opts.replicas)
-    if (obs.leaving.length === 0) {
-      const why = reshapeRefusal(shapeOf(obs), opts.replicas, layout.roles.newMasters.length)
-      if (why) throw new ClusterError(why.message, {hint: why.hint})
-    }
-    result.warnings.push(...layout.roles.warnings)
-    const addrOf = (id: string) => obs.members.get(id)?.addr ?? obs.lone.find(p => p.myself.id === id)?.addr ?? id
-    result.newMasters = layout.roles.newMasters.map(addrOf)
-    result.attached = layout.roles.attach.map(a => ({replica: addrOf(a.replica), master: addrOf(a.master)}))
-    result.joined = obs.lone.map(p => p.addr)
-    result.plannedSlots = planRebalance(layout.balance, layout.leavingIds).moved
-    const work = obs.lone.length + layout.roles.attach.length + result.plannedSlots + obs.leaving.length
-    if (work > 0) result.changed = true
-    if (opts.check || work === 0) return finish(buildClusterReport(obs.probes))
-
-    // 4. Headroom of the receivers, before anything changes.
-    const preview = planRebalance(layout.balance, layout.leavingIds)
-    if (preview.moved > 0) await checkHeadroom(pool, obs, preview, opts, log, result)
-
-    // Join.
-    if (obs.lone.length > 0) {
-      await join(pool, obs, deadline(), opts, log)
-      obs = await observe(pool, nodes, concurrency)
-      if (obs.lone.length > 0) throw new ClusterError(`${obs.lone.length} node(s) did not join: ${obs.lone.map(p => p.addr).join(', ')}`)
-      layout = planLayout(obs, opts.replicas)
-    }
-    // A replica of a leaving master stays with it until the drain is over: re-attached now,
-    // the slots not yet moved would have no replica for the whole drain.
-    const leavingIds = new Set(layout.leavingIds)
-    await attachReplicas(pool, obs, layout.roles.attach.filter(a => !leavingIds.has(obs.members.get(a.replica)?.line.masterId ?? '')), deadline(), opts, log)
-
-    // 5. Moves.
-    const plan = planRebalance(layout.balance, layout.leavingIds)
-    if (plan.moved > 0) {
-      const members = new Map([...obs.members.values()].map(m => [m.id, migrateNode(m)]))
-      const masters = [...new Set([...obs.members.values()].filter(m => isMaster(m) && m.reachable).map(m => m.id).concat(layout.roles.newMasters))]
-      // A node that just joined says cluster_state:fail for a moment (Redis waits ~2 s after
-      // start, and for the slot map) and refuses MIGRATE's RESTORE with CLUSTERDOWN meanwhile.
-      await waitClusterOk(pool, obs, deadline(), opts, log, 'before moving slots')
-      log(`redis_cluster: moving ${plan.moved} slot(s) in ${plan.moves.length} move(s) to balance ${Object.keys(plan.targets).length} master(s)`)
-      let lastLog = Date.now()
-      const moved = await moveSlots(plan.moves, members, masters, {
-        ...moveOpts,
-        progress: p => {
-          if (Date.now() - lastLog < 2000) return
-          lastLog = Date.now()
-          log(`redis_cluster: moved ${p.slots}/${p.totalSlots} slot(s), ${p.keys} key(s), ${Math.round(p.keys / Math.max(0.001, p.elapsedMs / 1000))} keys/s`)
-        },
-      })
-      result.moved = moved
-      log(`redis_cluster: moved ${moved.slots} slot(s) and ${moved.keys} key(s) in ${(moved.elapsedMs / 1000).toFixed(1)} s`)
-    }
-
-    // 6. Removal: the drained masters' replicas get their staying masters now (roles
-    //    planned again: Redis may have moved them to a drain target meanwhile), then forget.
-    if (obs.leaving.length > 0) {
-      obs = await observe(pool, nodes, concurrency)
-      layout = planLayout(obs, opts.replicas)
-      result.attached = layout.roles.attach.map(a => ({replica: addrOf(a.replica), master: addrOf(a.master)}))
-      await attachReplicas(pool, obs, layout.roles.attach, deadline(), opts, log)
-      obs = await observe(pool, nodes, concurrency)
-      result.removed = await removeLeaving(pool, obs, deadline(), opts, log)
-    }
-
-    // 7. One healthy slot map, planned roles in place.
-    log('redis_cluster: waiting for every node to agree on the new slot map')
-    let report: ClusterReport | undefined
-    await waitFor(deadline(), opts.signal, nodes.length, async () => {
-      const fresh = await probeAll(pool, nodes, concurrency)
-      report = buildClusterReport(fresh)
-      const byId = new Map(fresh.filter(probeOk).map(p => [p.myself.id, p]))
-      const roles = layout.roles.attach
-        .filter(a => byId.has(a.replica) && byId.get(a.replica)!.myself.masterId !== a.master)
-        .map(a => `${byId.get(a.replica)!.addr} is not yet a replica of ${addrOf(a.master)}`)
-      return [...report.problems, ...roles]
-    }, 'the cluster to agree after scaling', log)
-    return finish(report!)
+    return await scalePass(run)
   } finally {
     await pool.closeAll()
   }
+}
+
+function finish(run: ScaleRun, report: ClusterReport): ScaleResult {
+  const {keys, slots} = run.twins
+  const warnings = keys === 0 ? run.result.warnings : [...run.result.warnings, `${keys} key(s) in ${slots.size} slot(s) (${[...slots].slice(0, 5).join(', ')}${slots.size > 5 ? ', …' : ''}) were on both ends of a move with the same value (the dead source's DEL never reached its replica): the source's copies were dropped`]
+  return {...run.result, warnings, report, elapsedMs: Date.now() - run.started}
+}
+
+function addrOf(run: ScaleRun, id: string): string {
+  return run.obs.members.get(id)?.addr ?? run.obs.lone.find(p => p.myself.id === id)?.addr ?? id
+}
+
+// Steps 2-7 in order; each returns early only where the original plan says "stop here".
+async function scalePass(run: ScaleRun): Promise<ScaleResult> {
+  const {opts, result} = run
+  if (run.obs.unreachable.length > 0) {
+    result.skipped = `${run.obs.unreachable.length} inventory node(s) unreachable (${run.obs.unreachable.slice(0, 5).join(', ')}): no scaling step until they answer`
+    return finish(run, buildClusterReport(run.obs.probes))
+  }
+  result.leaving = run.obs.leaving.map(m => m.addr)
+  if (run.obs.leaving.length > 0 && !opts.removeMissing) {
+    throw new ClusterError(`${leavingMessage(run.obs.leaving)}; nothing was changed`, {
+      hint: 'if these hosts are meant to leave, run up --remove-missing (drains their slots, then forgets and stops them); otherwise put them back in the inventory',
+    })
+  }
+  if (!(await settleOpen(run))) return finish(run, buildClusterReport(run.obs.probes))
+  await awaitLeavingHolders(run)
+  // 4-5. Roles and moves (planned on what is there; a plan that cannot hold fails here).
+  let layout = planScale(run)
+  const work = run.obs.lone.length + layout.roles.attach.length + result.plannedSlots + run.obs.leaving.length
+  if (work > 0) result.changed = true
+  if (opts.check || work === 0) return finish(run, buildClusterReport(run.obs.probes))
+  layout = await grow(run, layout)
+  await rebalance(run, layout)
+  layout = await removeLeft(run, layout)
+  return finish(run, await awaitScaled(run, layout))
+}
+
+// 3. Open slots left by an interrupted run. Often a failover interrupted it: its roles
+//    must have settled before they are read (counting keys on a demoted master, or
+//    SETSLOT on it, is what strands keys or fails every run). False: check mode stops here.
+async function settleOpen(run: ScaleRun): Promise<boolean> {
+  const {pool, opts, log, result} = run
+  let views = await openSlotViews(pool, run.obs)
+  if (views.length > 0 && !opts.check) {
+    await waitClusterOk(pool, run.obs, run.deadline(), opts, log, `before settling open slot(s) ${views.slice(0, 10).map(v => v.slot).join(', ')}`, true)
+    run.obs = await observe(pool, run.nodes, run.concurrency)
+    views = await openSlotViews(pool, run.obs)
+  }
+  result.openSlots = views.map(decideOpenSlot)
+  const stuck = result.openSlots.filter(d => d.action === 'stuck')
+  if (opts.check) {
+    if (result.openSlots.length > 0) result.changed = true
+    if (stuck.length > 0 || result.openSlots.length > 0) {
+      result.warnings.push(`${result.openSlots.length} open slot(s) are settled first; the rest of the plan is computed after that`)
+      return false
+    }
+    return true
+  }
+  if (result.openSlots.length === 0) return true
+  const settled = result.openSlots.filter(d => d.action !== 'stuck')
+  log(`redis_cluster: settling ${settled.length} open slot(s) left by an interrupted run (${settled.filter(d => d.action === 'finish').length} finished, ${settled.filter(d => d.action === 'rollback').length} rolled back)`)
+  await rebindImports(pool, run.obs, views, run.moveOpts.password)
+  await settleOpenSlots(pool, run.obs, settled, run.moveOpts)
+  result.changed = true
+  // Replicas learn a settled slot's owner by gossip only. A move that bumps another
+  // master's epoch before they have (the rebalance next) leaves them preferring the
+  // old owner's higher epoch for good, and their UPDATE messages can take the slot
+  // back from its new owner (seen on 5.0.3): every node agrees first.
+  await waitFor(run.deadline(), opts.signal, run.nodes.length, async () => {
+    const r = buildClusterReport(await probeAll(pool, run.nodes, run.concurrency))
+    return problemTexts(r.problems.filter(p => p.kind === 'disagree'))
+  }, 'every node to agree on the settled slots', log)
+  if (stuck.length > 0) {
+    throw new ClusterError(`${stuck.length} open slot(s) cannot be settled now: ${stuck.slice(0, 5).map(d => `slot ${d.slot}: ${d.why}`).join('; ')}`, {
+      hint: 'bring the named nodes back and run up again',
+    })
+  }
+  run.obs = await observe(pool, run.nodes, run.concurrency)
+  return true
+}
+
+// A leaving master that holds slots but does not answer cannot be drained.
+async function awaitLeavingHolders(run: ScaleRun): Promise<void> {
+  const holdingDown = (o: Observation) => o.leaving.filter(m => !m.reachable && isMaster(m) && m.line.slots.length > 0)
+  let unreachableLeaving = holdingDown(run.obs)
+  if (unreachableLeaving.length > 0 && !run.opts.check) {
+    // Its replica may be taking over right now (a killed leaving master): once every node
+    // says ok, the slots are the replica's and the drain goes on from there.
+    await waitClusterOk(run.pool, run.obs, run.deadline(), run.opts, run.log, `(${unreachableLeaving.map(m => m.addr).join(', ')} not answering)`, true).catch(error => {
+      if (run.opts.signal?.aborted) throw error
+    })
+    run.obs = await observe(run.pool, run.nodes, run.concurrency)
+    unreachableLeaving = holdingDown(run.obs)
+  }
+  if (unreachableLeaving.length > 0) {
+    throw new ClusterError(`cannot drain ${unreachableLeaving.map(m => m.addr).join(', ')}: the node(s) hold slots but do not answer`, {
+      hint: 'start them again so their keys can move, or fail their slots over to a replica first',
+    })
+  }
+}
+
+// Roles and the balance planned on what is there; what would be done goes into the result.
+function planScale(run: ScaleRun): Layout {
+  const {obs, result} = run
+  const layout = planLayout(obs, run.opts.replicas)
+  if (obs.leaving.length === 0) {
+    const why = reshapeRefusal(shapeOf(obs), run.opts.replicas, layout.roles.newMasters.length)
+    if (why) throw new ClusterError(why.message, {hint: why.hint})
+  }
+  result.warnings.push(...layout.roles.warnings)
+  result.newMasters = layout.roles.newMasters.map(id => addrOf(run, id))
+  result.attached = layout.roles.attach.map(a => ({replica: addrOf(run, a.replica), master: addrOf(run, a.master)}))
+  result.joined = obs.lone.map(p => p.addr)
+  result.plannedSlots = planRebalance(layout.balance, layout.leavingIds).moved
+  return layout
+}
+
+// 4. Headroom of the receivers before anything changes, then new nodes join and replicas
+//    attach. Returns the layout planned again on the grown cluster.
+async function grow(run: ScaleRun, layout: Layout): Promise<Layout> {
+  const {pool, opts, log} = run
+  const preview = planRebalance(layout.balance, layout.leavingIds)
+  if (preview.moved > 0) await checkHeadroom(pool, run.obs, preview, opts, log, run.result)
+  if (run.obs.lone.length > 0) {
+    await join(pool, run.obs, run.deadline(), opts, log)
+    run.obs = await observe(pool, run.nodes, run.concurrency)
+    if (run.obs.lone.length > 0) throw new ClusterError(`${run.obs.lone.length} node(s) did not join: ${run.obs.lone.map(p => p.addr).join(', ')}`)
+    layout = planLayout(run.obs, opts.replicas)
+  }
+  // A replica of a leaving master stays with it until the drain is over: re-attached now,
+  // the slots not yet moved would have no replica for the whole drain.
+  const leavingIds = new Set(layout.leavingIds)
+  await attachReplicas(pool, run.obs, layout.roles.attach.filter(a => !leavingIds.has(run.obs.members.get(a.replica)?.line.masterId ?? '')), run.deadline(), opts, log)
+  return layout
+}
+
+// 5. Moves.
+async function rebalance(run: ScaleRun, layout: Layout): Promise<void> {
+  const {obs, log} = run
+  const plan = planRebalance(layout.balance, layout.leavingIds)
+  if (plan.moved === 0) return
+  const members = new Map([...obs.members.values()].map(m => [m.id, migrateNode(m)]))
+  const masters = [...new Set([...obs.members.values()].filter(m => isMaster(m) && m.reachable).map(m => m.id).concat(layout.roles.newMasters))]
+  // A node that just joined says cluster_state:fail for a moment (Redis waits ~2 s after
+  // start, and for the slot map) and refuses MIGRATE's RESTORE with CLUSTERDOWN meanwhile.
+  await waitClusterOk(run.pool, obs, run.deadline(), run.opts, log, 'before moving slots')
+  log(`redis_cluster: moving ${plan.moved} slot(s) in ${plan.moves.length} move(s) to balance ${Object.keys(plan.targets).length} master(s)`)
+  let lastLog = Date.now()
+  const moved = await moveSlots(plan.moves, members, masters, {
+    ...run.moveOpts,
+    progress: p => {
+      if (Date.now() - lastLog < 2000) return
+      lastLog = Date.now()
+      log(`redis_cluster: moved ${p.slots}/${p.totalSlots} slot(s), ${p.keys} key(s), ${Math.round(p.keys / Math.max(0.001, p.elapsedMs / 1000))} keys/s`)
+    },
+  })
+  run.result.moved = moved
+  log(`redis_cluster: moved ${moved.slots} slot(s) and ${moved.keys} key(s) in ${(moved.elapsedMs / 1000).toFixed(1)} s`)
+}
+
+// 6. Removal: the drained masters' replicas get their staying masters now (roles
+//    planned again: Redis may have moved them to a drain target meanwhile), then forget.
+async function removeLeft(run: ScaleRun, layout: Layout): Promise<Layout> {
+  if (run.obs.leaving.length === 0) return layout
+  const {pool, opts, log, result} = run
+  run.obs = await observe(pool, run.nodes, run.concurrency)
+  layout = planLayout(run.obs, opts.replicas)
+  result.attached = layout.roles.attach.map(a => ({replica: addrOf(run, a.replica), master: addrOf(run, a.master)}))
+  await attachReplicas(pool, run.obs, layout.roles.attach, run.deadline(), opts, log)
+  run.obs = await observe(pool, run.nodes, run.concurrency)
+  result.removed = await removeLeaving(pool, run.obs, run.deadline(), opts, log)
+  return layout
+}
+
+// 7. One healthy slot map, planned roles in place.
+async function awaitScaled(run: ScaleRun, layout: Layout): Promise<ClusterReport> {
+  run.log('redis_cluster: waiting for every node to agree on the new slot map')
+  let report: ClusterReport | undefined
+  await waitFor(run.deadline(), run.opts.signal, run.nodes.length, async () => {
+    const fresh = await probeAll(run.pool, run.nodes, run.concurrency)
+    report = buildClusterReport(fresh)
+    const byId = new Map(fresh.filter(probeOk).map(p => [p.myself.id, p]))
+    const roles = layout.roles.attach
+      .filter(a => byId.has(a.replica) && byId.get(a.replica)!.myself.masterId !== a.master)
+      .map(a => `${byId.get(a.replica)!.addr} is not yet a replica of ${addrOf(run, a.master)}`)
+    return [...problemTexts(report.problems), ...roles]
+  }, 'the cluster to agree after scaling', run.log)
+  return report!
 }
 
 // New nodes MEET one staying member; gossip spreads them. Nodes still missing peers after
@@ -746,31 +828,7 @@ async function removeLeaving(pool: NodePool, obs: Observation, deadline: number,
       removed.push({id: m.id, addr: m.addr, stopped: true, note: 'was not reachable: forgotten only'})
       continue
     }
-    let note: string | undefined
-    // RESET refuses a master that holds keys; a replica it empties (its master has them).
-    // Either way SHUTDOWN NOSAVE follows only once the node is empty.
-    const left = await pool
-      .run(m.node, async r => {
-        await r.call('CLUSTER', 'RESET', 'HARD')
-        return r.dbsize()
-      })
-      .catch(error => {
-        throw new ClusterError(`${m.addr}: CLUSTER RESET HARD failed: ${describeRedisError(error, opts.password)}; it is left running with its keys`, {
-          hint: 'it is forgotten by the staying nodes already; check its keys (DBSIZE), then run CLUSTER RESET HARD and SHUTDOWN on it by hand',
-        })
-      })
-    if (left !== 0) {
-      throw new ClusterError(`${m.addr}: still holds ${left} key(s) after CLUSTER RESET HARD: not stopped`, {hint: 'check where its keys belong before stopping it by hand'})
-    }
-    let stopped = false
-    try {
-      await pool.run(m.node, r => r.call('SHUTDOWN', 'NOSAVE'))
-    } catch (error) {
-      // The answer to a successful SHUTDOWN is the connection closing.
-      stopped = /closed|ECONNRESET|end of stream/i.test(error instanceof Error ? error.message : String(error))
-      if (!stopped) note = [note, `SHUTDOWN NOSAVE failed: ${describeRedisError(error, opts.password)}`].filter(Boolean).join('; ')
-    }
-    removed.push({id: m.id, addr: m.addr, stopped, ...(note ? {note} : {})})
+    removed.push(await resetAndStop(pool, m, opts.password))
   }
   // Forgotten nodes come back only through gossip from a node that still lists them.
   await waitFor(deadline, opts.signal, staying.length, async () => {
@@ -792,6 +850,35 @@ async function removeLeaving(pool: NodePool, obs: Observation, deadline: number,
     return remembering.map(m => `${m.addr} still lists a removed node`)
   }, 'removed nodes to be forgotten', log)
   return removed
+}
+
+// A forgotten leaving node: RESET HARD, then SHUTDOWN NOSAVE only once it holds no key.
+async function resetAndStop(pool: NodePool, m: Member, password?: string): Promise<RemovedNode> {
+  let note: string | undefined
+  // RESET refuses a master that holds keys; a replica it empties (its master has them).
+  // Either way SHUTDOWN NOSAVE follows only once the node is empty.
+  const left = await pool
+    .run(m.node, async r => {
+      await r.call('CLUSTER', 'RESET', 'HARD')
+      return r.dbsize()
+    })
+    .catch(error => {
+      throw new ClusterError(`${m.addr}: CLUSTER RESET HARD failed: ${describeRedisError(error, password)}; it is left running with its keys`, {
+        hint: 'it is forgotten by the staying nodes already; check its keys (DBSIZE), then run CLUSTER RESET HARD and SHUTDOWN on it by hand',
+      })
+    })
+  if (left !== 0) {
+    throw new ClusterError(`${m.addr}: still holds ${left} key(s) after CLUSTER RESET HARD: not stopped`, {hint: 'check where its keys belong before stopping it by hand'})
+  }
+  let stopped = false
+  try {
+    await pool.run(m.node, r => r.call('SHUTDOWN', 'NOSAVE'))
+  } catch (error) {
+    // The answer to a successful SHUTDOWN is the connection closing.
+    stopped = /closed|ECONNRESET|end of stream/i.test(error instanceof Error ? error.message : String(error))
+    if (!stopped) note = [note, `SHUTDOWN NOSAVE failed: ${describeRedisError(error, password)}`].filter(Boolean).join('; ')
+  }
+  return {id: m.id, addr: m.addr, stopped, ...(note ? {note} : {})}
 }
 
 /** A leaving node as removal sees it: its role and DBSIZE (-1: could not be read). */

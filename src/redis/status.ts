@@ -94,9 +94,50 @@ export interface ClusterReport {
   unknownNodes: string[]
   /** Inventory nodes in some other cluster than the reference node's. */
   outside: string[]
-  problems: string[]
+  problems: ClusterProblem[]
   /** Risks of a healthy cluster (a host whose loss takes it down); `ok` does not depend on them. */
   warnings: string[]
+}
+
+/** What a problem is about: callers decide by kind, never by matching its text. */
+export type ProblemKind =
+  | 'unreachable'
+  /** Alone, not in the cluster, but holds keys. */
+  | 'has-keys'
+  /** Nothing formed or nothing reachable: there is no cluster to judge. */
+  | 'no-cluster'
+  /** Slots no master serves. */
+  | 'uncovered'
+  /** Members the inventory does not list. */
+  | 'unknown-nodes'
+  /** cluster_state is not ok. */
+  | 'state'
+  /** In another cluster than the reference node's. */
+  | 'outside'
+  /** Does not know the same nodes as the reference. */
+  | 'unaware'
+  /** Routes by another slot map than the majority. */
+  | 'disagree'
+  | 'open-slot'
+  /** Marked failed by the cluster. */
+  | 'failed'
+
+export interface ClusterProblem {
+  kind: ProblemKind
+  /** The node it is about; absent for cluster-wide ones and "… and N more" lines. */
+  node?: string
+  /** One line as `status` prints it. */
+  text: string
+}
+
+/** Expected when a play goes on without some nodes (allow_partial): they are left out. */
+export function leftOut(p: ClusterProblem): boolean {
+  return p.kind === 'unreachable' || p.kind === 'failed'
+}
+
+/** The problems as printed: `status --json` and `register:` data keep this shape. */
+export function problemTexts(problems: readonly ClusterProblem[]): string[] {
+  return problems.map(p => p.text)
 }
 
 // Type guard kept next to the union so callers never test `error` by hand.
@@ -137,9 +178,12 @@ export function probeFromText(
 
 const LIST_MAX = 10
 
-function capped(lines: string[], more: (n: number) => string): string[] {
-  if (lines.length <= LIST_MAX) return lines
-  return [...lines.slice(0, LIST_MAX), more(lines.length - LIST_MAX)]
+type Problem = Omit<ClusterProblem, 'kind'>
+
+// At most LIST_MAX of a kind, then one line counting the rest (same kind, no node).
+function capped(kind: ProblemKind, lines: readonly Problem[], more: (n: number) => string): ClusterProblem[] {
+  const shown = lines.slice(0, LIST_MAX).map(l => ({kind, ...l}))
+  return lines.length <= LIST_MAX ? shown : [...shown, {kind, text: more(lines.length - LIST_MAX)}]
 }
 
 function listAddrs(addrs: readonly string[]): string {
@@ -148,45 +192,25 @@ function listAddrs(addrs: readonly string[]): string {
 
 // One judgement of cluster health for check, status and the formation wait loop.
 export function buildClusterReport(probes: readonly NodeProbe[]): ClusterReport {
-  const ok = probes.filter(probeOk)
-  const failed = probes.filter((p): p is NodeProbeFailed => !probeOk(p))
-  const byId = new Map<string, NodeProbeOk>()
-  for (const p of ok) byId.set(p.myself.id, p)
-  const unreachableByAddr = new Map(failed.map(p => [p.addr, p]))
-
-  const nameOf = (e: NodeEntry): {addr: string; host: string} => {
-    const p = byId.get(e.id)
-    if (p) return {addr: p.addr, host: p.node.host}
-    const u = unreachableByAddr.get(e.addr)
-    if (u) return {addr: u.addr, host: u.node.host}
-    return {addr: e.addr, host: '?'}
-  }
-  const addrOfId = (id: string, view: readonly NodeEntry[]): string => {
-    const p = byId.get(id)
-    if (p) return p.addr
-    const e = view.find(x => x.id === id)
-    return e ? nameOf(e).addr : id.slice(0, 8)
-  }
-
+  const j = judge(probes)
   const perHost: Record<string, ReportHostCounts> = {}
   for (const p of probes) perHost[p.node.host] ??= {masters: 0, replicas: 0, new: 0, unreachable: 0}
+  const problems: ClusterProblem[] = []
+  const unreachable = j.failed.map(p => p.addr)
+  for (const p of j.failed) perHost[p.node.host].unreachable++
+  problems.push(...capped('unreachable', j.failed.map(p => ({node: p.addr, text: `${p.addr} (host ${p.node.host}) is unreachable: ${p.error}`})), n => `… and ${n} more unreachable node(s)`))
 
-  const problems: string[] = []
-  const unreachable = failed.map(p => p.addr)
-  for (const p of failed) perHost[p.node.host].unreachable++
-  problems.push(...capped(failed.map(p => `${p.addr} (host ${p.node.host}) is unreachable: ${p.error}`), n => `… and ${n} more unreachable node(s)`))
-
-  const members = ok.filter(isMember)
-  const lone = ok.filter(p => !isMember(p))
+  const members = j.ok.filter(isMember)
+  const lone = j.ok.filter(p => !isMember(p))
   const newNodes = lone.map(p => p.addr)
   for (const p of lone) perHost[p.node.host].new++
-  for (const p of lone) if (p.dbsize > 0) problems.push(`${p.addr} (host ${p.node.host}) is not in the cluster but holds ${p.dbsize} key(s)`)
+  for (const p of lone) if (p.dbsize > 0) problems.push({kind: 'has-keys', node: p.addr, text: `${p.addr} (host ${p.node.host}) is not in the cluster but holds ${p.dbsize} key(s)`})
 
   const empty: ClusterReport = {
     ok: false,
     seed: null,
     nodes: probes.length,
-    reachable: ok.length,
+    reachable: j.ok.length,
     masters: [],
     replicas: [],
     perHost,
@@ -201,11 +225,92 @@ export function buildClusterReport(probes: readonly NodeProbe[]): ClusterReport 
     warnings: [],
   }
   if (members.length === 0) {
-    problems.push(ok.length === 0 ? 'no node could be reached' : `no cluster formed: all ${ok.length} reachable node(s) are alone and serve no slots`)
+    problems.push({kind: 'no-cluster', text: j.ok.length === 0 ? 'no node could be reached' : `no cluster formed: all ${j.ok.length} reachable node(s) are alone and serve no slots`})
     return empty
   }
+  const ref = reference(members)
+  if (!ref) {
+    problems.push({kind: 'no-cluster', text: 'no full view of the cluster was kept (internal error): run the check again'})
+    return empty
+  }
+  const {masters, replicas} = roles(j, ref.view, perHost)
+  const owners = slotOwners(ref.view)
+  const uncoveredSlots: number[] = []
+  owners.forEach((o, s) => {
+    if (!o) uncoveredSlots.push(s)
+  })
+  const uncovered = rangesToString(rangesFromSlots(uncoveredSlots))
+  if (uncoveredSlots.length > 0) problems.push({kind: 'uncovered', text: `${uncoveredSlots.length} slot(s) not served by any master: ${uncovered}`})
 
-  // The majority view is the reference; ties go to the first node in inventory order.
+  const unknownNodes = ref.view.filter(e => !j.byId.has(e.id) && !j.unreachableByAddr.has(e.addr)).map(e => e.addr)
+  if (unknownNodes.length > 0) problems.push({kind: 'unknown-nodes', text: `the cluster has node(s) the inventory does not list: ${listAddrs(unknownNodes)}`})
+  const views = compareViews(j, members, ref, owners)
+  problems.push(...views.problems, ...failedProblems(j, members, ref))
+  return {
+    ok: problems.length === 0,
+    seed: ref.probe.addr,
+    nodes: probes.length,
+    reachable: j.ok.length,
+    masters,
+    replicas,
+    perHost,
+    slotsCovered: CLUSTER_SLOTS - uncoveredSlots.length,
+    uncovered,
+    openSlots: views.openSlots,
+    newNodes,
+    unreachable,
+    unknownNodes,
+    outside: views.outside,
+    problems,
+    warnings: placementWarnings(placementInput({masters, replicas})),
+  }
+}
+
+/** Who answered, and how to name a node from an entry or an id. */
+interface Judging {
+  ok: NodeProbeOk[]
+  failed: NodeProbeFailed[]
+  byId: Map<string, NodeProbeOk>
+  unreachableByAddr: Map<string, NodeProbeFailed>
+  nameOf: (e: NodeEntry) => {addr: string; host: string}
+  addrOfId: (id: string, view: readonly NodeEntry[]) => string
+}
+
+function judge(probes: readonly NodeProbe[]): Judging {
+  const ok = probes.filter(probeOk)
+  const failed = probes.filter((p): p is NodeProbeFailed => !probeOk(p))
+  const byId = new Map<string, NodeProbeOk>()
+  for (const p of ok) byId.set(p.myself.id, p)
+  const unreachableByAddr = new Map(failed.map(p => [p.addr, p]))
+  const nameOf = (e: NodeEntry): {addr: string; host: string} => {
+    const p = byId.get(e.id)
+    if (p) return {addr: p.addr, host: p.node.host}
+    const u = unreachableByAddr.get(e.addr)
+    if (u) return {addr: u.addr, host: u.node.host}
+    return {addr: e.addr, host: '?'}
+  }
+  const addrOfId = (id: string, view: readonly NodeEntry[]): string => {
+    const p = byId.get(id)
+    if (p) return p.addr
+    const e = view.find(x => x.id === id)
+    return e ? nameOf(e).addr : id.slice(0, 8)
+  }
+  return {ok, failed, byId, unreachableByAddr, nameOf, addrOfId}
+}
+
+/** The reference: the first member holding the majority view, with its known entries. */
+interface Reference {
+  probe: NodeProbeOk
+  view: NodeEntry[]
+  majority: string
+  /** How many members share the majority view. */
+  agreeing: number
+  /** Known entries of the first member of each distinct view. */
+  fullViews: Map<string, NodeEntry[]>
+}
+
+// The majority view is the reference; ties go to the first node in inventory order.
+function reference(members: readonly NodeProbeOk[]): Reference | undefined {
   const sigs = members.map(p => p.view.signature)
   const freq = new Map<string, number>()
   for (const s of sigs) freq.set(s, (freq.get(s) ?? 0) + 1)
@@ -213,21 +318,18 @@ export function buildClusterReport(probes: readonly NodeProbe[]): ClusterReport 
   for (const [s, n] of freq) if (n > (freq.get(majority) ?? 0)) majority = s
   const fullViews = new Map<string, NodeEntry[]>()
   for (const p of members) if (p.entries && !fullViews.has(p.view.signature)) fullViews.set(p.view.signature, knownEntries(p.entries))
-  const ref = members.find(p => p.view.signature === majority && p.entries) ?? members.find(p => p.entries)
-  if (!ref) {
-    problems.push('no full view of the cluster was kept (internal error): run the check again')
-    return empty
-  }
-  const refView = knownEntries(ref.entries!)
-  const ids = ref.view.ids
-  const refKnown = ref.view.known
-  const refIdx = new Set(refKnown)
+  const probe = members.find(p => p.view.signature === majority && p.entries) ?? members.find(p => p.entries)
+  if (!probe) return undefined
+  return {probe, view: knownEntries(probe.entries!), majority, agreeing: freq.get(majority) ?? 0, fullViews}
+}
+
+// A node's own line is the authority on its role (others learn it by gossip, seconds
+// later); slots come from the majority view, which is what clients are routed by.
+function roles(j: Judging, refView: readonly NodeEntry[], perHost: Record<string, ReportHostCounts>): {masters: ReportMaster[]; replicas: ReportReplica[]} {
   const masters: ReportMaster[] = []
   const replicas: ReportReplica[] = []
-  // A node's own line is the authority on its role (others learn it by gossip, seconds
-  // later); slots come from the majority view, which is what clients are routed by.
   const roleOf = (e: NodeEntry): NodeEntry => {
-    const self = byId.get(e.id)?.myself
+    const self = j.byId.get(e.id)?.myself
     return self && (self.replica || self.master) ? self : e
   }
   const replicaCount = new Map<string, number>()
@@ -236,12 +338,12 @@ export function buildClusterReport(probes: readonly NodeProbe[]): ClusterReport 
     if (r.replica && r.masterId) replicaCount.set(r.masterId, (replicaCount.get(r.masterId) ?? 0) + 1)
   }
   for (const e of refView) {
-    const {addr, host} = nameOf(e)
+    const {addr, host} = j.nameOf(e)
     const role = roleOf(e)
     // Flags as the reference sees them, but with the role the node itself states.
     const flags = [role.replica ? 'slave' : 'master', ...e.flags.filter(f => !['master', 'slave', 'replica', 'myself'].includes(f))]
     if (role.replica) {
-      replicas.push({id: e.id, addr, host, masterId: role.masterId, masterAddr: role.masterId ? addrOfId(role.masterId, refView) : null, flags})
+      replicas.push({id: e.id, addr, host, masterId: role.masterId, masterAddr: role.masterId ? j.addrOfId(role.masterId, refView) : null, flags})
       if (perHost[host]) perHost[host].replicas++
     } else {
       const slots = mergeRanges(e.slots)
@@ -259,77 +361,65 @@ export function buildClusterReport(probes: readonly NodeProbe[]): ClusterReport 
   }
   const firstSlot = (m: ReportMaster) => (m.slots ? Number(m.slots.split(/[-,]/)[0]) : CLUSTER_SLOTS)
   masters.sort((a, b) => firstSlot(a) - firstSlot(b) || a.addr.localeCompare(b.addr))
+  return {masters, replicas}
+}
 
-  const owners = slotOwners(refView)
-  const uncoveredSlots: number[] = []
-  owners.forEach((o, s) => {
-    if (!o) uncoveredSlots.push(s)
-  })
-  const uncovered = rangesToString(rangesFromSlots(uncoveredSlots))
-  if (uncoveredSlots.length > 0) problems.push(`${uncoveredSlots.length} slot(s) not served by any master: ${uncovered}`)
-
-  const unknownNodes = refView.filter(e => !byId.has(e.id) && !unreachableByAddr.has(e.addr)).map(e => e.addr)
-  if (unknownNodes.length > 0) problems.push(`the cluster has node(s) the inventory does not list: ${listAddrs(unknownNodes)}`)
-
-  const stateLines: string[] = []
-  const splitLines: string[] = []
-  const knowLines: string[] = []
-  const disagreeLines: string[] = []
+// Every member against the reference: its state, whether it is in the same cluster,
+// knows the same nodes and routes by the same map, and the slots it holds open.
+function compareViews(j: Judging, members: readonly NodeProbeOk[], ref: Reference, owners: readonly string[]): {problems: ClusterProblem[]; openSlots: OpenSlot[]; outside: string[]} {
+  const {ids, known: refKnown} = ref.probe.view
+  const refIdx = new Set(refKnown)
+  const addrOfId = (id: string) => j.addrOfId(id, ref.view)
+  const state: Problem[] = []
+  const split: Problem[] = []
+  const know: Problem[] = []
+  const disagree: Problem[] = []
   const openSlots: OpenSlot[] = []
   const outside: string[] = []
-  members.forEach((p, i) => {
-    const state = p.info.cluster_state
-    if (state !== 'ok') stateLines.push(`${p.addr} (host ${p.node.host}) reports cluster_state:${state ?? 'unknown'}`)
-    for (const m of p.myself.migrating) openSlots.push({addr: p.addr, slot: m.slot, state: 'migrating', peer: addrOfId(m.to, refView)})
-    for (const m of p.myself.importing) openSlots.push({addr: p.addr, slot: m.slot, state: 'importing', peer: addrOfId(m.from, refView)})
+  for (const p of members) {
+    const cs = p.info.cluster_state
+    if (cs !== 'ok') state.push({node: p.addr, text: `${p.addr} (host ${p.node.host}) reports cluster_state:${cs ?? 'unknown'}`})
+    for (const m of p.myself.migrating) openSlots.push({addr: p.addr, slot: m.slot, state: 'migrating', peer: addrOfId(m.to)})
+    for (const m of p.myself.importing) openSlots.push({addr: p.addr, slot: m.slot, state: 'importing', peer: addrOfId(m.from)})
     const self = ids.get(p.myself.id)
     if (self === undefined || !refIdx.has(self)) {
       outside.push(p.addr)
-      splitLines.push(`${p.addr} (host ${p.node.host}) is not part of the cluster seen by ${ref.addr}: a separate cluster?`)
-      return
+      split.push({node: p.addr, text: `${p.addr} (host ${p.node.host}) is not part of the cluster seen by ${ref.probe.addr}: a separate cluster?`})
+      continue
     }
     const {missing, extra} = diffSorted(refKnown, p.view.known)
     if (missing.length > 0) {
-      knowLines.push(`${p.addr} knows ${refKnown.length - missing.length} of ${refKnown.length} nodes (missing: ${listAddrs(missing.map(x => addrOfId(ids.ids[x], refView)))})`)
+      know.push({node: p.addr, text: `${p.addr} knows ${refKnown.length - missing.length} of ${refKnown.length} nodes (missing: ${listAddrs(missing.map(x => addrOfId(ids.ids[x])))})`})
     } else if (extra.length > 0) {
-      knowLines.push(`${p.addr} knows ${extra.length} node(s) that ${ref.addr} does not: ${listAddrs(extra.map(x => addrOfId(ids.ids[x], refView)))}`)
+      know.push({node: p.addr, text: `${p.addr} knows ${extra.length} node(s) that ${ref.probe.addr} does not: ${listAddrs(extra.map(x => addrOfId(ids.ids[x])))}`})
     }
-    if (sigs[i] !== majority) {
-      const view = fullViews.get(sigs[i])
-      const why = view ? explainDisagreement(view, owners, id => addrOfId(id, refView)) : 'its slot map differs'
-      disagreeLines.push(`${p.addr} disagrees on the slot map: ${why}`)
+    if (p.view.signature !== ref.majority) {
+      const view = ref.fullViews.get(p.view.signature)
+      const why = view ? explainDisagreement(view, owners, addrOfId) : 'its slot map differs'
+      disagree.push({node: p.addr, text: `${p.addr} disagrees on the slot map: ${why}`})
     }
-  })
-  problems.push(...capped(stateLines, n => `… and ${n} more node(s) not in state ok`))
-  problems.push(...capped(splitLines, n => `… and ${n} more node(s) outside the cluster`))
-  problems.push(...capped(knowLines, n => `… and ${n} more node(s) that do not know every node`))
-  const agreeing = freq.get(majority) ?? 0
-  problems.push(...capped(disagreeLines, n => `… and ${n} more node(s) disagree with the ${agreeing} that agree`))
-  problems.push(...capped(openSlots.map(o => `${o.addr} has slot ${o.slot} open (${o.state} ${o.state === 'migrating' ? 'to' : 'from'} ${o.peer})`), n => `… and ${n} more open slot(s)`))
+  }
+  const open = openSlots.map(o => ({node: o.addr, text: `${o.addr} has slot ${o.slot} open (${o.state} ${o.state === 'migrating' ? 'to' : 'from'} ${o.peer})`}))
+  const problems = [
+    ...capped('state', state, n => `… and ${n} more node(s) not in state ok`),
+    ...capped('outside', split, n => `… and ${n} more node(s) outside the cluster`),
+    ...capped('unaware', know, n => `… and ${n} more node(s) that do not know every node`),
+    ...capped('disagree', disagree, n => `… and ${n} more node(s) disagree with the ${ref.agreeing} that agree`),
+    ...capped('open-slot', open, n => `… and ${n} more open slot(s)`),
+  ]
+  return {problems, openSlots, outside}
+}
 
-  // FAIL is agreed by a majority of masters (PFAIL is one node's suspicion, not reported).
+// FAIL is agreed by a majority of masters (PFAIL is one node's suspicion, not reported).
+function failedProblems(j: Judging, members: readonly NodeProbeOk[], ref: Reference): ClusterProblem[] {
+  const ids = ref.probe.view.ids
   const failedBy = new Map<number, number>()
   for (const p of members) for (const x of p.view.failed) failedBy.set(x, (failedBy.get(x) ?? 0) + 1)
-  problems.push(...capped([...failedBy].map(([x, n]) => `${addrOfId(ids.ids[x], refView)} is marked failed by ${n} node(s)`), n => `… and ${n} more failed node(s)`))
-
-  return {
-    ok: problems.length === 0,
-    seed: ref.addr,
-    nodes: probes.length,
-    reachable: ok.length,
-    masters,
-    replicas,
-    perHost,
-    slotsCovered: CLUSTER_SLOTS - uncoveredSlots.length,
-    uncovered,
-    openSlots,
-    newNodes,
-    unreachable,
-    unknownNodes,
-    outside,
-    problems,
-    warnings: placementWarnings(placementInput({masters, replicas})),
-  }
+  const lines = [...failedBy].map(([x, n]) => {
+    const addr = j.addrOfId(ids.ids[x], ref.view)
+    return {node: addr, text: `${addr} is marked failed by ${n} node(s)`}
+  })
+  return capped('failed', lines, n => `… and ${n} more failed node(s)`)
 }
 
 // Both ascending: what `b` lacks from `a`, and what it has beyond it.
@@ -404,7 +494,7 @@ export function renderClusterReport(r: ClusterReport): string {
   if (r.newNodes.length > 0) lines.push(`new nodes (not in the cluster): ${listAddrs(r.newNodes)}`)
   if (r.problems.length > 0) {
     lines.push('problems:')
-    for (const p of r.problems) lines.push(`  - ${p}`)
+    for (const p of r.problems) lines.push(`  - ${p.text}`)
   }
   if (r.warnings.length > 0) {
     lines.push('warnings:')

@@ -14,8 +14,9 @@ import {
   rangesToString,
   viewSignature,
 } from '../../src/redis/nodes.js'
-import {buildClusterReport, probeFromText, renderClusterReport, type NodeProbe} from '../../src/redis/status.js'
-import {forEachNode, pickBindAddress} from '../../src/redis/cluster.js'
+import {buildClusterReport, probeFromText, problemTexts, renderClusterReport, type NodeProbe} from '../../src/redis/status.js'
+import {forEachNode} from '../../src/redis/helpers.js'
+import {pickBindAddress} from '../../src/redis/inventory-nodes.js'
 
 // Redis 7 output of a 3+3 cluster, as printed by the node on 30001 (hostnames announced).
 const SIX = `07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@31004,hostname4 slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected
@@ -186,10 +187,16 @@ describe('buildClusterReport', () => {
     assert.ok(!r.ok)
     assert.deepEqual(r.newNodes, ['127.0.0.1:30007'])
     assert.deepEqual(r.unreachable, ['127.0.0.1:30005'])
-    assert.ok(r.problems.some(p => /30005 \(host h2\) is unreachable: connection refused/.test(p)), r.problems.join('\n'))
-    assert.ok(r.problems.some(p => /30003 disagrees on the slot map: 8 slot\(s\) differ, e\.g\. slot 10923 is served by 127\.0\.0\.1:30002 here but by 127\.0\.0\.1:30003/.test(p)), r.problems.join('\n'))
-    assert.ok(r.problems.some(p => /30002 has slot 6000 open \(migrating to 127\.0\.0\.1:30003\)/.test(p)))
-    assert.ok(r.problems.includes('127.0.0.1:30006 knows 5 of 6 nodes (missing: 127.0.0.1:30004)'), r.problems.join('\n'))
+    const texts = problemTexts(r.problems)
+    assert.ok(texts.some(p => /30005 \(host h2\) is unreachable: connection refused/.test(p)), texts.join('\n'))
+    assert.ok(texts.some(p => /30003 disagrees on the slot map: 8 slot\(s\) differ, e\.g\. slot 10923 is served by 127\.0\.0\.1:30002 here but by 127\.0\.0\.1:30003/.test(p)), texts.join('\n'))
+    assert.ok(texts.some(p => /30002 has slot 6000 open \(migrating to 127\.0\.0\.1:30003\)/.test(p)))
+    assert.ok(texts.includes('127.0.0.1:30006 knows 5 of 6 nodes (missing: 127.0.0.1:30004)'), texts.join('\n'))
+    // Callers filter by kind, never by text: each line names its kind and node.
+    assert.deepEqual(r.problems.find(p => p.kind === 'unreachable'), {kind: 'unreachable', node: '127.0.0.1:30005', text: '127.0.0.1:30005 (host h2) is unreachable: connection refused'})
+    assert.deepEqual(r.problems.filter(p => p.kind === 'disagree').map(p => p.node), ['127.0.0.1:30003'])
+    assert.deepEqual(r.problems.filter(p => p.kind === 'open-slot').map(p => p.node), ['127.0.0.1:30002'])
+    assert.deepEqual(r.problems.filter(p => p.kind === 'unaware').map(p => p.node), ['127.0.0.1:30006'])
     assert.deepEqual(r.openSlots, [{addr: '127.0.0.1:30002', slot: 6000, state: 'migrating', peer: '127.0.0.1:30003'}])
     assert.equal(r.perHost.h4.new, 1)
     // The unreachable node is still named by its inventory host, not reported as foreign.
@@ -201,8 +208,9 @@ describe('buildClusterReport', () => {
     const lone = probeFromText({host: 'a', ip: '127.0.0.1', port: 30007}, '127.0.0.1:30007', {}, 'ffff :30007@31007 myself,master - 0 0 0 connected', 3, new NodeIds(), new Set())
     const r = buildClusterReport([lone])
     assert.ok(!r.ok)
-    assert.match(r.problems.join('\n'), /holds 3 key\(s\)/)
-    assert.match(r.problems.join('\n'), /no cluster formed/)
+    assert.match(problemTexts(r.problems).join('\n'), /holds 3 key\(s\)/)
+    assert.match(problemTexts(r.problems).join('\n'), /no cluster formed/)
+    assert.deepEqual(r.problems.map(p => p.kind), ['has-keys', 'no-cluster'])
   })
 })
 
