@@ -42,6 +42,8 @@ export interface Play {
   become: boolean
   /** Variable names whose values are masked everywhere. */
   secretVars: string[]
+  /** The play's `remote_user`: below the inventory's ansible_user, above -u. */
+  remoteUser?: string
   where: ErrorWhere
 }
 
@@ -89,12 +91,20 @@ function parsePlays(src: YamlSource, modules: Map<string, ModuleSpec>): Play[] {
     if (mfp !== undefined && (typeof mfp !== 'number' || mfp < 0 || mfp > 100)) throw err('max_fail_percentage must be a number from 0 to 100', [...path, 'max_fail_percentage'])
     const secretVars = p.secret_vars ?? []
     if (!Array.isArray(secretVars)) throw err('secret_vars must be a list of variable names', [...path, 'secret_vars'])
+    refuseUnsupported(p, path, err)
+    const playTags = tagList(p.tags)
+    const filesVars = varsFiles(src, p.vars_files, [...path, 'vars_files'])
+    const remoteUser = p.remote_user === undefined ? undefined : String(p.remote_user)
+    if (remoteUser !== undefined && (!remoteUser || remoteUser.includes('{{'))) throw err('remote_user must be a user name (templates are not read here)', [...path, 'remote_user'], 'write the name, or set ansible_user in the inventory')
     return {
       name: String(p.name ?? p.hosts),
       hosts: p.hosts,
       defaults: defaults as Record<string, unknown>,
-      vars: vars as Record<string, unknown>,
-      tasks: tasksRaw.map((t, ti) => parseTask(src, t, [...path, 'tasks', ti], modules)),
+      // vars_files sit above play vars in Ansible's precedence.
+      vars: {...(vars as Record<string, unknown>), ...filesVars},
+      // Play tags are every task's tags too, as in Ansible.
+      tasks: tasksRaw.map((t, ti) => parseTask(src, t, [...path, 'tasks', ti], modules)).map((t) => (playTags.length ? {...t, tags: [...new Set([...t.tags, ...playTags])]} : t)),
+      ...(remoteUser !== undefined ? {remoteUser} : {}),
       maxFailPercentage: mfp as number | undefined,
       anyErrorsFatal: bool(p.any_errors_fatal),
       become: bool(p.become),
@@ -105,6 +115,39 @@ function parsePlays(src: YamlSource, modules: Map<string, ModuleSpec>): Play[] {
 }
 
 const bool = (v: unknown): boolean => v === true || v === 'yes' || v === 'true' || v === 'True'
+
+const tagList = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : String(v).split(',').map((s) => s.trim()))
+
+type ErrAt = (msg: string, path: Array<string | number>, hint?: string) => PlaybookError
+
+// Keywords Ansible has that this runner does not honour fail here, at their line: accepting
+// them and running something else (all hosts at once for serial: 1) is the worst outcome.
+function refuseUnsupported(p: Record<string, unknown>, path: Array<string | number>, err: ErrAt): void {
+  if (p.serial !== undefined) throw err('serial is not supported: every task runs on all hosts of the play at once (-f bounds how many)', [...path, 'serial'], 'remove serial; to go host by host, run the play once per host with --limit')
+  if (p.strategy !== undefined && p.strategy !== 'linear') throw err(`strategy "${String(p.strategy)}" is not supported: plays run with the linear strategy`, [...path, 'strategy'], 'remove strategy (linear is the default)')
+  refuseBecomeUser(p, path, err)
+}
+
+function refuseBecomeUser(t: Record<string, unknown>, path: Array<string | number>, err: ErrAt): void {
+  if (t.become_user !== undefined && t.become_user !== 'root') throw err(`become_user "${String(t.become_user)}" is not supported: become runs commands as root`, [...path, 'become_user'], 'remove become_user (root), or connect as that user with ansible_user / remote_user')
+}
+
+// vars_files: YAML mappings beside the playbook, read at load (their errors carry their own lines).
+function varsFiles(src: YamlSource, v: unknown, path: Array<string | number>): Record<string, unknown> {
+  if (v === undefined) return {}
+  const err = (msg: string, hint?: string) => new PlaybookError(msg, {where: src.where(path), hint})
+  if (!Array.isArray(v)) throw err('vars_files must be a list of file names')
+  const out: Record<string, unknown> = {}
+  for (const f of v) {
+    if (typeof f !== 'string' || f.includes('{{')) throw err('each vars_files entry must be a file name (templates and lists of alternatives are not read here)', 'write the path relative to the playbook')
+    const file = resolve(dirname(resolve(src.file)), f)
+    const d = loadYaml(file, PlaybookError)
+    if (d.value === null || d.value === undefined) continue
+    if (typeof d.value !== 'object' || Array.isArray(d.value)) throw new PlaybookError('a vars file must hold a mapping of variables', {where: {file}})
+    Object.assign(out, d.value)
+  }
+  return out
+}
 
 function parseTask(src: YamlSource, raw: unknown, path: Array<string | number>, modules: Map<string, ModuleSpec>): Task {
   const where = src.where(path)
@@ -152,9 +195,12 @@ function parseTask(src: YamlSource, raw: unknown, path: Array<string | number>, 
     if (kind !== 'with_sequence' && typeof t[kind] !== 'string' && !Array.isArray(t[kind])) throw err(`${kind} must be a list or a "{{ variable }}"`, [kind])
   }
   const loopControl = (t.loop_control ?? {}) as Record<string, unknown>
+  for (const k of Object.keys(loopControl)) if (k !== 'loop_var') throw err(`loop_control.${k} is not supported`, ['loop_control', k], 'loop_control takes loop_var')
+  if (t.environment !== undefined) throw err('environment is not supported: commands run with the login environment', ['environment'], 'set the variables in the command itself (K=V cmd) for command/shell tasks')
+  refuseBecomeUser(t, [], err)
   const when = t.when === undefined ? [] : Array.isArray(t.when) ? t.when : [t.when]
   for (const w of when) if (typeof w !== 'string' && typeof w !== 'boolean') throw err('when must be a condition (string) or a list of them', ['when'])
-  const tags = t.tags === undefined ? [] : Array.isArray(t.tags) ? t.tags.map(String) : String(t.tags).split(',').map((s) => s.trim())
+  const tags = tagList(t.tags)
   const tvars = t.vars ?? {}
   if (typeof tvars !== 'object' || Array.isArray(tvars)) throw err('task vars must be a mapping', ['vars'])
   checkTaskTemplates(src, t, path, module.name, args)

@@ -1,5 +1,5 @@
 import pLimit from 'p-limit'
-import {BaremetalError, EXIT, TaskError, UnreachableError, type ErrorWhere} from '../errors.js'
+import {BaremetalError, EXIT, InputError, TaskError, UnreachableError, type ErrorWhere} from '../errors.js'
 import {resolve as resolvePath} from 'node:path'
 import {type Connection, type Host, type Inventory, selectHosts} from '../inventory/inventory.js'
 import type {HostFacts, ItemResult, ModuleContext, PlayHost, TaskItem} from '../modules/types.js'
@@ -226,12 +226,24 @@ async function connectHosts(run: RunState, p: PlayState): Promise<void> {
   }
 }
 
+// Who each transport this runner opened logs in as (transports handed in by the CLI
+// connected with -u and the inventory).
+const connectedAs = new WeakMap<Transport, string>()
+
 async function connectHost(run: RunState, p: PlayState, h: Host): Promise<void> {
   if (run.unreachable.has(h.name)) return
   let entry = run.transports.get(h.name)
+  // A play's remote_user sits between the inventory's ansible_user and -u, as in Ansible.
+  const ssh = p.play.remoteUser !== undefined ? {...run.opts.ssh, remoteUser: p.play.remoteUser} : run.opts.ssh
+  const want = connectionOf(h, ssh ?? {}).user
   if (!entry) {
-    entry = {transport: transportFor(h, run.opts.ssh)}
+    entry = {transport: transportFor(h, ssh)}
     run.transports.set(h.name, entry)
+    connectedAs.set(entry.transport, want)
+  } else {
+    // One connection per host per run: a play that needs another user cannot reuse it.
+    const have = connectedAs.get(entry.transport) ?? connectionOf(h, run.opts.ssh ?? {}).user
+    if (want !== have) throw new InputError(`play "${p.play.name}" connects to ${h.name} as ${want}, but this run is already connected there as ${have}`, {where: p.play.where, hint: 'use one remote_user for a host in all plays of a run, or set ansible_user in the inventory'})
   }
   try {
     entry.facts ??= await gatherFacts(entry.transport)

@@ -112,6 +112,25 @@ describe('cli habits e2e (2 hosts)', () => {
     assert.equal(invWins.code, 0, show(invWins))
   })
 
+  it('a play\'s remote_user is the SSH user (above -u, below the inventory\'s ansible_user); serial is refused at its line, exit 5', async () => {
+    const bare = join(work, 'bare-ru.yml')
+    const hosts = fleet.hosts.map((h) => `    ${h.name}: {ansible_host: ${h.ip}}`).join('\n')
+    writeFileSync(bare, `all:\n  vars:\n    ansible_ssh_known_hosts_file: ${fleet.knownHostsPath}\n  hosts:\n${hosts}\n`)
+    const asUser = (u: string) => pb(`ru-${u}`, `- hosts: all\n  remote_user: ${u}\n  tasks:\n    - name: who\n      command: id -un\n`)
+    const root = await cli(['run', '-i', bare, asUser('root'), '-u', 'bm-no-such-user', '--private-key', fleet.keyPath, '--json'])
+    assert.equal(root.code, 0, show(root))
+    assert.deepEqual(root.json.tasks.map((t: {data: {stdout: string}}) => t.data.stdout.trim()), ['root', 'root'])
+    const nobody = await cli(['run', '-i', bare, asUser('bm-no-such-user'), '-u', 'root', '--private-key', fleet.keyPath, '--json'])
+    assert.equal(nobody.code, 4, show(nobody))
+    const invWins = await cli(['run', '-i', inv, asUser('bm-no-such-user'), '--json'])
+    assert.equal(invWins.code, 0, show(invWins))
+    await clean()
+    const serial = await cli(['run', '-i', inv, pb('serial', MARKERS.replace('- hosts: all\n', '- hosts: all\n  serial: 1\n')), '--json'])
+    assert.equal(serial.code, 5, show(serial))
+    assert.match(serial.stderr + JSON.stringify(serial.json ?? {}), /serial\.yml:2:\d+.*serial is not supported/s)
+    assert.deepEqual(await onHosts('ls ~/habits'), ['', ''], 'nothing ran')
+  })
+
   it('-v shows a changed command\'s output; -vvv every command, secrets masked', async () => {
     const p = pb('echo', '- hosts: h1\n  tasks:\n    - name: say\n      command: "echo habit-out-{{ api_token }}"\n')
     const quiet = await cli(['run', '-i', inv, p, '-e', 'api_token=Zq-s3cret-77'])
