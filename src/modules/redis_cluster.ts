@@ -36,8 +36,8 @@ import {planCluster, type ClusterPlan} from '../redis/plan.js'
 import {scaleCluster, scaleMessage} from '../redis/scale.js'
 import {restorePlacement} from '../redis/placement.js'
 import {rangesToString} from '../redis/nodes.js'
-import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
-import {runEachItem} from './cluster-task.js'
+import type {ItemResult, ModuleContext} from './types.js'
+import {definePlayModule} from './define.js'
 
 // What a `register:` user reads: the same shape whether formed now or found formed.
 export interface ClusterSummary {
@@ -179,7 +179,7 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   }
 }
 
-export const redisClusterModule: ModuleSpec = {
+export const redisClusterModule = definePlayModule({
   name: 'redis_cluster',
   description: 'Form one Redis Cluster from all instances of the play (idempotent; replaces redis-cli --cluster create)',
   args: {
@@ -190,7 +190,5 @@ export const redisClusterModule: ModuleSpec = {
     remove_missing: {type: 'bool', default: false},
     allow_data_loss: {type: 'bool', default: false},
   },
-  checkMode: true,
-  runOnce: true,
-  run: (ctx: ModuleContext, items: TaskItem[]) => runEachItem(ctx, items, runItem),
-}
+  runItem,
+})

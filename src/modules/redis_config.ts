@@ -45,8 +45,8 @@ import {expandHome, mask, quote} from '../shell.js'
 import {controllerPath} from './copy.js'
 import {aofOnScript, instancesScript, parseInstanceReport, portList, summarizeInstances} from './redis_instances.js'
 import {errorMessage, sha256, str} from './remote.js'
-import type {ItemResult, ModuleContext, ModuleSpec, PlayHost, TaskItem} from './types.js'
-import {runEachItem} from './cluster-task.js'
+import type {ItemResult, ModuleContext, PlayHost} from './types.js'
+import {definePlayModule} from './define.js'
 
 interface HostSetup {
   ph: PlayHost
@@ -392,7 +392,7 @@ function restartTextFor(list: Array<{s: HostSetup; work: PortWork}>): Array<{key
   }))
 }
 
-export const redisConfigModule: ModuleSpec = {
+export const redisConfigModule = definePlayModule({
   name: 'redis_config',
   description: 'Apply changed redis.conf directives to running instances: CONFIG SET where Redis allows it, else a rolling restart (replicas first, masters after a manual failover)',
   args: {
@@ -400,7 +400,6 @@ export const redisConfigModule: ModuleSpec = {
     timeout: {type: 'int'},
     allow_data_loss: {type: 'bool', default: false},
   },
-  checkMode: true,
-  runOnce: true,
-  run: (ctx: ModuleContext, items: TaskItem[]) => runEachItem(ctx, items, runItem, 'redis_config: '),
-}
+  prefix: 'redis_config: ',
+  runItem,
+})

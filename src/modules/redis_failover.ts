@@ -32,8 +32,8 @@ import {countSlots, nodeAddr, parseClusterInfo, parseClusterNodes, parseSlotRang
 import type {ClusterNode} from '../redis/plan.js'
 import {expandHome, mask, quote} from '../shell.js'
 import {portList} from './redis_instances.js'
-import type {GroupHost, ItemResult, ModuleContext, ModuleSpec, PlayHost, TaskItem} from './types.js'
-import {runEachItem} from './cluster-task.js'
+import type {GroupHost, ItemResult, ModuleContext, PlayHost} from './types.js'
+import {definePlayModule} from './define.js'
 
 // Per dead port: "@@ PORT running aof rdb saved savepoints log everok SLOTS…".
 export function dataFactsScript(dir: string, ports: readonly number[]): string {
@@ -226,7 +226,7 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   }
 }
 
-export const redisFailoverModule: ModuleSpec = {
+export const redisFailoverModule = definePlayModule({
   name: 'redis_failover',
   description: 'Before dead instances restart: fail each dead master over to a live replica, or refuse to start it as the empty owner of its slots',
   args: {
@@ -234,7 +234,5 @@ export const redisFailoverModule: ModuleSpec = {
     allow_data_loss: {type: 'bool', default: false},
     timeout: {type: 'int', default: 30},
   },
-  checkMode: true,
-  runOnce: true,
-  run: (ctx: ModuleContext, items: TaskItem[]) => runEachItem(ctx, items, runItem),
-}
+  runItem,
+})
