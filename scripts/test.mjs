@@ -6,7 +6,8 @@ import {readdirSync, existsSync} from 'node:fs'
 import {resolve} from 'node:path'
 
 const which = process.argv[2] ?? 'all'
-const files = (dir) => (existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort().map((f) => `${dir}/${f}`) : [])
+// Recursive: unit tests mirror src/ (test/unit/modules/redis/…).
+const files = (dir) => (existsSync(dir) ? readdirSync(dir, {recursive: true}).filter((f) => f.endsWith('.test.js')).sort().map((f) => `${dir}/${f}`) : [])
 const only = process.env.TEST_ONLY ? new RegExp(process.env.TEST_ONLY) : null
 const pick = (list) => (only ? list.filter((f) => only.test(f)) : list)
 // The main `up` e2e, the durability (safety) suites and instance identity (Redis 5.0 reports

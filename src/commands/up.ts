@@ -5,7 +5,7 @@ import {clusterNameOf, type ClusterLock, lockCluster, type Transports} from '../
 import {controllerTarballVersion, inventoryVarWhere, redisHostVars} from '../cli/redis.js'
 import {InputError} from '../errors.js'
 import {selectHosts} from '../inventory/inventory.js'
-import {detectSource} from '../modules/redis_source.js'
+import {detectSource} from '../modules/redis/source.js'
 import {closeAll} from '../play/runner.js'
 import {groupSlug} from '../redis/cluster-record.js'
 import {validateLayout, type ValidateOptions} from '../redis/validate.js'

@@ -383,7 +383,7 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   return {status: 'changed', msg: state === 'absent' ? `removed chain ${want.chain} and its jump(s)` : `chain ${want.chain}: ${counts('added', 'removed')}`, data}
 }
 
-export const firewall: ModuleSpec = {
+export const firewallModule: ModuleSpec = {
   name: 'firewall',
   description: 'Open the Redis ports to the listed sources only, through a dedicated iptables chain (diff-applied)',
   args: {

@@ -36,17 +36,17 @@
 //       src: ../templates/redis.conf.hbs
 
 import {readFile} from 'node:fs/promises'
-import {resolveIp, pickBindAddress} from '../redis/cluster.js'
-import {cliCommandLine, describeChange, planConfig, planRolling, requirepassOf, type ConfigPlan, type RollingStep} from '../redis/config.js'
-import {nodeAddr} from '../redis/nodes.js'
-import {inspectNode, rollingRestart, type RollingTarget} from '../redis/rolling.js'
-import {renderText} from '../play/template.js'
-import {expandHome, mask, quote} from '../shell.js'
-import {controllerPath} from './copy.js'
-import {aofOnScript, instancesScript, parseInstanceReport, portList, summarizeInstances} from './redis_instances.js'
-import {errorMessage, sha256, str} from './remote.js'
-import type {ItemResult, ModuleContext, PlayHost} from './types.js'
-import {definePlayModule} from './define.js'
+import {resolveIp, pickBindAddress} from '../../redis/cluster.js'
+import {cliCommandLine, describeChange, planConfig, planRolling, requirepassOf, type ConfigPlan, type RollingStep} from '../../redis/config.js'
+import {nodeAddr} from '../../redis/nodes.js'
+import {inspectNode, rollingRestart, type RollingTarget} from '../../redis/rolling.js'
+import {renderText} from '../../play/template.js'
+import {expandHome, mask, quote} from '../../shell.js'
+import {controllerPath} from '../copy.js'
+import {aofOnScript, instancesScript, parseInstanceReport, portList, summarizeInstances} from './instances.js'
+import {errorMessage, sha256, str} from '../remote.js'
+import type {ItemResult, ModuleContext, PlayHost} from '../types.js'
+import {definePlayModule} from '../define.js'
 
 interface HostSetup {
   ph: PlayHost

@@ -25,15 +25,15 @@
 //       password: "{{ redis_password }}"
 
 import {setTimeout as sleep} from 'node:timers/promises'
-import {ClusterError} from '../errors.js'
-import {clusterNodesFromHosts, describeRedisError, infoAll, NodePool} from '../redis/cluster.js'
-import {planHandover, type DataFacts, type DownNode, type Handover} from '../redis/handover.js'
-import {countSlots, nodeAddr, parseClusterInfo, parseClusterNodes, parseSlotRanges, rangesToString, type NodeEntry} from '../redis/nodes.js'
-import type {ClusterNode} from '../redis/plan.js'
-import {expandHome, mask, quote} from '../shell.js'
-import {portList} from './redis_instances.js'
-import type {GroupHost, ItemResult, ModuleContext, PlayHost} from './types.js'
-import {definePlayModule} from './define.js'
+import {ClusterError} from '../../errors.js'
+import {clusterNodesFromHosts, describeRedisError, infoAll, NodePool} from '../../redis/cluster.js'
+import {planHandover, type DataFacts, type DownNode, type Handover} from '../../redis/handover.js'
+import {countSlots, nodeAddr, parseClusterInfo, parseClusterNodes, parseSlotRanges, rangesToString, type NodeEntry} from '../../redis/nodes.js'
+import type {ClusterNode} from '../../redis/plan.js'
+import {expandHome, mask, quote} from '../../shell.js'
+import {portList} from './instances.js'
+import type {GroupHost, ItemResult, ModuleContext, PlayHost} from '../types.js'
+import {definePlayModule} from '../define.js'
 
 // Per dead port: "@@ PORT running aof rdb saved savepoints log everok SLOTS…".
 export function dataFactsScript(dir: string, ports: readonly number[]): string {

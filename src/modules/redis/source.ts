@@ -35,10 +35,10 @@ import {createReadStream} from 'node:fs'
 import {stat} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import {isAbsolute, posix, resolve} from 'node:path'
-import {UnreachableError} from '../errors.js'
-import {RELEASE_SHA256, releaseUrl} from '../redis/versions.js'
-import {expandHome, mask, quote} from '../shell.js'
-import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
+import {UnreachableError} from '../../errors.js'
+import {RELEASE_SHA256, releaseUrl} from '../../redis/versions.js'
+import {expandHome, mask, quote} from '../../shell.js'
+import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from '../types.js'
 
 export type SourceKind =
   | {kind: 'release'; url: string}
@@ -341,7 +341,7 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   }
 }
 
-export const redisSource: ModuleSpec = {
+export const redisSourceModule: ModuleSpec = {
   name: 'redis_source',
   description: 'Put a verified Redis source tree on the host (release tarball, URL, git tag or controller file)',
   args: {

@@ -21,10 +21,10 @@
 //   - firewall:
 //       sources: ["{{ play_hosts_ips }}", "{{ redis_members.ips }}"]
 
-import {readMembers} from '../redis/scale.js'
-import {clusterNodesFromHosts} from '../redis/cluster.js'
-import type {ItemResult, ModuleContext} from './types.js'
-import {definePlayModule} from './define.js'
+import {readMembers} from '../../redis/scale.js'
+import {clusterNodesFromHosts} from '../../redis/cluster.js'
+import type {ItemResult, ModuleContext} from '../types.js'
+import {definePlayModule} from '../define.js'
 
 async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promise<ItemResult> {
   const password = args.password === undefined || args.password === null || args.password === '' ? undefined : String(args.password)

@@ -30,14 +30,14 @@
 //       password: "{{ redis_password }}"
 //     register: cluster
 
-import {ClusterError} from '../errors.js'
-import {clusterNodesFromHosts, defaultTimeoutMs, formCluster, type FormResult} from '../redis/cluster.js'
-import {planCluster, type ClusterPlan} from '../redis/plan.js'
-import {scaleCluster, scaleMessage} from '../redis/scale.js'
-import {restorePlacement} from '../redis/placement.js'
-import {rangesToString} from '../redis/nodes.js'
-import type {ItemResult, ModuleContext} from './types.js'
-import {definePlayModule} from './define.js'
+import {ClusterError} from '../../errors.js'
+import {clusterNodesFromHosts, defaultTimeoutMs, formCluster, type FormResult} from '../../redis/cluster.js'
+import {planCluster, type ClusterPlan} from '../../redis/plan.js'
+import {scaleCluster, scaleMessage} from '../../redis/scale.js'
+import {restorePlacement} from '../../redis/placement.js'
+import {rangesToString} from '../../redis/nodes.js'
+import type {ItemResult, ModuleContext} from '../types.js'
+import {definePlayModule} from '../define.js'
 
 // What a `register:` user reads: the same shape whether formed now or found formed.
 export interface ClusterSummary {
