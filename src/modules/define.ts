@@ -32,10 +32,13 @@ export interface Script {
   prelude?: string
 }
 
+/** A changed item's result, given its (masked) message: "would …" in check mode, else what was done. */
+export type Finish<W, F, C> = (t: Todo<W, F, C>, msg: string) => ItemResult
+
 export interface ApplyDef<W, F, C> {
   prelude?: string
-  /** Work outside the script first (putFile): per todo, its failure, its finished result, or undefined to go on to step(). */
-  before?(ctx: ModuleContext, todo: Array<Todo<W, F, C>>): Promise<Array<string | ItemResult | undefined>>
+  /** Work outside the script first (uploads): per todo, its failure, its finished result, or undefined to go on to step(). */
+  before?(ctx: ModuleContext, todo: Array<Todo<W, F, C>>, finish: Finish<W, F, C>): Promise<Array<string | ItemResult | undefined>>
   /** The shell step that applies one item. */
   step(t: Todo<W, F, C>): string
   /**
@@ -45,8 +48,8 @@ export interface ApplyDef<W, F, C> {
   batch?(todo: Array<Todo<W, F, C>>): string[] | undefined
   /** A progress line before the item is applied. */
   log?(t: Todo<W, F, C>): string | undefined
-  /** Its step finished (any exit code): the item's result. Default: rc 0 changed, else failed. */
-  done?(ctx: ModuleContext, t: Todo<W, F, C>, s: StepResult): ItemResult
+  /** Its step finished (any exit code): the item's result. Default: rc 0 finish(), else failed. */
+  done?(ctx: ModuleContext, t: Todo<W, F, C>, s: StepResult, finish: Finish<W, F, C>): ItemResult
   /** What `failed with exit code …` names when done is not given. */
   what?: string
   subject?(t: Todo<W, F, C>): string
@@ -65,8 +68,10 @@ export interface ModuleDef<W, F, C> {
   parse(wants: W[], steps: Array<StepResult | undefined>): Array<F | undefined>
   /** Pure: facts → a change, a no-op with its reason, or a failure. check: nothing earlier really ran. */
   plan(want: W, facts: F, check: boolean): Plan<C>
-  /** `register:` data of a no-op or check-mode result. */
+  /** `register:` data of a no-op or changed result. */
   data?(ctx: ModuleContext, want: W, facts: F, plan: Plan<C>): Record<string, unknown> | undefined
+  /** How changed items report, set up once for all of them, check mode too (copy's diffs: one more round trip). */
+  changed?(ctx: ModuleContext, todo: Array<Todo<W, F, C>>): Promise<Finish<W, F, C>>
   apply: ApplyDef<W, F, C>
 }
 
@@ -84,7 +89,7 @@ function withData(r: ItemResult, data: Record<string, unknown> | undefined): Ite
   return data === undefined ? r : {...r, data}
 }
 
-// Facts → results for the items with nothing (more) to do, and the list of those that have.
+// Facts → results for the items with nothing to do, and the list of those that have.
 async function planAll<W, F, C>(def: ModuleDef<W, F, C>, ctx: ModuleContext, valid: Array<{i: number; w: W}>, results: ItemResult[]): Promise<Array<Todo<W, F, C>>> {
   const wants = valid.map((v) => v.w)
   const probe = def.probe(ctx, wants)
@@ -100,10 +105,14 @@ async function planAll<W, F, C>(def: ModuleDef<W, F, C>, ctx: ModuleContext, val
     const plan = def.plan(w, f, ctx.check)
     if (plan.kind === 'fail') results[i] = {status: 'failed', msg: mask(plan.msg, ctx.secrets)}
     else if (plan.kind === 'noop') results[i] = withData({status: 'ok', msg: mask(plan.msg, ctx.secrets)}, def.data?.(ctx, w, f, plan))
-    else if (ctx.check) results[i] = withData({status: 'changed', msg: mask(plan.would, ctx.secrets)}, def.data?.(ctx, w, f, plan))
     else todo.push({i, want: w, facts: f, plan})
   })
   return todo
+}
+
+function finisher<W, F, C>(def: ModuleDef<W, F, C>, ctx: ModuleContext, todo: Array<Todo<W, F, C>>): Promise<Finish<W, F, C>> {
+  if (def.changed) return def.changed(ctx, todo)
+  return Promise.resolve((t, msg) => withData({status: 'changed', msg}, def.data?.(ctx, t.want, t.facts, t.plan)))
 }
 
 // The apply script: the grouped commands first when there are any, each item's own step
@@ -116,18 +125,18 @@ function applyScript<W, F, C>(apply: ApplyDef<W, F, C>, todo: Array<Todo<W, F, C
   return {steps: [group, ...own.map((s) => `if [ "$bm_batch" = 1 ]; then :; else ${s}\nfi`)], offset: 1}
 }
 
-function stepResult<W, F, C>(def: ModuleDef<W, F, C>, ctx: ModuleContext, t: Todo<W, F, C>, s: StepResult | undefined, batch: Batch): ItemResult {
+function stepResult<W, F, C>(def: ModuleDef<W, F, C>, ctx: ModuleContext, t: Todo<W, F, C>, s: StepResult | undefined, batch: Batch, finish: Finish<W, F, C>): ItemResult {
   const a = def.apply
   if (!s) return {status: 'failed', msg: lostStep(batch)}
-  if (a.done) return a.done(ctx, t, s)
-  if (s.rc === 0) return {status: 'changed', msg: mask(t.plan.msg, ctx.secrets)}
+  if (a.done) return a.done(ctx, t, s, finish)
+  if (s.rc === 0) return finish(t, mask(t.plan.msg, ctx.secrets))
   return {status: 'failed', msg: failureMessage(a.what ?? def.name, a.subject?.(t) ?? '', s.rc, s.stderr, ctx.secrets), rc: s.rc, stderr: s.stderr}
 }
 
 // Work outside the script (uploads) settles some items; the others go on to the script.
-async function beforeScript<W, F, C>(apply: ApplyDef<W, F, C>, ctx: ModuleContext, todo: Array<Todo<W, F, C>>, results: ItemResult[]): Promise<Array<Todo<W, F, C>>> {
+async function beforeScript<W, F, C>(apply: ApplyDef<W, F, C>, ctx: ModuleContext, todo: Array<Todo<W, F, C>>, results: ItemResult[], finish: Finish<W, F, C>): Promise<Array<Todo<W, F, C>>> {
   if (!apply.before) return todo
-  const settled = await apply.before(ctx, todo)
+  const settled = await apply.before(ctx, todo, finish)
   return todo.filter((t, k) => {
     const r = settled[k]
     if (typeof r === 'string') results[t.i] = {status: 'failed', msg: mask(r, ctx.secrets)}
@@ -138,16 +147,21 @@ async function beforeScript<W, F, C>(apply: ApplyDef<W, F, C>, ctx: ModuleContex
 
 async function applyAll<W, F, C>(def: ModuleDef<W, F, C>, ctx: ModuleContext, todo: Array<Todo<W, F, C>>, results: ItemResult[]): Promise<void> {
   const a = def.apply
+  const finish = await finisher(def, ctx, todo)
+  if (ctx.check) {
+    for (const t of todo) results[t.i] = finish(t, mask(t.plan.would, ctx.secrets))
+    return
+  }
   for (const t of todo) {
     const line = a.log?.(t)
     if (line) ctx.log(mask(line, ctx.secrets))
   }
-  const ready = await beforeScript(a, ctx, todo, results)
+  const ready = await beforeScript(a, ctx, todo, results, finish)
   if (ready.length === 0) return
   const {steps, offset} = applyScript(a, ready)
   const done = await runSteps(ctx.transport, steps, a.prelude)
   ready.forEach((t, k) => {
-    results[t.i] = stepResult(def, ctx, t, done.steps[k + offset], done)
+    results[t.i] = stepResult(def, ctx, t, done.steps[k + offset], done, finish)
   })
 }
 
