@@ -94,12 +94,9 @@ function planLine(plan: ClusterPlan): string {
   return `${plan.masters.length} masters (${lo === hi ? lo : `${lo}-${hi}`} slots each), ${plan.replicas.length} replicas over ${hosts} host(s)`
 }
 
-async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promise<ItemResult> {
-  const replicas = Number(args.replicas ?? 0)
-  const password = args.password === undefined || args.password === null || args.password === '' ? undefined : String(args.password)
-  if (password) ctx.secrets.add(password)
-  // Hosts that failed an earlier task (build, start) would leave holes in the plan: a
-  // cluster over a partial set is only formed when the user asks for it.
+// Hosts that failed an earlier task (build, start) would leave holes in the plan: a
+// cluster over a partial set is only formed when the user asks for it.
+function clusterHosts(ctx: ModuleContext, args: Record<string, unknown>): Array<{host: string; address: string; vars: Record<string, unknown>}> {
   const failed = ctx.failedHosts ?? []
   if (failed.length > 0 && args.allow_partial !== true) {
     throw new ClusterError(`not forming the cluster: ${failed.length} host(s) failed earlier tasks (${failed.slice(0, 10).join(', ')}${failed.length > 10 ? ', …' : ''})`, {
@@ -110,7 +107,14 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   // them: seen from the limited hosts alone it would look fresh, and get a second cluster),
   // less the hosts that failed this play (left out only with allow_partial, checked above).
   const all = ctx.groupHosts && ctx.groupHosts.length > 0 ? ctx.groupHosts : ctx.playHosts.length > 0 ? ctx.playHosts : [{host: ctx.host, address: ctx.address, vars: ctx.vars}]
-  const hosts = all.filter((h) => !failed.includes(h.host))
+  return all.filter((h) => !failed.includes(h.host))
+}
+
+async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promise<ItemResult> {
+  const replicas = Number(args.replicas ?? 0)
+  const password = args.password === undefined || args.password === null || args.password === '' ? undefined : String(args.password)
+  if (password) ctx.secrets.add(password)
+  const hosts = clusterHosts(ctx, args)
   const nodes = await clusterNodesFromHosts(hosts)
   const plan = planCluster(nodes, replicas)
   // 0 (the playbook default) means "scale with the fleet".
