@@ -207,6 +207,24 @@ export function rethrowHostLoss(error: unknown): void {
   if (error instanceof UnreachableError || error instanceof TaskError) throw error
 }
 
+/**
+ * Modules whose items run one after another, each with its own scripts (redis_source,
+ * redis_build, firewall: an item is a whole tree or a whole chain, and rarely looped).
+ */
+export function defineItemModule(def: Omit<PlayModuleDef, 'prefix'>): ModuleSpec {
+  return {
+    name: def.name,
+    description: def.description,
+    args: def.args,
+    checkMode: true,
+    async run(ctx, items) {
+      const results: ItemResult[] = []
+      for (const item of items) results.push(await def.runItem(ctx, item.args))
+      return results
+    },
+  }
+}
+
 /** What a module that runs once for the play (redis_cluster, redis_config, …) supplies. */
 export interface PlayModuleDef {
   name: string

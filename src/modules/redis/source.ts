@@ -39,7 +39,8 @@ import {UnreachableError} from '../../errors.js'
 import {RELEASE_SHA256, releaseUrl} from '../../redis/versions.js'
 import {expandHome, mask, quote} from '../../shell.js'
 import type {ExecResult} from '../../transport/types.js'
-import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from '../types.js'
+import {defineItemModule} from '../define.js'
+import type {ItemResult, ModuleContext} from '../types.js'
 
 export type SourceKind =
   | {kind: 'release'; url: string}
@@ -367,7 +368,7 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   return appliedResult(ctx, w, plan, origin, r)
 }
 
-export const redisSourceModule: ModuleSpec = {
+export const redisSourceModule = defineItemModule({
   name: 'redis_source',
   description: 'Put a verified Redis source tree on the host (release tarball, URL, git tag or controller file)',
   args: {
@@ -376,10 +377,5 @@ export const redisSourceModule: ModuleSpec = {
     sha256: {type: 'string', default: ''},
     dest: {type: 'path', default: '~/redis_src'},
   },
-  checkMode: true,
-  async run(ctx: ModuleContext, items: TaskItem[]): Promise<ItemResult[]> {
-    const results: ItemResult[] = []
-    for (const item of items) results.push(await runItem(ctx, item.args))
-    return results
-  },
-}
+  runItem,
+})
