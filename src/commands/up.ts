@@ -8,7 +8,7 @@ import {controllerTarballVersion, inventoryVarWhere, redisHostVars} from '../cli
 import {InputError} from '../errors.js'
 import {selectHosts} from '../inventory/inventory.js'
 import {withLimit} from '../inventory/pattern.js'
-import {detectSource} from '../modules/redis_source.js'
+import {detectSource} from '../modules/redis/source.js'
 import {closeAll, type RunResult} from '../play/runner.js'
 import {groupSlug} from '../redis/cluster-record.js'
 import {validateLayout, type ValidateOptions} from '../redis/validate.js'

@@ -32,10 +32,10 @@
 import {readFile, stat} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import {basename, posix, resolve} from 'node:path'
-import {TaskError, UnreachableError} from '../errors.js'
 import {expandHome, mask, quote} from '../shell.js'
 import type {UploadFile} from '../transport/types.js'
-import {badPath, dotDotPath, errorMessage, failureMessage, fmtMode, interrupted, lostStep, parseProbe, probeStep, runSteps, sha256, sha256File, str, toMode, type PathStat, type Plan} from './remote.js'
+import {defineModule, rethrowHostLoss, type Finish, type ModuleDef, type Todo} from './define.js'
+import {badPath, dotDotPath, errorMessage, failureMessage, fmtMode, parseProbe, probeStep, runSteps, sha256, sha256File, str, toMode, type PathStat, type Plan} from './remote.js'
 import type {FileDiff, ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
 
 /** Files up to this size go in the batched upload; bigger ones are streamed with putFile. */
@@ -194,97 +194,84 @@ async function diffs(ctx: ModuleContext, changes: Change[], facts: Map<number, P
   return {diffs: out, secret}
 }
 
+type PushTodo = Todo<PushWant, PushFacts, PushChange>
+type PushChange = {path: string; action: 'write' | 'chmod'; mode: number; isNew: boolean}
+
+// With --diff, the old contents of all changed files in one more round trip.
+async function pushFinisher(ctx: ModuleContext, todo: PushTodo[]): Promise<Finish<PushWant, PushFacts, PushChange>> {
+  const changes = todo.map((t) => ({i: t.i, w: t.want, plan: t.plan}))
+  const shown = ctx.diff ? await diffs(ctx, changes, new Map(todo.map((t) => [t.i, t.facts]))) : {diffs: new Map<number, FileDiff>(), secret: new Set<number>()}
+  return (t, msg) => {
+    const d = shown.diffs.get(t.i)
+    const hidden = shown.secret.has(t.i) ? SECRET_DIFF_NOTE : ''
+    return {status: 'changed', msg: msg + hidden, diff: d ? [d] : undefined, data: {dest: t.plan.path, mode: fmtMode(t.plan.mode), changed: true}}
+  }
+}
+
+// Small files: one upload (split beyond BATCH_LIMIT so the payload never sits in memory
+// all at once). Big controller files: streamed one by one. Chmods and host copies: the script.
+async function upload(ctx: ModuleContext, todo: PushTodo[], finish: Finish<PushWant, PushFacts, PushChange>): Promise<Array<string | ItemResult | undefined>> {
+  const out = new Map<PushTodo, string | ItemResult>()
+  const inScript = (t: PushTodo): boolean => t.plan.action === 'chmod' || t.want.source.kind === 'remote'
+  const inMemory = (t: PushTodo): boolean => t.want.source.kind === 'data' || (t.want.source.kind === 'local' && t.want.source.data !== undefined)
+  const small = todo.filter((t) => !inScript(t) && inMemory(t))
+  const big = todo.filter((t) => !inScript(t) && !small.includes(t))
+  const data = (t: PushTodo): Buffer => (t.want.source as {data: Buffer}).data
+  for (const chunk of chunkBySize(small, (t) => data(t).length, BATCH_LIMIT)) {
+    try {
+      await ctx.transport.upload(chunk.map((t): UploadFile => ({path: t.plan.path, content: data(t), mode: t.plan.mode})))
+      for (const t of chunk) out.set(t, finish(t, t.plan.msg))
+    } catch (error) {
+      rethrowHostLoss(error)
+      for (const t of chunk) out.set(t, `upload failed: ${errorMessage(error)}`)
+    }
+  }
+  for (const t of big) {
+    try {
+      await ctx.transport.putFile((t.want.source as {path: string}).path, t.plan.path, t.plan.mode)
+      out.set(t, finish(t, t.plan.msg))
+    } catch (error) {
+      rethrowHostLoss(error)
+      out.set(t, `upload of ${t.plan.path} failed: ${errorMessage(error)}`)
+    }
+  }
+  return todo.map((t) => out.get(t))
+}
+
+function pushStep({want: w, plan}: PushTodo): string {
+  const p = quote(plan.path)
+  const mode = fmtMode(plan.mode)
+  if (plan.action === 'chmod') return `chmod ${mode} ${p}`
+  const tmp = quote(`${plan.path}.baremetal-tmp`)
+  const src = quote((w.source as {path: string}).path)
+  return `{ cp -- ${src} ${tmp} && chmod ${mode} ${tmp} && mv -f -- ${tmp} ${p}; } || { bm_r=$?; rm -f -- ${tmp}; (exit $bm_r); }`
+}
+
 /**
  * The engine behind copy and template: facts for all files in one exec, a pure plan,
  * then one upload (small files), putFile for big ones, one script for chmods and
- * remote copies.
+ * remote copies. The module supplies its arguments and how an item becomes a PushWant.
  */
-export async function pushFiles(ctx: ModuleContext, wants: Array<PushWant | {error: string}>): Promise<ItemResult[]> {
-  const stop = interrupted(ctx, wants.length)
-  if (stop) return stop
-  const results: ItemResult[] = wants.map((w) => ({status: 'failed', msg: 'error' in w ? w.error : 'not planned'}))
-  const valid = wants.flatMap((w, i) => ('error' in w ? [] : [{i, w}]))
-  // Facts: one stat and one sha256sum for every path of every item, in one exec.
-  const paths = valid.flatMap(({w}) => pushProbePaths(w))
-  const factBatch = await runSteps(ctx.transport, [probeStep(paths, true)])
-  const probed = factBatch.steps[0]
-  const probe = probed ? parseProbe(paths, probed.stdout) : undefined
-  const facts = new Map<number, PushFacts>()
-  const changes: Change[] = []
-  for (const {i, w} of valid) {
-    if (!probe) {
-      results[i] = {status: 'failed', msg: lostStep(factBatch)}
-      continue
-    }
-    const f = pushFacts(w, probe)
-    facts.set(i, f)
-    const plan = planPush(w, f, ctx.check)
-    if (plan.kind === 'noop') results[i] = {status: 'ok', msg: plan.msg, data: {dest: targetPath(w, f.intoDir), changed: false}}
-    else if (plan.kind === 'fail') results[i] = {status: 'failed', msg: plan.msg}
-    else changes.push({i, w, plan})
-  }
-  if (changes.length === 0) return results
-
-  const shown = ctx.diff ? await diffs(ctx, changes, facts) : {diffs: new Map<number, FileDiff>(), secret: new Set<number>()}
-  const finish = (c: Change, msg: string): ItemResult => {
-    const d = shown.diffs.get(c.i)
-    const hidden = shown.secret.has(c.i) ? SECRET_DIFF_NOTE : ''
-    return {status: 'changed', msg: msg + hidden, diff: d ? [d] : undefined, data: {dest: c.plan.path, mode: fmtMode(c.plan.mode), changed: true}}
-  }
-  if (ctx.check) {
-    for (const c of changes) results[c.i] = finish(c, c.plan.would)
-    return results
-  }
-
-  // Small files: one upload. Big controller files: streamed one by one.
-  const small: Change[] = []
-  const big: Change[] = []
-  const script: Change[] = []
-  for (const c of changes) {
-    const s = c.w.source
-    if (c.plan.action === 'chmod' || s.kind === 'remote') script.push(c)
-    else if (s.kind === 'data' || s.data) small.push(c)
-    else big.push(c)
-  }
-  // One upload normally; a task pushing more than BATCH_LIMIT bytes is split so the
-  // payload never sits in memory all at once.
-  for (const chunk of chunkBySize(small, (c) => (c.w.source as {data?: Buffer}).data?.length ?? 0, BATCH_LIMIT)) {
-    const files: UploadFile[] = chunk.map((c) => ({path: c.plan.path, content: (c.w.source as {data: Buffer}).data, mode: c.plan.mode}))
-    try {
-      await ctx.transport.upload(files)
-      for (const c of chunk) results[c.i] = finish(c, c.plan.msg)
-    } catch (error) {
-      // A lost connection is the host's state, not this file's: the runner marks it unreachable.
-      if (error instanceof UnreachableError || error instanceof TaskError) throw error
-      const msg = mask(`upload failed: ${errorMessage(error)}`, ctx.secrets)
-      for (const c of chunk) results[c.i] = {status: 'failed', msg}
-    }
-  }
-  for (const c of big) {
-    try {
-      await ctx.transport.putFile((c.w.source as {path: string}).path, c.plan.path, c.plan.mode)
-      results[c.i] = finish(c, c.plan.msg)
-    } catch (error) {
-      if (error instanceof UnreachableError || error instanceof TaskError) throw error
-      results[c.i] = {status: 'failed', msg: mask(`upload of ${c.plan.path} failed: ${errorMessage(error)}`, ctx.secrets)}
-    }
-  }
-  const steps = script.map(({plan, w}) => {
-    const p = quote(plan.path)
-    const mode = fmtMode(plan.mode)
-    if (plan.action === 'chmod') return `chmod ${mode} ${p}`
-    const tmp = quote(`${plan.path}.baremetal-tmp`)
-    const src = quote((w.source as {path: string}).path)
-    return `{ cp -- ${src} ${tmp} && chmod ${mode} ${tmp} && mv -f -- ${tmp} ${p}; } || { bm_r=$?; rm -f -- ${tmp}; (exit $bm_r); }`
+export function definePushModule(spec: Pick<ModuleDef<PushWant, PushFacts, PushChange>, 'name' | 'description' | 'args' | 'want'>): ModuleSpec {
+  return defineModule<PushWant, PushFacts, PushChange>({
+    ...spec,
+    probe: (_ctx, wants) => ({steps: [probeStep(wants.flatMap(pushProbePaths), true)]}),
+    parse(wants, steps) {
+      const probe = steps[0] ? parseProbe(wants.flatMap(pushProbePaths), steps[0].stdout) : undefined
+      return wants.map((w) => (probe ? pushFacts(w, probe) : undefined))
+    },
+    plan: planPush,
+    data: (_ctx, w, f, plan) => (plan.kind === 'noop' ? {dest: targetPath(w, f.intoDir), changed: false} : undefined),
+    changed: pushFinisher,
+    apply: {
+      before: upload,
+      step: pushStep,
+      done: (ctx, t, s, finish) =>
+        s.rc === 0
+          ? finish(t, t.plan.msg)
+          : {status: 'failed', msg: failureMessage(t.plan.action === 'chmod' ? 'chmod' : 'copy', t.plan.path, s.rc, s.stderr, ctx.secrets), rc: s.rc, stderr: s.stderr},
+    },
   })
-  const done = await runSteps(ctx.transport, steps)
-  script.forEach((c, k) => {
-    const s = done.steps[k]
-    if (!s) results[c.i] = {status: 'failed', msg: lostStep(done)}
-    else if (s.rc === 0) results[c.i] = finish(c, c.plan.msg)
-    else results[c.i] = {status: 'failed', msg: failureMessage(c.plan.action === 'chmod' ? 'chmod' : 'copy', c.plan.path, s.rc, s.stderr, ctx.secrets), rc: s.rc, stderr: s.stderr}
-  })
-  return results
 }
 
 // Consecutive groups whose summed size stays under limit (a single big item gets its own group).
@@ -367,10 +354,9 @@ async function copyWant(ctx: ModuleContext, item: TaskItem, read: (p: string) =>
   }
 }
 
-export const copyModule: ModuleSpec = {
+export const copyModule = definePushModule({
   name: 'copy',
   description: 'Put files on the host (from the controller, a string, or a host path), sending only those whose sha256 differs',
-  checkMode: true,
   args: {
     src: {type: 'path'},
     content: {type: 'string'},
@@ -380,9 +366,5 @@ export const copyModule: ModuleSpec = {
     force: {type: 'bool', default: true},
     secret: {type: 'bool', default: false},
   },
-  async run(ctx, items) {
-    const read = localSourceReader()
-    const wants = await Promise.all(items.map((it) => copyWant(ctx, it, read)))
-    return pushFiles(ctx, wants)
-  },
-}
+  want: (ctx, item, scope) => copyWant(ctx, item, scope.memo('read', localSourceReader)),
+})

@@ -24,8 +24,9 @@
 
 import {posix} from 'node:path'
 import {expandHome, quote} from '../shell.js'
-import {badPath, failureMessage, fmtMode, interrupted, lostStep, parseProbe, probeStep, runSteps, str, toMode, type PathStat, type Plan} from './remote.js'
-import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
+import {defineModule, type Todo} from './define.js'
+import {badPath, fmtMode, parseProbe, probeStep, str, toMode, type PathStat, type Plan} from './remote.js'
+import type {ModuleContext, TaskItem} from './types.js'
 
 export type FileState = 'directory' | 'file' | 'touch' | 'absent'
 
@@ -183,10 +184,11 @@ function want(ctx: ModuleContext, item: TaskItem): FileWant | {error: string} {
   return {path, state, mode, owner: str(a.owner), group: str(a.group), recurse: a.recurse === true}
 }
 
-export const fileModule: ModuleSpec = {
+type FileTodo = Todo<FileWant, FileFacts, {ops: FileOp[]}>
+
+export const fileModule = defineModule<FileWant, FileFacts, {ops: FileOp[]}>({
   name: 'file',
   description: 'Directories, touched files, absent paths, modes and owners; all loop items in two round trips',
-  checkMode: true,
   args: {
     path: {type: 'path', required: true, aliases: ['dest', 'name']},
     state: {type: 'string', choices: ['directory', 'file', 'touch', 'absent'], default: 'file'},
@@ -195,51 +197,22 @@ export const fileModule: ModuleSpec = {
     group: {type: 'string'},
     recurse: {type: 'bool', default: false},
   },
-  async run(ctx, items) {
-    const stop = interrupted(ctx, items.length)
-    if (stop) return stop
-    const wants = items.map((it) => want(ctx, it))
-    const valid = wants.flatMap((w, i) => ('error' in w ? [] : [{i, w}]))
-    // Facts: one stat for every path, plus a find per recursive item; one exec.
-    const paths = valid.map(({w}) => w.path)
-    const drifts = valid.flatMap(({i, w}) => {
-      const step = driftStep(w)
-      return step ? [{i, step}] : []
+  want,
+  // One stat for every path, plus a find per recursive item.
+  probe: (_ctx, wants) => ({steps: [probeStep(wants.map((w) => w.path), false), ...wants.flatMap((w) => driftStep(w) ?? [])]}),
+  parse(wants, steps) {
+    const probe = steps[0] ? parseProbe(wants.map((w) => w.path), steps[0].stdout) : undefined
+    let k = 1
+    return wants.map((w) => {
+      const d = driftStep(w) ? steps[k++] ?? null : undefined
+      if (!probe || d === null) return undefined
+      return {stat: probe.get(w.path) ?? {type: 'missing'}, innerDrift: d ? d.stdout.trim() !== '' : undefined}
     })
-    const facts = await runSteps(ctx.transport, [probeStep(paths, false), ...drifts.map((d) => d.step)])
-    const probed = facts.steps[0]
-    const probe = probed ? parseProbe(paths, probed.stdout) : undefined
-    const drift = new Map(drifts.map((d, k) => [d.i, facts.steps[k + 1]]))
-    const results: ItemResult[] = wants.map((w) => ({status: 'failed', msg: 'error' in w ? w.error : 'not planned'}))
-    const apply: Array<{i: number; path: string; plan: Extract<FilePlan, {kind: 'change'}>}> = []
-    for (const {i, w} of valid) {
-      const d = drift.get(i)
-      if (!probe || (drift.has(i) && !d)) {
-        results[i] = {status: 'failed', msg: lostStep(facts)}
-        continue
-      }
-      const plan = planFile(w, {stat: probe.get(w.path) ?? {type: 'missing'}, innerDrift: d ? d.stdout.trim() !== '' : undefined})
-      if (plan.kind === 'noop') results[i] = {status: 'ok', msg: plan.msg}
-      else if (plan.kind === 'fail') results[i] = {status: 'failed', msg: plan.msg}
-      else if (ctx.check) results[i] = {status: 'changed', msg: plan.would}
-      else apply.push({i, path: w.path, plan})
-    }
-    if (apply.length === 0) return results
-    // Apply: everything grouped first; if that fails, item by item (all ops are
-    // idempotent, so re-running the part that worked is harmless) to tell who failed.
-    const batch = batchCommands(apply.map((a) => ({path: a.path, ops: a.plan.ops})))
-    const steps = apply.map((a) => planCommands(a.path, a.plan.ops).join(' &&\n'))
-    const script = batch
-      ? [`if { ${batch.join(' &&\n')}; } 2>/dev/null; then bm_batch=1; else bm_batch=0; fi`, ...steps.map((s) => `if [ "$bm_batch" = 1 ]; then :; else ${s}\nfi`)]
-      : steps
-    const done = await runSteps(ctx.transport, script)
-    const offset = batch ? 1 : 0
-    apply.forEach(({i, path, plan}, k) => {
-      const step = done.steps[k + offset]
-      if (!step) results[i] = {status: 'failed', msg: lostStep(done)}
-      else if (step.rc === 0) results[i] = {status: 'changed', msg: plan.msg}
-      else results[i] = {status: 'failed', msg: failureMessage('file', path, step.rc, step.stderr, ctx.secrets), rc: step.rc, stderr: step.stderr}
-    })
-    return results
   },
-}
+  plan: (w, f) => planFile(w, f),
+  apply: {
+    step: (t: FileTodo) => planCommands(t.want.path, t.plan.ops).join(' &&\n'),
+    batch: (todo) => batchCommands(todo.map((t) => ({path: t.want.path, ops: t.plan.ops}))),
+    subject: (t) => t.want.path,
+  },
+})

@@ -29,7 +29,8 @@
 
 import {chainName} from '../redis/cluster-record.js'
 import {mask, quote} from '../shell.js'
-import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
+import {defineItemModule} from './define.js'
+import type {ItemResult, ModuleContext} from './types.js'
 
 export const NO_TOOL_MSG = 'no firewall tool found (iptables): ports left as they are'
 
@@ -383,7 +384,7 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   return {status: 'changed', msg: state === 'absent' ? `removed chain ${want.chain} and its jump(s)` : `chain ${want.chain}: ${counts('added', 'removed')}`, data}
 }
 
-export const firewall: ModuleSpec = {
+export const firewallModule = defineItemModule({
   name: 'firewall',
   description: 'Open the Redis ports to the listed sources only, through a dedicated iptables chain (diff-applied)',
   args: {
@@ -393,10 +394,5 @@ export const firewall: ModuleSpec = {
     tag: {type: 'string', default: 'baremetal'},
     adopt: {type: 'list', default: []},
   },
-  checkMode: true,
-  async run(ctx: ModuleContext, items: TaskItem[]): Promise<ItemResult[]> {
-    const results: ItemResult[] = []
-    for (const item of items) results.push(await runItem(ctx, item.args))
-    return results
-  },
-}
+  runItem,
+})

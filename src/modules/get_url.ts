@@ -21,8 +21,9 @@
 
 import {posix} from 'node:path'
 import {expandHome, mask, quote} from '../shell.js'
-import {badPath, failureMessage, fmtMode, interrupted, lostStep, parseChecksum, parseKv, parseProbe, probeStep, runSteps, str, toMode, type PathStat, type Plan} from './remote.js'
-import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
+import {defineModule, type Todo} from './define.js'
+import {badPath, failureMessage, fmtMode, parseChecksum, parseKv, parseProbe, probeStep, str, toMode, type PathStat, type Plan, type StepResult} from './remote.js'
+import type {ItemResult, ModuleContext, TaskItem} from './types.js'
 
 export interface GetUrlWant {
   url: string
@@ -147,10 +148,27 @@ function want(ctx: ModuleContext, item: TaskItem): GetUrlWant | {error: string} 
   }
 }
 
-export const getUrlModule: ModuleSpec = {
+type GetUrlTodo = Todo<GetUrlWant, GetUrlFacts, {path: string; action: 'download' | 'chmod'}>
+
+// A replaced file keeps its mode unless one is given.
+function getUrlStep({want: w, facts: f, plan}: GetUrlTodo): string {
+  if (plan.action === 'chmod') return `chmod ${fmtMode(w.mode ?? 0o644)} -- ${quote(plan.path)}`
+  const mode = w.mode ?? (f.dest.type === 'file' ? f.dest.mode : undefined)
+  return `bm_get ${quote(w.url)} ${quote(plan.path)} ${quote(w.checksum ?? '')} ${quote(mode === undefined ? '' : fmtMode(mode))} ${quote(f.dest.sha256 ?? '')}`
+}
+
+function getUrlDone(ctx: ModuleContext, {want: w, facts: f, plan}: GetUrlTodo, s: StepResult): ItemResult {
+  const data = {dest: plan.path, sha256: parseKv(s.stdout).sha256, url: mask(w.url, ctx.secrets)}
+  if (s.rc === 65) return {status: 'failed', msg: `${plan.path}: ${s.stderr.trim()} (nothing replaced)`, rc: 65, data}
+  if (s.rc !== 0) return {status: 'failed', msg: failureMessage('download', mask(w.url, ctx.secrets), s.rc, s.stderr, ctx.secrets), rc: s.rc, stderr: s.stderr, data}
+  if (s.note !== 'same') return {status: 'changed', msg: plan.msg, data}
+  const chmod = w.mode !== undefined && f.dest.mode !== w.mode
+  return {status: chmod ? 'changed' : 'ok', msg: `${plan.path} downloaded again: content unchanged${chmod ? `, mode → ${fmtMode(w.mode ?? 0)}` : ''}`, data}
+}
+
+export const getUrlModule = defineModule<GetUrlWant, GetUrlFacts, {path: string; action: 'download' | 'chmod'}>({
   name: 'get_url',
   description: 'Download a URL on the host with curl/wget, verified by sha256 before it replaces dest',
-  checkMode: true,
   args: {
     url: {type: 'string', required: true},
     dest: {type: 'path', required: true},
@@ -158,51 +176,18 @@ export const getUrlModule: ModuleSpec = {
     mode: {type: 'mode'},
     force: {type: 'bool', default: false},
   },
-  async run(ctx, items) {
-    const stop = interrupted(ctx, items.length)
-    if (stop) return stop
-    const wants = items.map((it) => want(ctx, it))
-    const results: ItemResult[] = wants.map((w) => ({status: 'failed', msg: 'error' in w ? w.error : 'not planned'}))
-    const valid = wants.flatMap((w, i) => ('error' in w ? [] : [{i, w}]))
-    const paths = valid.flatMap(({w}) => getUrlProbePaths(w))
-    const facts = await runSteps(ctx.transport, [probeStep(paths, true)])
-    const probed = facts.steps[0]
-    const probe = probed ? parseProbe(paths, probed.stdout) : undefined
-    const todo: Array<{i: number; w: GetUrlWant; f: GetUrlFacts; plan: Extract<GetUrlPlan, {kind: 'change'}>}> = []
-    for (const {i, w} of valid) {
-      if (!probe) {
-        results[i] = {status: 'failed', msg: lostStep(facts)}
-        continue
-      }
-      const f = getUrlFacts(w, probe)
-      const plan = planGetUrl(w, f, ctx.check)
-      if (plan.kind === 'noop') results[i] = {status: 'ok', msg: plan.msg, data: {dest: targetOf(w, f.intoDir), sha256: f.dest.sha256}}
-      else if (plan.kind === 'fail') results[i] = {status: 'failed', msg: mask(plan.msg, ctx.secrets)}
-      else if (ctx.check) results[i] = {status: 'changed', msg: mask(plan.would, ctx.secrets)}
-      else todo.push({i, w, f, plan})
-    }
-    if (todo.length === 0) return results
-    for (const t of todo) if (t.plan.action === 'download') ctx.log(`download ${mask(t.w.url, ctx.secrets)}`)
-    const steps = todo.map(({w, f, plan}) => {
-      if (plan.action === 'chmod') return `chmod ${fmtMode(w.mode ?? 0o644)} -- ${quote(plan.path)}`
-      // A replaced file keeps its mode unless one is given.
-      const mode = w.mode ?? (f.dest.type === 'file' ? f.dest.mode : undefined)
-      return `bm_get ${quote(w.url)} ${quote(plan.path)} ${quote(w.checksum ?? '')} ${quote(mode === undefined ? '' : fmtMode(mode))} ${quote(f.dest.sha256 ?? '')}`
-    })
-    const done = await runSteps(ctx.transport, steps, GET_PRELUDE)
-    todo.forEach(({i, w, f, plan}, k) => {
-      const s = done.steps[k]
-      const sha = s ? parseKv(s.stdout).sha256 : undefined
-      const data = {dest: plan.path, sha256: sha, url: mask(w.url, ctx.secrets)}
-      if (!s) results[i] = {status: 'failed', msg: lostStep(done)}
-      else if (s.rc === 65) results[i] = {status: 'failed', msg: `${plan.path}: ${s.stderr.trim()} (nothing replaced)`, rc: 65, data}
-      else if (s.rc !== 0) results[i] = {status: 'failed', msg: failureMessage('download', mask(w.url, ctx.secrets), s.rc, s.stderr, ctx.secrets), rc: s.rc, stderr: s.stderr, data}
-      else if (s.note !== 'same') results[i] = {status: 'changed', msg: plan.msg, data}
-      else {
-        const chmod = w.mode !== undefined && f.dest.mode !== w.mode
-        results[i] = {status: chmod ? 'changed' : 'ok', msg: `${plan.path} downloaded again: content unchanged${chmod ? `, mode → ${fmtMode(w.mode ?? 0)}` : ''}`, data}
-      }
-    })
-    return results
+  want,
+  probe: (_ctx, wants) => ({steps: [probeStep(wants.flatMap(getUrlProbePaths), true)]}),
+  parse(wants, steps) {
+    const probe = steps[0] ? parseProbe(wants.flatMap(getUrlProbePaths), steps[0].stdout) : undefined
+    return wants.map((w) => (probe ? getUrlFacts(w, probe) : undefined))
   },
-}
+  plan: planGetUrl,
+  data: (_ctx, w, f, plan) => (plan.kind === 'noop' ? {dest: targetOf(w, f.intoDir), sha256: f.dest.sha256} : undefined),
+  apply: {
+    prelude: GET_PRELUDE,
+    log: (t) => (t.plan.action === 'download' ? `download ${t.want.url}` : undefined),
+    step: getUrlStep,
+    done: getUrlDone,
+  },
+})

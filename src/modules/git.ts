@@ -23,8 +23,9 @@
 
 import {posix} from 'node:path'
 import {expandHome, mask, quote} from '../shell.js'
-import {failureMessage, interrupted, kvAll, lastLines, lostStep, parseKv, runSteps, str, type Plan} from './remote.js'
-import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
+import {defineModule, eachStep, type Todo} from './define.js'
+import {failureMessage, kvAll, lastLines, parseKv, str, type Plan, type StepResult} from './remote.js'
+import type {ItemResult, ModuleContext, TaskItem} from './types.js'
 
 export interface GitWant {
   repo: string
@@ -174,10 +175,19 @@ function want(ctx: ModuleContext, item: TaskItem): GitWant | {error: string} {
 
 const PRELUDE = 'GIT_TERMINAL_PROMPT=0; export GIT_TERMINAL_PROMPT'
 
-export const gitModule: ModuleSpec = {
+type GitTodo = Todo<GitWant, GitFacts, {commands: string[]; target: string}>
+
+function gitDone(ctx: ModuleContext, {want: w, facts: f, plan}: GitTodo, s: StepResult): ItemResult {
+  const after = parseKv(s.stdout).after
+  const data = {before: f.head, after, repo: mask(w.repo, ctx.secrets)}
+  if (s.rc !== 0) return {status: 'failed', msg: failureMessage('git', `${mask(w.repo, ctx.secrets)} → ${w.dest}`, s.rc, s.stderr, ctx.secrets), rc: s.rc, stderr: s.stderr, data}
+  if (after !== plan.target) return {status: 'failed', msg: `${w.dest} is at ${after ?? 'no commit'} after the update, expected ${plan.target}`, data}
+  return {status: 'changed', msg: mask(plan.msg, ctx.secrets), data}
+}
+
+export const gitModule = defineModule<GitWant, GitFacts, {commands: string[]; target: string}>({
   name: 'git',
   description: 'Clone or update a git checkout at a tag, branch or commit',
-  checkMode: true,
   args: {
     repo: {type: 'string', required: true},
     dest: {type: 'path', required: true},
@@ -185,41 +195,14 @@ export const gitModule: ModuleSpec = {
     depth: {type: 'int'},
     force: {type: 'bool', default: false},
   },
-  async run(ctx, items) {
-    const stop = interrupted(ctx, items.length)
-    if (stop) return stop
-    const wants = items.map((it) => want(ctx, it))
-    const results: ItemResult[] = wants.map((w) => ({status: 'failed', msg: 'error' in w ? w.error : 'not planned'}))
-    const valid = wants.flatMap((w, i) => ('error' in w ? [] : [{i, w}]))
-    const facts = await runSteps(ctx.transport, valid.map(({w}) => gitFactStep(w)), PRELUDE)
-    const todo: Array<{i: number; w: GitWant; before?: string; plan: Extract<GitPlan, {kind: 'change'}>}> = []
-    valid.forEach(({i, w}, k) => {
-      const s = facts.steps[k]
-      if (!s) {
-        results[i] = {status: 'failed', msg: lostStep(facts)}
-        return
-      }
-      const f = parseGitFacts(s.stdout, s.stderr)
-      const plan = planGit(w, f)
-      const repo = mask(w.repo, ctx.secrets)
-      if (plan.kind === 'noop') results[i] = {status: 'ok', msg: mask(plan.msg, ctx.secrets), data: {before: f.head, after: f.head, repo}}
-      else if (plan.kind === 'fail') results[i] = {status: 'failed', msg: mask(plan.msg, ctx.secrets)}
-      else if (ctx.check) results[i] = {status: 'changed', msg: mask(plan.would, ctx.secrets), data: {before: f.head, after: plan.target, repo}}
-      else todo.push({i, w, before: f.head, plan})
-    })
-    if (todo.length === 0) return results
-    for (const t of todo) ctx.log(mask(t.plan.would.replace(/^would /, ''), ctx.secrets))
-    const steps = todo.map(({w, plan}) => `${plan.commands.join(' &&\n')} &&\nprintf 'after=%s\\n' "$(${git(w.dest)} rev-parse HEAD)"`)
-    const done = await runSteps(ctx.transport, steps, PRELUDE)
-    todo.forEach(({i, w, before, plan}, k) => {
-      const s = done.steps[k]
-      const after = s ? parseKv(s.stdout).after : undefined
-      const data = {before, after, repo: mask(w.repo, ctx.secrets)}
-      if (!s) results[i] = {status: 'failed', msg: lostStep(done)}
-      else if (s.rc !== 0) results[i] = {status: 'failed', msg: failureMessage('git', `${mask(w.repo, ctx.secrets)} → ${w.dest}`, s.rc, s.stderr, ctx.secrets), rc: s.rc, stderr: s.stderr, data}
-      else if (after !== plan.target) results[i] = {status: 'failed', msg: `${w.dest} is at ${after ?? 'no commit'} after the update, expected ${plan.target}`, data}
-      else results[i] = {status: 'changed', msg: mask(plan.msg, ctx.secrets), data}
-    })
-    return results
+  want,
+  ...eachStep(gitFactStep, (s) => parseGitFacts(s.stdout, s.stderr), () => PRELUDE),
+  plan: (w, f) => planGit(w, f),
+  data: (ctx, w, f, plan) => ({before: f.head, after: plan.kind === 'change' ? plan.target : f.head, repo: mask(w.repo, ctx.secrets)}),
+  apply: {
+    prelude: PRELUDE,
+    log: (t) => t.plan.would.replace(/^would /, ''),
+    step: ({want: w, plan}) => `${plan.commands.join(' &&\n')} &&\nprintf 'after=%s\\n' "$(${git(w.dest)} rev-parse HEAD)"`,
+    done: gitDone,
   },
-}
+})

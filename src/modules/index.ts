@@ -1,14 +1,41 @@
-import {clusterRecordModule} from './cluster_record.js'
-import {coreModules} from './core.js'
-import {redisClusterModule} from './redis_cluster.js'
-import {redisMembersModule} from './redis_members.js'
-import {redisConfigModule} from './redis_config.js'
-import {redisFailoverModule} from './redis_failover.js'
-import {redisHostModules} from './redis-host.js'
+// The one module registry: every module a playbook can name. Generic modules first, in
+// the order the README's module reference lists them, then the Redis ones in the order a
+// deployment uses them (fetch the source, build it, open the firewall, run the
+// instances, form and manage the cluster). A new module is its own file plus one line here.
+
+import {aptModule} from './apt.js'
+import {commandModule, shellModule} from './command.js'
+import {copyModule} from './copy.js'
+import {fileModule} from './file.js'
+import {firewallModule} from './firewall.js'
+import {getUrlModule} from './get_url.js'
+import {gitModule} from './git.js'
+import {redisBuildModule} from './redis/build.js'
+import {redisClusterModule} from './redis/cluster.js'
+import {clusterRecordModule} from './redis/cluster_record.js'
+import {redisConfigModule} from './redis/config.js'
+import {redisFailoverModule} from './redis/failover.js'
+import {redisInstancesModule} from './redis/instances.js'
+import {redisMembersModule} from './redis/members.js'
+import {redisSourceModule} from './redis/source.js'
+import {templateModule} from './template.js'
 import type {ModuleSpec} from './types.js'
+import {unarchiveModule} from './unarchive.js'
+
+export const genericModules: ModuleSpec[] = [commandModule, shellModule, aptModule, fileModule, copyModule, templateModule, getUrlModule, unarchiveModule, gitModule, firewallModule]
+
+export const redisModules: ModuleSpec[] = [
+  redisSourceModule,
+  redisBuildModule,
+  redisInstancesModule,
+  redisConfigModule,
+  redisFailoverModule,
+  redisMembersModule,
+  redisClusterModule,
+  clusterRecordModule,
+]
 
 // Every module the playbooks can name, by name.
 export function allModules(): Map<string, ModuleSpec> {
-  const list: ModuleSpec[] = [...coreModules, ...redisHostModules, redisConfigModule, redisFailoverModule, redisMembersModule, redisClusterModule, clusterRecordModule]
-  return new Map(list.map((m) => [m.name, m]))
+  return new Map([...genericModules, ...redisModules].map((m) => [m.name, m]))
 }

@@ -27,9 +27,9 @@ import {readFile} from 'node:fs/promises'
 import {posix} from 'node:path'
 import {renderText} from '../play/template.js'
 import {expandHome} from '../shell.js'
-import {controllerPath, pushFiles, type PushWant} from './copy.js'
+import {controllerPath, definePushModule, type PushWant} from './copy.js'
 import {badPath, dotDotPath, errorMessage, sha256, str, toMode} from './remote.js'
-import type {ModuleContext, ModuleSpec, TaskItem} from './types.js'
+import type {ModuleContext, TaskItem} from './types.js'
 
 // Each template file is read once per task, however many items render it.
 function sourceReader(): (path: string) => Promise<string> {
@@ -70,10 +70,9 @@ export async function templateWant(ctx: ModuleContext, item: TaskItem, read: (p:
   return {dest, name: posix.basename(file), mode, force: a.force !== false, secret: a.secret === true, source: {kind: 'data', data, sha256: sha256(data)}}
 }
 
-export const templateModule: ModuleSpec = {
+export const templateModule = definePushModule({
   name: 'template',
-  description: 'Render a Jinja template (the subset in play/expr.ts) per loop item and upload only the files that differ, in one batch',
-  checkMode: true,
+  description: 'Render a Jinja template (the subset in play/jinja.ts) per loop item and upload only the files that differ, in one batch',
   args: {
     src: {type: 'path', required: true, controllerPath: true},
     dest: {type: 'path', required: true},
@@ -81,9 +80,5 @@ export const templateModule: ModuleSpec = {
     force: {type: 'bool', default: true},
     secret: {type: 'bool', default: false},
   },
-  async run(ctx, items) {
-    const read = sourceReader()
-    const wants = await Promise.all(items.map((it) => templateWant(ctx, it, read)))
-    return pushFiles(ctx, wants)
-  },
-}
+  want: (ctx, item, scope) => templateWant(ctx, item, scope.memo('read', sourceReader)),
+})

@@ -26,8 +26,9 @@ import {basename, posix} from 'node:path'
 import {UnreachableError} from '../errors.js'
 import {expandHome, quote} from '../shell.js'
 import {controllerPath} from './copy.js'
-import {errorMessage, failureMessage, interrupted, lostStep, parseChecksum, parseKv, parseStat, runSteps, sha256File, str, type PathStat, type Plan} from './remote.js'
-import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
+import {defineModule, eachStep, type RunScope, type Todo} from './define.js'
+import {errorMessage, failureMessage, parseChecksum, parseKv, parseStat, sha256File, str, type PathStat, type Plan, type StepResult} from './remote.js'
+import type {ItemResult, ModuleContext, TaskItem} from './types.js'
 
 export const MARKER = '.baremetal-unarchive'
 
@@ -157,10 +158,45 @@ async function want(ctx: ModuleContext, item: TaskItem, hash: (p: string) => Pro
   }
 }
 
-export const unarchiveModule: ModuleSpec = {
+type UnarchiveTodo = Todo<UnarchiveWant, UnarchiveFacts, {sha256: string; push: boolean}>
+
+// A controller file is hashed once per task, however many items unpack it.
+function hashOnce(scope: RunScope, p: string): Promise<string> {
+  return scope.memo(`sha256:${p}`, () =>
+    stat(p).then((st) => {
+      if (!st.isFile()) throw new Error('not a regular file')
+      return sha256File(p)
+    }),
+  )
+}
+
+// Push each controller archive once (several items may unpack the same one).
+async function pushArchives(ctx: ModuleContext, todo: UnarchiveTodo[]): Promise<Array<string | undefined>> {
+  const pushed = new Map<string, string | undefined>()
+  for (const {want: w, plan} of todo) {
+    if (!plan.push || w.src.kind !== 'local' || pushed.has(w.archive)) continue
+    ctx.log(`push ${basename(w.src.path)}`)
+    try {
+      await ctx.transport.putFile(w.src.path, w.archive, 0o600)
+      pushed.set(w.archive, undefined)
+    } catch (error) {
+      if (error instanceof UnreachableError) throw error
+      pushed.set(w.archive, `pushing ${w.src.path} to ${w.archive} failed: ${errorMessage(error)}`)
+    }
+  }
+  return todo.map((t) => pushed.get(t.want.archive))
+}
+
+function unpackDone(ctx: ModuleContext, {want: w, plan}: UnarchiveTodo, s: StepResult): ItemResult {
+  const data = {dest: w.dest, sha256: plan.sha256}
+  if (s.rc === 0) return {status: 'changed', msg: plan.msg, data}
+  if (s.rc === 65) return {status: 'failed', msg: s.stderr.trim(), rc: 65, data}
+  return {status: 'failed', msg: failureMessage('unpack', `${w.src.path} into ${w.dest}`, s.rc, s.stderr, ctx.secrets), rc: s.rc, stderr: s.stderr, data}
+}
+
+export const unarchiveModule = defineModule<UnarchiveWant, UnarchiveFacts, {sha256: string; push: boolean}>({
   name: 'unarchive',
   description: 'Unpack a tar archive into a directory, verified by sha256, once per archive version',
-  checkMode: true,
   args: {
     src: {type: 'path', required: true},
     remote_src: {type: 'bool', default: false},
@@ -169,69 +205,15 @@ export const unarchiveModule: ModuleSpec = {
     extra_opts: {type: 'list', default: []},
     creates: {type: 'path'},
   },
-  async run(ctx, items) {
-    const stop = interrupted(ctx, items.length)
-    if (stop) return stop
-    const hashes = new Map<string, Promise<string>>()
-    const hash = (p: string): Promise<string> => {
-      let h = hashes.get(p)
-      if (!h) {
-        h = stat(p).then((st) => {
-          if (!st.isFile()) throw new Error('not a regular file')
-          return sha256File(p)
-        })
-        hashes.set(p, h)
-      }
-      return h
-    }
-    const wants = await Promise.all(items.map((it) => want(ctx, it, hash)))
-    const results: ItemResult[] = wants.map((w) => ({status: 'failed', msg: 'error' in w ? w.error : 'not planned'}))
-    const valid = wants.flatMap((w, i) => ('error' in w ? [] : [{i, w}]))
-    const needCache = !ctx.check && valid.some(({w}) => w.src.kind === 'local')
-    const prelude = needCache ? `mkdir -p -- ${quote(`${ctx.facts.home}/.cache/baremetal`)} 2>/dev/null` : ''
-    const facts = await runSteps(ctx.transport, valid.map(({w}) => unarchiveFactStep(w)), prelude)
-    const todo: Array<{i: number; w: UnarchiveWant; plan: Extract<UnarchivePlan, {kind: 'change'}>}> = []
-    valid.forEach(({i, w}, k) => {
-      const s = facts.steps[k]
-      if (!s) {
-        results[i] = {status: 'failed', msg: lostStep(facts)}
-        return
-      }
-      const plan = planUnarchive(w, parseUnarchiveFacts(s.stdout), ctx.check)
-      if (plan.kind === 'noop') results[i] = {status: 'ok', msg: plan.msg, data: {dest: w.dest}}
-      else if (plan.kind === 'fail') results[i] = {status: 'failed', msg: plan.msg}
-      else if (ctx.check) results[i] = {status: 'changed', msg: plan.would}
-      else todo.push({i, w, plan})
-    })
-    if (todo.length === 0) return results
-
-    // Push each controller archive once (several items may unpack the same one).
-    const pushed = new Map<string, string | undefined>()
-    for (const {w, plan} of todo) {
-      if (!plan.push || w.src.kind !== 'local' || pushed.has(w.archive)) continue
-      ctx.log(`push ${basename(w.src.path)}`)
-      try {
-        await ctx.transport.putFile(w.src.path, w.archive, 0o600)
-        pushed.set(w.archive, undefined)
-      } catch (error) {
-        if (error instanceof UnreachableError) throw error
-        pushed.set(w.archive, `pushing ${w.src.path} to ${w.archive} failed: ${errorMessage(error)}`)
-      }
-    }
-    const ready = todo.filter(({i, w}) => {
-      const err = pushed.get(w.archive)
-      if (err) results[i] = {status: 'failed', msg: err}
-      return !err
-    })
-    const done = await runSteps(ctx.transport, ready.map(({w, plan}) => unpackStep(w, plan.sha256)))
-    ready.forEach(({i, w, plan}, k) => {
-      const s = done.steps[k]
-      const data = {dest: w.dest, sha256: plan.sha256}
-      if (!s) results[i] = {status: 'failed', msg: lostStep(done)}
-      else if (s.rc === 0) results[i] = {status: 'changed', msg: plan.msg, data}
-      else if (s.rc === 65) results[i] = {status: 'failed', msg: s.stderr.trim(), rc: 65, data}
-      else results[i] = {status: 'failed', msg: failureMessage('unpack', `${w.src.path} into ${w.dest}`, s.rc, s.stderr, ctx.secrets), rc: s.rc, stderr: s.stderr, data}
-    })
-    return results
+  want: (ctx, item, scope) => want(ctx, item, (p) => hashOnce(scope, p)),
+  ...eachStep(unarchiveFactStep, (s) => parseUnarchiveFacts(s.stdout), (ctx, wants) =>
+    !ctx.check && wants.some((w) => w.src.kind === 'local') ? `mkdir -p -- ${quote(`${ctx.facts.home}/.cache/baremetal`)} 2>/dev/null` : '',
+  ),
+  plan: planUnarchive,
+  data: (_ctx, w, _f, plan) => (plan.kind === 'noop' ? {dest: w.dest} : undefined),
+  apply: {
+    before: pushArchives,
+    step: (t) => unpackStep(t.want, t.plan.sha256),
+    done: unpackDone,
   },
-}
+})

@@ -13,7 +13,7 @@ import {ClusterError} from '../../src/errors.js'
 import {checkCluster, formCluster} from '../../src/redis/cluster.js'
 import {planCluster, type ClusterNode} from '../../src/redis/plan.js'
 import {problemTexts, renderClusterReport} from '../../src/redis/status.js'
-import {redisClusterModule} from '../../src/modules/redis_cluster.js'
+import {redisClusterModule} from '../../src/modules/redis/cluster.js'
 import type {ModuleContext, PlayHost} from '../../src/modules/types.js'
 
 const hasRedis = await new Promise<boolean>(resolve => execFile('redis-server', ['--version'], err => resolve(!err)))

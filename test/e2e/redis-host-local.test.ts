@@ -10,10 +10,10 @@ import {createServer, type Server, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
-import {firewall} from '../../src/modules/firewall.js'
-import {redisBuild} from '../../src/modules/redis_build.js'
-import {redisInstances} from '../../src/modules/redis_instances.js'
-import {redisSource} from '../../src/modules/redis_source.js'
+import {firewallModule} from '../../src/modules/firewall.js'
+import {redisBuildModule} from '../../src/modules/redis/build.js'
+import {redisInstancesModule} from '../../src/modules/redis/instances.js'
+import {redisSourceModule} from '../../src/modules/redis/source.js'
 import type {ItemResult, ModuleContext, ModuleSpec} from '../../src/modules/types.js'
 import {quote} from '../../src/shell.js'
 import {LocalTransport} from '../../src/transport/local.js'
@@ -47,14 +47,14 @@ describe('redis_source', () => {
   const args = {version: '7.0.15', source: TARBALL, sha256: TARBALL_SHA, dest}
 
   it('controller tarball: pushed and unpacked, then ok with nothing transferred', async () => {
-    const r1 = await run1(redisSource, ctx, args)
+    const r1 = await run1(redisSourceModule, ctx, args)
     assert.equal(r1.status, 'changed', r1.msg)
     assert.equal(local.stats.uploads, 1)
     assert.ok(existsSync(join(dest, 'src', 'version.h')), 'top directory stripped')
     assert.equal(readFileSync(join(dest, '.baremetal-source'), 'utf8').trim(), `sha256:${TARBALL_SHA}`)
 
     const execs = local.stats.execs
-    const r2 = await run1(redisSource, ctx, args)
+    const r2 = await run1(redisSourceModule, ctx, args)
     assert.equal(r2.status, 'ok', r2.msg)
     assert.match(r2.msg!, /already in/)
     assert.equal(local.stats.uploads, 1, 'no second push')
@@ -65,13 +65,13 @@ describe('redis_source', () => {
     const wrong = '0'.repeat(64)
     const fresh = join(base, 'src-wrong')
     const uploads = local.stats.uploads
-    const r = await run1(redisSource, ctx, {...args, sha256: wrong, dest: fresh})
+    const r = await run1(redisSourceModule, ctx, {...args, sha256: wrong, dest: fresh})
     assert.equal(r.status, 'failed')
     assert.ok(r.msg!.includes(`expected ${wrong}`) && r.msg!.includes(`got ${TARBALL_SHA}`), r.msg)
     assert.equal(existsSync(fresh), false)
     assert.equal(local.stats.uploads, uploads)
     // The tree already in place is untouched too.
-    const again = await run1(redisSource, ctx, {...args, sha256: wrong})
+    const again = await run1(redisSourceModule, ctx, {...args, sha256: wrong})
     assert.equal(again.status, 'failed')
     assert.equal(readFileSync(join(dest, '.baremetal-source'), 'utf8').trim(), `sha256:${TARBALL_SHA}`)
   })
@@ -95,7 +95,7 @@ describe('redis_source', () => {
       mkdirSync(d)
       writeFileSync(join(d, 'previous'), 'x')
       const wrong = 'f'.repeat(64)
-      const r = await run1(redisSource, ctx, {version: '7.0.15', source: url, sha256: wrong, dest: d})
+      const r = await run1(redisSourceModule, ctx, {version: '7.0.15', source: url, sha256: wrong, dest: d})
       assert.equal(r.status, 'failed')
       assert.ok(r.msg!.includes(`expected ${wrong}, got ${TARBALL_SHA}`), r.msg)
       assert.ok(existsSync(join(d, 'previous')) && !existsSync(join(d, 'Makefile')), 'previous tree kept')
@@ -104,15 +104,15 @@ describe('redis_source', () => {
 
     it('verified download → changed, then ok', async () => {
       const d = join(base, 'src-dl')
-      const r = await run1(redisSource, ctx, {version: '7.0.15', source: url, sha256: TARBALL_SHA, dest: d})
+      const r = await run1(redisSourceModule, ctx, {version: '7.0.15', source: url, sha256: TARBALL_SHA, dest: d})
       assert.equal(r.status, 'changed', r.msg)
       assert.ok(existsSync(join(d, 'Makefile')) && !existsSync(join(d, 'previous')), 'swapped in')
-      assert.equal((await run1(redisSource, ctx, {version: '7.0.15', source: url, sha256: TARBALL_SHA, dest: d})).status, 'ok')
+      assert.equal((await run1(redisSourceModule, ctx, {version: '7.0.15', source: url, sha256: TARBALL_SHA, dest: d})).status, 'ok')
     })
 
     it('check mode: would download, nothing written', async () => {
       const d = join(base, 'src-check')
-      const r = await run1(redisSource, context(local, {check: true}), {version: '7.0.15', source: url, sha256: TARBALL_SHA, dest: d})
+      const r = await run1(redisSourceModule, context(local, {check: true}), {version: '7.0.15', source: url, sha256: TARBALL_SHA, dest: d})
       assert.equal(r.status, 'changed')
       assert.match(r.msg!, /^would download/)
       assert.equal(existsSync(d), false)
@@ -134,10 +134,10 @@ describe('redis_source', () => {
     const commit = git('rev-parse', 'HEAD')
     const d = join(base, 'src-git')
     const a = {version: '9.9.9', source: `git+file://${repo}`, dest: d}
-    const r1 = await run1(redisSource, ctx, a)
+    const r1 = await run1(redisSourceModule, ctx, a)
     assert.equal(r1.status, 'changed', r1.msg)
     assert.equal(readFileSync(join(d, '.baremetal-source'), 'utf8').trim(), `git:${commit}`)
-    const r2 = await run1(redisSource, ctx, a)
+    const r2 = await run1(redisSourceModule, ctx, a)
     assert.equal(r2.status, 'ok', r2.msg)
   })
 })
@@ -147,7 +147,7 @@ describe('redis_build', () => {
 
   it('builds once, installs redis-server and redis-cli', async (t) => {
     const started = Date.now()
-    const r = await run1(redisBuild, ctx, args)
+    const r = await run1(redisBuildModule, ctx, args)
     t.diagnostic(`build took ${Math.round((Date.now() - started) / 1000)}s`)
     assert.equal(r.status, 'changed', r.msg)
     const v = execFileSync(join(base, 'bin', 'redis-server'), ['--version'], {encoding: 'utf8'})
@@ -158,14 +158,14 @@ describe('redis_build', () => {
   it('re-run: ok without make (facts only)', async () => {
     const execs = local.stats.execs
     const started = Date.now()
-    const r = await run1(redisBuild, ctx, args)
+    const r = await run1(redisBuildModule, ctx, args)
     assert.equal(r.status, 'ok', r.msg)
     assert.equal(local.stats.execs, execs + 1)
     assert.ok(Date.now() - started < 5000)
   })
 
   it('a failing build reports the log tail', async () => {
-    const r = await run1(redisBuild, ctx, {...args, bin_dir: join(base, 'bin-bad'), make_args: 'MALLOC=libc BUILD_TLS=no no-such-target'})
+    const r = await run1(redisBuildModule, ctx, {...args, bin_dir: join(base, 'bin-bad'), make_args: 'MALLOC=libc BUILD_TLS=no no-such-target'})
     assert.equal(r.status, 'failed')
     assert.match(r.msg!, /make -j2 MALLOC=libc BUILD_TLS=no no-such-target failed/)
     assert.match(r.msg!, /No rule to make target/)
@@ -220,12 +220,12 @@ describe('redis_instances', () => {
   })
   after(async () => {
     // Whatever a failed assertion left running: stop ours through the module itself.
-    await run1(redisInstances, ctx, {...args(), ports: [...ports, p0 + 3], state: 'stopped'})
+    await run1(redisInstancesModule, ctx, {...args(), ports: [...ports, p0 + 3], state: 'stopped'})
   })
 
   it('start → changed, all answer PING', async (t) => {
     const started = Date.now()
-    const r = await run1(redisInstances, ctx, {...args(), state: 'started'})
+    const r = await run1(redisInstancesModule, ctx, {...args(), state: 'started'})
     t.diagnostic(`start of 3 instances took ${Date.now() - started} ms`)
     assert.equal(r.status, 'changed', r.msg)
     assert.deepEqual(r.data?.started, ports)
@@ -234,14 +234,14 @@ describe('redis_instances', () => {
 
   it('start again → ok, one round trip', async () => {
     const execs = local.stats.execs
-    const r = await run1(redisInstances, ctx, {...args(), state: 'started'})
+    const r = await run1(redisInstancesModule, ctx, {...args(), state: 'started'})
     assert.equal(r.status, 'ok', r.msg)
     assert.deepEqual(r.data?.running, ports)
     assert.equal(local.stats.execs, execs + 1)
   })
 
   it('check mode: would stop, nothing stopped', async () => {
-    const r = await run1(redisInstances, context(local, {check: true}), {...args(), state: 'stopped'})
+    const r = await run1(redisInstancesModule, context(local, {check: true}), {...args(), state: 'stopped'})
     assert.equal(r.status, 'changed')
     assert.match(r.msg!, /^would stop 3/)
     assert.equal(cli(p0, 'PING'), 'PONG')
@@ -249,7 +249,7 @@ describe('redis_instances', () => {
 
   it('restarted: new processes on every port', async () => {
     const before = ports.map((p) => readFileSync(join(dir, String(p), 'redis.pid'), 'utf8').trim())
-    const r = await run1(redisInstances, ctx, {...args(), state: 'restarted'})
+    const r = await run1(redisInstancesModule, ctx, {...args(), state: 'restarted'})
     assert.equal(r.status, 'changed', r.msg)
     const now = ports.map((p) => readFileSync(join(dir, String(p), 'redis.pid'), 'utf8').trim())
     now.forEach((pid, i) => assert.notEqual(pid, before[i]))
@@ -257,11 +257,11 @@ describe('redis_instances', () => {
   })
 
   it('stop → changed; stop again → ok', async () => {
-    const r = await run1(redisInstances, ctx, {...args(), state: 'stopped'})
+    const r = await run1(redisInstancesModule, ctx, {...args(), state: 'stopped'})
     assert.equal(r.status, 'changed', r.msg)
     assert.deepEqual(r.data?.stopped, ports)
     for (const p of ports) assert.match(cli(p, 'PING'), /Could not connect|refused/)
-    assert.equal((await run1(redisInstances, ctx, {...args(), state: 'stopped'})).status, 'ok')
+    assert.equal((await run1(redisInstancesModule, ctx, {...args(), state: 'stopped'})).status, 'ok')
   })
 
   it('a port held by another process: that port failed with its log tail, the others started', async () => {
@@ -274,7 +274,7 @@ describe('redis_instances', () => {
     })
     await new Promise<void>((ok) => taken.listen(p0 + 1, '127.0.0.1', ok))
     try {
-      const r = await run1(redisInstances, ctx, {...args(), state: 'started'})
+      const r = await run1(redisInstancesModule, ctx, {...args(), state: 'started'})
       assert.equal(r.status, 'failed')
       assert.deepEqual(r.data?.failed, [p0 + 1])
       assert.deepEqual(r.data?.started, [p0, p0 + 2])
@@ -285,7 +285,7 @@ describe('redis_instances', () => {
       conns.forEach((sock) => sock.destroy())
       await new Promise((ok) => taken.close(ok))
     }
-    const again = await run1(redisInstances, ctx, {...args(), state: 'started'})
+    const again = await run1(redisInstancesModule, ctx, {...args(), state: 'started'})
     assert.equal(again.status, 'changed', again.msg)
     assert.deepEqual(again.data?.started, [p0 + 1])
   })
@@ -299,7 +299,7 @@ describe('redis_instances', () => {
     for (let i = 0; i < 50 && cli(fport, 'PING') !== 'PONG'; i++) await new Promise((ok) => setTimeout(ok, 100))
     assert.equal(cli(fport, 'PING'), 'PONG')
     try {
-      const r = await run1(redisInstances, ctx, {...args(), ports: [...ports, fport], state: 'stopped'})
+      const r = await run1(redisInstancesModule, ctx, {...args(), ports: [...ports, fport], state: 'stopped'})
       assert.equal(r.status, 'changed', r.msg)
       assert.deepEqual(r.data?.stopped, ports)
       assert.match(r.msg!, new RegExp(`port ${fport} is served by a redis-server not started from .*left running`))
@@ -317,19 +317,19 @@ describe('redis_instances', () => {
     const password = `pw-${process.pid}-s3cr3t`
     ports.forEach((p) => writeConf(p, `requirepass ${password}\nmasterauth ${password}`))
     const c = context(local, {secrets: new Set([password])})
-    const started = await run1(redisInstances, c, {...args(), password, state: 'started'})
+    const started = await run1(redisInstancesModule, c, {...args(), password, state: 'started'})
     assert.equal(started.status, 'changed', started.msg)
     assert.match(cli(p0, 'PING'), /NOAUTH/)
-    const again = await run1(redisInstances, c, {...args(), password, state: 'started'})
+    const again = await run1(redisInstancesModule, c, {...args(), password, state: 'started'})
     assert.equal(again.status, 'ok', again.msg)
-    const wrong = await run1(redisInstances, c, {...args(), password: 'not-it', state: 'stopped'})
-    const stopped = await run1(redisInstances, c, {...args(), password, state: 'stopped'})
+    const wrong = await run1(redisInstancesModule, c, {...args(), password: 'not-it', state: 'stopped'})
+    const stopped = await run1(redisInstancesModule, c, {...args(), password, state: 'stopped'})
     // A wrong password still stops our own instances: through their own pidfiles.
     assert.equal(wrong.status, 'changed', wrong.msg)
     assert.equal(stopped.status, 'ok', stopped.msg)
     // Without the argument, the password is read from each redis.conf (0600).
-    assert.equal((await run1(redisInstances, c, {...args(), state: 'started'})).status, 'changed')
-    const viaConf = await run1(redisInstances, c, {...args(), state: 'stopped'})
+    assert.equal((await run1(redisInstancesModule, c, {...args(), state: 'started'})).status, 'changed')
+    const viaConf = await run1(redisInstancesModule, c, {...args(), state: 'stopped'})
     assert.equal(viaConf.status, 'changed', viaConf.msg)
     assert.match(viaConf.msg!, /stopped 3/)
     for (const r of [started, again, wrong, stopped, viaConf]) assert.ok(!JSON.stringify(r).includes(password), JSON.stringify(r))
@@ -337,15 +337,15 @@ describe('redis_instances', () => {
 
   it('stopped + remove deletes the port dirs; keep_data keeps the data files', async () => {
     ports.forEach((p) => writeConf(p))
-    assert.equal((await run1(redisInstances, ctx, {...args(), state: 'started'})).status, 'changed')
-    const keep = await run1(redisInstances, ctx, {...args(), ports: [p0], state: 'stopped', remove: true, keep_data: true})
+    assert.equal((await run1(redisInstancesModule, ctx, {...args(), state: 'started'})).status, 'changed')
+    const keep = await run1(redisInstancesModule, ctx, {...args(), ports: [p0], state: 'stopped', remove: true, keep_data: true})
     assert.equal(keep.status, 'changed', keep.msg)
     assert.ok(existsSync(join(dir, String(p0), 'nodes.conf')) && !existsSync(join(dir, String(p0), 'redis.conf')))
-    const r = await run1(redisInstances, ctx, {...args(), state: 'stopped', remove: true})
+    const r = await run1(redisInstancesModule, ctx, {...args(), state: 'stopped', remove: true})
     assert.equal(r.status, 'changed', r.msg)
     assert.deepEqual(r.data?.removed, ports)
     for (const p of ports) assert.equal(existsSync(join(dir, String(p))), false)
-    assert.equal((await run1(redisInstances, ctx, {...args(), state: 'stopped', remove: true})).status, 'ok')
+    assert.equal((await run1(redisInstancesModule, ctx, {...args(), state: 'stopped', remove: true})).status, 'ok')
   })
 })
 
@@ -400,9 +400,9 @@ describe('firewall (inside a throwaway network namespace)', () => {
   })
 
   it('present → changed; present again → ok', async () => {
-    const r1 = await run1(firewall, fctx, args)
+    const r1 = await run1(firewallModule, fctx, args)
     assert.equal(r1.status, 'changed', r1.msg)
-    const r2 = await run1(firewall, fctx, args)
+    const r2 = await run1(firewallModule, fctx, args)
     assert.equal(r2.status, 'ok', r2.msg)
   })
 
@@ -420,30 +420,30 @@ describe('firewall (inside a throwaway network namespace)', () => {
 
   it('check mode with other sources: would change, nothing changed', async () => {
     const before = await sh('iptables -w -S')
-    const r = await run1(firewall, context(t, {check: true}), {...args, sources: ['198.51.100.7']})
+    const r = await run1(firewallModule, context(t, {check: true}), {...args, sources: ['198.51.100.7']})
     assert.equal(r.status, 'changed')
     assert.match(r.msg!, /^would change/)
     assert.equal(await sh('iptables -w -S'), before)
   })
 
   it('sources changed: only the difference is applied', async () => {
-    const r = await run1(firewall, fctx, {...args, sources: ['198.51.100.7', '192.0.2.5']})
+    const r = await run1(firewallModule, fctx, {...args, sources: ['198.51.100.7', '192.0.2.5']})
     assert.equal(r.status, 'changed', r.msg)
     assert.equal((r.data?.added as string[]).length, 1)
     assert.equal((r.data?.removed as string[]).length, 1)
     const chain = await sh('iptables -w -S BAREMETAL-baremetal')
     assert.ok(chain.includes('192.0.2.5/32') && !chain.includes('203.0.113.0/24'))
-    assert.equal((await run1(firewall, fctx, {...args, sources: ['198.51.100.7', '192.0.2.5']})).status, 'ok')
+    assert.equal((await run1(firewallModule, fctx, {...args, sources: ['198.51.100.7', '192.0.2.5']})).status, 'ok')
   })
 
   it('absent removes only our chain and jumps; the unrelated rule survives; absent again → ok', async () => {
-    const r = await run1(firewall, fctx, {...args, state: 'absent'})
+    const r = await run1(firewallModule, fctx, {...args, state: 'absent'})
     assert.equal(r.status, 'changed', r.msg)
     const all = await sh('iptables -w -S')
     assert.ok(!all.includes('BAREMETAL'), all)
     assert.match(all, /-A INPUT -p tcp -m tcp --dport 22 -m comment --comment unrelated -j ACCEPT/)
     assert.match(all, /-P INPUT ACCEPT/)
-    assert.equal((await run1(firewall, fctx, {...args, state: 'absent'})).status, 'ok')
+    assert.equal((await run1(firewallModule, fctx, {...args, state: 'absent'})).status, 'ok')
   })
 })
 

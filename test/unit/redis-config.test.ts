@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 import {cliCommandLine, configValue, describeChange, parseRedisConf, planConfig, planRolling, requirepassOf, splitConfigLine, type RestartNode} from '../../src/redis/config.js'
-import {factsScript, liveScript, parseConfigFacts, turnsAofOn} from '../../src/modules/redis_config.js'
+import {factsScript, liveScript, parseConfigFacts, turnsAofOn} from '../../src/modules/redis/config.js'
 import {changedLines} from '../../src/play/output.js'
 import type {RunResult} from '../../src/play/runner.js'
 

@@ -4,7 +4,7 @@ import {spawnSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, writeFileSync, mkdirSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {dataFactsScript, demoteScript, parseDataFacts} from '../../src/modules/redis_failover.js'
+import {dataFactsScript, demoteScript, parseDataFacts} from '../../src/modules/redis/failover.js'
 import {dataSurvives, planHandover, type DataFacts} from '../../src/redis/handover.js'
 import {parseClusterNodes} from '../../src/redis/nodes.js'
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {chainName, firewall, flattenList, NO_TOOL_MSG, normalizePortRange, normalizeSource, parseListing, planFirewall, tokenizeRule, type FirewallWant} from '../../src/modules/firewall.js'
-import type {ModuleContext} from '../../src/modules/types.js'
-import type {ExecResult, Transport} from '../../src/transport/types.js'
+import {chainName, firewallModule, flattenList, NO_TOOL_MSG, normalizePortRange, normalizeSource, parseListing, planFirewall, tokenizeRule, type FirewallWant} from '../../../src/modules/firewall.js'
+import type {ModuleContext} from '../../../src/modules/types.js'
+import type {ExecResult, Transport} from '../../../src/transport/types.js'
 
 const W: FirewallWant = {chain: 'BAREMETAL-baremetal', tag: 'baremetal', ranges: ['6379:6478', '16379:16478'], sources: ['198.51.100.7/32', '203.0.113.0/24']}
 
@@ -135,13 +135,13 @@ function stubCtx(stdout: string): ModuleContext {
 
 describe('firewall: host without iptables', () => {
   it('ok, says so, and sets data.warning', async () => {
-    const [r] = await firewall.run(stubCtx('@@ NOTOOL\n'), [{args: {ports: ['6379:6478'], sources: [], state: 'present', tag: 'baremetal'}}])
+    const [r] = await firewallModule.run(stubCtx('@@ NOTOOL\n'), [{args: {ports: ['6379:6478'], sources: [], state: 'present', tag: 'baremetal'}}])
     assert.equal(r.status, 'ok')
     assert.equal(r.msg, NO_TOOL_MSG)
     assert.equal(r.data?.warning, NO_TOOL_MSG)
   })
   it('bad input fails before touching the host', async () => {
-    const [r] = await firewall.run(stubCtx(''), [{args: {ports: ['6379:6478'], sources: ['fe80::1'], state: 'present', tag: 'baremetal'}}])
+    const [r] = await firewallModule.run(stubCtx(''), [{args: {ports: ['6379:6478'], sources: ['fe80::1'], state: 'present', tag: 'baremetal'}}])
     assert.equal(r.status, 'failed')
   })
 })

@@ -9,11 +9,11 @@ import {createServer, type Server} from 'node:http'
 import type {AddressInfo} from 'node:net'
 import {join} from 'node:path'
 import {after, before, test} from 'node:test'
-import {getUrlModule, planGetUrl, urlName, type GetUrlFacts, type GetUrlWant} from '../../src/modules/get_url.js'
-import {gitModule, planGit, resolveTarget, type GitFacts, type GitWant} from '../../src/modules/git.js'
-import {sha256} from '../../src/modules/remote.js'
-import {MARKER, planUnarchive, unarchiveModule, type UnarchiveFacts, type UnarchiveWant} from '../../src/modules/unarchive.js'
-import {context, removeDir, runModule, tempDir} from './modules-harness.test.js'
+import {getUrlModule, planGetUrl, urlName, type GetUrlFacts, type GetUrlWant} from '../../../src/modules/get_url.js'
+import {gitModule, planGit, resolveTarget, type GitFacts, type GitWant} from '../../../src/modules/git.js'
+import {sha256} from '../../../src/modules/remote.js'
+import {MARKER, planUnarchive, unarchiveModule, type UnarchiveFacts, type UnarchiveWant} from '../../../src/modules/unarchive.js'
+import {context, removeDir, runModule, tempDir} from './harness.js'
 
 let dir: string
 let server: Server

@@ -19,10 +19,11 @@
 //       bin_dir: ~/redis/bin
 //       make_args: "MALLOC=libc"
 
-import {needsFcommon, versionFromHeader} from '../redis/versions.js'
-import {expandHome, mask, quote} from '../shell.js'
-import {splitWords} from './command.js'
-import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
+import {needsFcommon, versionFromHeader} from '../../redis/versions.js'
+import {expandHome, mask, quote} from '../../shell.js'
+import {splitWords} from '../command.js'
+import {defineItemModule} from '../define.js'
+import type {ItemResult, ModuleContext} from '../types.js'
 
 const BUILD_TIMEOUT_MS = 2 * 60 * 60_000
 
@@ -187,7 +188,7 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   return {status: 'changed', msg: `built redis ${facts.version ?? ''} in ${seconds}s (${cmd}), installed into ${bin}`, data: {...data, built: true, seconds, make_args: plan.makeArgs}}
 }
 
-export const redisBuild: ModuleSpec = {
+export const redisBuildModule = defineItemModule({
   name: 'redis_build',
   description: 'Compile the Redis source tree and install redis-server and redis-cli (skipped when already built)',
   args: {
@@ -196,10 +197,5 @@ export const redisBuild: ModuleSpec = {
     make_args: {type: 'string', default: ''},
     jobs: {type: 'int'},
   },
-  checkMode: true,
-  async run(ctx: ModuleContext, items: TaskItem[]): Promise<ItemResult[]> {
-    const results: ItemResult[] = []
-    for (const item of items) results.push(await runItem(ctx, item.args))
-    return results
-  },
-}
+  runItem,
+})

@@ -36,17 +36,17 @@
 //       src: ../templates/redis.conf.hbs
 
 import {readFile} from 'node:fs/promises'
-import {resolveIp, pickBindAddress} from '../redis/cluster.js'
-import {cliCommandLine, describeChange, planConfig, planRolling, requirepassOf, type ConfigPlan, type RollingStep} from '../redis/config.js'
-import {nodeAddr} from '../redis/nodes.js'
-import {inspectNode, rollingRestart, type RollingTarget} from '../redis/rolling.js'
-import {renderText} from '../play/template.js'
-import {expandHome, mask, quote} from '../shell.js'
-import {controllerPath} from './copy.js'
-import {aofOnScript, instancesScript, parseInstanceReport, portList, summarizeInstances} from './redis_instances.js'
-import {errorMessage, sha256, str} from './remote.js'
-import type {ItemResult, ModuleContext, ModuleSpec, PlayHost, TaskItem} from './types.js'
-import {runEachItem} from './cluster-task.js'
+import {resolveIp, pickBindAddress} from '../../redis/cluster.js'
+import {cliCommandLine, describeChange, planConfig, planRolling, requirepassOf, type ConfigPlan, type RollingStep} from '../../redis/config.js'
+import {nodeAddr} from '../../redis/nodes.js'
+import {inspectNode, rollingRestart, type RollingTarget} from '../../redis/rolling.js'
+import {renderText} from '../../play/template.js'
+import {expandHome, mask, quote} from '../../shell.js'
+import {controllerPath} from '../copy.js'
+import {aofOnScript, instancesScript, parseInstanceReport, portList, summarizeInstances} from './instances.js'
+import {errorMessage, sha256, str} from '../remote.js'
+import type {ItemResult, ModuleContext, PlayHost} from '../types.js'
+import {definePlayModule} from '../define.js'
 
 interface HostSetup {
   ph: PlayHost
@@ -231,21 +231,28 @@ async function aofBeforeRestart(ctx: ModuleContext, list: Restart[]): Promise<Ar
   return failed
 }
 
-async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promise<ItemResult> {
+type LiveWork = {s: HostSetup; work: PortWork & {wanted: string}}
+interface PortPlans {
+  live: LiveWork[]
+  restart: Restart[]
+  unrecorded: Array<{s: HostSetup; port: number}>
+}
+
+const key = (s: HostSetup, port: number) => `${s.ph.host}:${port}`
+
+async function readTemplate(ctx: ModuleContext, args: Record<string, unknown>): Promise<{src: string; source: string} | ItemResult> {
   const src = str(args.src)
   if (!src) return {status: 'failed', msg: 'redis_config: src (the redis.conf template) is required'}
   const file = controllerPath(ctx, src)
-  let source: string
   try {
-    source = await readFile(file, 'utf8')
+    return {src, source: await readFile(file, 'utf8')}
   } catch (error) {
     return {status: 'failed', msg: `redis_config: cannot read template ${file}: ${errorMessage(error)}`}
   }
-  const hosts = ctx.playHosts.length > 0 ? ctx.playHosts : [{host: ctx.host, address: ctx.address, vars: ctx.vars, facts: ctx.facts, transport: ctx.transport}]
-  const setups = await Promise.all(hosts.map((ph) => setupHost(ctx, ph, src, source)))
-  for (const s of setups) if (s.password) ctx.secrets.add(s.password)
+}
 
-  // Facts: one round trip per host.
+// Facts: one round trip per host.
+async function readFacts(ctx: ModuleContext, setups: HostSetup[]): Promise<Array<ReturnType<typeof parseConfigFacts>> | ItemResult> {
   const problems: string[] = []
   const facts = await Promise.all(setups.map(async (s) => {
     const want = new Map([...s.wanted].map(([p, text]) => [p, sha256(text)]))
@@ -254,10 +261,13 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
     return parseConfigFacts(r.stdout)
   }))
   if (problems.length) return {status: 'failed', msg: problems.join('\n')}
+  return facts
+}
 
-  // Pure plan per running port.
-  const live: Array<{s: HostSetup; work: PortWork & {wanted: string}}> = []
-  const restart: Array<{s: HostSetup; work: PortWork}> = []
+// Pure plan per running port.
+function planPorts(ctx: ModuleContext, setups: HostSetup[], facts: Array<ReturnType<typeof parseConfigFacts>>): PortPlans {
+  const live: LiveWork[] = []
+  const restart: Restart[] = []
   const unrecorded: Array<{s: HostSetup; port: number}> = []
   setups.forEach((s, i) => {
     for (const port of s.ports) {
@@ -275,41 +285,32 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
       else live.push({s, work: {port, plan, appliedPassword, wanted: s.wanted.get(port)!}})
     }
   })
-  const key = (s: HostSetup, port: number) => `${s.ph.host}:${port}`
+  return {live, restart, unrecorded}
+}
+
+async function checkResult(ctx: ModuleContext, {live, restart, unrecorded}: PortPlans, data: Record<string, unknown>, hostOf: Map<string, string>): Promise<ItemResult> {
   const liveText = live.filter((l) => l.work.plan.live.length > 0).map((l) => ({key: key(l.s, l.work.port), text: `CONFIG SET ${l.work.plan.live.map(describeChange).join(', ')}`}))
-  const hostOf = new Map(setups.flatMap((s) => s.ports.map((p) => [nodeAddr({ip: s.ip, port: p}), s.ph.host] as const)))
-  const data: Record<string, unknown> = {
-    live: live.filter((l) => l.work.plan.live.length > 0).map((l) => ({host: l.s.ph.host, port: l.work.port, params: l.work.plan.live.map((c) => c.name)})),
-    restart: restart.map((r) => ({host: r.s.ph.host, port: r.work.port, params: r.work.plan.restart.map((c) => c.name)})),
+  if (!live.some((l) => l.work.plan.live.length > 0) && restart.length === 0) {
+    return {status: 'ok', msg: unrecorded.length ? `no change known; would record the applied config of ${unrecorded.length} instance(s) started without one` : 'every running instance already uses its rendered configuration', data}
   }
-
-  if (ctx.check) {
-    if (!live.some((l) => l.work.plan.live.length > 0) && restart.length === 0) {
-      return {status: 'ok', msg: unrecorded.length ? `no change known; would record the applied config of ${unrecorded.length} instance(s) started without one` : 'every running instance already uses its rendered configuration', data}
-    }
-    const lines = groupChanges(liveText).map((l) => `would ${l}`)
-    if (restart.length) {
-      const nodes = await Promise.all(restart.map((r) => inspectNode({ip: r.s.ip, port: r.work.port, passwords: [r.s.password, r.work.appliedPassword]})))
-      const plan = planRolling(nodes)
-      const d = describeSteps(plan, hostOf)
-      data.rolling = plan
-      lines.push(...groupChanges(restartTextFor(restart)).map((l) => `would ${l}`))
-      lines.push(`would restart ${d.restarts} instance(s) one at a time per shard, replicas first${d.failovers.length ? `; CLUSTER FAILOVER before restarting ${d.failovers.length} master(s): ${d.failovers.join(', ')}` : ''}`)
-      if (d.saved.length) lines.push(`would stop ${d.saved.length} master(s) without an in-sync replica by SHUTDOWN SAVE (their keys come back from that RDB): ${d.saved.join(', ')}`)
-      if (d.refused.length) lines.push(`would refuse ${d.refused.length}: ${d.refused.join('; ')}`)
-    }
-    const aofFirst = restart.filter((r) => turnsAofOn(r.work.plan))
-    if (aofFirst.length) lines.push(...groupChanges(aofFirst.map((r) => ({key: key(r.s, r.work.port), text: 'would turn AOF on live (CONFIG SET appendonly yes, its rewrite waited for) before the restart'}))))
-    return {status: 'changed', msg: mask(lines.join('\n'), ctx.secrets), data}
+  const lines = groupChanges(liveText).map((l) => `would ${l}`)
+  if (restart.length) {
+    const nodes = await Promise.all(restart.map((r) => inspectNode({ip: r.s.ip, port: r.work.port, passwords: [r.s.password, r.work.appliedPassword]})))
+    const plan = planRolling(nodes)
+    const d = describeSteps(plan, hostOf)
+    data.rolling = plan
+    lines.push(...groupChanges(restartTextFor(restart)).map((l) => `would ${l}`))
+    lines.push(`would restart ${d.restarts} instance(s) one at a time per shard, replicas first${d.failovers.length ? `; CLUSTER FAILOVER before restarting ${d.failovers.length} master(s): ${d.failovers.join(', ')}` : ''}`)
+    if (d.saved.length) lines.push(`would stop ${d.saved.length} master(s) without an in-sync replica by SHUTDOWN SAVE (their keys come back from that RDB): ${d.saved.join(', ')}`)
+    if (d.refused.length) lines.push(`would refuse ${d.refused.length}: ${d.refused.join('; ')}`)
   }
+  const aofFirst = restart.filter((r) => turnsAofOn(r.work.plan))
+  if (aofFirst.length) lines.push(...groupChanges(aofFirst.map((r) => ({key: key(r.s, r.work.port), text: 'would turn AOF on live (CONFIG SET appendonly yes, its rewrite waited for) before the restart'}))))
+  return {status: 'changed', msg: mask(lines.join('\n'), ctx.secrets), data}
+}
 
-  // Snapshots missing: record them, no change to any instance (status stays ok).
-  await Promise.all(setups.map(async (s) => {
-    const ports = unrecorded.filter((u) => u.s === s).map((u) => u.port)
-    if (ports.length) await s.ph.transport.exec('sh -s', {stdin: recordScript(s.dir, ports), timeoutMs: 60_000})
-  }))
-
-  // Live changes: one round trip per host; a refused CONFIG SET turns into a restart.
+// Live changes: one round trip per host; a refused CONFIG SET turns into a restart.
+async function applyLive(ctx: ModuleContext, setups: HostSetup[], {live, restart}: PortPlans): Promise<string[]> {
   const refusedNotes: string[] = []
   await Promise.all(setups.map(async (s) => {
     const mine = live.filter((l) => l.s === s).map((l) => l.work)
@@ -324,12 +325,11 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
       restart.push({s, work: w})
     }
   }))
-  const liveDone = live.filter((l) => l.work.plan.live.length > 0 && !restart.some((r) => r.s === l.s && r.work.port === l.work.port))
-  data.live = liveDone.map((l) => ({host: l.s.ph.host, port: l.work.port, params: l.work.plan.live.map((c) => c.name)}))
-  data.restart = restart.map((r) => ({host: r.s.ph.host, port: r.work.port, params: r.work.plan.changes.map((c) => c.name)}))
+  return refusedNotes
+}
 
-  const lines: string[] = []
-  if (liveDone.length) lines.push(...groupChanges(liveDone.map((l) => ({key: key(l.s, l.work.port), text: `changed live: CONFIG SET ${l.work.plan.live.map(describeChange).join(', ')}`}))))
+// AOF on live before a restart that turns it on; those it did not come on for stay down.
+async function turnAofOnFirst(ctx: ModuleContext, restart: Restart[], data: Record<string, unknown>, lines: string[]): Promise<boolean> {
   let failed = false
   const aofFirst = restart.filter((r) => turnsAofOn(r.work.plan))
   if (aofFirst.length) {
@@ -344,6 +344,11 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
       lines.unshift(`${notOn.length} instance(s) not restarted: AOF did not come on live, and a restart with appendonly yes would start from an empty AOF and lose its keys (fix what the reason says, then run up again):`, ...notOn.map((f) => `  ${f.s.ph.host}:${f.work.port}: ${f.why}`))
     }
   }
+  return failed
+}
+
+async function restartAll(ctx: ModuleContext, args: Record<string, unknown>, setups: HostSetup[], restart: Restart[], data: Record<string, unknown>, lines: string[], hostOf: Map<string, string>): Promise<boolean> {
+  let failed = false
   if (restart.length) {
     const nodeTimeout = Math.max(...setups.map((s) => intVar(s.ph.vars.redis_cluster_node_timeout, 15000)))
     const stepSec = args.timeout === undefined || args.timeout === null || Number(args.timeout) === 0 ? 60 + (2 * nodeTimeout) / 1000 : Number(args.timeout)
@@ -374,6 +379,42 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
       lines.unshift(`${rr.failed.length} instance(s) could not be restarted:`, ...rr.failed.map((f) => `  ${f.addr} (${hostOf.get(f.addr) ?? '?'}): ${f.msg}`))
     }
   }
+  return failed
+}
+
+async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promise<ItemResult> {
+  const tpl = await readTemplate(ctx, args)
+  if ('status' in tpl) return tpl
+  const hosts = ctx.playHosts.length > 0 ? ctx.playHosts : [{host: ctx.host, address: ctx.address, vars: ctx.vars, facts: ctx.facts, transport: ctx.transport}]
+  const setups = await Promise.all(hosts.map((ph) => setupHost(ctx, ph, tpl.src, tpl.source)))
+  for (const s of setups) if (s.password) ctx.secrets.add(s.password)
+  const facts = await readFacts(ctx, setups)
+  if (!Array.isArray(facts)) return facts
+  const plans = planPorts(ctx, setups, facts)
+  const {live, restart, unrecorded} = plans
+  const hostOf = new Map(setups.flatMap((s) => s.ports.map((p) => [nodeAddr({ip: s.ip, port: p}), s.ph.host] as const)))
+  const data: Record<string, unknown> = {
+    live: live.filter((l) => l.work.plan.live.length > 0).map((l) => ({host: l.s.ph.host, port: l.work.port, params: l.work.plan.live.map((c) => c.name)})),
+    restart: restart.map((r) => ({host: r.s.ph.host, port: r.work.port, params: r.work.plan.restart.map((c) => c.name)})),
+  }
+
+  if (ctx.check) return checkResult(ctx, plans, data, hostOf)
+
+  // Snapshots missing: record them, no change to any instance (status stays ok).
+  await Promise.all(setups.map(async (s) => {
+    const ports = unrecorded.filter((u) => u.s === s).map((u) => u.port)
+    if (ports.length) await s.ph.transport.exec('sh -s', {stdin: recordScript(s.dir, ports), timeoutMs: 60_000})
+  }))
+
+  const refusedNotes = await applyLive(ctx, setups, plans)
+  const liveDone = live.filter((l) => l.work.plan.live.length > 0 && !restart.some((r) => r.s === l.s && r.work.port === l.work.port))
+  data.live = liveDone.map((l) => ({host: l.s.ph.host, port: l.work.port, params: l.work.plan.live.map((c) => c.name)}))
+  data.restart = restart.map((r) => ({host: r.s.ph.host, port: r.work.port, params: r.work.plan.changes.map((c) => c.name)}))
+
+  const lines: string[] = []
+  if (liveDone.length) lines.push(...groupChanges(liveDone.map((l) => ({key: key(l.s, l.work.port), text: `changed live: CONFIG SET ${l.work.plan.live.map(describeChange).join(', ')}`}))))
+  let failed = await turnAofOnFirst(ctx, restart, data, lines)
+  if (await restartAll(ctx, args, setups, restart, data, lines, hostOf)) failed = true
   lines.push(...refusedNotes)
   if (failed) return {status: 'failed', msg: mask(lines.join('\n'), ctx.secrets), data}
   if (liveDone.length === 0 && restart.length === 0) {
@@ -392,7 +433,7 @@ function restartTextFor(list: Array<{s: HostSetup; work: PortWork}>): Array<{key
   }))
 }
 
-export const redisConfigModule: ModuleSpec = {
+export const redisConfigModule = definePlayModule({
   name: 'redis_config',
   description: 'Apply changed redis.conf directives to running instances: CONFIG SET where Redis allows it, else a rolling restart (replicas first, masters after a manual failover)',
   args: {
@@ -400,7 +441,6 @@ export const redisConfigModule: ModuleSpec = {
     timeout: {type: 'int'},
     allow_data_loss: {type: 'bool', default: false},
   },
-  checkMode: true,
-  runOnce: true,
-  run: (ctx: ModuleContext, items: TaskItem[]) => runEachItem(ctx, items, runItem, 'redis_config: '),
-}
+  prefix: 'redis_config: ',
+  runItem,
+})

@@ -4,7 +4,7 @@ import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync}
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
-import {instancesScript, libScript, parseInstanceReport, planCheck, portList, resolvePorts, summarizeInstances} from '../../src/modules/redis_instances.js'
+import {instancesScript, libScript, parseInstanceReport, planCheck, portList, resolvePorts, summarizeInstances} from '../../../../src/modules/redis/instances.js'
 
 describe('redis_instances: ports', () => {
   it('port_start + count', () => assert.deepEqual(resolvePorts({port_start: 6379, count: 3}).ports, [6379, 6380, 6381]))

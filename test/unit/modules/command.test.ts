@@ -3,9 +3,8 @@ import {existsSync} from 'node:fs'
 import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {after, before, test} from 'node:test'
-import {argvLine, buildRunStep, commandModule, inlineOptions, splitWords} from '../../src/modules/command.js'
-import {shellModule} from '../../src/modules/shell.js'
-import {context, removeDir, runModule, statuses, tempDir} from './modules-harness.test.js'
+import {argvLine, buildRunStep, commandModule, inlineOptions, shellModule, splitWords} from '../../../src/modules/command.js'
+import {context, removeDir, runModule, statuses, tempDir} from './harness.js'
 
 let dir: string
 before(async () => {

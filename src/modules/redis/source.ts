@@ -35,10 +35,12 @@ import {createReadStream} from 'node:fs'
 import {stat} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import {isAbsolute, posix, resolve} from 'node:path'
-import {UnreachableError} from '../errors.js'
-import {RELEASE_SHA256, releaseUrl} from '../redis/versions.js'
-import {expandHome, mask, quote} from '../shell.js'
-import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
+import {UnreachableError} from '../../errors.js'
+import {RELEASE_SHA256, releaseUrl} from '../../redis/versions.js'
+import {expandHome, mask, quote} from '../../shell.js'
+import type {ExecResult} from '../../transport/types.js'
+import {defineItemModule} from '../define.js'
+import type {ItemResult, ModuleContext} from '../types.js'
 
 export type SourceKind =
   | {kind: 'release'; url: string}
@@ -257,8 +259,18 @@ function short(identity: string): string {
   return v ? `${k}:${v.slice(0, 12)}` : identity
 }
 
-async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promise<ItemResult> {
-  const secrets = [...ctx.secrets]
+interface SourceWant {
+  version: string
+  src: SourceKind
+  dest: string
+  staged: string
+  /** The tarball's expected sha256 (none for a git tag). */
+  want?: string
+  localSize: number
+}
+
+// Arguments (and a controller tarball's hash) → what this item installs, or why it cannot.
+async function sourceWant(ctx: ModuleContext, args: Record<string, unknown>): Promise<SourceWant | ItemResult> {
   const version = String(args.version ?? '5.0.3')
   const src = detectSource(String(args.source ?? ''), version, ctx.playbookDir)
   const dest = posix.normalize(expandHome(String(args.dest ?? '~/redis_src'), ctx.facts.home)).replace(/(.)\/+$/, '$1')
@@ -268,60 +280,45 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   const staged = `${dest}.baremetal-tarball`
   const exp = expectedSha256(src, version, String(args.sha256 ?? ''))
   if (exp.error) return {status: 'failed', msg: exp.error}
-
-  let want = exp.sha
+  if (src.kind !== 'controller') return {version, src, dest, staged, want: exp.sha, localSize: 0}
   let localSize = 0
-  if (src.kind === 'controller') {
-    try {
-      localSize = (await stat(src.path)).size
-    } catch {
-      return {status: 'failed', msg: `source file not found on the controller: ${src.path}`}
-    }
-    const actual = await fileSha256(src.path)
-    if (want && want !== actual) {
-      return {status: 'failed', msg: `sha256 mismatch for ${src.path}: expected ${want}, got ${actual}; nothing pushed, ${dest} left as it was`}
-    }
-    want = actual
+  try {
+    localSize = (await stat(src.path)).size
+  } catch {
+    return {status: 'failed', msg: `source file not found on the controller: ${src.path}`}
   }
-
-  const factsRun = await ctx.transport.exec('sh -s', {stdin: factsScript(dest, staged, src, want ? `sha256:${want}` : '', version), timeoutMs: 120_000})
-  const facts = parseSourceFacts(factsRun.stdout)
-  const plan = planSource(src, {sha: want, version}, facts)
-  const data = {kind: src.kind, dest, version}
-  if (plan.action === 'fail') return {status: 'failed', msg: mask(plan.msg, secrets), data}
-  if (plan.action === 'noop') {
-    return {status: 'ok', msg: `redis source ${short(plan.identity)} already in ${dest}`, data: {...data, identity: plan.identity, transferred: false}}
+  const actual = await fileSha256(src.path)
+  if (exp.sha && exp.sha !== actual) {
+    return {status: 'failed', msg: `sha256 mismatch for ${src.path}: expected ${exp.sha}, got ${actual}; nothing pushed, ${dest} left as it was`}
   }
+  return {version, src, dest, staged, want: actual, localSize}
+}
 
-  const origin = src.kind === 'controller' ? src.path : src.url
-  const how = {
-    download: `download ${origin}`,
-    push: `push ${origin} (${(localSize / 1048576).toFixed(1)} MB)`,
-    cached: `reuse the verified tarball already on the host`,
-    clone: `clone ${origin} at ${version}`,
-  }[plan.transfer]
-  if (ctx.check) return {status: 'changed', msg: `would ${how} and unpack it into ${dest}`, data: {...data, identity: plan.identity}}
-
-  if (plan.transfer === 'push' && src.kind === 'controller') {
-    ctx.log(`pushing ${origin} to ${staged}`)
-    const mk = await ctx.transport.exec(`mkdir -p ${quote(posix.dirname(staged))}`)
-    if (mk.failed) return {status: 'failed', msg: `cannot create ${posix.dirname(staged)}: ${mk.stderr.trim()}`, rc: mk.exitCode}
-    try {
-      await ctx.transport.putFile(src.path, staged, 0o644)
-    } catch (error) {
-      if (error instanceof UnreachableError) throw error
-      return {status: 'failed', msg: `push of ${origin} failed: ${error instanceof Error ? error.message : String(error)}`}
-    }
-  } else if (plan.transfer !== 'cached') {
-    ctx.log(`${how} on ${ctx.host}`)
+// A controller tarball goes to the host before the apply script (undefined: it is there).
+async function pushTarball(ctx: ModuleContext, w: SourceWant, origin: string): Promise<ItemResult | undefined> {
+  if (w.src.kind !== 'controller') return undefined
+  ctx.log(`pushing ${origin} to ${w.staged}`)
+  const mk = await ctx.transport.exec(`mkdir -p ${quote(posix.dirname(w.staged))}`)
+  if (mk.failed) return {status: 'failed', msg: `cannot create ${posix.dirname(w.staged)}: ${mk.stderr.trim()}`, rc: mk.exitCode}
+  try {
+    await ctx.transport.putFile(w.src.path, w.staged, 0o644)
+  } catch (error) {
+    if (error instanceof UnreachableError) throw error
+    return {status: 'failed', msg: `push of ${origin} failed: ${error instanceof Error ? error.message : String(error)}`}
   }
+  return undefined
+}
 
-  const r = await ctx.transport.exec('sh -s', {stdin: applyScript(dest, staged, src, plan, version, facts.fetcher), timeoutMs: 30 * 60_000})
+// The apply script's @@ lines → the item's result.
+function appliedResult(ctx: ModuleContext, w: SourceWant, plan: Extract<SourcePlan, {action: 'fetch'}>, origin: string, r: ExecResult): ItemResult {
+  const secrets = [...ctx.secrets]
+  const {dest, version} = w
+  const data = {kind: w.src.kind, dest, version}
   const out = mask(r.stdout, secrets)
   const tail = (marker: string) => out.split(marker)[1]?.split('\n').slice(1).join('\n').trim() ?? ''
   const mismatch = /@@ SHA_MISMATCH (\S*)/.exec(out)
   if (mismatch) {
-    return {status: 'failed', msg: `sha256 mismatch for ${origin}: expected ${want}, got ${mismatch[1]}; nothing unpacked, ${dest} left as it was`, rc: r.exitCode, data}
+    return {status: 'failed', msg: `sha256 mismatch for ${origin}: expected ${w.want}, got ${mismatch[1]}; nothing unpacked, ${dest} left as it was`, rc: r.exitCode, data}
   }
   if (out.includes('@@ FETCH_FAILED')) return {status: 'failed', msg: `download of ${origin} failed: ${tail('@@ FETCH_FAILED')}`, rc: r.exitCode, data}
   if (out.includes('@@ CLONE_FAILED')) return {status: 'failed', msg: `git clone of ${origin} at ${version} failed: ${tail('@@ CLONE_FAILED')}`, rc: r.exitCode, data}
@@ -341,7 +338,37 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   }
 }
 
-export const redisSource: ModuleSpec = {
+async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promise<ItemResult> {
+  const w = await sourceWant(ctx, args)
+  if ('status' in w) return w
+  const {src, dest, staged, want, version} = w
+  const factsRun = await ctx.transport.exec('sh -s', {stdin: factsScript(dest, staged, src, want ? `sha256:${want}` : '', version), timeoutMs: 120_000})
+  const facts = parseSourceFacts(factsRun.stdout)
+  const plan = planSource(src, {sha: want, version}, facts)
+  const data = {kind: src.kind, dest, version}
+  if (plan.action === 'fail') return {status: 'failed', msg: mask(plan.msg, [...ctx.secrets]), data}
+  if (plan.action === 'noop') {
+    return {status: 'ok', msg: `redis source ${short(plan.identity)} already in ${dest}`, data: {...data, identity: plan.identity, transferred: false}}
+  }
+  const origin = src.kind === 'controller' ? src.path : src.url
+  const how = {
+    download: `download ${origin}`,
+    push: `push ${origin} (${(w.localSize / 1048576).toFixed(1)} MB)`,
+    cached: `reuse the verified tarball already on the host`,
+    clone: `clone ${origin} at ${version}`,
+  }[plan.transfer]
+  if (ctx.check) return {status: 'changed', msg: `would ${how} and unpack it into ${dest}`, data: {...data, identity: plan.identity}}
+  if (plan.transfer === 'push') {
+    const failed = await pushTarball(ctx, w, origin)
+    if (failed) return failed
+  } else if (plan.transfer !== 'cached') {
+    ctx.log(`${how} on ${ctx.host}`)
+  }
+  const r = await ctx.transport.exec('sh -s', {stdin: applyScript(dest, staged, src, plan, version, facts.fetcher), timeoutMs: 30 * 60_000})
+  return appliedResult(ctx, w, plan, origin, r)
+}
+
+export const redisSourceModule = defineItemModule({
   name: 'redis_source',
   description: 'Put a verified Redis source tree on the host (release tarball, URL, git tag or controller file)',
   args: {
@@ -350,10 +377,5 @@ export const redisSource: ModuleSpec = {
     sha256: {type: 'string', default: ''},
     dest: {type: 'path', default: '~/redis_src'},
   },
-  checkMode: true,
-  async run(ctx: ModuleContext, items: TaskItem[]): Promise<ItemResult[]> {
-    const results: ItemResult[] = []
-    for (const item of items) results.push(await runItem(ctx, item.args))
-    return results
-  },
-}
+  runItem,
+})

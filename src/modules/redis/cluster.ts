@@ -30,15 +30,15 @@
 //       password: "{{ redis_password }}"
 //     register: cluster
 
-import {ClusterError} from '../errors.js'
-import {clusterNodesFromHosts, defaultTimeoutMs, formCluster, type FormResult} from '../redis/cluster.js'
-import {planCluster, type ClusterPlan} from '../redis/plan.js'
-import {scaleCluster, scaleMessage} from '../redis/scale.js'
-import {restorePlacement} from '../redis/placement.js'
-import {rangesToString} from '../redis/nodes.js'
-import {leftOut, problemTexts} from '../redis/status.js'
-import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
-import {runEachItem} from './cluster-task.js'
+import {ClusterError} from '../../errors.js'
+import {clusterNodesFromHosts, defaultTimeoutMs, formCluster, type FormResult} from '../../redis/cluster.js'
+import {planCluster, type ClusterPlan} from '../../redis/plan.js'
+import {scaleCluster, scaleMessage} from '../../redis/scale.js'
+import {restorePlacement} from '../../redis/placement.js'
+import {rangesToString} from '../../redis/nodes.js'
+import {leftOut, problemTexts} from '../../redis/status.js'
+import type {ItemResult, ModuleContext} from '../types.js'
+import {definePlayModule} from '../define.js'
 
 // What a `register:` user reads: the same shape whether formed now or found formed.
 export interface ClusterSummary {
@@ -95,12 +95,9 @@ function planLine(plan: ClusterPlan): string {
   return `${plan.masters.length} masters (${lo === hi ? lo : `${lo}-${hi}`} slots each), ${plan.replicas.length} replicas over ${hosts} host(s)`
 }
 
-async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promise<ItemResult> {
-  const replicas = Number(args.replicas ?? 0)
-  const password = args.password === undefined || args.password === null || args.password === '' ? undefined : String(args.password)
-  if (password) ctx.secrets.add(password)
-  // Hosts that failed an earlier task (build, start) would leave holes in the plan: a
-  // cluster over a partial set is only formed when the user asks for it.
+// Hosts that failed an earlier task (build, start) would leave holes in the plan: a
+// cluster over a partial set is only formed when the user asks for it.
+function clusterHosts(ctx: ModuleContext, args: Record<string, unknown>): Array<{host: string; address: string; vars: Record<string, unknown>}> {
   const failed = ctx.failedHosts ?? []
   if (failed.length > 0 && args.allow_partial !== true) {
     throw new ClusterError(`not forming the cluster: ${failed.length} host(s) failed earlier tasks (${failed.slice(0, 10).join(', ')}${failed.length > 10 ? ', …' : ''})`, {
@@ -111,7 +108,14 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   // them: seen from the limited hosts alone it would look fresh, and get a second cluster),
   // less the hosts that failed this play (left out only with allow_partial, checked above).
   const all = ctx.groupHosts && ctx.groupHosts.length > 0 ? ctx.groupHosts : ctx.playHosts.length > 0 ? ctx.playHosts : [{host: ctx.host, address: ctx.address, vars: ctx.vars}]
-  const hosts = all.filter((h) => !failed.includes(h.host))
+  return all.filter((h) => !failed.includes(h.host))
+}
+
+async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promise<ItemResult> {
+  const replicas = Number(args.replicas ?? 0)
+  const password = args.password === undefined || args.password === null || args.password === '' ? undefined : String(args.password)
+  if (password) ctx.secrets.add(password)
+  const hosts = clusterHosts(ctx, args)
   const nodes = await clusterNodesFromHosts(hosts)
   const plan = planCluster(nodes, replicas)
   // 0 (the playbook default) means "scale with the fleet".
@@ -180,7 +184,7 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   }
 }
 
-export const redisClusterModule: ModuleSpec = {
+export const redisClusterModule = definePlayModule({
   name: 'redis_cluster',
   description: 'Form one Redis Cluster from all instances of the play (idempotent; replaces redis-cli --cluster create)',
   args: {
@@ -191,7 +195,5 @@ export const redisClusterModule: ModuleSpec = {
     remove_missing: {type: 'bool', default: false},
     allow_data_loss: {type: 'bool', default: false},
   },
-  checkMode: true,
-  runOnce: true,
-  run: (ctx: ModuleContext, items: TaskItem[]) => runEachItem(ctx, items, runItem),
-}
+  runItem,
+})

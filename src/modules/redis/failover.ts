@@ -26,15 +26,15 @@
 //       password: "{{ redis_password }}"
 
 import {setTimeout as sleep} from 'node:timers/promises'
-import {ClusterError} from '../errors.js'
-import {clusterNodesFromHosts, describeRedisError, infoAll, NodePool} from '../redis/cluster.js'
-import {planHandover, type DataFacts, type DownNode, type Handover} from '../redis/handover.js'
-import {countSlots, nodeAddr, parseClusterInfo, parseClusterNodes, parseSlotRanges, rangesToString, type NodeEntry} from '../redis/nodes.js'
-import type {ClusterNode} from '../redis/plan.js'
-import {expandHome, mask, quote} from '../shell.js'
-import {portList} from './redis_instances.js'
-import type {GroupHost, ItemResult, ModuleContext, ModuleSpec, PlayHost, TaskItem} from './types.js'
-import {runEachItem} from './cluster-task.js'
+import {ClusterError} from '../../errors.js'
+import {clusterNodesFromHosts, describeRedisError, infoAll, NodePool} from '../../redis/cluster.js'
+import {planHandover, type DataFacts, type DownNode, type Handover} from '../../redis/handover.js'
+import {countSlots, nodeAddr, parseClusterInfo, parseClusterNodes, parseSlotRanges, rangesToString, type NodeEntry} from '../../redis/nodes.js'
+import type {ClusterNode} from '../../redis/plan.js'
+import {expandHome, mask, quote} from '../../shell.js'
+import {portList} from './instances.js'
+import type {GroupHost, ItemResult, ModuleContext, PlayHost} from '../types.js'
+import {definePlayModule} from '../define.js'
 
 // Per dead port: "@@ PORT running aof rdb saved savepoints log everok SLOTS…".
 export function dataFactsScript(dir: string, ports: readonly number[]): string {
@@ -227,7 +227,7 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   }
 }
 
-export const redisFailoverModule: ModuleSpec = {
+export const redisFailoverModule = definePlayModule({
   name: 'redis_failover',
   description: 'Before dead instances restart: fail each dead master over to a live replica, or refuse to start it as the empty owner of its slots',
   args: {
@@ -235,7 +235,5 @@ export const redisFailoverModule: ModuleSpec = {
     allow_data_loss: {type: 'bool', default: false},
     timeout: {type: 'int', default: 30},
   },
-  checkMode: true,
-  runOnce: true,
-  run: (ctx: ModuleContext, items: TaskItem[]) => runEachItem(ctx, items, runItem),
-}
+  runItem,
+})

@@ -21,10 +21,10 @@
 //   - firewall:
 //       sources: ["{{ play_hosts_ips }}", "{{ redis_members.ips }}"]
 
-import {readMembers} from '../redis/scale.js'
-import {clusterNodesFromHosts} from '../redis/cluster.js'
-import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
-import {runEachItem} from './cluster-task.js'
+import {readMembers} from '../../redis/scale.js'
+import {clusterNodesFromHosts} from '../../redis/cluster.js'
+import type {ItemResult, ModuleContext} from '../types.js'
+import {definePlayModule} from '../define.js'
 
 async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promise<ItemResult> {
   const password = args.password === undefined || args.password === null || args.password === '' ? undefined : String(args.password)
@@ -38,11 +38,9 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   return {status: 'ok', msg, data: {ips: m.ips, members: m.members, missing: m.missing}}
 }
 
-export const redisMembersModule: ModuleSpec = {
+export const redisMembersModule = definePlayModule({
   name: 'redis_members',
   description: 'List the addresses of the running cluster\'s members, in the inventory or not (read-only)',
   args: {password: {type: 'string', secret: true}},
-  checkMode: true,
-  runOnce: true,
-  run: (ctx: ModuleContext, items: TaskItem[]) => runEachItem(ctx, items, runItem),
-}
+  runItem,
+})

@@ -1,11 +1,11 @@
-// Shared by the modules-*.test.ts files (no tests of its own): a ModuleContext over a
+// Shared by the module tests under test/unit/modules/ (a helper, not a test file): a ModuleContext over a
 // LocalTransport whose "home" is a fresh temp directory, and a round-trip counter.
 
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {LocalTransport} from '../../src/transport/local.js'
-import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from '../../src/modules/types.js'
+import {LocalTransport} from '../../../src/transport/local.js'
+import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from '../../../src/modules/types.js'
 
 export interface TestContext extends ModuleContext {
   transport: LocalTransport

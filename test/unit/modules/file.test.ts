@@ -3,8 +3,8 @@ import {existsSync} from 'node:fs'
 import {chmod, mkdir, stat, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {after, before, test} from 'node:test'
-import {batchCommands, driftStep, fileModule, planCommands, planFile, type FileFacts, type FileWant} from '../../src/modules/file.js'
-import {context, removeDir, runModule, statuses, tempDir} from './modules-harness.test.js'
+import {batchCommands, driftStep, fileModule, planCommands, planFile, type FileFacts, type FileWant} from '../../../src/modules/file.js'
+import {context, removeDir, runModule, statuses, tempDir} from './harness.js'
 
 let dir: string
 before(async () => {

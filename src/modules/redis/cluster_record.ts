@@ -25,9 +25,9 @@
 //       port_start: "{{ redis_port_start }}"
 //       count: "{{ redis_count }}"
 
-import {chainName, RECORD_DIR, sameRecord, type ClusterRecord, validateClusterName} from '../redis/cluster-record.js'
-import {quote} from '../shell.js'
-import type {ItemResult, ModuleContext, ModuleSpec} from './types.js'
+import {chainName, RECORD_DIR, sameRecord, type ClusterRecord, validateClusterName} from '../../redis/cluster-record.js'
+import {quote} from '../../shell.js'
+import type {ItemResult, ModuleContext, ModuleSpec} from '../types.js'
 
 function readScript(file: string, dir: string, start: number, count: number): string {
   return [

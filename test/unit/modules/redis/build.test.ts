@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {splitWords} from '../../src/modules/command.js'
-import {buildMarker, effectiveMakeArgs, parseBuildFacts, planBuild, type BuildFacts} from '../../src/modules/redis_build.js'
-import {needsFcommon, parseVersion, supportsDirective, versionFromHeader} from '../../src/redis/versions.js'
+import {splitWords} from '../../../../src/modules/command.js'
+import {buildMarker, effectiveMakeArgs, parseBuildFacts, planBuild, type BuildFacts} from '../../../../src/modules/redis/build.js'
+import {needsFcommon, parseVersion, supportsDirective, versionFromHeader} from '../../../../src/redis/versions.js'
 
 const facts = (f: Partial<BuildFacts> = {}): BuildFacts => ({
   srcOk: true, sourceMarker: 'sha256:aa', version: '7.0.15', buildMarker: '', haveServer: true, haveCli: true, haveMake: true, haveCc: true, ...f,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {detectSource, expectedSha256, parseSourceFacts, planSource, remoteCommit, type SourceFacts} from '../../src/modules/redis_source.js'
-import {RELEASE_SHA256, releaseUrl} from '../../src/redis/versions.js'
+import {detectSource, expectedSha256, parseSourceFacts, planSource, remoteCommit, type SourceFacts} from '../../../../src/modules/redis/source.js'
+import {RELEASE_SHA256, releaseUrl} from '../../../../src/redis/versions.js'
 
 const SHA = 'ab'.repeat(32)
 const OTHER = 'cd'.repeat(32)

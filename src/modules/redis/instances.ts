@@ -45,8 +45,8 @@
 //       bind: "{{ ansible_host }}"
 //       password: "{{ redis_password }}"
 
-import {mask, quote, expandHome} from '../shell.js'
-import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
+import {mask, quote, expandHome} from '../../shell.js'
+import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from '../types.js'
 
 export type InstanceState = 'started' | 'stopped' | 'restarted'
 
@@ -665,7 +665,7 @@ interface Group {
   items: Array<{index: number; ports: number[]}>
 }
 
-export const redisInstances: ModuleSpec = {
+export const redisInstancesModule: ModuleSpec = {
   name: 'redis_instances',
   description: 'Start, stop or restart the redis-server instances of a host (one dir per port, one round trip)',
   args: {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import {existsSync} from 'node:fs'
 import {test} from 'node:test'
-import {aptModule, aptNoChange, baseName, packageNames, parseDpkg, parseSimulation, planApt, type AptFacts} from '../../src/modules/apt.js'
-import {context, runModule} from './modules-harness.test.js'
+import {aptModule, aptNoChange, baseName, packageNames, parseDpkg, parseSimulation, planApt, type AptFacts} from '../../../src/modules/apt.js'
+import {context, runModule} from './harness.js'
 
 const facts = (installed: Record<string, boolean>, pending?: string[]): AptFacts => ({installed: new Map(Object.entries(installed)), pending: pending ? new Set(pending) : undefined})
 

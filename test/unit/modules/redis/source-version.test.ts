@@ -4,9 +4,9 @@ import {existsSync} from 'node:fs'
 import {mkdir, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {after, before, test} from 'node:test'
-import {controllerTarballVersion} from '../../src/cli/redis.js'
-import {redisSource} from '../../src/modules/redis_source.js'
-import {context, removeDir, runModule, tempDir} from './modules-harness.test.js'
+import {controllerTarballVersion} from '../../../../src/cli/redis.js'
+import {redisSourceModule} from '../../../../src/modules/redis/source.js'
+import {context, removeDir, runModule, tempDir} from '../harness.js'
 
 // The version a source holds is checked on the host right after it is unpacked or
 // cloned, before the swap and the build: a tag or URL that holds another version than
@@ -44,7 +44,7 @@ test('a tarball holding another version fails on the host before the swap; the t
   const dest = join(dir, 'dest-tar')
   await tree(dest, '5.0.3')
   const ctx = context(dir)
-  const {results} = await runModule(redisSource, ctx, [{args: {version: '7.0.15', source: join(dir, 'redis-6.2.0.tar.gz'), dest}}])
+  const {results} = await runModule(redisSourceModule, ctx, [{args: {version: '7.0.15', source: join(dir, 'redis-6.2.0.tar.gz'), dest}}])
   assert.equal(results[0].status, 'failed')
   assert.match(results[0].msg ?? '', /redis_version is 7\.0\.15, but .* is Redis 6\.2\.0 \(its src\/version\.h\): nothing built; set redis_version to "6\.2\.0"/)
   assert.match(await readFile(join(dest, 'src/version.h'), 'utf8'), /5\.0\.3/)
@@ -54,14 +54,14 @@ test('a tarball holding another version fails on the host before the swap; the t
 test('a git tag holding another version fails the same way; the matching version installs, and a changed redis_version with the same tree fails', async () => {
   const dest = join(dir, 'dest-git')
   const ctx = context(dir)
-  const bad = await runModule(redisSource, ctx, [{args: {version: '7.0.15', source: `git+file://${join(dir, 'repo')}`, dest}}])
+  const bad = await runModule(redisSourceModule, ctx, [{args: {version: '7.0.15', source: `git+file://${join(dir, 'repo')}`, dest}}])
   assert.equal(bad.results[0].status, 'failed')
   assert.match(bad.results[0].msg ?? '', /redis_version is 7\.0\.15, but .* is Redis 6\.2\.0/)
   assert.equal(existsSync(dest), false)
-  const good = await runModule(redisSource, ctx, [{args: {version: '6.2.0', source: `git+file://${join(dir, 'repo')}`, dest}}])
+  const good = await runModule(redisSourceModule, ctx, [{args: {version: '6.2.0', source: `git+file://${join(dir, 'repo')}`, dest}}])
   assert.equal(good.results[0].status, 'changed', good.results[0].msg)
   // Both tags are one commit: the tree in place is "the declared source", but not its version.
-  const again = await runModule(redisSource, ctx, [{args: {version: '7.0.15', source: `git+file://${join(dir, 'repo')}`, dest}}])
+  const again = await runModule(redisSourceModule, ctx, [{args: {version: '7.0.15', source: `git+file://${join(dir, 'repo')}`, dest}}])
   assert.equal(again.results[0].status, 'failed')
   assert.match(again.results[0].msg ?? '', /but the tree already in place is Redis 6\.2\.0/)
 })

@@ -3,10 +3,10 @@ import {existsSync} from 'node:fs'
 import {chmod, mkdir, readFile, stat, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {after, before, test} from 'node:test'
-import {chunkBySize, copyModule, planPush, pushFacts, pushProbePaths, type PushFacts, type PushWant} from '../../src/modules/copy.js'
-import {sha256} from '../../src/modules/remote.js'
-import {templateModule} from '../../src/modules/template.js'
-import {context, removeDir, runModule, statuses, tempDir} from './modules-harness.test.js'
+import {chunkBySize, copyModule, planPush, pushFacts, pushProbePaths, type PushFacts, type PushWant} from '../../../src/modules/copy.js'
+import {sha256} from '../../../src/modules/remote.js'
+import {templateModule} from '../../../src/modules/template.js'
+import {context, removeDir, runModule, statuses, tempDir} from './harness.js'
 
 let dir: string
 before(async () => {

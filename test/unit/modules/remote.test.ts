@@ -2,9 +2,9 @@ import assert from 'node:assert/strict'
 import {test} from 'node:test'
 import {mkdir, symlink, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
-import {buildScript, failureMessage, parseChecksum, parseProbe, parseStat, parseSteps, probeStep, runSteps, sha256, toMode} from '../../src/modules/remote.js'
-import {removeDir, tempDir} from './modules-harness.test.js'
-import {LocalTransport} from '../../src/transport/local.js'
+import {buildScript, failureMessage, parseChecksum, parseProbe, parseStat, parseSteps, probeStep, runSteps, sha256, toMode} from '../../../src/modules/remote.js'
+import {removeDir, tempDir} from './harness.js'
+import {LocalTransport} from '../../../src/transport/local.js'
 
 test('runSteps: exact per-step stdout, stderr and exit codes in one exec', async () => {
   const t = new LocalTransport('local')
