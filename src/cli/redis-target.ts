@@ -1,6 +1,6 @@
 import {closeAll} from '../play/runner.js'
 import {withLimit} from '../inventory/pattern.js'
-import {clusterNodesFromHosts} from '../redis/cluster.js'
+import {clusterNodesFromHosts} from '../redis/inventory-nodes.js'
 import {targetCluster, type Transports} from './cluster-state.js'
 import {loadInv, readExtraVars, redisPasswordVars} from './common.js'
 import {type RedisHostVars, redisHostVars} from './redis.js'

@@ -14,11 +14,6 @@ import {buildClusterReport, leftOut, probeOk, problemTexts, type ClusterReport, 
 // Only commands Redis 5.0.3 knows are sent: ADDSLOTS with slot lists (no
 // ADDSLOTSRANGE), MEET with numeric IPs and no bus port.
 
-// src/modules/* and src/commands/* import these from here; new code imports them from
-// the file that owns them (pool, inventory-nodes, helpers).
-export {NodePool, describeRedisError, infoAll} from './pool.js'
-export {clusterNodesFromHosts, pickBindAddress, resolveIp} from './inventory-nodes.js'
-
 export interface ClusterOptions {
   password?: string
   /** Overall limit for the call; default 60 s + 0.1 s per node. */

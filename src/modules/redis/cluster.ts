@@ -31,7 +31,8 @@
 //     register: cluster
 
 import {ClusterError} from '../../errors.js'
-import {clusterNodesFromHosts, defaultTimeoutMs, formCluster, type FormResult} from '../../redis/cluster.js'
+import {defaultTimeoutMs, formCluster, type FormResult} from '../../redis/cluster.js'
+import {clusterNodesFromHosts} from '../../redis/inventory-nodes.js'
 import {planCluster, type ClusterPlan} from '../../redis/plan.js'
 import {scaleCluster, scaleMessage} from '../../redis/scale.js'
 import {restorePlacement} from '../../redis/placement.js'

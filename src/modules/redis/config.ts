@@ -36,7 +36,7 @@
 //       src: ../templates/redis.conf.hbs
 
 import {readFile} from 'node:fs/promises'
-import {resolveIp, pickBindAddress} from '../../redis/cluster.js'
+import {resolveIp, pickBindAddress} from '../../redis/inventory-nodes.js'
 import {cliCommandLine, describeChange, planConfig, planRolling, requirepassOf, type ConfigPlan, type RollingStep} from '../../redis/config.js'
 import {nodeAddr} from '../../redis/nodes.js'
 import {inspectNode, rollingRestart, type RollingTarget} from '../../redis/rolling.js'

@@ -27,7 +27,8 @@
 
 import {setTimeout as sleep} from 'node:timers/promises'
 import {ClusterError} from '../../errors.js'
-import {clusterNodesFromHosts, describeRedisError, infoAll, NodePool} from '../../redis/cluster.js'
+import {clusterNodesFromHosts} from '../../redis/inventory-nodes.js'
+import {describeRedisError, infoAll, NodePool} from '../../redis/pool.js'
 import {planHandover, type DataFacts, type DownNode, type Handover} from '../../redis/handover.js'
 import {countSlots, nodeAddr, parseClusterInfo, parseClusterNodes, parseSlotRanges, rangesToString, type NodeEntry} from '../../redis/nodes.js'
 import type {ClusterNode} from '../../redis/plan.js'

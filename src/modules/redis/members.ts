@@ -22,7 +22,7 @@
 //       sources: ["{{ play_hosts_ips }}", "{{ redis_members.ips }}"]
 
 import {readMembers} from '../../redis/scale.js'
-import {clusterNodesFromHosts} from '../../redis/cluster.js'
+import {clusterNodesFromHosts} from '../../redis/inventory-nodes.js'
 import type {ItemResult, ModuleContext} from '../types.js'
 import {definePlayModule} from '../define.js'
 

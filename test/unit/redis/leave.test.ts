@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {decideLeave, leaveRefusal} from '../../src/redis/leave.js'
-import {parseClusterNodes} from '../../src/redis/nodes.js'
-import {EXIT} from '../../src/errors.js'
+import {decideLeave, leaveRefusal} from '../../../src/redis/leave.js'
+import {parseClusterNodes} from '../../../src/redis/nodes.js'
+import {EXIT} from '../../../src/errors.js'
 
 // CLUSTER NODES of a 3-host cluster: h1 = 10.0.0.1, h2 = 10.0.0.2, h3 = 10.0.0.3.
 const line = (id: string, addr: string, flags: string, master: string, slots = '') =>

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {parseClusterNodes} from '../../src/redis/nodes.js'
-import {failsOnlyOnImports, planHeadroom, removalBlockers, type MemoryInfo} from '../../src/redis/scale.js'
+import {parseClusterNodes} from '../../../src/redis/nodes.js'
+import {failsOnlyOnImports, planHeadroom, removalBlockers, type MemoryInfo} from '../../../src/redis/scale.js'
 
 // The pure checks of scale-in: the receivers' memory headroom before a drain, and which
 // leaving nodes may be reset and stopped.

@@ -4,9 +4,9 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 import fc from 'fast-check'
-import {Histogram} from '../../src/load/histogram.js'
-import {loadRecord, RangeSet, saveRecord, toRecord, valueOf} from '../../src/load/keys.js'
-import {errorKind} from '../../src/load/run.js'
+import {Histogram} from '../../../src/load/histogram.js'
+import {loadRecord, RangeSet, saveRecord, toRecord, valueOf} from '../../../src/load/keys.js'
+import {errorKind} from '../../../src/load/run.js'
 
 describe('RangeSet (the verification memory)', () => {
   it('in-order acknowledgements are one range, gaps start new ones', () => {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {InputError} from '../../src/errors.js'
-import {listeningPorts, parseListing, planFirewall, portsInRanges} from '../../src/modules/firewall.js'
+import {InputError} from '../../../src/errors.js'
+import {listeningPorts, parseListing, planFirewall, portsInRanges} from '../../../src/modules/firewall.js'
 import {
   chainName, type ClusterRecord, describeHolder, groupSlug, parseHolder, parseRecords, recordVars, sameRecord, selectRecord, validateClusterName,
-} from '../../src/redis/cluster-record.js'
+} from '../../../src/redis/cluster-record.js'
 
 const rec = (name: string, start: number, count = 4): ClusterRecord => ({
   name, group: 'redis', state: 'running', ports: {start, count}, cluster_dir: '~/redis_cluster', bin_dir: '~/redis/bin', version: '7.0.15',

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {loadInventory} from '../../src/inventory/inventory.js'
-import {allModules} from '../../src/modules/index.js'
-import {loadPlaybook} from '../../src/play/playbook.js'
-import {runPlaybook, type Reporter} from '../../src/play/runner.js'
-import type {ModuleSpec} from '../../src/modules/types.js'
+import {loadInventory} from '../../../src/inventory/inventory.js'
+import {allModules} from '../../../src/modules/index.js'
+import {loadPlaybook} from '../../../src/play/playbook.js'
+import {runPlaybook, type Reporter} from '../../../src/play/runner.js'
+import type {ModuleSpec} from '../../../src/modules/types.js'
 
 // The runner on the controller itself (ansible_connection: local): two hosts, harmless commands.
 const INV = 'all:\n  hosts:\n    a: {ansible_connection: local}\n    b: {ansible_connection: local}\n  vars:\n    thing: widget\n'

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {TemplateError} from '../../src/errors.js'
-import {renderDeep, renderString, renderText} from '../../src/play/template.js'
+import {TemplateError} from '../../../src/errors.js'
+import {renderDeep, renderString, renderText} from '../../../src/play/template.js'
 
 describe('templates', () => {
   it('renders Ansible-style {{ var }} with spaces, without HTML escaping', () => {

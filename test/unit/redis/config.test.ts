@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {cliCommandLine, configValue, describeChange, parseRedisConf, planConfig, planRolling, requirepassOf, splitConfigLine, type RestartNode} from '../../src/redis/config.js'
-import {factsScript, liveScript, parseConfigFacts, turnsAofOn} from '../../src/modules/redis/config.js'
-import {changedLines} from '../../src/play/output.js'
-import type {RunResult} from '../../src/play/runner.js'
+import {cliCommandLine, configValue, describeChange, parseRedisConf, planConfig, planRolling, requirepassOf, splitConfigLine, type RestartNode} from '../../../src/redis/config.js'
+import {factsScript, liveScript, parseConfigFacts, turnsAofOn} from '../../../src/modules/redis/config.js'
+import {changedLines} from '../../../src/play/output.js'
+import type {RunResult} from '../../../src/play/runner.js'
 
 const base = ['# comment', 'port 7000', 'bind 10.0.0.1', 'daemonize yes', 'cluster-enabled yes', 'cluster-node-timeout 5000', 'appendonly no', 'save ""', ''].join('\n')
 const conf = (...extra: string[]) => base + extra.join('\n') + '\n'

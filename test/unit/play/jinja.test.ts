@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {TemplateError} from '../../src/errors.js'
-import {evaluate} from '../../src/play/expr.js'
-import {checkTemplate, checkWhen, renderString, renderText} from '../../src/play/template.js'
-import {loadInventory} from '../../src/inventory/inventory.js'
-import {allModules} from '../../src/modules/index.js'
-import {loadPlaybook} from '../../src/play/playbook.js'
-import {runPlaybook, type Reporter} from '../../src/play/runner.js'
-import type {ModuleSpec} from '../../src/modules/types.js'
+import {TemplateError} from '../../../src/errors.js'
+import {evaluate} from '../../../src/play/expr.js'
+import {checkTemplate, checkWhen, renderString, renderText} from '../../../src/play/template.js'
+import {loadInventory} from '../../../src/inventory/inventory.js'
+import {allModules} from '../../../src/modules/index.js'
+import {loadPlaybook} from '../../../src/play/playbook.js'
+import {runPlaybook, type Reporter} from '../../../src/play/runner.js'
+import type {ModuleSpec} from '../../../src/modules/types.js'
 
 const V = {
   a: 1, s: 'Hello', l: ['b', 'a', 'b'], n: null, t: true, f: false, port: '6379', d: {k: 'v', n: 2},

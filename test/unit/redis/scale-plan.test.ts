@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {NodeIds, parseClusterNodes} from '../../src/redis/nodes.js'
-import type {ClusterNode} from '../../src/redis/plan.js'
+import {NodeIds, parseClusterNodes} from '../../../src/redis/nodes.js'
+import type {ClusterNode} from '../../../src/redis/plan.js'
 import {
   REMOVED_HOST,
   balanceLine,
@@ -12,8 +12,8 @@ import {
   type Member,
   type Observation,
   type ScaleResult,
-} from '../../src/redis/scale.js'
-import {probeFromText, type ClusterReport} from '../../src/redis/status.js'
+} from '../../../src/redis/scale.js'
+import {probeFromText, type ClusterReport} from '../../../src/redis/status.js'
 
 // The scaling pass's pure decisions, from observations written by hand: who becomes a
 // master, what the balance covers, what a live shape is, and the lines the task prints.

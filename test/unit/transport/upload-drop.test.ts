@@ -7,7 +7,7 @@ import {existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
-import {buildUploadScript, UPLOAD_DONE} from '../../src/transport/upload-script.js'
+import {buildUploadScript, UPLOAD_DONE} from '../../../src/transport/upload-script.js'
 
 const root = mkdtempSync(join(tmpdir(), 'bm-upload-drop-'))
 after(() => rmSync(root, {recursive: true, force: true}))

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {InventoryError} from '../../src/errors.js'
-import {loadInventory, selectHosts} from '../../src/inventory/inventory.js'
+import {InventoryError} from '../../../src/errors.js'
+import {loadInventory, selectHosts} from '../../../src/inventory/inventory.js'
 
 const LEGACY = `redis:
   hosts:

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 import fc from 'fast-check'
-import {interleaveByHost, planCluster, splitSlots, type ClusterNode, type ClusterPlan} from '../../src/redis/plan.js'
-import {CLUSTER_SLOTS} from '../../src/redis/nodes.js'
-import {ClusterError} from '../../src/errors.js'
+import {interleaveByHost, planCluster, splitSlots, type ClusterNode, type ClusterPlan} from '../../../src/redis/plan.js'
+import {CLUSTER_SLOTS} from '../../../src/redis/nodes.js'
+import {ClusterError} from '../../../src/errors.js'
 
 // N nodes dealt round-robin over H hosts, ports counting up per host, like the fleet.
 function fleet(n: number, hosts: number): ClusterNode[] {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {evaluate} from '../../src/play/expr.js'
+import {evaluate} from '../../../src/play/expr.js'
 
 describe('conditions (when/changed_when/failed_when)', () => {
   const vars = {a: 1, s: 'x', list: [1, 2], empty: [], t: true, f: false, r: {rc: 0, stdout: 'ok done'}, no: 'no'}

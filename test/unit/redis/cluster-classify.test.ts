@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {ADDSLOTS_CHUNK, classify, converge, freshCommands, roleMismatches} from '../../src/redis/cluster-classify.js'
-import {NodeIds, rangesToString} from '../../src/redis/nodes.js'
-import {planCluster, type ClusterNode, type ClusterPlan} from '../../src/redis/plan.js'
-import {probeFromText, type NodeProbeOk} from '../../src/redis/status.js'
+import {ADDSLOTS_CHUNK, classify, converge, freshCommands, roleMismatches} from '../../../src/redis/cluster-classify.js'
+import {NodeIds, rangesToString} from '../../../src/redis/nodes.js'
+import {planCluster, type ClusterNode, type ClusterPlan} from '../../../src/redis/plan.js'
+import {probeFromText, type NodeProbeOk} from '../../../src/redis/status.js'
 
 // formCluster sends only what classify and converge decide from the nodes' own CLUSTER
 // NODES lines: here those lines are written by hand for each state a re-run can meet.

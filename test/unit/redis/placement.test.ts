@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 import fc from 'fast-check'
-import {planCluster, type ClusterNode} from '../../src/redis/plan.js'
-import {planPlacement, placementWarnings, type PlacementInput, type PlacementMaster, type PlacementReplica} from '../../src/redis/placement.js'
-import {renderClusterReport, type ClusterReport} from '../../src/redis/status.js'
+import {planCluster, type ClusterNode} from '../../../src/redis/plan.js'
+import {planPlacement, placementWarnings, type PlacementInput, type PlacementMaster, type PlacementReplica} from '../../../src/redis/placement.js'
+import {renderClusterReport, type ClusterReport} from '../../../src/redis/status.js'
 
 // A cluster as planCluster forms it: hosts × ports, `replicas` per master, ids = addresses.
 function formed(hosts: number, ports: number, replicas: number): PlacementInput {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {encodeCommand, splitReplies} from '../../src/load/resp.js'
-import {keySlot} from '../../src/load/router.js'
+import {encodeCommand, splitReplies} from '../../../src/load/resp.js'
+import {keySlot} from '../../../src/load/router.js'
 
 // Values from redis-cli CLUSTER KEYSLOT (and the cluster spec's CRC16 check value).
 describe('keySlot: the hash slot Redis computes', () => {

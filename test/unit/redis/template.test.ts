@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import {readFileSync} from 'node:fs'
 import {describe, it} from 'node:test'
-import {renderText} from '../../src/play/template.js'
-import {loadYaml} from '../../src/yamlfile.js'
+import {renderText} from '../../../src/play/template.js'
+import {loadYaml} from '../../../src/yamlfile.js'
 
 // The bundled redis.conf template with the bundled defaults: what every instance starts with.
 const src = readFileSync('templates/redis.conf.hbs', 'utf8')

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {spawnSync} from 'node:child_process'
 import {describe, it} from 'node:test'
-import {renderText} from '../../src/play/template.js'
+import {renderText} from '../../../src/play/template.js'
 
 // Differential check against Python's Jinja2 set up as Ansible's template module sets it up:
 // trim_blocks, undefined is an error, none prints as nothing, and as many trailing newlines

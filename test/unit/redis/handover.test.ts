@@ -4,9 +4,9 @@ import {spawnSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, writeFileSync, mkdirSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {dataFactsScript, demoteScript, parseDataFacts} from '../../src/modules/redis/failover.js'
-import {dataSurvives, planHandover, type DataFacts} from '../../src/redis/handover.js'
-import {parseClusterNodes} from '../../src/redis/nodes.js'
+import {dataFactsScript, demoteScript, parseDataFacts} from '../../../src/modules/redis/failover.js'
+import {dataSurvives, planHandover, type DataFacts} from '../../../src/redis/handover.js'
+import {parseClusterNodes} from '../../../src/redis/nodes.js'
 
 // Three shards on 192.0.2.{1,2,3} (documentation addresses): A (7000 on .1) replicated by
 // .2:7001, B (7000 on .2) by .3:7001, C (7000 on .3) by .1:7001.

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 import fc from 'fast-check'
-import {ClusterError} from '../../src/errors.js'
-import {decideOpenSlot, type OpenSlotView} from '../../src/redis/migrate.js'
-import {CLUSTER_SLOTS} from '../../src/redis/nodes.js'
-import {planCluster, type ClusterNode} from '../../src/redis/plan.js'
-import {planRebalance, planRoles, type BalanceMaster, type RoleInput, type RolePlan} from '../../src/redis/rebalance.js'
+import {ClusterError} from '../../../src/errors.js'
+import {decideOpenSlot, type OpenSlotView} from '../../../src/redis/migrate.js'
+import {CLUSTER_SLOTS} from '../../../src/redis/nodes.js'
+import {planCluster, type ClusterNode} from '../../../src/redis/plan.js'
+import {planRebalance, planRoles, type BalanceMaster, type RoleInput, type RolePlan} from '../../../src/redis/rebalance.js'
 
 // Masters owning the 16384 slots: `sizes` slots each, dealt in contiguous runs (like a
 // formed cluster) or scattered (like one rebalanced many times).

@@ -11,15 +11,15 @@ import {after, describe, it} from 'node:test'
 import {fileURLToPath} from 'node:url'
 import fc from 'fast-check'
 import {stringify} from 'yaml'
-import {BaremetalError, EXIT} from '../../src/errors.js'
-import {loadInventory, selectHosts, type Inventory} from '../../src/inventory/inventory.js'
-import {allModules} from '../../src/modules/index.js'
-import {loadPlaybook} from '../../src/play/playbook.js'
-import {redisArg, renderText} from '../../src/play/template.js'
-import {magicVars, parseExtraVar, resolveVars} from '../../src/play/vars.js'
-import {validateLayout} from '../../src/redis/validate.js'
+import {BaremetalError, EXIT} from '../../../src/errors.js'
+import {loadInventory, selectHosts, type Inventory} from '../../../src/inventory/inventory.js'
+import {allModules} from '../../../src/modules/index.js'
+import {loadPlaybook} from '../../../src/play/playbook.js'
+import {redisArg, renderText} from '../../../src/play/template.js'
+import {magicVars, parseExtraVar, resolveVars} from '../../../src/play/vars.js'
+import {validateLayout} from '../../../src/redis/validate.js'
 
-const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..')
+const ROOT = resolve(fileURLToPath(import.meta.url), '../../../../..')
 const BIN = resolve(ROOT, 'bin/run.js')
 const INV = '/fuzz/inventory.yml'
 const PB = '/fuzz/site.yml'

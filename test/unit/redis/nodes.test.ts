@@ -13,10 +13,10 @@ import {
   parseSlotRanges,
   rangesToString,
   viewSignature,
-} from '../../src/redis/nodes.js'
-import {buildClusterReport, probeFromText, problemTexts, renderClusterReport, type NodeProbe} from '../../src/redis/status.js'
-import {forEachNode} from '../../src/redis/helpers.js'
-import {pickBindAddress} from '../../src/redis/inventory-nodes.js'
+} from '../../../src/redis/nodes.js'
+import {buildClusterReport, probeFromText, problemTexts, renderClusterReport, type NodeProbe} from '../../../src/redis/status.js'
+import {forEachNode} from '../../../src/redis/helpers.js'
+import {pickBindAddress} from '../../../src/redis/inventory-nodes.js'
 
 // Redis 7 output of a 3+3 cluster, as printed by the node on 30001 (hostnames announced).
 const SIX = `07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@31004,hostname4 slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected

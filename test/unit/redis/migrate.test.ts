@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 import fc from 'fast-check'
-import {decideOpenSlot, downReason, migrateTiming, newPacer, nextBudget, resolveOpenSlot, takeRound, type NodeRole, type OpenSlotMarkers, type SlotKeys} from '../../src/redis/migrate.js'
-import {parseClusterNodes} from '../../src/redis/nodes.js'
+import {decideOpenSlot, downReason, migrateTiming, newPacer, nextBudget, resolveOpenSlot, takeRound, type NodeRole, type OpenSlotMarkers, type SlotKeys} from '../../../src/redis/migrate.js'
+import {parseClusterNodes} from '../../../src/redis/nodes.js'
 
 // The pure parts of moving slots: MIGRATE timing from cluster-node-timeout, the byte
 // budget of a round, and open-slot recovery after a failover of one end of a move.

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {PlaybookError} from '../../src/errors.js'
-import {allModules} from '../../src/modules/index.js'
-import {coerceValue, expandSequence, loadPlaybook, parseKeyValues} from '../../src/play/playbook.js'
-import {parseExtraVar, resolveVars} from '../../src/play/vars.js'
-import {validateLayout} from '../../src/redis/validate.js'
-import {loadInventory} from '../../src/inventory/inventory.js'
+import {PlaybookError} from '../../../src/errors.js'
+import {allModules} from '../../../src/modules/index.js'
+import {coerceValue, expandSequence, loadPlaybook, parseKeyValues} from '../../../src/play/playbook.js'
+import {parseExtraVar, resolveVars} from '../../../src/play/vars.js'
+import {validateLayout} from '../../../src/redis/validate.js'
+import {loadInventory} from '../../../src/inventory/inventory.js'
 
 const modules = allModules()
 const load = (text: string) => loadPlaybook('site.yml', modules, text)

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict'
 import {readFileSync} from 'node:fs'
 import {describe, it} from 'node:test'
 import Handlebars from 'handlebars'
-import {quote} from '../../src/shell.js'
-import {redisArg, renderString, renderText} from '../../src/play/template.js'
-import {loadYaml} from '../../src/yamlfile.js'
+import {quote} from '../../../src/shell.js'
+import {redisArg, renderString, renderText} from '../../../src/play/template.js'
+import {loadYaml} from '../../../src/yamlfile.js'
 
 // The engine that rendered templates before the Jinja subset, with the helpers it had: our own
 // redis.conf template and playbook strings must come out of the new engine byte for byte the same.

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {EXIT, InputError} from '../../src/errors.js'
-import {loadInventory} from '../../src/inventory/inventory.js'
-import {reshapeRefusal} from '../../src/redis/scale.js'
-import {busHint, parseVersionH, validateLayout, type ValidateOptions} from '../../src/redis/validate.js'
+import {EXIT, InputError} from '../../../src/errors.js'
+import {loadInventory} from '../../../src/inventory/inventory.js'
+import {reshapeRefusal} from '../../../src/redis/scale.js'
+import {busHint, parseVersionH, validateLayout, type ValidateOptions} from '../../../src/redis/validate.js'
 
 const defaults = {redis_port_start: 6379, redis_count: 100, redis_replicas: 0, redis_version: '7.0.15', redis_extra_config: [], redis_allowed_clients: [], redis_firewall: true}
 const INV = `redis:
