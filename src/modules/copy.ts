@@ -35,7 +35,8 @@ import {basename, posix, resolve} from 'node:path'
 import {expandHome, mask, quote} from '../shell.js'
 import type {UploadFile} from '../transport/types.js'
 import {defineModule, rethrowHostLoss, type Finish, type ModuleDef, type Todo} from './define.js'
-import {badPath, dotDotPath, errorMessage, failureMessage, fmtMode, parseProbe, probeStep, runSteps, sha256, sha256File, str, toMode, type PathStat, type Plan} from './remote.js'
+import {badPath, dotDotPath, errorMessage, failureMessage, fmtMode, parseProbe, probeStep, runSteps, sha256, sha256File, str, type PathStat, type Plan} from './remote.js'
+import {modeArg, withMode, type ModeArg} from './mode.js'
 import type {FileDiff, ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
 
 /** Files up to this size go in the batched upload; bigger ones are streamed with putFile. */
@@ -57,6 +58,8 @@ export interface PushWant {
   /** Appended when dest is a directory (src's basename). */
   name?: string
   mode?: number
+  /** `u+x`…: resolved against dest's mode (or src's, for a new file) when the plan is made. */
+  symbolicMode?: string
   force: boolean
   secret: boolean
   source: PushSource
@@ -260,7 +263,7 @@ export function definePushModule(spec: Pick<ModuleDef<PushWant, PushFacts, PushC
       const probe = steps[0] ? parseProbe(wants.flatMap(pushProbePaths), steps[0].stdout) : undefined
       return wants.map((w) => (probe ? pushFacts(w, probe) : undefined))
     },
-    plan: planPush,
+    plan: (w, f, check) => planPush(withMode(w, f.dest.type === 'file' ? f.dest.mode : undefined, (w.source.kind === 'remote' ? f.src?.mode : undefined) ?? 0o644, false), f, check),
     data: (_ctx, w, f, plan) => (plan.kind === 'noop' ? {dest: targetPath(w, f.intoDir), changed: false} : undefined),
     changed: pushFinisher,
     apply: {
@@ -327,13 +330,13 @@ async function copyWant(ctx: ModuleContext, item: TaskItem, read: (p: string) =>
   if (!posix.isAbsolute(dest)) return {error: `copy: dest must be absolute (or start with ~/): ${destRaw}`}
   const bad = badPath(dest) ?? dotDotPath(dest) ?? (a.remote_src === true ? badPath(str(a.src) ?? '') : undefined)
   if (bad) return {error: `copy: ${bad}`}
-  let mode: number | undefined
+  let mode: ModeArg
   try {
-    mode = toMode(a.mode)
+    mode = modeArg(a.mode)
   } catch (error) {
-    return {error: (error as Error).message}
+    return {error: `copy: ${(error as Error).message}`}
   }
-  const base = {dest, mode, force: a.force !== false, secret: a.secret === true}
+  const base = {dest, ...mode, force: a.force !== false, secret: a.secret === true}
   const src = str(a.src)
   if (a.content !== undefined && a.content !== null) {
     if (src) return {error: 'copy: give src or content, not both'}

@@ -25,7 +25,8 @@
 import {posix} from 'node:path'
 import {expandHome, quote} from '../shell.js'
 import {defineModule, type Todo} from './define.js'
-import {badPath, fmtMode, parseProbe, probeStep, str, toMode, type PathStat, type Plan} from './remote.js'
+import {badPath, fmtMode, parseProbe, probeStep, str, type PathStat, type Plan} from './remote.js'
+import {modeArg, withMode, type ModeArg} from './mode.js'
 import type {ModuleContext, TaskItem} from './types.js'
 
 export type FileState = 'directory' | 'file' | 'touch' | 'absent'
@@ -34,6 +35,8 @@ export interface FileWant {
   path: string
   state: FileState
   mode?: number
+  /** `u+x`…: resolved against the path's mode when the plan is made. */
+  symbolicMode?: string
   owner?: string
   group?: string
   recurse: boolean
@@ -170,18 +173,19 @@ function want(ctx: ModuleContext, item: TaskItem): FileWant | {error: string} {
   const a = item.args
   const raw = str(a.path ?? a.dest ?? a.name)
   if (!raw) return {error: 'file: path is required'}
-  let mode: number | undefined
+  let mode: ModeArg
   try {
-    mode = toMode(a.mode)
+    mode = modeArg(a.mode)
   } catch (error) {
-    return {error: (error as Error).message}
+    return {error: `file: ${(error as Error).message}`}
   }
+  if (mode.symbolicMode !== undefined && a.recurse === true) return {error: `file: a symbolic mode with recurse would differ per file: give an octal mode (e.g. '0755')`}
   const state = (str(a.state) ?? 'file') as FileState
   if (!['directory', 'file', 'touch', 'absent'].includes(state)) return {error: `file: unknown state ${state}`}
   const path = expandHome(raw, ctx.facts.home).replace(/(.)\/+$/, '$1')
   const bad = badPath(path)
   if (bad) return {error: `file: ${bad}`}
-  return {path, state, mode, owner: str(a.owner), group: str(a.group), recurse: a.recurse === true}
+  return {path, state, ...mode, owner: str(a.owner), group: str(a.group), recurse: a.recurse === true}
 }
 
 type FileTodo = Todo<FileWant, FileFacts, {ops: FileOp[]}>
@@ -209,7 +213,10 @@ export const fileModule = defineModule<FileWant, FileFacts, {ops: FileOp[]}>({
       return {stat: probe.get(w.path) ?? {type: 'missing'}, innerDrift: d ? d.stdout.trim() !== '' : undefined}
     })
   },
-  plan: (w, f) => planFile(w, f),
+  plan: (w, f) => {
+    const isDir = w.state === 'directory' || f.stat.type === 'directory'
+    return planFile(withMode(w, f.stat.type === 'missing' ? undefined : f.stat.mode, isDir ? 0o755 : 0o644, isDir), f)
+  },
   apply: {
     step: (t: FileTodo) => planCommands(t.want.path, t.plan.ops).join(' &&\n'),
     batch: (todo) => batchCommands(todo.map((t) => ({path: t.want.path, ops: t.plan.ops}))),

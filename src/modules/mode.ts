@@ -78,3 +78,30 @@ function applyOp(user: string, op: string, bits: number, mode: number): number {
 
 /** '0755' */
 export const fmtMode = (mode: number): string => `0${(mode & PERM_BITS).toString(8).padStart(3, '0')}`
+
+/** A module's `mode` argument: octal, or symbolic to resolve against the file's current mode. */
+export interface ModeArg {
+  mode?: number
+  symbolicMode?: string
+}
+
+/** The coerced argument (a number, an octal string or a symbolic string); throws with the fix. */
+export function modeArg(v: unknown): ModeArg {
+  if (v === undefined || v === null || v === '') return {}
+  if (typeof v === 'number') return {mode: v}
+  const s = String(v).trim()
+  const octal = octalMode(s)
+  if (octal !== null) return {mode: octal}
+  const problem = modeProblem(s)
+  if (problem) throw new Error(problem)
+  return {symbolicMode: s}
+}
+
+/**
+ * The want with a symbolic mode resolved (pure, from the facts): against the file's current
+ * mode, or against the mode a new one gets (0644 / 0755 under umask 022) when it is missing.
+ */
+export function withMode<T extends ModeArg>(w: T, current: number | undefined, fresh: number, isDir: boolean): T {
+  if (w.symbolicMode === undefined) return w
+  return {...w, mode: applyMode(current ?? fresh, w.symbolicMode, isDir)}
+}

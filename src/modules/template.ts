@@ -28,7 +28,8 @@ import {posix} from 'node:path'
 import {renderText} from '../play/template.js'
 import {expandHome} from '../shell.js'
 import {controllerPath, definePushModule, type PushWant} from './copy.js'
-import {badPath, dotDotPath, errorMessage, sha256, str, toMode} from './remote.js'
+import {badPath, dotDotPath, errorMessage, sha256, str} from './remote.js'
+import {modeArg, type ModeArg} from './mode.js'
 import type {ModuleContext, TaskItem} from './types.js'
 
 // Each template file is read once per task, however many items render it.
@@ -56,10 +57,10 @@ export async function templateWant(ctx: ModuleContext, item: TaskItem, read: (p:
   const bad = badPath(dest) ?? dotDotPath(dest)
   if (bad) return {error: `template: ${bad}`}
   const file = controllerPath(ctx, src)
-  let mode: number | undefined
+  let mode: ModeArg
   let text: string
   try {
-    mode = toMode(a.mode)
+    mode = modeArg(a.mode)
     const source = await read(file)
     text = renderText(source, item.item === undefined ? ctx.vars : {...ctx.vars, item: item.item}, {file: src})
   } catch (error) {
@@ -67,7 +68,7 @@ export async function templateWant(ctx: ModuleContext, item: TaskItem, read: (p:
     return {error: code === 'ENOENT' ? `template: src ${file} not found` : errorMessage(error)}
   }
   const data = Buffer.from(text)
-  return {dest, name: posix.basename(file), mode, force: a.force !== false, secret: a.secret === true, source: {kind: 'data', data, sha256: sha256(data)}}
+  return {dest, name: posix.basename(file), ...mode, force: a.force !== false, secret: a.secret === true, source: {kind: 'data', data, sha256: sha256(data)}}
 }
 
 export const templateModule = definePushModule({

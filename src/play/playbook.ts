@@ -1,5 +1,6 @@
 import {dirname, resolve} from 'node:path'
 import {type ErrorWhere, PlaybookError} from '../errors.js'
+import {modeProblem} from '../modules/mode.js'
 import type {ArgSpec, ModuleSpec} from '../modules/types.js'
 import {loadYaml, parseYaml, type YamlSource} from '../yamlfile.js'
 import {checkTaskTemplates} from './check.js'
@@ -307,8 +308,11 @@ export function coerceValue(spec: ArgSpec, v: unknown): unknown {
         return v
       }
       const s = String(v).trim()
-      if (!/^0?[0-7]{3,4}$/.test(s)) throw new Error(`mode ${JSON.stringify(v)} is not an octal mode`)
-      return Number.parseInt(s, 8)
+      if (/^0?[0-7]{3,4}$/.test(s)) return Number.parseInt(s, 8)
+      // Symbolic (u+x, u=rw,g=r,o=): the module resolves it against the file's mode.
+      const problem = modeProblem(s)
+      if (problem) throw new Error(problem)
+      return s
     }
     default:
       return v

@@ -127,7 +127,9 @@ describe('cli habits e2e (2 hosts)', () => {
     await clean()
     const serial = await cli(['run', '-i', inv, pb('serial', MARKERS.replace('- hosts: all\n', '- hosts: all\n  serial: 1\n')), '--json'])
     assert.equal(serial.code, 5, show(serial))
-    assert.match(serial.stderr + JSON.stringify(serial.json ?? {}), /serial\.yml:2:\d+.*serial is not supported/s)
+    const e = serial.json?.error ?? {}
+    assert.match(e.message ?? '', /serial is not supported/, show(serial))
+    assert.ok(String(e.file).endsWith('serial.yml') && e.line === 2, `at serial.yml:2: ${JSON.stringify(e)}`)
     assert.deepEqual(await onHosts('ls ~/habits'), ['', ''], 'nothing ran')
   })
 

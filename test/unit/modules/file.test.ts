@@ -4,6 +4,7 @@ import {chmod, mkdir, stat, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {after, before, test} from 'node:test'
 import {batchCommands, driftStep, fileModule, planCommands, planFile, type FileFacts, type FileWant} from '../../../src/modules/file.js'
+import {copyModule} from '../../../src/modules/copy.js'
 import {context, removeDir, runModule, statuses, tempDir} from './harness.js'
 
 let dir: string
@@ -132,4 +133,24 @@ test('file: a path full of shell syntax is created literally, nothing executed',
   assert.equal(results[1].status, 'changed')
   assert.ok(existsSync(`${evil}-2`))
   assert.equal(existsSync(pwned), false)
+})
+
+test('file and copy: symbolic modes resolve against the mode on the host (u+x on 0644 is 0744), then change nothing', async () => {
+  await writeFile(join(dir, 'sym.sh'), '#!/bin/sh\n')
+  await chmod(join(dir, 'sym.sh'), 0o644)
+  const ctx = context(dir)
+  const items = [{args: {path: '~/sym.sh', state: 'file', mode: 'u+x'}}, {args: {path: '~/symdir', state: 'directory', mode: 'u=rwx,g=rx,o='}}]
+  const first = await runModule(fileModule, ctx, items)
+  assert.deepEqual(statuses(first.results), {changed: 2}, JSON.stringify(first.results))
+  assert.equal((await stat(join(dir, 'sym.sh'))).mode & 0o7777, 0o744)
+  assert.equal((await stat(join(dir, 'symdir'))).mode & 0o7777, 0o750)
+  const again = await runModule(fileModule, ctx, items)
+  assert.deepEqual(statuses(again.results), {ok: 2}, JSON.stringify(again.results))
+  const cp = [{args: {src: '~/sym.sh', remote_src: true, dest: '~/sym-copy.sh', mode: 'g+x,o-r'}}]
+  const copied = await runModule(copyModule, ctx, cp)
+  assert.deepEqual(statuses(copied.results), {changed: 1}, JSON.stringify(copied.results))
+  assert.equal((await stat(join(dir, 'sym-copy.sh'))).mode & 0o7777, 0o750, "the source's 0744 with g+x,o-r")
+  assert.deepEqual(statuses((await runModule(copyModule, ctx, cp)).results), {ok: 1})
+  const bad = await runModule(fileModule, ctx, [{args: {path: '~/symdir', state: 'directory', mode: 'u+x', recurse: true}}])
+  assert.match(bad.results[0].msg ?? '', /symbolic mode with recurse/)
 })
