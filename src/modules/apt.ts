@@ -94,6 +94,26 @@ export function planApt(state: AptState, names: string[], facts: AptFacts): AptP
   return plan
 }
 
+// `apt-get update` takes the package lists' lock without waiting (DPkg::Lock::Timeout
+// covers dpkg's lock only), so a host whose /var another apt-get is using (hosts sharing
+// /var, an unattended upgrade) failed at once: retried while the error is the lock, for
+// at most waitS seconds, then the lock holder's message and ours.
+export function aptUpdateStep(waitS = 300, pauseS = 2): string {
+  // A subshell: steps share one script, and `exit` must end this step only.
+  return [
+    '(bm_w=0',
+    'while :; do',
+    `  bm_out=$(${APT} update 2>&1); bm_urc=$?`,
+    '  case "$bm_out" in',
+    '    *"Could not get lock"*|*"Unable to lock directory"*)',
+    `      if [ "$bm_w" -ge ${waitS} ]; then printf '%s\\n' "$bm_out" >&2; echo "apt-get update: the package lists stayed locked for ${waitS} s (another apt-get or unattended-upgrades running?)" >&2; exit "$bm_urc"; fi`,
+    `      sleep ${pauseS}; bm_w=$((bm_w + ${pauseS}));;`,
+    `    *) if [ "$bm_urc" = 0 ]; then printf '%s\\n' "$bm_out"; else printf '%s\\n' "$bm_out" >&2; fi; exit "$bm_urc";;`,
+    '  esac',
+    'done)',
+  ].join('\n')
+}
+
 /** apt-get printed nothing installed, upgraded or removed. */
 export function aptNoChange(stdout: string): boolean {
   return /\b0 upgraded, 0 newly installed, 0 to remove\b/.test(stdout)
@@ -154,7 +174,7 @@ async function runGroup(ctx: ModuleContext, g: Group, results: ItemResult[]): Pr
   // Facts (after the cache update, when asked and not in check mode): one exec.
   const steps: string[] = []
   const doUpdate = g.update && !ctx.check
-  if (doUpdate) steps.push(`${APT} update`)
+  if (doUpdate) steps.push(aptUpdateStep())
   if (bases.length > 0) steps.push(`dpkg-query -W -f='\${Package} \${Status}\\n' ${bases.map(quote).join(' ')} 2>/dev/null; :`)
   if (g.state === 'latest' && names.length > 0) steps.push(`LC_ALL=C ${APT} -s install ${names.map(quote).join(' ')}`)
   if (doUpdate) ctx.log('apt-get update')

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {existsSync} from 'node:fs'
 import {test} from 'node:test'
-import {aptModule, aptNoChange, baseName, packageNames, parseDpkg, parseSimulation, planApt, type AptFacts} from '../../../src/modules/apt.js'
+import {aptModule, aptNoChange, aptUpdateStep, baseName, packageNames, parseDpkg, parseSimulation, planApt, type AptFacts} from '../../../src/modules/apt.js'
 import {context, runModule} from './harness.js'
 
 const facts = (installed: Record<string, boolean>, pending?: string[]): AptFacts => ({installed: new Map(Object.entries(installed)), pending: pending ? new Set(pending) : undefined})
@@ -62,4 +62,26 @@ test('apt: check mode says what it would install and installs nothing; absent of
   assert.equal(bad.results[0].status, 'failed')
   assert.match(bad.results[0].msg ?? '', /invalid package name/)
   assert.equal(bad.trips, 0)
+})
+
+test('apt update_cache waits while the package lists are locked (hosts sharing /var), then gives up with both messages', async () => {
+  const {mkdtempSync, writeFileSync, chmodSync, readFileSync} = await import('node:fs')
+  const {spawnSync} = await import('node:child_process')
+  const {join} = await import('node:path')
+  const {tmpdir} = await import('node:os')
+  const dir = mkdtempSync(join(tmpdir(), 'bm-apt-'))
+  // A fake apt-get: locked for the first LOCKED calls, then fine.
+  writeFileSync(join(dir, 'apt-get'), `#!/bin/sh\nn=$(cat ${dir}/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${dir}/n\nif [ $n -le $LOCKED ]; then echo 'E: Could not get lock /var/lib/apt/lists/lock. It is held by process 4242 (apt-get)' >&2; exit 100; fi\necho 'Reading package lists...'\n`)
+  chmodSync(join(dir, 'apt-get'), 0o755)
+  const run = (locked: number, waitS: number) => {
+    writeFileSync(join(dir, 'n'), '0')
+    const r = spawnSync('sh', ['-c', `${aptUpdateStep(waitS, 0)}; echo "rc=$?"`], {env: {...process.env, PATH: `${dir}:${process.env.PATH}`, LOCKED: String(locked)}, encoding: 'utf8'})
+    return {out: r.stdout, err: r.stderr, calls: Number(readFileSync(join(dir, 'n'), 'utf8'))}
+  }
+  const waited = run(2, 300)
+  assert.match(waited.out, /Reading package lists[^]*rc=0/)
+  assert.equal(waited.calls, 3, 'two locked tries, then the update')
+  const gaveUp = run(1000, 0)
+  assert.match(gaveUp.out, /rc=100/)
+  assert.match(gaveUp.err, /held by process 4242[^]*stayed locked for 0 s/)
 })
