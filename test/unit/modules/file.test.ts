@@ -154,3 +154,37 @@ test('file and copy: symbolic modes resolve against the mode on the host (u+x on
   const bad = await runModule(fileModule, ctx, [{args: {path: '~/symdir', state: 'directory', mode: 'u+x', recurse: true}}])
   assert.match(bad.results[0].msg ?? '', /symbolic mode with recurse/)
 })
+
+test('file state link / hard: created, kept, repointed; a real file is refused unless force; two round trips, then one', async () => {
+  const {lstat, readlink} = await import('node:fs/promises')
+  await writeFile(join(dir, 'target-a'), 'a\n')
+  await writeFile(join(dir, 'target-b'), 'b\n')
+  await writeFile(join(dir, 'plain'), 'x\n')
+  const ctx = context(dir)
+  const items = [
+    {args: {src: join(dir, 'target-a'), dest: '~/cli-link', state: 'link'}},
+    {args: {src: join(dir, 'target-a'), dest: '~/hard', state: 'hard'}},
+    {args: {src: 'target-b', dest: '~/rel-link', state: 'link'}},
+  ]
+  const first = await runModule(fileModule, ctx, items)
+  assert.deepEqual(statuses(first.results), {changed: 3}, JSON.stringify(first.results))
+  assert.equal(first.trips, 2)
+  assert.equal(await readlink(join(dir, 'cli-link')), join(dir, 'target-a'))
+  assert.equal(await readlink(join(dir, 'rel-link')), 'target-b', 'a relative target is kept as written')
+  assert.equal((await stat(join(dir, 'hard'))).ino, (await stat(join(dir, 'target-a'))).ino)
+  const again = await runModule(fileModule, ctx, items)
+  assert.deepEqual(statuses(again.results), {ok: 3}, JSON.stringify(again.results))
+  assert.equal(again.trips, 1)
+  const moved = await runModule(fileModule, ctx, [{args: {src: join(dir, 'target-b'), dest: '~/cli-link', state: 'link'}}])
+  assert.match(moved.results[0].msg ?? '', /replaced symlink \(was → .*target-a\) → .*target-b/)
+  assert.equal(await readlink(join(dir, 'cli-link')), join(dir, 'target-b'))
+  const refused = await runModule(fileModule, ctx, [{args: {src: join(dir, 'target-a'), dest: '~/plain', state: 'link'}}])
+  assert.equal(refused.results[0].status, 'failed')
+  assert.match(refused.results[0].msg ?? '', /not a symlink .*force: yes replaces it/)
+  assert.ok((await lstat(join(dir, 'plain'))).isFile(), 'the file is still there')
+  const forced = await runModule(fileModule, ctx, [{args: {src: join(dir, 'target-a'), dest: '~/plain', state: 'link', force: true}}])
+  assert.equal(forced.results[0].status, 'changed', JSON.stringify(forced.results))
+  assert.equal(await readlink(join(dir, 'plain')), join(dir, 'target-a'))
+  const noSrc = await runModule(fileModule, ctx, [{args: {src: join(dir, 'nope'), dest: '~/hard2', state: 'hard'}}])
+  assert.match(noSrc.results[0].msg ?? '', /does not exist on the host/)
+})
