@@ -7,7 +7,13 @@ import {resolve} from 'node:path'
 
 const which = process.argv[2] ?? 'all'
 // Recursive: unit tests mirror src/ (test/unit/modules/…, test/unit/redis/…).
-const files = (dir) => (existsSync(dir) ? readdirSync(dir, {recursive: true}).filter((f) => f.endsWith('.test.js')).sort().map((f) => `${dir}/${f}`) : [])
+const files = (dir) =>
+  existsSync(dir)
+    ? readdirSync(dir, {recursive: true})
+        .filter((f) => f.endsWith('.test.js'))
+        .sort()
+        .map((f) => `${dir}/${f}`)
+    : []
 const only = process.env.TEST_ONLY ? new RegExp(process.env.TEST_ONLY) : null
 const pick = (list) => (only ? list.filter((f) => only.test(f)) : list)
 // The main `up` e2e, the durability (safety) suites and instance identity (Redis 5.0 reports
@@ -21,13 +27,22 @@ const run = (list, env = {}) => {
   const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...list], {stdio: 'inherit', env: {...process.env, ...env}})
   code ||= r.status ?? 1
 }
+// One style (.prettierrc.json), checked with the fast suite: a file it would change fails.
+if (which === 'unit' || which === 'all') {
+  const r = spawnSync(process.execPath, ['node_modules/prettier/bin/prettier.cjs', '--check', 'src/**/*.ts', 'test/**/*.ts', 'scripts/*.mjs'], {stdio: 'inherit'})
+  code ||= r.status ?? 1
+}
 if (which === 'unit' || which === 'all') {
   const r = spawnSync(process.execPath, ['--test', ...pick(files('dist/test/unit'))], {stdio: 'inherit'})
   code ||= r.status ?? 1
 }
 if (which === 'e2e' || which === 'all') run(pick(files('dist/test/e2e')))
 if (which === 'e2e' || which === 'all' || which === 'e2e-503') {
-  if (existsSync(REDIS_503)) run(pick(files('dist/test/e2e')).filter((f) => ON_503.test(f)), {BAREMETAL_REDIS_TARBALL: REDIS_503})
+  if (existsSync(REDIS_503))
+    run(
+      pick(files('dist/test/e2e')).filter((f) => ON_503.test(f)),
+      {BAREMETAL_REDIS_TARBALL: REDIS_503},
+    )
   else {
     console.error(`Redis 5.0.3 source not found at ${REDIS_503}: the 5.0.3 e2e pass cannot run`)
     code ||= 1

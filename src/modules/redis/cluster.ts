@@ -33,8 +33,8 @@
 import {ClusterError} from '../../errors.js'
 import {defaultTimeoutMs, formCluster, type FormResult} from '../../redis/cluster.js'
 import {clusterNodesFromHosts} from '../../redis/inventory-nodes.js'
-import {planCluster, type ClusterPlan} from '../../redis/plan.js'
-import {scaleCluster, scaleMessage} from '../../redis/scale.js'
+import {planCluster, type ClusterNode, type ClusterPlan} from '../../redis/plan.js'
+import {scaleCluster, scaleMessage, type ScaleResult} from '../../redis/scale.js'
 import {restorePlacement} from '../../redis/placement.js'
 import {rangesToString} from '../../redis/nodes.js'
 import {leftOut, problemTexts} from '../../redis/status.js'
@@ -61,16 +61,14 @@ export function summarize(result: FormResult): ClusterSummary {
   const {plan, report} = result
   const usePlan = result.action !== 'none'
   const masters = usePlan
-    ? plan.masters.map(m => ({addr: m.addr, host: m.host, slots: rangesToString(m.slots), replicas: m.replicas}))
-    : report.masters.map(m => ({
+    ? plan.masters.map((m) => ({addr: m.addr, host: m.host, slots: rangesToString(m.slots), replicas: m.replicas}))
+    : report.masters.map((m) => ({
         addr: m.addr,
         host: m.host,
         slots: m.slots,
-        replicas: report.replicas.filter(r => r.masterId === m.id).map(r => r.addr),
+        replicas: report.replicas.filter((r) => r.masterId === m.id).map((r) => r.addr),
       }))
-  const replicas = usePlan
-    ? plan.replicas.map(r => ({addr: r.addr, host: r.host, master: r.master}))
-    : report.replicas.map(r => ({addr: r.addr, host: r.host, master: r.masterAddr ?? '?'}))
+  const replicas = usePlan ? plan.replicas.map((r) => ({addr: r.addr, host: r.host, master: r.master})) : report.replicas.map((r) => ({addr: r.addr, host: r.host, master: r.masterAddr ?? '?'}))
   const perHost: Record<string, {masters: number; replicas: number}> = {}
   for (const [h, c] of Object.entries(usePlan ? plan.perHost : report.perHost)) perHost[h] = {masters: c.masters, replicas: c.replicas}
   return {
@@ -89,7 +87,7 @@ export function summarize(result: FormResult): ClusterSummary {
 }
 
 function planLine(plan: ClusterPlan): string {
-  const sizes = plan.masters.map(m => m.slotCount)
+  const sizes = plan.masters.map((m) => m.slotCount)
   const lo = Math.min(...sizes)
   const hi = Math.max(...sizes)
   const hosts = Object.keys(plan.perHost).length
@@ -112,6 +110,19 @@ function clusterHosts(ctx: ModuleContext, args: Record<string, unknown>): Array<
   return all.filter((h) => !failed.includes(h.host))
 }
 
+// An existing cluster that scaling changed: healthy after it, then masters back to the
+// planned spread across hosts (check mode: the layout after scaling is not known yet).
+async function scaledResult(ctx: ModuleContext, nodes: ClusterNode[], result: FormResult, scaled: ScaleResult, password: string | undefined): Promise<ItemResult> {
+  const data = {
+    ...summarize({...result, report: scaled.report, newNodes: scaled.report.newNodes}),
+    scaling: {...scaled, report: {...scaled.report, problems: problemTexts(scaled.report.problems)}},
+  } as unknown as Record<string, unknown>
+  const problems = problemTexts(scaled.report.problems)
+  if (!ctx.check && problems.length > 0) return {status: 'failed', msg: `scaled, but the cluster is unhealthy: ${problems.slice(0, 5).join('; ')}`, data}
+  const placed = ctx.check ? undefined : await restorePlacement(nodes, scaled.report, {password, log: (msg) => ctx.log(msg), signal: ctx.signal})
+  return {status: placed?.status === 'failed' ? 'failed' : 'changed', msg: `${scaleMessage(scaled, ctx.check)}${placed?.msg ? `; ${placed.msg}` : ''}`, data: {...data, placement: placed}}
+}
+
 async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promise<ItemResult> {
   const replicas = Number(args.replicas ?? 0)
   const password = args.password === undefined || args.password === null || args.password === '' ? undefined : String(args.password)
@@ -127,49 +138,52 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
     timeoutMs: timeoutSec === undefined ? defaultTimeoutMs(nodes.length) : timeoutSec * 1000,
     check: ctx.check,
     allowPartial: args.allow_partial === true,
-    log: msg => ctx.log(msg),
+    log: (msg) => ctx.log(msg),
     signal: ctx.signal,
   })
   let scaleNote = ''
   if (result.action === 'none') {
     // An existing cluster: settle, join, rebalance and remove until it matches the inventory.
     const scaled = await scaleCluster(nodes, {
-      replicas, password, removeMissing: args.remove_missing === true, allowDataLoss: args.allow_data_loss === true, check: ctx.check, log: msg => ctx.log(msg), signal: ctx.signal,
+      replicas,
+      password,
+      removeMissing: args.remove_missing === true,
+      allowDataLoss: args.allow_data_loss === true,
+      check: ctx.check,
+      log: (msg) => ctx.log(msg),
+      signal: ctx.signal,
       timeoutMs: timeoutSec === undefined ? undefined : timeoutSec * 1000,
     })
-    if (scaled.changed) {
-      const data = {...summarize({...result, report: scaled.report, newNodes: scaled.report.newNodes}), scaling: {...scaled, report: {...scaled.report, problems: problemTexts(scaled.report.problems)}}} as unknown as Record<string, unknown>
-      const problems = problemTexts(scaled.report.problems)
-      if (!ctx.check && problems.length > 0) return {status: 'failed', msg: `scaled, but the cluster is unhealthy: ${problems.slice(0, 5).join('; ')}`, data}
-      // Masters back to the planned spread across hosts (check mode: the layout after scaling is not known yet).
-      const placed = ctx.check ? undefined : await restorePlacement(nodes, scaled.report, {password, log: msg => ctx.log(msg), signal: ctx.signal})
-      return {status: placed?.status === 'failed' ? 'failed' : 'changed', msg: `${scaleMessage(scaled, ctx.check)}${placed?.msg ? `; ${placed.msg}` : ''}`, data: {...data, placement: placed}}
-    }
+    if (scaled.changed) return scaledResult(ctx, nodes, result, scaled, password)
     if (scaled.skipped) scaleNote = `; scaling skipped: ${scaled.skipped}`
   }
   const summary = summarize(result)
   const data = summary as unknown as Record<string, unknown>
   const extras = [
     result.newNodes.length ? `${result.newNodes.length} new node(s) not in the cluster` : '',
-    result.unreachable.length ? (ctx.check && args.allow_partial !== true ? `${result.unreachable.length} node(s) not reachable yet (started or let through first)` : `${result.unreachable.length} unreachable node(s) left out`) : '',
+    result.unreachable.length
+      ? ctx.check && args.allow_partial !== true
+        ? `${result.unreachable.length} node(s) not reachable yet (started or let through first)`
+        : `${result.unreachable.length} unreachable node(s) left out`
+      : '',
   ].filter(Boolean)
   const tail = extras.length ? `; ${extras.join(', ')}` : ''
 
   if (result.action === 'none') {
     // Found formed: healthy is ok; anything `check` would complain about fails the task
     // (in check mode too: that is what the real run would say).
-    const problems = result.report.problems.filter(p => !(args.allow_partial === true && leftOut(p)))
+    const problems = result.report.problems.filter((p) => !(args.allow_partial === true && leftOut(p)))
     // Check mode: nodes not reachable now are started (or their ports opened) by the tasks
     // before this one; the real run waits for them to rejoin (what they cause meanwhile,
     // cluster_state:fail included, is not a failure of the plan).
     if (ctx.check && args.allow_partial !== true && result.unreachable.length > 0) {
-      const now = problems.find(p => p.kind !== 'unreachable')?.text
+      const now = problems.find((p) => p.kind !== 'unreachable')?.text
       return {status: 'ok', msg: `cluster formed; would wait for ${result.unreachable.length} node(s) not reachable now to rejoin once started or let through${now ? ` (now: ${now})` : ''}`, data}
     }
     if (problems.length > 0) {
       return {status: 'failed', msg: `cluster formed but unhealthy: ${problemTexts(problems.slice(0, 5)).join('; ')}${problems.length > 5 ? '; …' : ''}`, data}
     }
-    const placed = await restorePlacement(nodes, result.report, {password, check: ctx.check, log: msg => ctx.log(msg), signal: ctx.signal})
+    const placed = await restorePlacement(nodes, result.report, {password, check: ctx.check, log: (msg) => ctx.log(msg), signal: ctx.signal})
     if (placed.status !== 'ok') return {status: placed.status, msg: placed.msg, data: {...data, placement: placed}}
     return {status: 'ok', msg: `cluster already formed: ${summary.masters.length} masters, ${summary.replicas.length} replicas${tail}${scaleNote}`, data}
   }
