@@ -103,15 +103,25 @@ export function exitCodeMeaning(code: number | null, signal?: string | null): st
   if (signal) return `killed by signal ${signal}`
   if (code === null) return 'no exit status (connection lost?)'
   switch (code) {
-    case 0: return 'success'
-    case 1: return 'general error'
-    case 2: return 'misuse or invalid arguments'
-    case 124: return 'timed out'
-    case 126: return 'not executable or permission denied'
-    case 127: return 'command not found'
-    case 130: return 'interrupted'
-    case 137: return 'killed (SIGKILL, maybe out of memory)'
-    case 143: return 'terminated (SIGTERM)'
-    default: return code > 128 ? `killed by signal ${code - 128}` : 'failed'
+    case 0:
+      return 'success'
+    case 1:
+      return 'general error'
+    case 2:
+      return 'misuse or invalid arguments'
+    case 124:
+      return 'timed out'
+    case 126:
+      return 'not executable or permission denied'
+    case 127:
+      return 'command not found'
+    case 130:
+      return 'interrupted'
+    case 137:
+      return 'killed (SIGKILL, maybe out of memory)'
+    case 143:
+      return 'terminated (SIGTERM)'
+    default:
+      return code > 128 ? `killed by signal ${code - 128}` : 'failed'
   }
 }

@@ -38,8 +38,7 @@ export function parseYaml(src: string, file: string, ErrorClass: ErrorCtor = Inp
     lineCounter,
     prettyErrors: false,
     uniqueKeys: true,
-    customTags: (tags) =>
-      tags.filter((t) => typeof t === 'string' || ((t as {format?: string}).format !== 'TIME' && t.tag !== 'tag:yaml.org,2002:timestamp')),
+    customTags: (tags) => tags.filter((t) => typeof t === 'string' || ((t as {format?: string}).format !== 'TIME' && t.tag !== 'tag:yaml.org,2002:timestamp')),
   })
   const first = doc.errors[0]
   if (first) {
@@ -61,11 +60,15 @@ export function parseYaml(src: string, file: string, ErrorClass: ErrorCtor = Inp
 
 function yamlHint(code: string): string {
   switch (code) {
-    case 'DUPLICATE_KEY': return 'each key may appear once in a mapping: remove or rename the repeated one'
+    case 'DUPLICATE_KEY':
+      return 'each key may appear once in a mapping: remove or rename the repeated one'
     case 'BAD_INDENT':
-    case 'MISSING_CHAR': return 'check the indentation (spaces, not tabs) and that every "key: value" has its colon'
-    case 'TAB_AS_INDENT': return 'YAML indentation must use spaces, not tabs'
-    default: return 'quote values that contain ": ", "{{" at the start, "#" or other YAML punctuation'
+    case 'MISSING_CHAR':
+      return 'check the indentation (spaces, not tabs) and that every "key: value" has its colon'
+    case 'TAB_AS_INDENT':
+      return 'YAML indentation must use spaces, not tabs'
+    default:
+      return 'quote values that contain ": ", "{{" at the start, "#" or other YAML punctuation'
   }
 }
 

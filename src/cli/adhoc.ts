@@ -86,7 +86,14 @@ export function renderExec(results: AdhocHostResult[]): string {
     const head = e.exitCode === 0 ? 'ok' : `exit code ${e.exitCode} (${exitCodeMeaning(e.exitCode, e.signal)})`
     out.push(`== ${r.host} (${r.address}): ${head}, ${r.ms} ms`)
     if (e.stdout) out.push(e.stdout.replace(/\n$/, ''))
-    if (e.stderr) out.push(e.stderr.replace(/\n$/, '').split('\n').map((l) => `stderr: ${l}`).join('\n'))
+    if (e.stderr)
+      out.push(
+        e.stderr
+          .replace(/\n$/, '')
+          .split('\n')
+          .map((l) => `stderr: ${l}`)
+          .join('\n'),
+      )
   }
   const failed = results.filter((r) => r.status !== 'ok').length
   out.push(`${results.length} host(s): ${results.length - failed} ok, ${failed} not ok`)

@@ -51,6 +51,9 @@ export abstract class BaseCommand<R extends object> extends Command {
 // oclif's own parse errors (unknown flag, missing argument, bad value) are bad input: exit 5.
 function asInputError(id: string | undefined, error: Error): Error {
   if (!(error instanceof Errors.CLIError)) return error
-  const lines = error.message.split('\n').map((l) => l.trim()).filter((l) => l && !/^See more help with --help$/.test(l) && !/^(Note|Alternatively)[:,]/.test(l))
+  const lines = error.message
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !/^See more help with --help$/.test(l) && !/^(Note|Alternatively)[:,]/.test(l))
   return new InputError(lines.join('; '), {hint: `baremetal ${id ?? ''} --help lists the flags and arguments`.replace('  ', ' ')})
 }

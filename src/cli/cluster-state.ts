@@ -3,9 +3,7 @@ import {BaremetalError, EXIT, InputError} from '../errors.js'
 import {type Host, type Inventory, selectHosts} from '../inventory/inventory.js'
 import type {HostFacts} from '../modules/types.js'
 import {closeAll, transportFor} from '../play/runner.js'
-import {
-  describeHolder, groupSlug, type HostRecords, parseHolder, parseRecords, RECORD_DIR, recordVars, selectRecord, type Selection, validateClusterName,
-} from '../redis/cluster-record.js'
+import {describeHolder, groupSlug, type HostRecords, parseHolder, parseRecords, RECORD_DIR, recordVars, selectRecord, type Selection, validateClusterName} from '../redis/cluster-record.js'
 import {quote} from '../shell.js'
 import type {SshOptions} from '../transport/ssh.js'
 import type {HeldCommand, Transport} from '../transport/types.js'
@@ -38,19 +36,21 @@ const RECORDS_SCRIPT = `for f in "$HOME"/${RECORD_DIR}/*.json; do [ -f "$f" ] ||
  * cannot be reached is left out here: the playbook reports it unreachable as usual.
  */
 export async function readRecords(hosts: Host[], transports: Transports, ssh: SshOptions, warnings: string[]): Promise<HostRecords[]> {
-  const out = await Promise.all(hosts.map(async (h): Promise<HostRecords | undefined> => {
-    try {
-      const t = transportOf(transports, h, ssh)
-      await t.connect()
-      const r = await t.exec(RECORDS_SCRIPT, {timeoutMs: 30_000})
-      if (r.failed) return undefined
-      const {records, bad} = parseRecords(r.stdout)
-      for (const b of bad) warnings.push(`${h.name}: ${b} is not a cluster record: ignored`)
-      return {host: h.name, records}
-    } catch {
-      return undefined
-    }
-  }))
+  const out = await Promise.all(
+    hosts.map(async (h): Promise<HostRecords | undefined> => {
+      try {
+        const t = transportOf(transports, h, ssh)
+        await t.connect()
+        const r = await t.exec(RECORDS_SCRIPT, {timeoutMs: 30_000})
+        if (r.failed) return undefined
+        const {records, bad} = parseRecords(r.stdout)
+        for (const b of bad) warnings.push(`${h.name}: ${b} is not a cluster record: ignored`)
+        return {host: h.name, records}
+      } catch {
+        return undefined
+      }
+    }),
+  )
   return out.filter((x): x is HostRecords => x !== undefined)
 }
 
@@ -132,20 +132,22 @@ export async function lockCluster(hosts: Host[], transports: Transports, ssh: Ss
     const key = c.kind === 'local' ? 'local' : `${c.user}@${c.address}:${c.port}`
     if (!machines.has(key)) machines.set(key, h)
   }
-  await Promise.all([...machines.values()].map(async (h) => {
-    const t = transportOf(transports, h, ssh)
-    try {
-      await t.connect()
-    } catch {
-      return // unreachable: the playbook reports it, and runs nothing there
-    }
-    if (!t.hold) return
-    const r = await t.hold(`sh -c ${quote(lockScript(name, info))}`, '@@ LOCKED')
-    if (r.held) held.push(r)
-    else if (r.output.includes('@@ BUSY')) busy.push(describeHolder(h.name, parseHolder(r.output.split('@@ BUSY')[1] ?? '')))
-    else if (r.output.includes('@@ NOFLOCK')) busy.push(`${h.name} has no flock (util-linux): cannot lock the cluster there`)
-    else busy.push(`${h.name}: the lock could not be taken (exit ${r.exitCode}): ${r.output.trim().slice(-200)}`)
-  }))
+  await Promise.all(
+    [...machines.values()].map(async (h) => {
+      const t = transportOf(transports, h, ssh)
+      try {
+        await t.connect()
+      } catch {
+        return // unreachable: the playbook reports it, and runs nothing there
+      }
+      if (!t.hold) return
+      const r = await t.hold(`sh -c ${quote(lockScript(name, info))}`, '@@ LOCKED')
+      if (r.held) held.push(r)
+      else if (r.output.includes('@@ BUSY')) busy.push(describeHolder(h.name, parseHolder(r.output.split('@@ BUSY')[1] ?? '')))
+      else if (r.output.includes('@@ NOFLOCK')) busy.push(`${h.name} has no flock (util-linux): cannot lock the cluster there`)
+      else busy.push(`${h.name}: the lock could not be taken (exit ${r.exitCode}): ${r.output.trim().slice(-200)}`)
+    }),
+  )
   const release = () => held.forEach((x) => x.release())
   if (busy.length > 0) {
     release()

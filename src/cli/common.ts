@@ -52,7 +52,11 @@ export function addCliSecret(value: unknown): void {
 export function reportError(error: unknown, json: boolean): number {
   const m = (s: string) => mask(s, cliSecrets)
   // Inside JSON a secret holding " or \ is escaped: mask that spelling too.
-  const mj = (s: string) => mask(s, [...cliSecrets].flatMap((x) => [x, JSON.stringify(x).slice(1, -1)]))
+  const mj = (s: string) =>
+    mask(
+      s,
+      [...cliSecrets].flatMap((x) => [x, JSON.stringify(x).slice(1, -1)]),
+    )
   if (error instanceof BaremetalError) {
     if (json) process.stdout.write(mj(JSON.stringify({error: error.toJSON()}, null, 2)) + '\n')
     else process.stderr.write(`error: ${m(error.describe())}\n`)
@@ -67,13 +71,16 @@ export function reportError(error: unknown, json: boolean): number {
 export function readExtraVars(args: string[] | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const a of args ?? []) {
-    Object.assign(out, parseExtraVar(a, (file) => {
-      const src = loadYaml(resolve(file), InputError)
-      if (!src.value || typeof src.value !== 'object' || Array.isArray(src.value)) {
-        throw new InputError(`-e @${file}: the file must hold a mapping of variables`, {where: {file}})
-      }
-      return src.value as Record<string, unknown>
-    }))
+    Object.assign(
+      out,
+      parseExtraVar(a, (file) => {
+        const src = loadYaml(resolve(file), InputError)
+        if (!src.value || typeof src.value !== 'object' || Array.isArray(src.value)) {
+          throw new InputError(`-e @${file}: the file must hold a mapping of variables`, {where: {file}})
+        }
+        return src.value as Record<string, unknown>
+      }),
+    )
   }
   for (const [k, v] of Object.entries(out)) if (isSecretName(k)) addCliSecret(v)
   return out
@@ -90,7 +97,7 @@ function readPasswordFile(path: string, base: string, from: string, warnings: st
     text = readFileSync(abs, 'utf8')
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
-    throw new InputError(`redis_password_file ${abs} (${from}) cannot be read: ${code === 'ENOENT' ? 'no such file' : code ?? String(error)}`, {
+    throw new InputError(`redis_password_file ${abs} (${from}) cannot be read: ${code === 'ENOENT' ? 'no such file' : (code ?? String(error))}`, {
       where: {file: abs},
       hint: 'give the path of a file holding only the password, readable by the user running baremetal',
     })
@@ -190,7 +197,13 @@ export function interruptible(onHardStop: () => Promise<void>): {signal: AbortSi
   }
   process.on('SIGINT', handler)
   process.on('SIGTERM', handler)
-  return {signal: ac.signal, dispose: () => { process.off('SIGINT', handler); process.off('SIGTERM', handler) }}
+  return {
+    signal: ac.signal,
+    dispose: () => {
+      process.off('SIGINT', handler)
+      process.off('SIGTERM', handler)
+    },
+  }
 }
 
 export interface ExecuteOptions {
@@ -227,9 +240,21 @@ export async function executePlaybooks(o: ExecuteOptions): Promise<RunResult> {
     let merged: RunResult | undefined
     for (const pb of books) {
       const r = await runPlaybook({
-        inventory, playbook: pb, extraVars, limit: f.limit, check: f.check, diff: f.diff, forks: inventory.forks ?? f.forks,
-        tags: f.tags?.split(','), skipTags: f['skip-tags']?.split(','), ssh: sshOptions(f),
-        reporter, signal: intr.signal, transports, startAtTask: f['start-at-task'], verbosity,
+        inventory,
+        playbook: pb,
+        extraVars,
+        limit: f.limit,
+        check: f.check,
+        diff: f.diff,
+        forks: inventory.forks ?? f.forks,
+        tags: f.tags?.split(','),
+        skipTags: f['skip-tags']?.split(','),
+        ssh: sshOptions(f),
+        reporter,
+        signal: intr.signal,
+        transports,
+        startAtTask: f['start-at-task'],
+        verbosity,
       })
       merged = merged ? mergeResults(merged, r) : r
       if (r.exitCode !== EXIT.ok) break
@@ -257,7 +282,10 @@ function requireStartTask(books: Playbook[], name: string): void {
   if (names.some((n) => taskNameMatches(n, name))) return
   throw new InputError(`--start-at-task "${name}": no task of the playbook has that name`, {
     where: {file: books[0]?.file},
-    hint: `give a task's name exactly as written (or a glob such as "Install*"); first tasks: ${names.slice(0, 5).map((n) => JSON.stringify(n)).join(', ')}`,
+    hint: `give a task's name exactly as written (or a glob such as "Install*"); first tasks: ${names
+      .slice(0, 5)
+      .map((n) => JSON.stringify(n))
+      .join(', ')}`,
   })
 }
 
@@ -270,11 +298,19 @@ function mergeResults(a: RunResult, b: RunResult): RunResult {
   const recap = {...a.recap}
   for (const [h, r] of Object.entries(b.recap)) {
     const x = recap[h]
-    recap[h] = x ? {ok: x.ok + r.ok, changed: x.changed + r.changed, failed: x.failed + r.failed, skipped: x.skipped + r.skipped, unreachable: x.unreachable + r.unreachable, ignored: x.ignored + r.ignored} : r
+    recap[h] = x
+      ? {ok: x.ok + r.ok, changed: x.changed + r.changed, failed: x.failed + r.failed, skipped: x.skipped + r.skipped, unreachable: x.unreachable + r.unreachable, ignored: x.ignored + r.ignored}
+      : r
   }
   return {
-    recap, tasks: [...a.tasks, ...b.tasks], warnings: [...a.warnings, ...b.warnings], durationMs: a.durationMs + b.durationMs,
-    check: a.check, aborted: a.aborted ?? b.aborted, stats: {...a.stats, ...b.stats}, exitCode: Math.max(a.exitCode, b.exitCode),
+    recap,
+    tasks: [...a.tasks, ...b.tasks],
+    warnings: [...a.warnings, ...b.warnings],
+    durationMs: a.durationMs + b.durationMs,
+    check: a.check,
+    aborted: a.aborted ?? b.aborted,
+    stats: {...a.stats, ...b.stats},
+    exitCode: Math.max(a.exitCode, b.exitCode),
   }
 }
 

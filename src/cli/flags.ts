@@ -24,7 +24,11 @@ export const connectionFlags = {
   'accept-new-host-keys': Flags.boolean({description: 'add unknown SSH host keys to known_hosts (a changed key is still refused)', default: false}),
   user: Flags.string({char: 'u', description: 'connect as this user where the inventory sets no ansible_user'}),
   'private-key': Flags.string({description: 'SSH private key file for hosts whose inventory sets no ansible_ssh_private_key_file'}),
-  verbose: Flags.boolean({char: 'v', description: 'list every host\'s result, also the ok ones, with the output of changed commands; -vvv: every command run and its output (secrets masked)', default: false}),
+  verbose: Flags.boolean({
+    char: 'v',
+    description: "list every host's result, also the ok ones, with the output of changed commands; -vvv: every command run and its output (secrets masked)",
+    default: false,
+  }),
   verbosity: Flags.integer({description: 'how many -v were given (-vvv is --verbosity 3)', hidden: true, min: 0}),
 }
 

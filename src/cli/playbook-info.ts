@@ -18,7 +18,9 @@ export function listPlaybook(inv: Inventory, book: Playbook, o: {limit?: string;
     plays: book.plays.map((p) => ({
       name: p.name,
       pattern: p.hosts,
-      hosts: selectHosts(inv, p.hosts, p.where).map((h) => h.name).filter((h) => !limited || limited.has(h)),
+      hosts: selectHosts(inv, p.hosts, p.where)
+        .map((h) => h.name)
+        .filter((h) => !limited || limited.has(h)),
       tasks: p.tasks.filter((t) => tagSelected(t, o.tags, o.skipTags)).map((t) => ({name: t.name, tags: t.tags})),
     })),
   }

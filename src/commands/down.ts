@@ -12,11 +12,16 @@ export default class Down extends BaseCommand<RunResult> {
   static override summary = 'Stop every instance baremetal started, remove their directories and firewall rules'
   static override description = `Stops instances by SHUTDOWN NOSAVE on their port, or by SIGTERM to a PID checked to be that instance (its own pidfile, or the port's listener whose cwd or config is the instance's directory); a redis-server baremetal did not start is never touched, and a host keeps its firewall rules while any port they guard still listens. With --keep-data each instance saves its data first (SHUTDOWN SAVE): an instance whose save fails is left running and the run fails (exit 2) with Redis' reply. Keeps the Redis build unless --purge. Safe to run twice.
 Which cluster: redis_cluster_name or redis_port_start when the inventory or -e sets them; otherwise the record up wrote on the hosts (~/.baremetal/clusters/<name>.json) when there is exactly one (several: refused, exit 5, naming them).`
-  static override examples = ['<%= config.bin %> down', '<%= config.bin %> down -i hosts.yml --keep-data', '<%= config.bin %> down -i hosts.yml --check', '<%= config.bin %> down -i hosts.yml -e redis_cluster_name=redis-7100']
+  static override examples = [
+    '<%= config.bin %> down',
+    '<%= config.bin %> down -i hosts.yml --keep-data',
+    '<%= config.bin %> down -i hosts.yml --check',
+    '<%= config.bin %> down -i hosts.yml -e redis_cluster_name=redis-7100',
+  ]
   static override flags = {
     ...playFlags,
     ...redisFlags,
-    'keep-data': Flags.boolean({description: 'save each instance\'s data (SHUTDOWN SAVE) and keep its directory (config, nodes.conf, data, logs)', default: false}),
+    'keep-data': Flags.boolean({description: "save each instance's data (SHUTDOWN SAVE) and keep its directory (config, nodes.conf, data, logs)", default: false}),
     purge: Flags.boolean({description: 'also remove the Redis source and build', default: false}),
   }
 

@@ -11,7 +11,7 @@ export default class Exec extends BaseCommand<ExecOutcome> {
   static override examples = ['<%= config.bin %> exec -i hosts.yml -- uptime', '<%= config.bin %> exec -i hosts.yml -l h1 -- "ls ~/redis_cluster | wc -l"']
   static override strict = false
   static override args = {command: Args.string({description: 'command (after --)', required: true})}
-  static override flags = {...connectionFlags, timeout: Flags.integer({description: 'seconds before a host\'s command is killed', default: 600})}
+  static override flags = {...connectionFlags, timeout: Flags.integer({description: "seconds before a host's command is killed", default: 600})}
 
   protected async work(): Promise<Outcome<ExecOutcome>> {
     const {argv, flags} = await this.parse(Exec)

@@ -82,8 +82,16 @@ Ctrl-C (or SIGTERM) stops writing and still verifies and reports; a second one e
     flags: {clients: number; pipeline: number; connections?: number; requests?: number; record?: string},
   ): Promise<LoadResult['workers']> {
     const load = await runLoad({
-      nodes: o.nodes, password: o.password, clients: flags.clients, pipeline: flags.pipeline, connections: flags.connections,
-      durationMs: o.durationMs, requests: flags.requests, dataSize: o.dataSize, signal: o.signal, progress: o.view.load,
+      nodes: o.nodes,
+      password: o.password,
+      clients: flags.clients,
+      pipeline: flags.pipeline,
+      connections: flags.connections,
+      durationMs: o.durationMs,
+      requests: flags.requests,
+      dataSize: o.dataSize,
+      signal: o.signal,
+      progress: o.view.load,
     })
     o.view.clear()
     const {workers, ...summary} = load

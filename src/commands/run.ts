@@ -13,7 +13,7 @@ export default class Run extends BaseCommand<RunOutcome> {
   static override examples = [
     '<%= config.bin %> run -i hosts.yml site.yml -e redis_count=10',
     '<%= config.bin %> run -i hosts.yml site.yml --check --diff',
-    '<%= config.bin %> run -i hosts.yml site.yml --list-hosts --limit \'!h2\'',
+    "<%= config.bin %> run -i hosts.yml site.yml --list-hosts --limit '!h2'",
   ]
   static override args = {playbook: Args.string({description: 'playbook file', required: true})}
   static override flags = playbookFlags

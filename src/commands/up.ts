@@ -29,8 +29,11 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
     ...playFlags,
     ...redisFlags,
     'allow-partial': Flags.boolean({description: 'form the cluster even if some hosts failed or were unreachable', default: false}),
-    'remove-missing': Flags.boolean({description: 'drain, forget and stop the cluster\'s nodes the inventory no longer lists (without it they are reported and nothing changes)', default: false}),
-    'allow-data-loss': Flags.boolean({description: 'go on where the only way forward loses acknowledged writes (without it such a step is refused, naming the slots); the recap repeats it', default: false}),
+    'remove-missing': Flags.boolean({description: "drain, forget and stop the cluster's nodes the inventory no longer lists (without it they are reported and nothing changes)", default: false}),
+    'allow-data-loss': Flags.boolean({
+      description: 'go on where the only way forward loses acknowledged writes (without it such a step is refused, naming the slots); the recap repeats it',
+      default: false,
+    }),
     playbook: Flags.string({description: 'use another playbook instead of the bundled one', default: bundled('playbooks/redis-cluster.yml')}),
   }
 
@@ -64,17 +67,27 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
       const bool = (v: unknown) => v === true || /^(yes|true|on|1)$/i.test(String(v))
       const fragile = resolved.filter((h) => Number(h.vars.redis_replicas ?? 0) === 0 && !bool(h.vars.redis_appendonly) && String(h.vars.redis_save ?? '').trim() === '')
       if (fragile.length > 0) {
-        warnings.push(`redis_replicas is 0 and neither redis_appendonly nor redis_save is set${fragile.length < resolved.length ? ` for ${fragile.length} host(s)` : ''}: a master that crashes loses every key it held, and up refuses to restart it empty (set redis_replicas: 1, or redis_appendonly: true)`)
+        warnings.push(
+          `redis_replicas is 0 and neither redis_appendonly nor redis_save is set${fragile.length < resolved.length ? ` for ${fragile.length} host(s)` : ''}: a master that crashes loses every key it held, and up refuses to restart it empty (set redis_replicas: 1, or redis_appendonly: true)`,
+        )
       }
       if (open.length > 0) {
-        warnings.push(`redis_password is not set${open.length < resolved.length ? ` for ${open.length} host(s)` : ''}: the cluster is unauthenticated; anyone the firewall lets through can read and write it (set ${PASSWORD_ENV}, -e redis_password_file=PATH, or redis_password in the inventory)`)
+        warnings.push(
+          `redis_password is not set${open.length < resolved.length ? ` for ${open.length} host(s)` : ''}: the cluster is unauthenticated; anyone the firewall lets through can read and write it (set ${PASSWORD_ENV}, -e redis_password_file=PATH, or redis_password in the inventory)`,
+        )
       }
       const result = await executePlaybooks({
         playbooks: [flags.playbook],
         flags: {...flags, json: this.jsonEnabled()},
         hosts: flags.group,
         transports,
-        vars: {...password, ...group, ...(flags['allow-partial'] ? {allow_partial: true} : {}), ...(flags['remove-missing'] ? {remove_missing: true} : {}), ...(flags['allow-data-loss'] ? {allow_data_loss: true} : {})},
+        vars: {
+          ...password,
+          ...group,
+          ...(flags['allow-partial'] ? {allow_partial: true} : {}),
+          ...(flags['remove-missing'] ? {remove_missing: true} : {}),
+          ...(flags['allow-data-loss'] ? {allow_data_loss: true} : {}),
+        },
         warnings,
       }).finally(() => lock?.release())
       return {result, exitCode: result.exitCode, text: recapText(result)}

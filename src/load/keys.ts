@@ -81,7 +81,7 @@ export interface KeyRecord {
 }
 
 export function toRecord(workers: readonly WorkerKeys[], dataSize?: number): KeyRecord {
-  return {format: 'baremetal-load-keys/1', dataSize: dataSize ?? null, workers: workers.map(w => ({uuid: w.uuid, ranges: w.acked.ranges}))}
+  return {format: 'baremetal-load-keys/1', dataSize: dataSize ?? null, workers: workers.map((w) => ({uuid: w.uuid, ranges: w.acked.ranges}))}
 }
 
 export function saveRecord(path: string, rec: KeyRecord): void {
@@ -98,7 +98,7 @@ export function loadRecord(path: string): {workers: WorkerKeys[]; dataSize?: num
   if (rec?.format !== 'baremetal-load-keys/1' || !Array.isArray(rec.workers)) {
     throw new InputError(`${path} is not a key record written by baremetal load --record`, {where: {file: path}})
   }
-  const workers = rec.workers.map(w => {
+  const workers = rec.workers.map((w) => {
     const acked = new RangeSet()
     for (const [a, b] of w.ranges) acked.ranges.push([a, b])
     return {uuid: w.uuid, acked}

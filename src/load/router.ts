@@ -51,7 +51,10 @@ export class SlotRouter {
   private refreshing?: Promise<void>
   private lastRefresh = 0
 
-  constructor(private readonly seeds: readonly ClusterNode[], private readonly password?: string) {}
+  constructor(
+    private readonly seeds: readonly ClusterNode[],
+    private readonly password?: string,
+  ) {}
 
   private conn(addr: string): Redis {
     let c = this.conns.get(addr)
@@ -144,7 +147,10 @@ export class SlotRouter {
         const asking = c.send(['ASKING'])
         const set = c.send(['SET', key, value])
         await asking.catch(() => {})
-        const setErr = await set.then(() => undefined, (e: Error) => e)
+        const setErr = await set.then(
+          () => undefined,
+          (e: Error) => e,
+        )
         if (!setErr) return
         if (!REDIRECT.test(setErr.message) || hop >= MAX_HOPS) throw setErr
       }

@@ -114,11 +114,13 @@ export async function pickSeeds(nodes: readonly ClusterNode[], password?: string
     for (let i = 0; i < nodes.length && seeds.length < 8; i += 16) {
       const batch = nodes.slice(i, i + 16)
       const infos = await Promise.all(
-        batch.map(n =>
-          pool.run(n, async r => parseClusterInfo(String(await r.call('CLUSTER', 'INFO')))).catch(e => {
-            errors.push(`${n.ip}:${n.port}: ${describeRedisError(e, password)}`)
-            return undefined
-          }),
+        batch.map((n) =>
+          pool
+            .run(n, async (r) => parseClusterInfo(String(await r.call('CLUSTER', 'INFO'))))
+            .catch((e) => {
+              errors.push(`${n.ip}:${n.port}: ${describeRedisError(e, password)}`)
+              return undefined
+            }),
         ),
       )
       batch.forEach((n, k) => {
@@ -139,7 +141,7 @@ export async function pickSeeds(nodes: readonly ClusterNode[], password?: string
 
 function newCluster(seeds: readonly ClusterNode[], password?: string, autoPipelining = false): Cluster {
   return new Cluster(
-    seeds.map(n => ({host: n.ip, port: n.port})),
+    seeds.map((n) => ({host: n.ip, port: n.port})),
     {
       redisOptions: {password: password || undefined, connectTimeout: 5000, commandTimeout: 10_000, disableClientInfo: true},
       scaleReads: 'master',
@@ -155,7 +157,7 @@ function newCluster(seeds: readonly ClusterNode[], password?: string, autoPipeli
 }
 
 async function closeClients(clients: readonly Cluster[]): Promise<void> {
-  await Promise.all(clients.map(c => c.quit().catch(() => c.disconnect())))
+  await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())))
 }
 
 interface Tally {
@@ -184,7 +186,7 @@ async function writeLane(client: SlotRouter, w: WorkerKeys, next: {n: number}, t
       const kind = errorKind(error)
       t.errors[kind] = (t.errors[kind] ?? 0) + 1
       // A cluster that is down must not be hammered in a tight loop.
-      if (kind !== 'MOVED' && kind !== 'ASK') await new Promise(r => setTimeout(r, 50))
+      if (kind !== 'MOVED' && kind !== 'ASK') await new Promise((r) => setTimeout(r, 50))
     }
   }
 }
@@ -198,7 +200,16 @@ function progressTimer(opts: LoadOptions, t: Tally, started: number, fraction: (
     const rate = ((t.acked - lastAcked) * 1000) / Math.max(1, now - lastAt)
     lastAcked = t.acked
     lastAt = now
-    opts.progress!({elapsedMs: now - started, sent: t.sent, acked: t.acked, errors: t.failed, fraction: fraction(), opsPerSec: rate, p50Ms: t.hist.percentile(0.5) / 1000, p99Ms: t.hist.percentile(0.99) / 1000})
+    opts.progress!({
+      elapsedMs: now - started,
+      sent: t.sent,
+      acked: t.acked,
+      errors: t.failed,
+      fraction: fraction(),
+      opsPerSec: rate,
+      p50Ms: t.hist.percentile(0.5) / 1000,
+      p99Ms: t.hist.percentile(0.99) / 1000,
+    })
   }, 250)
 }
 
@@ -223,8 +234,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const deadline = opts.durationMs === undefined ? Infinity : started + opts.durationMs
   const budget = opts.requests ?? Infinity
   const stopped = () => opts.signal?.aborted === true || Date.now() >= deadline || t.sent >= budget
-  const fraction = () =>
-    Math.min(1, Math.max(opts.durationMs === undefined ? 0 : (Date.now() - started) / opts.durationMs, opts.requests === undefined ? 0 : t.sent / opts.requests))
+  const fraction = () => Math.min(1, Math.max(opts.durationMs === undefined ? 0 : (Date.now() - started) / opts.durationMs, opts.requests === undefined ? 0 : t.sent / opts.requests))
   const timer = progressTimer(opts, t, started, fraction)
   try {
     await Promise.all(
@@ -242,7 +252,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     clients: opts.clients,
     pipeline,
     connections: sets,
-    seeds: seeds.map(n => `${n.ip}:${n.port}`),
+    seeds: seeds.map((n) => `${n.ip}:${n.port}`),
     dataSize: opts.dataSize ?? null,
     durationMs,
     sent: t.sent,
@@ -266,7 +276,11 @@ const IN_FLIGHT = 2000
 
 // Reads back every acknowledged key (auto-pipelined GETs, a bounded number in flight),
 // retrying reads that fail so a transient error is not reported as a lost key.
-export async function verifyKeys(nodes: readonly ClusterNode[], workers: readonly WorkerKeys[], opts: {password?: string; dataSize?: number; progress?: (checked: number, total: number) => void}): Promise<VerifyResult> {
+export async function verifyKeys(
+  nodes: readonly ClusterNode[],
+  workers: readonly WorkerKeys[],
+  opts: {password?: string; dataSize?: number; progress?: (checked: number, total: number) => void},
+): Promise<VerifyResult> {
   const started = Date.now()
   const seeds = await pickSeeds(nodes, opts.password)
   const client = newCluster(seeds, opts.password, true)
@@ -294,7 +308,7 @@ export async function verifyKeys(nodes: readonly ClusterNode[], workers: readonl
           if (res.unreadableSamples.length < SAMPLES) res.unreadableSamples.push(key)
           return
         }
-        await new Promise(r => setTimeout(r, 200 * (attempt + 1)))
+        await new Promise((r) => setTimeout(r, 200 * (attempt + 1)))
       }
     }
   }

@@ -149,7 +149,7 @@ export const aptModule: ModuleSpec = {
         results[i] = {status: 'failed', msg: `apt: invalid package name ${JSON.stringify(bad)}`}
         return
       }
-      const state = (String(it.args.state ?? 'present')) as AptState
+      const state = String(it.args.state ?? 'present') as AptState
       const update = it.args.update_cache === true
       if (names.length === 0 && !update) {
         results[i] = {status: 'failed', msg: 'apt: give name (a package or a list) or update_cache: yes'}

@@ -129,7 +129,13 @@ export async function runCommands(ctx: ModuleContext, what: string, specs: Array
   })
   // Check mode runs only the creates/removes guards: no guards, no round trip.
   const needed = ctx.check ? runnable.filter((r) => r.spec.creates || r.spec.removes) : runnable
-  const batch = needed.length === 0 ? {steps: runnable.map(() => ({rc: 0, stdout: '', stderr: '', note: ''}))} : await runSteps(ctx.transport, runnable.map((r) => buildRunStep(r.spec, ctx.check)))
+  const batch =
+    needed.length === 0
+      ? {steps: runnable.map(() => ({rc: 0, stdout: '', stderr: '', note: ''}))}
+      : await runSteps(
+          ctx.transport,
+          runnable.map((r) => buildRunStep(r.spec, ctx.check)),
+        )
   const results: ItemResult[] = specs.map((s) => ({status: 'failed', msg: 'error' in s ? s.error : 'not run'}))
   runnable.forEach(({index, spec}, k) => {
     const step = batch.steps[k]
@@ -222,7 +228,11 @@ export const commandModule: ModuleSpec = {
     stdin: {type: 'string'},
   },
   run(ctx, items) {
-    return runCommands(ctx, 'command', items.map((it) => commandSpec(ctx, it)))
+    return runCommands(
+      ctx,
+      'command',
+      items.map((it) => commandSpec(ctx, it)),
+    )
   },
 }
 
@@ -277,6 +287,10 @@ export const shellModule: ModuleSpec = {
     executable: {type: 'path', default: '/bin/sh'},
   },
   run(ctx, items) {
-    return runCommands(ctx, 'shell command', items.map((it) => shellSpec(ctx, it)))
+    return runCommands(
+      ctx,
+      'shell command',
+      items.map((it) => shellSpec(ctx, it)),
+    )
   },
 }

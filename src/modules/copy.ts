@@ -46,10 +46,7 @@ export const BATCH_LIMIT = 32 * 1024 * 1024
 /** Diffs are only shown for files up to this size. */
 const DIFF_LIMIT = 256 * 1024
 
-export type PushSource =
-  | {kind: 'data'; data: Buffer; sha256: string}
-  | {kind: 'local'; path: string; size: number; sha256: string; data?: Buffer}
-  | {kind: 'remote'; path: string}
+export type PushSource = {kind: 'data'; data: Buffer; sha256: string} | {kind: 'local'; path: string; size: number; sha256: string; data?: Buffer} | {kind: 'remote'; path: string}
 
 /** One file to put on the host (copy and template both describe theirs this way). */
 export interface PushWant {
@@ -175,7 +172,10 @@ async function diffs(ctx: ModuleContext, changes: Change[], facts: Map<number, P
   for (const {i, w, plan} of changes) if (plan.action === 'write' && w.secret) secret.add(i)
   const wanted = changes.filter(({i, w, plan}) => plan.action === 'write' && !secret.has(i) && w.source.kind !== 'remote')
   const fetch = wanted.filter(({i, plan}) => !plan.isNew && (facts.get(i)?.dest.size ?? Infinity) <= DIFF_LIMIT)
-  const old = await runSteps(ctx.transport, fetch.map(({plan}) => `cat -- ${quote(plan.path)}`))
+  const old = await runSteps(
+    ctx.transport,
+    fetch.map(({plan}) => `cat -- ${quote(plan.path)}`),
+  )
   const before = new Map<number, string | undefined>()
   fetch.forEach(({i}, k) => {
     const s = old.steps[k]

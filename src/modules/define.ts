@@ -195,10 +195,11 @@ function isError(w: unknown): w is {error: string} {
 export function eachStep<W, F>(step: (w: W) => string, parse: (s: StepResult, w: W) => F, prelude?: (ctx: ModuleContext, wants: W[]) => string): Pick<ModuleDef<W, F, unknown>, 'probe' | 'parse'> {
   return {
     probe: (ctx, wants) => ({steps: wants.map(step), prelude: prelude?.(ctx, wants)}),
-    parse: (wants, steps) => wants.map((w, k) => {
-      const s = steps[k]
-      return s ? parse(s, w) : undefined
-    }),
+    parse: (wants, steps) =>
+      wants.map((w, k) => {
+        const s = steps[k]
+        return s ? parse(s, w) : undefined
+      }),
   }
 }
 

@@ -75,12 +75,17 @@ export function renderOp(op: FileOp, paths: string[]): string {
   const ps = paths.map(quote).join(' ')
   const R = op.recurse ? '-R ' : ''
   switch (op.op) {
-    case 'mkdir': return `mkdir -p -- ${ps}`
-    case 'touch': return `touch -- ${ps}`
-    case 'rm': return `rm -rf -- ${ps}`
+    case 'mkdir':
+      return `mkdir -p -- ${ps}`
+    case 'touch':
+      return `touch -- ${ps}`
+    case 'rm':
+      return `rm -rf -- ${ps}`
     // One path per ln (never grouped: `ln -s t a b` would link into b).
-    case 'ln': return `ln ${op.flags ?? ''} -- ${quote(op.arg ?? '')} ${ps}`
-    default: return `${op.op} ${R}${quote(op.arg ?? '')} -- ${ps}`
+    case 'ln':
+      return `ln ${op.flags ?? ''} -- ${quote(op.arg ?? '')} ${ps}`
+    default:
+      return `${op.op} ${R}${quote(op.arg ?? '')} -- ${ps}`
   }
 }
 
@@ -155,7 +160,12 @@ function planLink(w: FileWant, f: FileFacts): FilePlan {
   const src = w.src ?? ''
   const kind = w.state === 'link' ? 'symlink' : 'hard link'
   const fact = f.link ?? ''
-  const make = (flags: string, msg: string, extra: FileOp[] = []): FilePlan => ({kind: 'change', ops: [...extra, {op: 'ln', arg: src, flags}], msg, would: `would ${msg.replace(/^created/, 'create').replace(/^replaced/, 'replace')}`})
+  const make = (flags: string, msg: string, extra: FileOp[] = []): FilePlan => ({
+    kind: 'change',
+    ops: [...extra, {op: 'ln', arg: src, flags}],
+    msg,
+    would: `would ${msg.replace(/^created/, 'create').replace(/^replaced/, 'replace')}`,
+  })
   if (fact === 'NOSRC') return {kind: 'fail', msg: `src ${src} does not exist on the host (a hard link needs it)`}
   if (fact === 'M') return make(w.state === 'link' ? '-s' : '-T', `created ${kind} → ${src}`)
   if (fact === `L|${src}` || fact === 'SAME') return {kind: 'noop', msg: `already a ${kind} to ${src}`}
@@ -225,9 +235,11 @@ function want(ctx: ModuleContext, item: TaskItem): FileWant | {error: string} {
   const srcRaw = str(a.src)
   if (isLink && !srcRaw) return {error: `file: state ${state} needs src (what the link points to)`}
   if (!isLink && srcRaw !== undefined) return {error: 'file: src is only read with state link or hard'}
-  if (isLink && (mode.mode !== undefined || mode.symbolicMode !== undefined || a.owner !== undefined || a.group !== undefined || a.recurse === true)) return {error: `file: mode, owner, group and recurse with state ${state} are not supported (they would change the link's target): set them on the target`}
+  if (isLink && (mode.mode !== undefined || mode.symbolicMode !== undefined || a.owner !== undefined || a.group !== undefined || a.recurse === true))
+    return {error: `file: mode, owner, group and recurse with state ${state} are not supported (they would change the link's target): set them on the target`}
   const src = srcRaw === undefined ? undefined : srcRaw.startsWith('~') ? expandHome(srcRaw, ctx.facts.home) : srcRaw
-  if (src !== undefined && (badPath(src) || (state === 'hard' && !src.startsWith('/')))) return {error: `file: src ${JSON.stringify(src)} must be ${state === 'hard' ? 'an absolute path' : 'a path'} without newlines`}
+  if (src !== undefined && (badPath(src) || (state === 'hard' && !src.startsWith('/'))))
+    return {error: `file: src ${JSON.stringify(src)} must be ${state === 'hard' ? 'an absolute path' : 'a path'} without newlines`}
   return {path, state, ...mode, owner: str(a.owner), group: str(a.group), recurse: a.recurse === true, ...(src !== undefined ? {src, force: a.force === true} : {})}
 }
 
@@ -248,12 +260,25 @@ export const fileModule = defineModule<FileWant, FileFacts, {ops: FileOp[]}>({
   },
   want,
   // One stat for every path, plus a find per recursive item.
-  probe: (_ctx, wants) => ({steps: [probeStep(wants.map((w) => w.path), false), ...wants.flatMap((w) => [driftStep(w) ?? linkStep(w) ?? []].flat())]}),
+  probe: (_ctx, wants) => ({
+    steps: [
+      probeStep(
+        wants.map((w) => w.path),
+        false,
+      ),
+      ...wants.flatMap((w) => [driftStep(w) ?? linkStep(w) ?? []].flat()),
+    ],
+  }),
   parse(wants, steps) {
-    const probe = steps[0] ? parseProbe(wants.map((w) => w.path), steps[0].stdout) : undefined
+    const probe = steps[0]
+      ? parseProbe(
+          wants.map((w) => w.path),
+          steps[0].stdout,
+        )
+      : undefined
     let k = 1
     return wants.map((w) => {
-      const d = driftStep(w) || linkStep(w) ? steps[k++] ?? null : undefined
+      const d = driftStep(w) || linkStep(w) ? (steps[k++] ?? null) : undefined
       if (!probe || d === null) return undefined
       if (linkStep(w)) return {stat: probe.get(w.path) ?? {type: 'missing'}, link: d?.stdout.trim()}
       return {stat: probe.get(w.path) ?? {type: 'missing'}, innerDrift: d ? d.stdout.trim() !== '' : undefined}

@@ -126,14 +126,29 @@ export function parseRule(line: string): Rule | null {
   for (let i = 2; i < t.length; i += 2) {
     const v = t[i + 1]
     switch (t[i]) {
-      case '-j': r.target = v; break
-      case '--comment': r.comment = v; break
-      case '-s': r.source = v; break
-      case '-i': r.iface = v; break
-      case '-p': r.proto = v; break
-      case '--dport': r.dport = v; break
-      case '-m': r.modules.push(v); break
-      default: r.other = true
+      case '-j':
+        r.target = v
+        break
+      case '--comment':
+        r.comment = v
+        break
+      case '-s':
+        r.source = v
+        break
+      case '-i':
+        r.iface = v
+        break
+      case '-p':
+        r.proto = v
+        break
+      case '--dport':
+        r.dport = v
+        break
+      case '-m':
+        r.modules.push(v)
+        break
+      default:
+        r.other = true
     }
   }
   return r
@@ -187,8 +202,7 @@ export function chainRuleKey(r: Rule, tag: string): string {
 }
 
 function jumpKey(r: Rule, w: FirewallWant): string {
-  const ok = !r.other && r.comment === w.tag && r.proto === 'tcp' && r.dport && !r.source && !r.iface &&
-    r.modules.every((m) => m === 'tcp' || m === 'comment')
+  const ok = !r.other && r.comment === w.tag && r.proto === 'tcp' && r.dport && !r.source && !r.iface && r.modules.every((m) => m === 'tcp' || m === 'comment')
   return ok ? `jump ${r.dport}` : 'other'
 }
 
@@ -294,32 +308,37 @@ export function listeningPorts(lines: string[]): Set<number> {
 
 /** The listened ports that fall in one of the ranges ("7000:7003", "17000"). */
 export function portsInRanges(ports: Set<number>, ranges: string[]): number[] {
-  const within = (p: number) => ranges.some((r) => {
-    const [a, b = a] = r.split(':').map(Number)
-    return p >= a && p <= b
-  })
+  const within = (p: number) =>
+    ranges.some((r) => {
+      const [a, b = a] = r.split(':').map(Number)
+      return p >= a && p <= b
+    })
   return [...ports].filter(within).sort((x, y) => x - y)
 }
 
 function factsScript(): string {
-  return [
-    'PATH="$PATH:/usr/sbin:/sbin"',
-    'if ! command -v iptables >/dev/null 2>&1; then echo "@@ NOTOOL"; exit 0; fi',
-    'out=$(iptables -w -S 2>&1); rc=$?',
-    'echo "@@ RC $rc"',
-    `printf '%s\\n' "$out"`,
-    // Listening sockets (state 0A): the hex port of each local address, prefixed.
-    `cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" { n = split($2, a, ":"); print "@@ LISTEN " a[n] }'`,
-  ].join('\n') + '\n'
+  return (
+    [
+      'PATH="$PATH:/usr/sbin:/sbin"',
+      'if ! command -v iptables >/dev/null 2>&1; then echo "@@ NOTOOL"; exit 0; fi',
+      'out=$(iptables -w -S 2>&1); rc=$?',
+      'echo "@@ RC $rc"',
+      `printf '%s\\n' "$out"`,
+      // Listening sockets (state 0A): the hex port of each local address, prefixed.
+      `cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" { n = split($2, a, ":"); print "@@ LISTEN " a[n] }'`,
+    ].join('\n') + '\n'
+  )
 }
 
 function applyScript(commands: string[][]): string {
-  return [
-    'PATH="$PATH:/usr/sbin:/sbin"',
-    'ipt() { if ! o=$(iptables -w "$@" 2>&1); then echo "@@ FAILED iptables $*"; printf \'%s\\n\' "$o"; exit 1; fi; }',
-    ...commands.map((c) => `ipt ${c.map(quote).join(' ')}`),
-    'echo "@@ DONE"',
-  ].join('\n') + '\n'
+  return (
+    [
+      'PATH="$PATH:/usr/sbin:/sbin"',
+      'ipt() { if ! o=$(iptables -w "$@" 2>&1); then echo "@@ FAILED iptables $*"; printf \'%s\\n\' "$o"; exit 1; fi; }',
+      ...commands.map((c) => `ipt ${c.map(quote).join(' ')}`),
+      'echo "@@ DONE"',
+    ].join('\n') + '\n'
+  )
 }
 
 async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promise<ItemResult> {
@@ -340,15 +359,25 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
     if (c.error) return {status: 'failed', msg: c.error}
     if (!sources.includes(c.cidr!)) sources.push(c.cidr!)
   }
-  const adopt = flattenList(args.adopt).filter((t) => t !== tag).map(chainName)
+  const adopt = flattenList(args.adopt)
+    .filter((t) => t !== tag)
+    .map(chainName)
   const want: FirewallWant = {chain: chainName(tag), tag, ranges, sources, adopt}
 
   const facts = await ctx.transport.exec('sh -s', {stdin: factsScript(), timeoutMs: 60_000})
   const out = mask(facts.stdout, secrets)
   if (out.includes('@@ NOTOOL')) return {status: 'ok', msg: NO_TOOL_MSG, data: {warning: NO_TOOL_MSG, chain: want.chain}}
   const rc = /@@ RC (\d+)/.exec(out)
-  const listingText = out.split('\n').filter((l) => !l.startsWith('@@ ')).join('\n')
-  const listening = listeningPorts(out.split('\n').filter((l) => l.startsWith('@@ LISTEN ')).map((l) => l.slice(10)))
+  const listingText = out
+    .split('\n')
+    .filter((l) => !l.startsWith('@@ '))
+    .join('\n')
+  const listening = listeningPorts(
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('@@ LISTEN '))
+      .map((l) => l.slice(10)),
+  )
   if (!rc || rc[1] !== '0') {
     const why = (listingText + mask(facts.stderr, secrets)).trim().split('\n').slice(-3).join(' ')
     const hint = /permission denied|must be root/i.test(why) ? ' (iptables needs root: connect as root)' : ''
@@ -367,13 +396,10 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
     return {status: 'failed', msg: `port(s) ${list} still listening: the rules of chain ${want.chain} protect them and stay (stop those instances first, then run down again)`, data}
   }
   if (plan.commands.length === 0) {
-    const msg = state === 'absent'
-      ? `chain ${want.chain} already absent`
-      : `chain ${want.chain} already as wanted (ports ${ranges.join(', ')}; ${sources.length} source(s) + loopback)`
+    const msg = state === 'absent' ? `chain ${want.chain} already absent` : `chain ${want.chain} already as wanted (ports ${ranges.join(', ')}; ${sources.length} source(s) + loopback)`
     return {status: 'ok', msg, data}
   }
-  const counts = (add: string, rm: string) =>
-    [plan.added.length && `${plan.added.length} rule(s) ${add}`, plan.removed.length && `${plan.removed.length} ${rm}`].filter(Boolean).join(', ')
+  const counts = (add: string, rm: string) => [plan.added.length && `${plan.added.length} rule(s) ${add}`, plan.removed.length && `${plan.removed.length} ${rm}`].filter(Boolean).join(', ')
   if (ctx.check) return {status: 'changed', msg: `would change chain ${want.chain}: ${counts('to add', 'to remove')}`, data}
   const r = await ctx.transport.exec('sh -s', {stdin: applyScript(plan.commands), timeoutMs: 120_000})
   const applied = mask(r.stdout, secrets)

@@ -72,12 +72,7 @@ export function gitFactStep(w: GitWant): string {
     const ref = SHORT_SHA.test(w.version) ? `${w.version}^{commit}` : `refs/tags/${w.version}^{commit}`
     lines.push(`  bm_local=$(${g} rev-parse -q --verify ${quote(ref)} 2>/dev/null); printf 'local=%s\\n' "$bm_local"`)
   }
-  lines.push(
-    `elif [ -d ${d} ] && [ -n "$(ls -A ${d} 2>/dev/null)" ]; then echo state=notrepo`,
-    `elif [ -e ${d} ] && [ ! -d ${d} ]; then echo state=notdir`,
-    'else echo state=missing',
-    'fi',
-  )
+  lines.push(`elif [ -d ${d} ] && [ -n "$(ls -A ${d} 2>/dev/null)" ]; then echo state=notrepo`, `elif [ -e ${d} ] && [ ! -d ${d} ]; then echo state=notdir`, 'else echo state=missing', 'fi')
   // Branches move: ask the remote, unless the version is a full sha or a tag we already have.
   if (!FULL_SHA.test(w.version)) {
     lines.push(
@@ -196,7 +191,11 @@ export const gitModule = defineModule<GitWant, GitFacts, {commands: string[]; ta
     force: {type: 'bool', default: false},
   },
   want,
-  ...eachStep(gitFactStep, (s) => parseGitFacts(s.stdout, s.stderr), () => PRELUDE),
+  ...eachStep(
+    gitFactStep,
+    (s) => parseGitFacts(s.stdout, s.stderr),
+    () => PRELUDE,
+  ),
   plan: (w, f) => planGit(w, f),
   data: (ctx, w, f, plan) => ({before: f.head, after: plan.kind === 'change' ? plan.target : f.head, repo: mask(w.repo, ctx.secrets)}),
   apply: {

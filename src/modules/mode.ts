@@ -20,7 +20,15 @@ export function modeProblem(spec: string): string {
   if (octalMode(spec) !== null) return ''
   for (const clause of spec.split(',')) {
     const users = clause.split(/[+=-]/)[0]
-    if (!/[+=-]/.test(clause) || (users !== '' && users !== 'a' && !USERS.test(users)) || !clause.slice(users.length).split(/[+=-]/).slice(1).every(p => PERMS.test(p))) {
+    if (
+      !/[+=-]/.test(clause) ||
+      (users !== '' && users !== 'a' && !USERS.test(users)) ||
+      !clause
+        .slice(users.length)
+        .split(/[+=-]/)
+        .slice(1)
+        .every((p) => PERMS.test(p))
+    ) {
       return `mode "${spec}" is neither octal (write it quoted, e.g. '0644') nor symbolic (like u+x, u=rw,g=r,o=): bad clause "${clause}"`
     }
   }

@@ -142,7 +142,10 @@ export function parseKv(text: string): Record<string, string> {
 // Repeated keys (one per ls-remote line, …) as a list.
 export function kvAll(text: string, key: string): string[] {
   const p = `${key}=`
-  return text.split('\n').filter((l) => l.startsWith(p)).map((l) => l.slice(p.length))
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(p))
+    .map((l) => l.slice(p.length))
 }
 
 export type FileType = 'missing' | 'file' | 'directory' | 'other' | 'link'
@@ -298,4 +301,3 @@ export function errorMessage(error: unknown): string {
   }
   return error instanceof Error ? error.message : String(error)
 }
-

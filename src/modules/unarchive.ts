@@ -206,8 +206,10 @@ export const unarchiveModule = defineModule<UnarchiveWant, UnarchiveFacts, {sha2
     creates: {type: 'path'},
   },
   want: (ctx, item, scope) => want(ctx, item, (p) => hashOnce(scope, p)),
-  ...eachStep(unarchiveFactStep, (s) => parseUnarchiveFacts(s.stdout), (ctx, wants) =>
-    !ctx.check && wants.some((w) => w.src.kind === 'local') ? `mkdir -p -- ${quote(`${ctx.facts.home}/.cache/baremetal`)} 2>/dev/null` : '',
+  ...eachStep(
+    unarchiveFactStep,
+    (s) => parseUnarchiveFacts(s.stdout),
+    (ctx, wants) => (!ctx.check && wants.some((w) => w.src.kind === 'local') ? `mkdir -p -- ${quote(`${ctx.facts.home}/.cache/baremetal`)} 2>/dev/null` : ''),
   ),
   plan: planUnarchive,
   data: (_ctx, w, _f, plan) => (plan.kind === 'noop' ? {dest: w.dest} : undefined),

@@ -21,7 +21,11 @@ export function tokenize(src: string, base = 0): Tok[] {
   let space = false
   while (i < src.length) {
     const c = src[i]
-    if (/\s/.test(c)) { i++; space = true; continue }
+    if (/\s/.test(c)) {
+      i++
+      space = true
+      continue
+    }
     const at = base + i
     if (c === '"' || c === "'") {
       let j = i + 1
@@ -34,14 +38,32 @@ export function tokenize(src: string, base = 0): Tok[] {
         j++
       }
       if (j >= src.length) throw new ExprError('unterminated string', at, `close the string with ${c}`)
-      out.push({t: 'str', v: s, pos: at, space}); i = j + 1; space = false; continue
+      out.push({t: 'str', v: s, pos: at, space})
+      i = j + 1
+      space = false
+      continue
     }
     const num = /^\d+(\.\d+)?([eE][+-]?\d+)?/.exec(src.slice(i))
-    if (num) { out.push({t: 'num', v: num[0], pos: at, space}); i += num[0].length; space = false; continue }
+    if (num) {
+      out.push({t: 'num', v: num[0], pos: at, space})
+      i += num[0].length
+      space = false
+      continue
+    }
     const name = /^[A-Za-z_][\w]*/.exec(src.slice(i))
-    if (name) { out.push({t: 'name', v: name[0], pos: at, space}); i += name[0].length; space = false; continue }
+    if (name) {
+      out.push({t: 'name', v: name[0], pos: at, space})
+      i += name[0].length
+      space = false
+      continue
+    }
     const op = OPS.find((o) => src.startsWith(o, i))
-    if (op) { out.push({t: 'op', v: op, pos: at, space}); i += op.length; space = false; continue }
+    if (op) {
+      out.push({t: 'op', v: op, pos: at, space})
+      i += op.length
+      space = false
+      continue
+    }
     throw new ExprError(`unexpected character "${c}"`, at)
   }
   out.push({t: 'end', v: '', pos: base + src.length, space})
@@ -71,10 +93,23 @@ export class Parser {
   p = 0
   constructor(readonly toks: Tok[]) {}
 
-  peek(o = 0): Tok { return this.toks[Math.min(this.p + o, this.toks.length - 1)] }
-  next(): Tok { return this.toks[this.p++] ?? this.toks[this.toks.length - 1] }
-  is(v: string, o = 0): boolean { const t = this.peek(o); return (t.t === 'op' || t.t === 'name') && t.v === v }
-  accept(v: string): boolean { if (this.is(v)) { this.p++; return true } return false }
+  peek(o = 0): Tok {
+    return this.toks[Math.min(this.p + o, this.toks.length - 1)]
+  }
+  next(): Tok {
+    return this.toks[this.p++] ?? this.toks[this.toks.length - 1]
+  }
+  is(v: string, o = 0): boolean {
+    const t = this.peek(o)
+    return (t.t === 'op' || t.t === 'name') && t.v === v
+  }
+  accept(v: string): boolean {
+    if (this.is(v)) {
+      this.p++
+      return true
+    }
+    return false
+  }
   expect(v: string, what = `"${v}"`): Tok {
     if (!this.is(v)) throw new ExprError(`unexpected ${show(this.peek())}: expected ${what}`, this.peek().pos)
     return this.next()
@@ -95,36 +130,82 @@ export class Parser {
     if (!this.accept('else')) throw new ExprError('an inline "x if cond" needs "else y"', this.peek().pos, "write x if cond else ''")
     return {k: 'cond', t, c, e: this.expr()}
   }
-  or(): Node { let l = this.and(); while (this.is('or')) { const pos = this.next().pos; l = {k: 'bin', op: 'or', l, r: this.and(), pos} } return l }
-  and(): Node { let l = this.not(); while (this.is('and')) { const pos = this.next().pos; l = {k: 'bin', op: 'and', l, r: this.not(), pos} } return l }
+  or(): Node {
+    let l = this.and()
+    while (this.is('or')) {
+      const pos = this.next().pos
+      l = {k: 'bin', op: 'or', l, r: this.and(), pos}
+    }
+    return l
+  }
+  and(): Node {
+    let l = this.not()
+    while (this.is('and')) {
+      const pos = this.next().pos
+      l = {k: 'bin', op: 'and', l, r: this.not(), pos}
+    }
+    return l
+  }
   not(): Node {
-    if (this.is('not') && !this.is('in', 1)) { const pos = this.next().pos; return {k: 'un', op: 'not', x: this.not(), pos} }
+    if (this.is('not') && !this.is('in', 1)) {
+      const pos = this.next().pos
+      return {k: 'un', op: 'not', x: this.not(), pos}
+    }
     return this.cmp()
   }
   cmp(): Node {
     let l = this.concat()
     for (;;) {
       const t = this.peek()
-      if (t.t === 'op' && CMP.includes(t.v)) { this.next(); l = {k: 'bin', op: t.v, l, r: this.concat(), pos: t.pos } }
-      else if (this.is('in')) { this.next(); l = {k: 'bin', op: 'in', l, r: this.concat(), pos: t.pos} }
-      else if (this.is('not') && this.is('in', 1)) { this.p += 2; l = {k: 'bin', op: 'not in', l, r: this.concat(), pos: t.pos} }
-      else return l
+      if (t.t === 'op' && CMP.includes(t.v)) {
+        this.next()
+        l = {k: 'bin', op: t.v, l, r: this.concat(), pos: t.pos}
+      } else if (this.is('in')) {
+        this.next()
+        l = {k: 'bin', op: 'in', l, r: this.concat(), pos: t.pos}
+      } else if (this.is('not') && this.is('in', 1)) {
+        this.p += 2
+        l = {k: 'bin', op: 'not in', l, r: this.concat(), pos: t.pos}
+      } else return l
     }
   }
-  concat(): Node { let l = this.add(); while (this.is('~')) { const pos = this.next().pos; l = {k: 'bin', op: '~', l, r: this.add(), pos} } return l }
+  concat(): Node {
+    let l = this.add()
+    while (this.is('~')) {
+      const pos = this.next().pos
+      l = {k: 'bin', op: '~', l, r: this.add(), pos}
+    }
+    return l
+  }
   add(): Node {
     let l = this.mul()
-    while (this.is('+') || this.is('-')) { const t = this.next(); l = {k: 'bin', op: t.v, l, r: this.mul(), pos: t.pos} }
+    while (this.is('+') || this.is('-')) {
+      const t = this.next()
+      l = {k: 'bin', op: t.v, l, r: this.mul(), pos: t.pos}
+    }
     return l
   }
   mul(): Node {
     let l = this.pow()
-    while (['*', '/', '//', '%'].some((o) => this.is(o))) { const t = this.next(); l = {k: 'bin', op: t.v, l, r: this.pow(), pos: t.pos} }
+    while (['*', '/', '//', '%'].some((o) => this.is(o))) {
+      const t = this.next()
+      l = {k: 'bin', op: t.v, l, r: this.pow(), pos: t.pos}
+    }
     return l
   }
-  pow(): Node { let l = this.unary(); while (this.is('**')) { const pos = this.next().pos; l = {k: 'bin', op: '**', l, r: this.unary(), pos} } return l }
+  pow(): Node {
+    let l = this.unary()
+    while (this.is('**')) {
+      const pos = this.next().pos
+      l = {k: 'bin', op: '**', l, r: this.unary(), pos}
+    }
+    return l
+  }
   unary(): Node {
-    if (this.is('-') || this.is('+')) { const t = this.next(); return {k: 'un', op: t.v, x: this.unary(), pos: t.pos} }
+    if (this.is('-') || this.is('+')) {
+      const t = this.next()
+      return {k: 'un', op: t.v, x: this.unary(), pos: t.pos}
+    }
     return this.filters(this.postfix(this.primary()))
   }
   filters(x: Node): Node {
@@ -152,8 +233,11 @@ export class Parser {
     const args: Node[] = []
     const kw: Record<string, Node> = {}
     while (!this.accept(')')) {
-      if (this.peek().t === 'name' && this.is('=', 1)) { const n = this.next().v; this.next(); kw[n] = this.expr() }
-      else args.push(this.expr())
+      if (this.peek().t === 'name' && this.is('=', 1)) {
+        const n = this.next().v
+        this.next()
+        kw[n] = this.expr()
+      } else args.push(this.expr())
       if (!this.is(')')) this.expect(',', '"," or ")"')
     }
     return {args, kw}
@@ -206,7 +290,10 @@ export class Parser {
     }
     if (t.v === '[') {
       const items: Node[] = []
-      while (!this.accept(']')) { items.push(this.expr()); if (!this.is(']')) this.expect(',', '"," or "]"') }
+      while (!this.accept(']')) {
+        items.push(this.expr())
+        if (!this.is(']')) this.expect(',', '"," or "]"')
+      }
       return {k: 'list', items}
     }
     if (t.v === '{') {
@@ -234,10 +321,24 @@ export class Parser {
     const args: Node[] = []
     while (this.startsHelperArg()) {
       const a = this.peek()
-      if (a.v === '-') { this.next(); args.push({k: 'un', op: '-', x: this.primary(), pos: a.pos}); continue }
-      if (a.v === '(') { this.next(); const inner = this.expr(); this.expect(')'); args.push(inner); continue }
+      if (a.v === '-') {
+        this.next()
+        args.push({k: 'un', op: '-', x: this.primary(), pos: a.pos})
+        continue
+      }
+      if (a.v === '(') {
+        this.next()
+        const inner = this.expr()
+        this.expect(')')
+        args.push(inner)
+        continue
+      }
       let x = this.primary()
-      while (this.is('.') && !this.peek().space) { this.next(); const n = this.next(); x = {k: 'attr', o: x, n: n.v, pos: n.pos} }
+      while (this.is('.') && !this.peek().space) {
+        this.next()
+        const n = this.next()
+        x = {k: 'attr', o: x, n: n.v, pos: n.pos}
+      }
       args.push(x)
     }
     return {k: 'helper', name: t.v, args, pos: t.pos}
@@ -271,7 +372,10 @@ const GLOBALS: Record<string, (args: unknown[], pos: number) => unknown> = {
     const [start, stop, step] = n.length === 1 ? [0, n[0], 1] : [n[0], n[1], n[2] ?? 1]
     if (step === 0) throw new ExprError('range() step must not be 0', pos)
     const out: number[] = []
-    for (let i = start; step > 0 ? i < stop : i > stop; i += step) { out.push(i); if (out.length > 1_000_000) throw new ExprError('range() too long', pos) }
+    for (let i = start; step > 0 ? i < stop : i > stop; i += step) {
+      out.push(i)
+      if (out.length > 1_000_000) throw new ExprError('range() too long', pos)
+    }
     return out
   },
 }
@@ -319,27 +423,55 @@ export function getItem(o: unknown, key: unknown, name: string, pos: number): un
 
 export function evalNode(n: Node, s: Scope): unknown {
   switch (n.k) {
-    case 'lit': return n.v
-    case 'name': return lookupName(n.n, n.pos, s)
-    case 'attr': return getItem(evalNode(n.o, s), /^\d+$/.test(n.n) ? Number(n.n) : n.n, pathName(n), n.pos)
-    case 'item': return getItem(evalNode(n.o, s), use(evalNode(n.i, s), n.pos), pathName(n), n.pos)
-    case 'slice': return slice(n, s)
-    case 'list': return n.items.map((x) => use(evalNode(x, s), 0))
-    case 'dict': return Object.fromEntries(n.pairs.map(([k, v]) => [String(use(evalNode(k, s), 0)), use(evalNode(v, s), 0)]))
-    case 'un': return unary(n.op, evalNode(n.x, s), n.pos)
-    case 'bin': return binary(n, s)
-    case 'cond': return truthy(evalNode(n.c, s), 0) ? evalNode(n.t, s) : evalNode(n.e, s)
+    case 'lit':
+      return n.v
+    case 'name':
+      return lookupName(n.n, n.pos, s)
+    case 'attr':
+      return getItem(evalNode(n.o, s), /^\d+$/.test(n.n) ? Number(n.n) : n.n, pathName(n), n.pos)
+    case 'item':
+      return getItem(evalNode(n.o, s), use(evalNode(n.i, s), n.pos), pathName(n), n.pos)
+    case 'slice':
+      return slice(n, s)
+    case 'list':
+      return n.items.map((x) => use(evalNode(x, s), 0))
+    case 'dict':
+      return Object.fromEntries(n.pairs.map(([k, v]) => [String(use(evalNode(k, s), 0)), use(evalNode(v, s), 0)]))
+    case 'un':
+      return unary(n.op, evalNode(n.x, s), n.pos)
+    case 'bin':
+      return binary(n, s)
+    case 'cond':
+      return truthy(evalNode(n.c, s), 0) ? evalNode(n.t, s) : evalNode(n.e, s)
     case 'filter': {
       const x = evalNode(n.x, s)
       const kw = Object.fromEntries(Object.entries(n.kw).map(([k, v]) => [k, evalNode(v, s)]))
-      return callFilter(n.name, x, n.args.map((a) => evalNode(a, s)), kw, {pos: n.pos, scope: s})
+      return callFilter(
+        n.name,
+        x,
+        n.args.map((a) => evalNode(a, s)),
+        kw,
+        {pos: n.pos, scope: s},
+      )
     }
     case 'test': {
-      const r = callTest(n.name, evalNode(n.x, s), n.args.map((a) => evalNode(a, s)), n.pos)
+      const r = callTest(
+        n.name,
+        evalNode(n.x, s),
+        n.args.map((a) => evalNode(a, s)),
+        n.pos,
+      )
       return n.neg ? !r : r
     }
-    case 'call': return call(n, s)
-    case 'helper': return callHelper(n.name, n.args.map((a) => evalNode(a, s)), n.pos, s.vars)
+    case 'call':
+      return call(n, s)
+    case 'helper':
+      return callHelper(
+        n.name,
+        n.args.map((a) => evalNode(a, s)),
+        n.pos,
+        s.vars,
+      )
   }
 }
 
@@ -363,7 +495,11 @@ const METHODS: Record<string, (self: unknown, a: unknown[], pos: number) => unkn
   items: (o) => Object.entries(dictOf(o)),
   keys: (o) => Object.keys(dictOf(o)),
   values: (o) => Object.values(dictOf(o)),
-  get: (o, a) => { const d = dictOf(o); const k = str(a[0]); return Object.prototype.hasOwnProperty.call(d, k) ? d[k] : a[1] ?? null },
+  get: (o, a) => {
+    const d = dictOf(o)
+    const k = str(a[0])
+    return Object.prototype.hasOwnProperty.call(d, k) ? d[k] : (a[1] ?? null)
+  },
 }
 
 const str = (v: unknown): string => {
@@ -379,12 +515,20 @@ function call(n: Extract<Node, {k: 'call'}>, s: Scope): unknown {
   const args = n.args.map((a) => use(evalNode(a, s), n.pos))
   if (n.f.k === 'attr' && n.f.n in METHODS) {
     const self = use(evalNode(n.f.o, s), n.pos)
-    try { return METHODS[n.f.n](self, args, n.pos) } catch (error) { throw error instanceof ExprError && error.pos === 0 ? new ExprError(`.${n.f.n}(): ${error.message}`, n.pos) : error }
+    try {
+      return METHODS[n.f.n](self, args, n.pos)
+    } catch (error) {
+      throw error instanceof ExprError && error.pos === 0 ? new ExprError(`.${n.f.n}(): ${error.message}`, n.pos) : error
+    }
   }
   const f = evalNode(n.f, s)
   if (f && typeof f === 'object' && '__global' in f) return GLOBALS[(f as {__global: string}).__global](args, n.pos)
   if (n.f.k === 'name' && n.f.n === 'lookup') throw new ExprError('lookup() is not supported', n.pos, 'pass the value with -e or a variable file instead')
-  throw new ExprError(`"${pathName(n.f)}" is not a function this tool knows`, n.pos, `functions: ${Object.keys(GLOBALS).join(', ')}; methods: ${Object.keys(METHODS).join(', ')}; filters are written x | name(args)`)
+  throw new ExprError(
+    `"${pathName(n.f)}" is not a function this tool knows`,
+    n.pos,
+    `functions: ${Object.keys(GLOBALS).join(', ')}; methods: ${Object.keys(METHODS).join(', ')}; filters are written x | name(args)`,
+  )
 }
 
 export function typeName(v: unknown): string {
@@ -456,17 +600,32 @@ export function contains(container: unknown, v: unknown, pos: number): boolean {
 }
 
 function binary(n: Extract<Node, {k: 'bin'}>, s: Scope): unknown {
-  if (n.op === 'and') { const l = evalNode(n.l, s); return truthy(l, n.pos) ? evalNode(n.r, s) : l }
-  if (n.op === 'or') { const l = evalNode(n.l, s); return truthy(l, n.pos) ? l : evalNode(n.r, s) }
+  if (n.op === 'and') {
+    const l = evalNode(n.l, s)
+    return truthy(l, n.pos) ? evalNode(n.r, s) : l
+  }
+  if (n.op === 'or') {
+    const l = evalNode(n.l, s)
+    return truthy(l, n.pos) ? l : evalNode(n.r, s)
+  }
   const l = use(evalNode(n.l, s), n.pos)
   const r = use(evalNode(n.r, s), n.pos)
   switch (n.op) {
-    case '==': return equal(l, r)
-    case '!=': return !equal(l, r)
-    case 'in': return contains(r, l, n.pos)
-    case 'not in': return !contains(r, l, n.pos)
-    case '~': return toStr(l) + toStr(r)
-    case '<': case '>': case '<=': case '>=': return compare(n.op, l, r, n.pos)
+    case '==':
+      return equal(l, r)
+    case '!=':
+      return !equal(l, r)
+    case 'in':
+      return contains(r, l, n.pos)
+    case 'not in':
+      return !contains(r, l, n.pos)
+    case '~':
+      return toStr(l) + toStr(r)
+    case '<':
+    case '>':
+    case '<=':
+    case '>=':
+      return compare(n.op, l, r, n.pos)
   }
   if (n.op === '+' && typeof l === 'string' && typeof r === 'string') return l + r
   if (n.op === '+' && Array.isArray(l) && Array.isArray(r)) return [...l, ...r]
@@ -476,13 +635,20 @@ function binary(n: Extract<Node, {k: 'bin'}>, s: Scope): unknown {
   if ((n.op === '/' || n.op === '//' || n.op === '%') && b === 0) throw new ExprError('division by zero', n.pos)
   const wrap = (x: number, f = float) => (f ? new Float(x) : x)
   switch (n.op) {
-    case '+': return wrap(a + b)
-    case '-': return wrap(a - b)
-    case '*': return wrap(a * b)
-    case '/': return new Float(a / b)
-    case '//': return wrap(Math.floor(a / b))
-    case '%': return wrap(a - b * Math.floor(a / b))
-    default: return wrap(a ** b)
+    case '+':
+      return wrap(a + b)
+    case '-':
+      return wrap(a - b)
+    case '*':
+      return wrap(a * b)
+    case '/':
+      return new Float(a / b)
+    case '//':
+      return wrap(Math.floor(a / b))
+    case '%':
+      return wrap(a - b * Math.floor(a / b))
+    default:
+      return wrap(a ** b)
   }
 }
 
@@ -520,7 +686,10 @@ export function repr(v: unknown, depth = 0): string {
     return out + q
   }
   if (Array.isArray(v)) return `[${v.map((x) => repr(x, depth + 1)).join(', ')}]`
-  if (typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `${repr(k)}: ${repr(x, depth + 1)}`).join(', ')}}`
+  if (typeof v === 'object')
+    return `{${Object.entries(v)
+      .map(([k, x]) => `${repr(k)}: ${repr(x, depth + 1)}`)
+      .join(', ')}}`
   return String(v)
 }
 
@@ -544,7 +713,10 @@ export function evaluate(expr: string | boolean | number, vars: Record<string, u
   let src = expr
   let base = 0
   const wrapped = /^(\s*\{\{)(.*)\}\}\s*$/s.exec(src)
-  if (wrapped) { src = wrapped[2]; base = wrapped[1].length }
+  if (wrapped) {
+    src = wrapped[2]
+    base = wrapped[1].length
+  }
   const node = parseExpression(src, base)
   return truthy(evalNode(node, {vars}), 0)
 }

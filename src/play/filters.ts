@@ -15,7 +15,17 @@ export interface FilterCtx {
 type Filter = (x: unknown, a: unknown[], kw: Record<string, unknown>, c: FilterCtx) => unknown
 
 // Python truthiness without the "string spelled as a boolean" guard: for default(x, true).
-const pyTrue = (v: unknown) => !(v === null || v === undefined || v === false || v === 0 || v === '' || (v instanceof Float && v.v === 0) || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && !Array.isArray(v) && !(v instanceof Float) && Object.keys(v as object).length === 0))
+const pyTrue = (v: unknown) =>
+  !(
+    v === null ||
+    v === undefined ||
+    v === false ||
+    v === 0 ||
+    v === '' ||
+    (v instanceof Float && v.v === 0) ||
+    (Array.isArray(v) && v.length === 0) ||
+    (typeof v === 'object' && !Array.isArray(v) && !(v instanceof Float) && Object.keys(v as object).length === 0)
+  )
 
 const list = (v: unknown, c: FilterCtx, what: string): unknown[] => {
   const x = use(v, c.pos)
@@ -59,7 +69,11 @@ function pyRegex(p: string, flags: string, c: FilterCtx): RegExp {
     throw new ExprError(`bad regular expression ${JSON.stringify(p)}: ${(error as Error).message}`, c.pos)
   }
 }
-const pyReplacement = (r: string) => r.replace(/\$/g, '$$$$').replace(/\\g<(\w+)>/g, (_, n) => (/^\d+$/.test(n) ? `$${n}` : `$<${n}>`)).replace(/\\(\d)/g, '$$$1')
+const pyReplacement = (r: string) =>
+  r
+    .replace(/\$/g, '$$$$')
+    .replace(/\\g<(\w+)>/g, (_, n) => (/^\d+$/.test(n) ? `$${n}` : `$<${n}>`))
+    .replace(/\\(\d)/g, '$$$1')
 
 /** Python json.dumps: ", " and ": " separators, non-ASCII escaped. */
 export function pyJson(v: unknown, indent?: number, sortKeys = false, depth = 0): string {
@@ -86,8 +100,12 @@ function pyYaml(v: unknown, nice: boolean, indent: number): string {
   const doc = new Document(JSON.parse(pyJson(v)), {sortMapEntries: true})
   if (!nice) {
     visit(doc, {
-      Map: (_, n) => { if (n.items.every((p) => !isMap(p.value) && !isSeq(p.value))) n.flow = true },
-      Seq: (_, n) => { if (n.items.every((i) => !isMap(i) && !isSeq(i))) n.flow = true },
+      Map: (_, n) => {
+        if (n.items.every((p) => !isMap(p.value) && !isSeq(p.value))) n.flow = true
+      },
+      Seq: (_, n) => {
+        if (n.items.every((i) => !isMap(i) && !isSeq(i))) n.flow = true
+      },
     })
   }
   return doc.toString({indent, flowCollectionPadding: false, singleQuote: true, lineWidth: 0, indentSeq: !nice ? false : true})
@@ -109,10 +127,18 @@ function attrOf(item: unknown, path: string, c: FilterCtx): unknown {
 
 function extract(item: unknown, container: unknown, more: unknown, c: FilterCtx): unknown {
   const base = use(container, c.pos)
-  let v: unknown = base && typeof base === 'object' && Object.prototype.hasOwnProperty.call(base, String(plain(item))) ? (base as Record<string, unknown>)[String(plain(item))] : Array.isArray(base) && typeof item === 'number' ? base[item] : new Undef(`[${repr(item)}]`, c.pos, `extract: ${repr(item)} is not in the container`)
+  let v: unknown =
+    base && typeof base === 'object' && Object.prototype.hasOwnProperty.call(base, String(plain(item)))
+      ? (base as Record<string, unknown>)[String(plain(item))]
+      : Array.isArray(base) && typeof item === 'number'
+        ? base[item]
+        : new Undef(`[${repr(item)}]`, c.pos, `extract: ${repr(item)} is not in the container`)
   for (const k of more === undefined ? [] : Array.isArray(more) ? more : [more]) {
     const cur = use(v, c.pos)
-    v = cur && typeof cur === 'object' && Object.prototype.hasOwnProperty.call(cur, String(k)) ? (cur as Record<string, unknown>)[String(k)] : new Undef(`[${repr(item)}][${repr(k)}]`, c.pos, `extract: ${repr(item)} has no key ${repr(k)}`)
+    v =
+      cur && typeof cur === 'object' && Object.prototype.hasOwnProperty.call(cur, String(k))
+        ? (cur as Record<string, unknown>)[String(k)]
+        : new Undef(`[${repr(item)}][${repr(k)}]`, c.pos, `extract: ${repr(item)} has no key ${repr(k)}`)
   }
   return use(v, c.pos)
 }
@@ -131,16 +157,34 @@ function selectLike(keep: boolean, attr: boolean): Filter {
 
 const FILTER_TABLE: Record<string, Filter> = {
   default: (x, a, kw) => (isUndef(x) || (arg(a, kw, 1, 'boolean', false) === true && !pyTrue(x)) ? arg(a, kw, 0, 'default_value', '') : x),
-  mandatory: (x, a, _kw, c) => { if (isUndef(x)) throw new ExprError(a[0] !== undefined ? String(a[0]) : `mandatory variable "${x.name}" is not defined`, x.pos || c.pos); return x },
-  join: (x, a, kw, c) => list(x, c, 'join').map((v) => toStr(v)).join(text(arg(a, kw, 0, 'd', ''), c)),
+  mandatory: (x, a, _kw, c) => {
+    if (isUndef(x)) throw new ExprError(a[0] !== undefined ? String(a[0]) : `mandatory variable "${x.name}" is not defined`, x.pos || c.pos)
+    return x
+  },
+  join: (x, a, kw, c) =>
+    list(x, c, 'join')
+      .map((v) => toStr(v))
+      .join(text(arg(a, kw, 0, 'd', ''), c)),
   int: (x, a, kw, c) => toInt(use(x, c.pos), arg(a, kw, 0, 'default', 0)),
-  float: (x, a, kw, c) => { const v = plain(use(x, c.pos)); const n = typeof v === 'number' ? v : Number(String(v).trim()); return new Float(Number.isFinite(n) && String(v).trim() !== '' ? n : Number(plain(arg(a, kw, 0, 'default', 0)))) },
+  float: (x, a, kw, c) => {
+    const v = plain(use(x, c.pos))
+    const n = typeof v === 'number' ? v : Number(String(v).trim())
+    return new Float(Number.isFinite(n) && String(v).trim() !== '' ? n : Number(plain(arg(a, kw, 0, 'default', 0))))
+  },
   bool: (x, _a, _kw, c) => toBool(use(x, c.pos)),
   string: (x, _a, _kw, c) => text(x, c),
-  length: (x, _a, _kw, c) => { const v = use(x, c.pos); if (typeof v === 'string' || Array.isArray(v)) return v.length; if (v && typeof v === 'object' && !(v instanceof Float)) return Object.keys(v).length; throw new ExprError(`length of ${typeName(v)}`, c.pos) },
+  length: (x, _a, _kw, c) => {
+    const v = use(x, c.pos)
+    if (typeof v === 'string' || Array.isArray(v)) return v.length
+    if (v && typeof v === 'object' && !(v instanceof Float)) return Object.keys(v).length
+    throw new ExprError(`length of ${typeName(v)}`, c.pos)
+  },
   lower: (x, _a, _kw, c) => text(x, c).toLowerCase(),
   upper: (x, _a, _kw, c) => text(x, c).toUpperCase(),
-  capitalize: (x, _a, _kw, c) => { const s = text(x, c); return s.charAt(0).toUpperCase() + s.slice(1).toLowerCase() },
+  capitalize: (x, _a, _kw, c) => {
+    const s = text(x, c)
+    return s.charAt(0).toUpperCase() + s.slice(1).toLowerCase()
+  },
   trim: (x, _a, _kw, c) => text(x, c).trim(),
   replace: (x, a, kw, c) => {
     const s = text(x, c)
@@ -159,7 +203,11 @@ const FILTER_TABLE: Record<string, Filter> = {
   },
   map: (x, a, kw, c) => {
     const items = list(x, c, 'map')
-    if ('attribute' in kw) return items.map((it) => { const v = attrOf(it, String(kw.attribute), c); return isUndef(v) && 'default' in kw ? kw.default : use(v, c.pos) })
+    if ('attribute' in kw)
+      return items.map((it) => {
+        const v = attrOf(it, String(kw.attribute), c)
+        return isUndef(v) && 'default' in kw ? kw.default : use(v, c.pos)
+      })
     if (a.length === 0) throw new ExprError('map needs a filter name or attribute=…', c.pos, "write map('extract', hostvars, 'ansible_host') or map(attribute='name')")
     const name = String(a[0])
     if (name === 'extract') return items.map((it) => extract(it, a[1], a[2], c))
@@ -171,10 +219,19 @@ const FILTER_TABLE: Record<string, Filter> = {
   selectattr: selectLike(true, true),
   rejectattr: selectLike(false, true),
   list: (x, _a, _kw, c) => [...list(x, c, 'list')],
-  first: (x, _a, _kw, c) => { const l = list(x, c, 'first'); return l.length ? l[0] : new Undef('first', c.pos, 'the list is empty') },
-  last: (x, _a, _kw, c) => { const l = list(x, c, 'last'); return l.length ? l[l.length - 1] : new Undef('last', c.pos, 'the list is empty') },
+  first: (x, _a, _kw, c) => {
+    const l = list(x, c, 'first')
+    return l.length ? l[0] : new Undef('first', c.pos, 'the list is empty')
+  },
+  last: (x, _a, _kw, c) => {
+    const l = list(x, c, 'last')
+    return l.length ? l[l.length - 1] : new Undef('last', c.pos, 'the list is empty')
+  },
   unique: (x, _a, _kw, c) => list(x, c, 'unique').filter((v, i, all) => all.findIndex((w) => equal(v, w)) === i),
-  reverse: (x, _a, _kw, c) => { const v = use(x, c.pos); return typeof v === 'string' ? [...v].reverse().join('') : [...list(v, c, 'reverse')].reverse() },
+  reverse: (x, _a, _kw, c) => {
+    const v = use(x, c.pos)
+    return typeof v === 'string' ? [...v].reverse().join('') : [...list(v, c, 'reverse')].reverse()
+  },
   sort: (x, a, kw, c) => {
     const attr = arg(a, kw, 2, 'attribute')
     const cs = arg(a, kw, 1, 'case_sensitive', false) === true
@@ -187,7 +244,13 @@ const FILTER_TABLE: Record<string, Filter> = {
   },
   to_json: (x, _a, _kw, c) => pyJson(use(x, c.pos)),
   to_nice_json: (x, a, kw, c) => pyJson(use(x, c.pos), Number(arg(a, kw, 0, 'indent', 4)), true),
-  from_json: (x, _a, _kw, c) => { try { return JSON.parse(text(x, c)) } catch (error) { throw new ExprError(`from_json: ${(error as Error).message}`, c.pos) } },
+  from_json: (x, _a, _kw, c) => {
+    try {
+      return JSON.parse(text(x, c))
+    } catch (error) {
+      throw new ExprError(`from_json: ${(error as Error).message}`, c.pos)
+    }
+  },
   to_yaml: (x, _a, _kw, c) => pyYaml(use(x, c.pos), false, 2),
   to_nice_yaml: (x, a, kw, c) => pyYaml(use(x, c.pos), true, Number(arg(a, kw, 0, 'indent', 4))),
   quote: (x, _a, _kw, c) => quote(text(x, c)),
@@ -195,7 +258,10 @@ const FILTER_TABLE: Record<string, Filter> = {
   basename: (x, _a, _kw, c) => posix.basename(text(x, c)),
   dirname: (x, _a, _kw, c) => posix.dirname(text(x, c)),
   expanduser: (x, _a, _kw, c) => expandUser(text(x, c), c.scope.vars),
-  abs: (x, _a, _kw, c) => { const v = use(x, c.pos); return v instanceof Float ? new Float(Math.abs(v.v)) : Math.abs(Number(v)) },
+  abs: (x, _a, _kw, c) => {
+    const v = use(x, c.pos)
+    return v instanceof Float ? new Float(Math.abs(v.v)) : Math.abs(Number(v))
+  },
   min: (x, _a, _kw, c) => list(x, c, 'min').reduce((m, v) => (plain(v)! < plain(m)! ? v : m)),
   max: (x, _a, _kw, c) => list(x, c, 'max').reduce((m, v) => (plain(v)! > plain(m)! ? v : m)),
   sum: (x, a, kw, c) => list(x, c, 'sum').reduce<number>((s, v) => s + Number(plain(v)), Number(plain(arg(a, kw, 1, 'start', 0)))),
@@ -213,8 +279,20 @@ const FILTER_TABLE: Record<string, Filter> = {
   items: (x, _a, _kw, c) => Object.entries(dict(x, c, 'items')),
   flatten: (x, a, kw, c) => list(x, c, 'flatten').flat(arg(a, kw, 0, 'levels') === undefined ? Infinity : Number(arg(a, kw, 0, 'levels'))),
   union: (x, a, _kw, c) => FILTER_TABLE.unique([...list(x, c, 'union'), ...list(a[0], c, 'union')], [], {}, c),
-  intersect: (x, a, _kw, c) => FILTER_TABLE.unique(list(x, c, 'intersect').filter((v) => list(a[0], c, 'intersect').some((w) => equal(v, w))), [], {}, c),
-  difference: (x, a, _kw, c) => FILTER_TABLE.unique(list(x, c, 'difference').filter((v) => !list(a[0], c, 'difference').some((w) => equal(v, w))), [], {}, c),
+  intersect: (x, a, _kw, c) =>
+    FILTER_TABLE.unique(
+      list(x, c, 'intersect').filter((v) => list(a[0], c, 'intersect').some((w) => equal(v, w))),
+      [],
+      {},
+      c,
+    ),
+  difference: (x, a, _kw, c) =>
+    FILTER_TABLE.unique(
+      list(x, c, 'difference').filter((v) => !list(a[0], c, 'difference').some((w) => equal(v, w))),
+      [],
+      {},
+      c,
+    ),
 }
 FILTER_TABLE.d = FILTER_TABLE.default
 FILTER_TABLE.count = FILTER_TABLE.length
@@ -271,5 +349,9 @@ export function callTest(name: string, x: unknown, args: unknown[], pos: number,
   if (!t) throw new ExprError(`unknown test "is ${name}"`, pos, `supported tests: ${Object.keys(TESTS).sort().join(', ')}`)
   if (checkOnly) return false
   if (name !== 'defined' && name !== 'undefined') use(x, pos)
-  return t(x, args.map((v) => use(v, pos)), pos)
+  return t(
+    x,
+    args.map((v) => use(v, pos)),
+    pos,
+  )
 }

@@ -46,7 +46,10 @@ export function redisArg(v: unknown): string {
 
 /** A list, or a whitespace-separated string, as several redis.conf arguments (bind). */
 export function redisArgs(v: unknown): string {
-  return (Array.isArray(v) ? v.map(String) : String(v ?? '').split(/\s+/)).filter((w) => w !== '').map(redisArg).join(' ')
+  return (Array.isArray(v) ? v.map(String) : String(v ?? '').split(/\s+/))
+    .filter((w) => w !== '')
+    .map(redisArg)
+    .join(' ')
 }
 
 type Helper = (a: unknown[], pos: number, vars: Record<string, unknown>) => unknown
@@ -66,7 +69,10 @@ const HELPERS: Record<string, Helper> = {
   and: (a, p) => a.every((v) => loose(use(v, p))),
   or: (a, p) => a.some((v) => loose(use(v, p))),
   not: (a, p) => !loose(use(a[0], p)),
-  join: (a, p) => { const l = use(a[0], p); return Array.isArray(l) ? l.join(typeof a[1] === 'string' ? a[1] : ',') : String(l) },
+  join: (a, p) => {
+    const l = use(a[0], p)
+    return Array.isArray(l) ? l.join(typeof a[1] === 'string' ? a[1] : ',') : String(l)
+  },
   json: (a, p) => JSON.stringify(plain(use(a[0], p))),
   upper: (a, p) => String(use(a[0], p)).toUpperCase(),
   lower: (a, p) => String(use(a[0], p)).toLowerCase(),

@@ -61,7 +61,10 @@ function lex(src: string): Tok[] {
     const m = /\{[{%#]/g
     m.lastIndex = i
     const hit = m.exec(src)
-    if (!hit) { out.push({k: 'text', s: src.slice(i)}); break }
+    if (!hit) {
+      out.push({k: 'text', s: src.slice(i)})
+      break
+    }
     if (hit.index > i) out.push({k: 'text', s: src.slice(i, hit.index)})
     const open = hit[0]
     const close = open === '{{' ? '}}' : open === '{%' ? '%}' : '#}'
@@ -71,14 +74,28 @@ function lex(src: string): Tok[] {
     let inner = src.slice(start + 2, end)
     let innerPos = start + 2
     const l = inner.startsWith('-')
-    if (l || inner.startsWith('+')) { inner = inner.slice(1); innerPos++ }
+    if (l || inner.startsWith('+')) {
+      inner = inner.slice(1)
+      innerPos++
+    }
     const r = inner.endsWith('-')
     if (r) inner = inner.slice(0, -1)
     i = end + 2
-    if (open === '{#') { out.push({k: 'comment', l, r}); continue }
+    if (open === '{#') {
+      out.push({k: 'comment', l, r})
+      continue
+    }
     if (open === '{{') {
       const hbs = /^\s*(#|\/|else\s*$)/.exec(inner)
-      if (hbs) out.push({k: 'tag', src: inner.trim().replace(/^[#/]/, ''), pos: innerPos + inner.indexOf(inner.trim()) + (/^\s*[#/]/.test(inner) ? 1 : 0), l, r, hbs: hbs[1] === '#' ? 'open' : hbs[1] === '/' ? 'close' : 'else'})
+      if (hbs)
+        out.push({
+          k: 'tag',
+          src: inner.trim().replace(/^[#/]/, ''),
+          pos: innerPos + inner.indexOf(inner.trim()) + (/^\s*[#/]/.test(inner) ? 1 : 0),
+          l,
+          r,
+          hbs: hbs[1] === '#' ? 'open' : hbs[1] === '/' ? 'close' : 'else',
+        })
       else out.push({k: 'expr', src: inner, pos: innerPos, l, r})
       continue
     }
@@ -146,9 +163,20 @@ class TemplateParser {
     const out: Piece[] = []
     while (this.i < this.toks.length) {
       const t = this.toks[this.i]
-      if (t.k === 'text') { if (t.s) out.push({k: 'text', s: t.s}); this.i++; continue }
-      if (t.k === 'comment') { this.i++; continue }
-      if (t.k === 'expr') { this.i++; out.push({k: 'out', e: expression(t.src, t.pos), pos: t.pos}); continue }
+      if (t.k === 'text') {
+        if (t.s) out.push({k: 'text', s: t.s})
+        this.i++
+        continue
+      }
+      if (t.k === 'comment') {
+        this.i++
+        continue
+      }
+      if (t.k === 'expr') {
+        this.i++
+        out.push({k: 'out', e: expression(t.src, t.pos), pos: t.pos})
+        continue
+      }
       const word = tagWord(t)
       if (stops.includes(word)) return out
       this.i++
@@ -169,7 +197,12 @@ class TemplateParser {
           const end = this.closing(t, ['elif', 'else', 'endif'])
           if (end.word === 'endif') break
           if (end.word === 'elif') branches.push({c: full(end.p), body: this.body(['elif', 'else', 'endif'])})
-          else { end.p.done(); branches.push({c: null, body: this.body(['endif'])}); this.closing(t, ['endif']).p.done(); break }
+          else {
+            end.p.done()
+            branches.push({c: null, body: this.body(['endif'])})
+            this.closing(t, ['endif']).p.done()
+            break
+          }
         }
         return {k: 'if', branches, hbs: false}
       }
@@ -183,7 +216,10 @@ class TemplateParser {
         p.done()
         const body = this.body(['else', 'endfor'])
         let empty: Piece[] = []
-        if (this.closing(t, ['else', 'endfor']).word === 'else') { empty = this.body(['endfor']); this.closing(t, ['endfor']) }
+        if (this.closing(t, ['else', 'endfor']).word === 'else') {
+          empty = this.body(['endfor'])
+          this.closing(t, ['endfor'])
+        }
         return {k: 'for', names, iter, cond, body, empty, hbs: false, pos: t.pos}
       }
       case 'set': {
@@ -209,14 +245,26 @@ class TemplateParser {
     const e = full(p)
     const body = this.body(['else', `/${kind}`])
     let other: Piece[] = []
-    if (this.closing(t, ['else', `/${kind}`]).word === 'else') { other = this.body([`/${kind}`]); this.closing(t, [`/${kind}`]) }
-    if (kind === 'if') return {k: 'if', branches: [{c: e, body}, {c: null, body: other}], hbs: true}
+    if (this.closing(t, ['else', `/${kind}`]).word === 'else') {
+      other = this.body([`/${kind}`])
+      this.closing(t, [`/${kind}`])
+    }
+    if (kind === 'if')
+      return {
+        k: 'if',
+        branches: [
+          {c: e, body},
+          {c: null, body: other},
+        ],
+        hbs: true,
+      }
     return {k: 'for', names: ['this'], iter: e, body, empty: other, hbs: true, pos: t.pos}
   }
 
   closing(open: Extract<Tok, {k: 'tag'}>, words: string[]): {word: string; p: Parser} {
     const t = this.toks[this.i]
-    if (!t || t.k !== 'tag') throw new ExprError(`${describeTag(open)} is never closed`, open.pos, `add ${words[words.length - 1].startsWith('/') ? `{{${words[words.length - 1]}}}` : `{% ${words[words.length - 1]} %}`}`)
+    if (!t || t.k !== 'tag')
+      throw new ExprError(`${describeTag(open)} is never closed`, open.pos, `add ${words[words.length - 1].startsWith('/') ? `{{${words[words.length - 1]}}}` : `{% ${words[words.length - 1]} %}`}`)
     this.i++
     const p = new Parser(tokenize(t.src, t.pos))
     p.next()
@@ -294,15 +342,23 @@ function iterate(v: unknown, names: string[], pos: number): unknown[][] {
 export function renderPieces(pieces: Piece[], s: Scope, out: string[]): void {
   for (const p of pieces) {
     switch (p.k) {
-      case 'text': out.push(p.s); break
-      case 'out': out.push(display(use(evalAt(p.e, s, p.pos), p.pos))); break
-      case 'set': s.locals!.set(p.name, use(evalAt(p.e, s, p.pos), p.pos)); break
+      case 'text':
+        out.push(p.s)
+        break
+      case 'out':
+        out.push(display(use(evalAt(p.e, s, p.pos), p.pos)))
+        break
+      case 'set':
+        s.locals!.set(p.name, use(evalAt(p.e, s, p.pos), p.pos))
+        break
       case 'if': {
         const b = p.branches.find((br) => br.c === null || (p.hbs ? hbsTrue(evalAt(br.c, s, 0), 0) : truthy(evalAt(br.c, s, 0), 0)))
         if (b) renderPieces(b.body, s, out)
         break
       }
-      case 'for': renderFor(p, s, out); break
+      case 'for':
+        renderFor(p, s, out)
+        break
     }
   }
 }
@@ -313,7 +369,10 @@ function renderFor(p: Extract<Piece, {k: 'for'}>, s: Scope, out: string[]): void
     const cond = p.cond
     rows = rows.filter((r) => truthy(evalAt(cond, child(s, p.names, r), p.pos), p.pos))
   }
-  if (rows.length === 0) { renderPieces(p.empty, s, out); return }
+  if (rows.length === 0) {
+    renderPieces(p.empty, s, out)
+    return
+  }
   rows.forEach((r, i) => {
     const inner = child(s, p.names, r)
     const loop = {index: i + 1, index0: i, first: i === 0, last: i === rows.length - 1, length: rows.length, revindex: rows.length - i, revindex0: rows.length - i - 1}

@@ -7,7 +7,13 @@ import type {HostRecap, Reporter, RunResult, TaskRecord} from './runner.js'
 // document at the end and nothing on stdout before it.
 
 const C = {
-  green: '\x1b[32m', yellow: '\x1b[33m', red: '\x1b[31m', cyan: '\x1b[36m', dim: '\x1b[2m', bold: '\x1b[1m', reset: '\x1b[0m',
+  green: '\x1b[32m',
+  yellow: '\x1b[33m',
+  red: '\x1b[31m',
+  cyan: '\x1b[36m',
+  dim: '\x1b[2m',
+  bold: '\x1b[1m',
+  reset: '\x1b[0m',
 }
 
 export interface OutputOptions {
@@ -137,9 +143,16 @@ export function renderDiff(path: string, before: string, after: string, tty = fa
   const red = (s: string) => (tty ? `\x1b[31m${s}\x1b[0m` : s)
   const green = (s: string) => (tty ? `\x1b[32m${s}\x1b[0m` : s)
   while (i < n || j < m) {
-    if (i < n && j < m && a[i] === b[j]) { i++; j++ }
-    else if (j < m && (i >= n || lcs[i][j + 1] >= lcs[i + 1][j])) { out.push(green(`+${b[j]}`)); j++ }
-    else { out.push(red(`-${a[i]}`)); i++ }
+    if (i < n && j < m && a[i] === b[j]) {
+      i++
+      j++
+    } else if (j < m && (i >= n || lcs[i][j + 1] >= lcs[i + 1][j])) {
+      out.push(green(`+${b[j]}`))
+      j++
+    } else {
+      out.push(red(`-${a[i]}`))
+      i++
+    }
   }
   return out.map((l) => `      ${l}`).join('\n')
 }
@@ -155,7 +168,17 @@ export function renderRecap(result: RunResult, tty: boolean): string {
   const shown = hosts.length > 20 ? hosts.filter(([, r]) => r.failed || r.unreachable).slice(0, 50) : hosts
   for (const [h, r] of shown) lines.push(`  ${h.padEnd(width)}  ${fmt(r)}`)
   if (shown.length < hosts.length) lines.push(`  (${hosts.length - shown.length} more hosts with no failures)`)
-  const total = hosts.reduce((t, [, r]) => ({ok: t.ok + r.ok, changed: t.changed + r.changed, failed: t.failed + r.failed, unreachable: t.unreachable + r.unreachable, skipped: t.skipped + r.skipped, ignored: t.ignored + r.ignored}), {ok: 0, changed: 0, failed: 0, unreachable: 0, skipped: 0, ignored: 0})
+  const total = hosts.reduce(
+    (t, [, r]) => ({
+      ok: t.ok + r.ok,
+      changed: t.changed + r.changed,
+      failed: t.failed + r.failed,
+      unreachable: t.unreachable + r.unreachable,
+      skipped: t.skipped + r.skipped,
+      ignored: t.ignored + r.ignored,
+    }),
+    {ok: 0, changed: 0, failed: 0, unreachable: 0, skipped: 0, ignored: 0},
+  )
   const secs = (result.durationMs / 1000).toFixed(1)
   if (total.changed === 0 && total.failed === 0 && total.unreachable === 0 && !result.aborted) {
     lines.push(`  ${hosts.length} host(s): no changes${result.check ? ' would be made' : ''} — everything already as declared (${secs}s)`)
@@ -175,7 +198,13 @@ export function changedLines(result: RunResult, max = 12): string[] {
   for (const t of result.tasks) if (t.status === 'changed') byTask.set(t.task, [...(byTask.get(t.task) ?? []), t])
   const out: string[] = []
   for (const [task, recs] of byTask) {
-    const hosts = recs.length > 4 ? `${recs.slice(0, 4).map((r) => r.host).join(', ')}, … (${recs.length} hosts)` : recs.map((r) => r.host).join(', ')
+    const hosts =
+      recs.length > 4
+        ? `${recs
+            .slice(0, 4)
+            .map((r) => r.host)
+            .join(', ')}, … (${recs.length} hosts)`
+        : recs.map((r) => r.host).join(', ')
     const first = (recs[0].msg ?? '').split('\n')[0]
     out.push(`  ${result.check ? 'would change' : 'changed'}: ${task} on ${hosts}${first ? ` — ${first.length > 160 ? first.slice(0, 157) + '…' : first}` : ''}`)
   }

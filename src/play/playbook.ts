@@ -54,8 +54,44 @@ export interface Playbook {
   plays: Play[]
 }
 
-const PLAY_KEYS = ['name', 'hosts', 'defaults', 'vars', 'vars_files', 'tasks', 'become', 'become_user', 'gather_facts', 'max_fail_percentage', 'any_errors_fatal', 'secret_vars', 'tags', 'serial', 'remote_user', 'strategy']
-const TASK_KEYS = ['name', 'when', 'loop', 'with_items', 'with_sequence', 'register', 'changed_when', 'failed_when', 'ignore_errors', 'tags', 'args', 'no_log', 'loop_control', 'become', 'become_user', 'run_once', 'vars', 'environment']
+const PLAY_KEYS = [
+  'name',
+  'hosts',
+  'defaults',
+  'vars',
+  'vars_files',
+  'tasks',
+  'become',
+  'become_user',
+  'gather_facts',
+  'max_fail_percentage',
+  'any_errors_fatal',
+  'secret_vars',
+  'tags',
+  'serial',
+  'remote_user',
+  'strategy',
+]
+const TASK_KEYS = [
+  'name',
+  'when',
+  'loop',
+  'with_items',
+  'with_sequence',
+  'register',
+  'changed_when',
+  'failed_when',
+  'ignore_errors',
+  'tags',
+  'args',
+  'no_log',
+  'loop_control',
+  'become',
+  'become_user',
+  'run_once',
+  'vars',
+  'environment',
+]
 
 /** Load a playbook file and validate every task against the module registry. */
 export function loadPlaybook(file: string, modules: Map<string, ModuleSpec>, text?: string): Playbook {
@@ -96,7 +132,8 @@ function parsePlays(src: YamlSource, modules: Map<string, ModuleSpec>): Play[] {
     const playTags = tagList(p.tags)
     const filesVars = varsFiles(src, p.vars_files, [...path, 'vars_files'])
     const remoteUser = p.remote_user === undefined ? undefined : String(p.remote_user)
-    if (remoteUser !== undefined && (!remoteUser || remoteUser.includes('{{'))) throw err('remote_user must be a user name (templates are not read here)', [...path, 'remote_user'], 'write the name, or set ansible_user in the inventory')
+    if (remoteUser !== undefined && (!remoteUser || remoteUser.includes('{{')))
+      throw err('remote_user must be a user name (templates are not read here)', [...path, 'remote_user'], 'write the name, or set ansible_user in the inventory')
     return {
       name: String(p.name ?? p.hosts),
       hosts: p.hosts,
@@ -117,20 +154,38 @@ function parsePlays(src: YamlSource, modules: Map<string, ModuleSpec>): Play[] {
 
 const bool = (v: unknown): boolean => v === true || v === 'yes' || v === 'true' || v === 'True'
 
-const tagList = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : String(v).split(',').map((s) => s.trim()))
+const tagList = (v: unknown): string[] =>
+  v === undefined
+    ? []
+    : Array.isArray(v)
+      ? v.map(String)
+      : String(v)
+          .split(',')
+          .map((s) => s.trim())
 
 type ErrAt = (msg: string, path: Array<string | number>, hint?: string) => PlaybookError
 
 // Keywords Ansible has that this runner does not honour fail here, at their line: accepting
 // them and running something else (all hosts at once for serial: 1) is the worst outcome.
 function refuseUnsupported(p: Record<string, unknown>, path: Array<string | number>, err: ErrAt): void {
-  if (p.serial !== undefined) throw err('serial is not supported: every task runs on all hosts of the play at once (-f bounds how many)', [...path, 'serial'], 'remove serial; to go host by host, run the play once per host with --limit')
-  if (p.strategy !== undefined && p.strategy !== 'linear') throw err(`strategy "${String(p.strategy)}" is not supported: plays run with the linear strategy`, [...path, 'strategy'], 'remove strategy (linear is the default)')
+  if (p.serial !== undefined)
+    throw err(
+      'serial is not supported: every task runs on all hosts of the play at once (-f bounds how many)',
+      [...path, 'serial'],
+      'remove serial; to go host by host, run the play once per host with --limit',
+    )
+  if (p.strategy !== undefined && p.strategy !== 'linear')
+    throw err(`strategy "${String(p.strategy)}" is not supported: plays run with the linear strategy`, [...path, 'strategy'], 'remove strategy (linear is the default)')
   refuseBecomeUser(p, path, err)
 }
 
 function refuseBecomeUser(t: Record<string, unknown>, path: Array<string | number>, err: ErrAt): void {
-  if (t.become_user !== undefined && t.become_user !== 'root') throw err(`become_user "${String(t.become_user)}" is not supported: become runs commands as root`, [...path, 'become_user'], 'remove become_user (root), or connect as that user with ansible_user / remote_user')
+  if (t.become_user !== undefined && t.become_user !== 'root')
+    throw err(
+      `become_user "${String(t.become_user)}" is not supported: become runs commands as root`,
+      [...path, 'become_user'],
+      'remove become_user (root), or connect as that user with ansible_user / remote_user',
+    )
 }
 
 // vars_files: YAML mappings beside the playbook, read at load (their errors carry their own lines).
@@ -140,7 +195,8 @@ function varsFiles(src: YamlSource, v: unknown, path: Array<string | number>): R
   if (!Array.isArray(v)) throw err('vars_files must be a list of file names')
   const out: Record<string, unknown> = {}
   for (const f of v) {
-    if (typeof f !== 'string' || f.includes('{{')) throw err('each vars_files entry must be a file name (templates and lists of alternatives are not read here)', 'write the path relative to the playbook')
+    if (typeof f !== 'string' || f.includes('{{'))
+      throw err('each vars_files entry must be a file name (templates and lists of alternatives are not read here)', 'write the path relative to the playbook')
     const file = resolve(dirname(resolve(src.file)), f)
     const d = loadYaml(file, PlaybookError)
     if (d.value === null || d.value === undefined) continue
@@ -160,7 +216,8 @@ function parseTask(src: YamlSource, raw: unknown, path: Array<string | number>, 
   if (moduleKeys.length === 0) throw err('task has no module', [], `add one of: ${names.join(', ')}`)
   if (moduleKeys.length > 1) {
     const unknown = moduleKeys.find((k) => !modules.has(normalizeModule(k)))
-    if (unknown) throw err(`unknown module or task keyword "${unknown}"`, [unknown], `modules: ${names.join(', ')}; task keywords: ${TASK_KEYS.join(', ')}${closest(unknown, [...names, ...TASK_KEYS])}`)
+    if (unknown)
+      throw err(`unknown module or task keyword "${unknown}"`, [unknown], `modules: ${names.join(', ')}; task keywords: ${TASK_KEYS.join(', ')}${closest(unknown, [...names, ...TASK_KEYS])}`)
     throw err(`task names two modules: ${moduleKeys.join(', ')}`, [moduleKeys[1]], 'split it into two tasks')
   }
   const key = moduleKeys[0]
@@ -197,7 +254,8 @@ function parseTask(src: YamlSource, raw: unknown, path: Array<string | number>, 
   }
   const loopControl = (t.loop_control ?? {}) as Record<string, unknown>
   for (const k of Object.keys(loopControl)) if (k !== 'loop_var') throw err(`loop_control.${k} is not supported`, ['loop_control', k], 'loop_control takes loop_var')
-  if (t.environment !== undefined) throw err('environment is not supported: commands run with the login environment', ['environment'], 'set the variables in the command itself (K=V cmd) for command/shell tasks')
+  if (t.environment !== undefined)
+    throw err('environment is not supported: commands run with the login environment', ['environment'], 'set the variables in the command itself (K=V cmd) for command/shell tasks')
   refuseBecomeUser(t, [], err)
   const when = t.when === undefined ? [] : Array.isArray(t.when) ? t.when : [t.when]
   for (const w of when) if (typeof w !== 'string' && typeof w !== 'boolean') throw err('when must be a condition (string) or a list of them', ['when'])
@@ -227,7 +285,10 @@ function parseTask(src: YamlSource, raw: unknown, path: Array<string | number>, 
 
 /** Ansible's `ansible.builtin.copy` and `copy` name the same module. */
 export function normalizeModule(name: string): string {
-  return name.replace(/^ansible\.builtin\./, '').replace(/^ansible\.posix\./, '').replace(/^community\.general\./, '')
+  return name
+    .replace(/^ansible\.builtin\./, '')
+    .replace(/^ansible\.posix\./, '')
+    .replace(/^community\.general\./, '')
 }
 
 function checkArgNames(module: ModuleSpec, args: Record<string, unknown>, fail: (msg: string, hint: string) => Error): Record<string, unknown> {
@@ -266,11 +327,16 @@ function checkLiteral(module: ModuleSpec, name: string, spec: ArgSpec, v: unknow
 
 function hintFor(spec: ArgSpec): string {
   switch (spec.type) {
-    case 'mode': return 'write modes in octal: 0644 (unquoted, YAML 1.1 octal) or "0644"'
-    case 'bool': return 'use yes/no or true/false'
-    case 'int': return 'use a whole number'
-    case 'list': return 'use a YAML list, e.g. [a, b]'
-    default: return `give a ${spec.type}`
+    case 'mode':
+      return 'write modes in octal: 0644 (unquoted, YAML 1.1 octal) or "0644"'
+    case 'bool':
+      return 'use yes/no or true/false'
+    case 'int':
+      return 'use a whole number'
+    case 'list':
+      return 'use a YAML list, e.g. [a, b]'
+    default:
+      return `give a ${spec.type}`
   }
 }
 
@@ -295,7 +361,11 @@ export function coerceValue(spec: ArgSpec, v: unknown): unknown {
     case 'list':
       // Lists built from variables that are themselves lists ([ "{{ a }}", x ]) are flattened.
       if (Array.isArray(v)) return v.flat().filter((x) => x !== '' && x !== null && x !== undefined)
-      if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean)
+      if (typeof v === 'string')
+        return v
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
       return [v]
     case 'dict':
       if (typeof v !== 'object' || Array.isArray(v)) throw new Error('expected a mapping')
@@ -342,7 +412,10 @@ function closest(word: string, candidates: string[]): string {
   let bestD = Infinity
   for (const c of candidates) {
     const d = levenshtein(word, c)
-    if (d < bestD) { bestD = d; best = c }
+    if (d < bestD) {
+      bestD = d
+      best = c
+    }
   }
   return bestD <= Math.max(2, Math.floor(word.length / 3)) ? ` (did you mean "${best}"?)` : ''
 }

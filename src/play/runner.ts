@@ -180,9 +180,19 @@ interface PlayState {
 function newRun(opts: RunOptions): RunState {
   const limited = opts.limit ? new Set(selectHosts(opts.inventory, opts.limit).map((h) => h.name)) : undefined
   return {
-    opts, started: Date.now(), forks: pLimit(opts.forks ?? 100), limited, startAt: opts.startAtTask,
-    transports: opts.transports ?? new Map(), signal: opts.signal ?? new AbortController().signal,
-    recap: {}, records: [], warnings: [], unreachable: new Set(), registered: new Map(), secrets: new Set(),
+    opts,
+    started: Date.now(),
+    forks: pLimit(opts.forks ?? 100),
+    limited,
+    startAt: opts.startAtTask,
+    transports: opts.transports ?? new Map(),
+    signal: opts.signal ?? new AbortController().signal,
+    recap: {},
+    records: [],
+    warnings: [],
+    unreachable: new Set(),
+    registered: new Map(),
+    secrets: new Set(),
   }
 }
 
@@ -192,7 +202,10 @@ async function preparePlay(run: RunState, play: Play): Promise<PlayState | undef
   const group = selectHosts(inventory, play.hosts, play.where)
   const hosts = group.filter((h) => !run.limited || run.limited.has(h.name))
   for (const h of hosts) run.recap[h.name] ??= emptyRecap()
-  reporter.playStart(play, hosts.map((h) => h.name))
+  reporter.playStart(
+    play,
+    hosts.map((h) => h.name),
+  )
   if (hosts.length === 0) {
     run.warnings.push(`play "${play.name}": no hosts matched "${play.hosts}"${limit ? ` with --limit ${limit}` : ''}`)
     return undefined
@@ -243,7 +256,11 @@ async function connectHost(run: RunState, p: PlayState, h: Host): Promise<void> 
   } else {
     // One connection per host per run: a play that needs another user cannot reuse it.
     const have = connectedAs.get(entry.transport) ?? connectionOf(h, run.opts.ssh ?? {}).user
-    if (want !== have) throw new InputError(`play "${p.play.name}" connects to ${h.name} as ${want}, but this run is already connected there as ${have}`, {where: p.play.where, hint: 'use one remote_user for a host in all plays of a run, or set ansible_user in the inventory'})
+    if (want !== have)
+      throw new InputError(`play "${p.play.name}" connects to ${h.name} as ${want}, but this run is already connected there as ${have}`, {
+        where: p.play.where,
+        hint: 'use one remote_user for a host in all plays of a run, or set ansible_user in the inventory',
+      })
   }
   try {
     entry.facts ??= await gatherFacts(entry.transport)
@@ -289,7 +306,10 @@ function reachedStart(run: RunState, task: Task): boolean {
 /** A task name matches --start-at-task NAME as Ansible's fnmatch does (* ? [..]). */
 export function taskNameMatches(name: string, pattern: string): boolean {
   if (name === pattern) return true
-  const re = pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')
+  const re = pattern
+    .replace(/[.+^${}()|\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.')
   try {
     return new RegExp(`^${re}$`).test(name)
   } catch {
@@ -300,7 +320,11 @@ export function taskNameMatches(name: string, pattern: string): boolean {
 /** One task on its target hosts, forks at a time; every host's record counted as it ends. */
 async function runTaskOnHosts(run: RunState, p: PlayState, task: Task, active: Host[], targets: Host[]): Promise<TaskRecord[]> {
   const playHosts: PlayHost[] = active.map((h) => ({
-    host: h.name, address: h.connection.address, vars: p.hostVars.get(h.name)!, facts: p.facts.get(h.name)!, transport: run.transports.get(h.name)!.transport,
+    host: h.name,
+    address: h.connection.address,
+    vars: p.hostVars.get(h.name)!,
+    facts: p.facts.get(h.name)!,
+    transport: run.transports.get(h.name)!.transport,
   }))
   const groupHosts = p.group.map((h) => ({host: h.name, address: h.connection.address, vars: p.hostVars.get(h.name)!}))
   const taskRecords: TaskRecord[] = []
@@ -344,7 +368,15 @@ function moduleContext(run: RunState, p: PlayState, task: Task, h: Host, peers: 
   const log = (m: string) => opts.reporter.log(h.name, mask(m, secrets))
   const transport = become ? new BecomeTransport(base) : base
   return {
-    host: h.name, address: h.connection.address, facts, check: opts.check ?? false, diff: opts.diff ?? false, signal, secrets, log, ...peers,
+    host: h.name,
+    address: h.connection.address,
+    facts,
+    check: opts.check ?? false,
+    diff: opts.diff ?? false,
+    signal,
+    secrets,
+    log,
+    ...peers,
     transport: (opts.verbosity ?? 0) >= 3 ? new TracingTransport(transport, (m) => log(m)) : transport,
     vars: {...p.hostVars.get(h.name)!, ...(run.registered.get(h.name) ?? {})},
     playbookDir: opts.playbook.dir,
@@ -390,7 +422,8 @@ function afterTask(run: RunState, p: PlayState, task: Task, active: Host[], task
   if (task.runOnce && failedHere) {
     const stopped = active.filter((h) => !p.failed.has(h.name))
     for (const h of stopped) p.failed.add(h.name)
-    if (stopped.length > 0) run.warnings.push(`task "${displayTask(task, p.hostVars.get(active[0].name)!).name}" runs once for the play and failed: the play stopped for ${stopped.map((h) => h.name).join(', ')} too`)
+    if (stopped.length > 0)
+      run.warnings.push(`task "${displayTask(task, p.hostVars.get(active[0].name)!).name}" runs once for the play and failed: the play stopped for ${stopped.map((h) => h.name).join(', ')} too`)
   }
   const failedNow = p.hosts.filter((h) => p.failed.has(h.name) || run.unreachable.has(h.name)).length
   if (p.play.anyErrorsFatal && failedHere) return `any_errors_fatal: task "${task.name}" failed`
@@ -464,15 +497,7 @@ function record(play: Play, label: RecordLabel, host: string, status: HostStatus
   return {play: play.name, task: label.name, module: label.module, host, status, msg, items, durationMs: Date.now() - t0, where: label.where, ...extra}
 }
 
-async function runTask(
-  play: Play,
-  task: Task,
-  host: string,
-  ctx: ModuleContext,
-  registered: Map<string, Record<string, unknown>>,
-  secrets: Set<string>,
-  t0: number,
-): Promise<TaskRecord> {
+async function runTask(play: Play, task: Task, host: string, ctx: ModuleContext, registered: Map<string, Record<string, unknown>>, secrets: Set<string>, t0: number): Promise<TaskRecord> {
   const where = task.where
   // Task vars see every other variable; values coming from -e are never re-rendered.
   const taskVars: Record<string, unknown> = {}
@@ -510,12 +535,20 @@ async function runTask(
   }
   // register: what Ansible users read (rc, stdout, stdout_lines, changed, failed, results).
   if (task.register) {
-    const res = loopItems ? {results: results.map((r, i) => ({...resultVar(r), item: units[i]})), changed: results.some((r) => r.status === 'changed'), failed: results.some((r) => r.status === 'failed')} : resultVar(results[0])
+    const res = loopItems
+      ? {results: results.map((r, i) => ({...resultVar(r), item: units[i]})), changed: results.some((r) => r.status === 'changed'), failed: results.some((r) => r.status === 'failed')}
+      : resultVar(results[0])
     const reg = registered.get(host) ?? {}
     reg[task.register] = res
     registered.set(host, reg)
   }
-  const status: HostStatus = results.some((r) => r.status === 'failed') ? 'failed' : results.some((r) => r.status === 'changed') ? 'changed' : results.every((r) => r.status === 'skipped') ? 'skipped' : 'ok'
+  const status: HostStatus = results.some((r) => r.status === 'failed')
+    ? 'failed'
+    : results.some((r) => r.status === 'changed')
+      ? 'changed'
+      : results.every((r) => r.status === 'skipped')
+        ? 'skipped'
+        : 'ok'
   let msg = summarize(results, status)
   if (task.noLog) msg = `${status} (output hidden by no_log)`
   msg = mask(msg, secrets)
@@ -558,7 +591,10 @@ function applyResultConditions(task: Task, r: ItemResult, itemVars: Record<strin
     if (task.changedWhen !== undefined && out.status !== 'failed') out = {...out, status: evaluate(task.changedWhen, vars) ? 'changed' : 'ok'}
   } catch (error) {
     if (error instanceof ExprError) throw conditionError(error, String(task.failedWhen ?? task.changedWhen), task.where)
-    throw new TaskError(`cannot evaluate condition: ${(error as Error).message}`, {where: task.where, hint: 'conditions support names, literals, ==, !=, <, >, in, not, and, or, is defined, | length, | bool, | int'})
+    throw new TaskError(`cannot evaluate condition: ${(error as Error).message}`, {
+      where: task.where,
+      hint: 'conditions support names, literals, ==, !=, <, >, in, not, and, or, is defined, | length, | bool, | int',
+    })
   }
   return out
 }
@@ -571,7 +607,12 @@ function mergeData(results: ItemResult[]): Record<string, unknown> | undefined {
 
 function maskDeep<T>(v: T, secrets: Set<string>): T {
   if (v === undefined || secrets.size === 0) return v
-  return JSON.parse(mask(JSON.stringify(v), [...secrets].map((s) => JSON.stringify(s).slice(1, -1))))
+  return JSON.parse(
+    mask(
+      JSON.stringify(v),
+      [...secrets].map((s) => JSON.stringify(s).slice(1, -1)),
+    ),
+  )
 }
 
 function whenTrue(task: Task, vars: Record<string, unknown>): boolean {

@@ -2,7 +2,11 @@
 
 /** An error inside an expression or template, at an offset of its source. */
 export class ExprError extends Error {
-  constructor(message: string, readonly pos: number, readonly hint?: string) {
+  constructor(
+    message: string,
+    readonly pos: number,
+    readonly hint?: string,
+  ) {
     super(message)
   }
 }
@@ -17,7 +21,11 @@ export class Float {
 
 /** A name or key that does not exist; only `is defined`, `default` and friends may look at it. */
 export class Undef {
-  constructor(readonly name: string, readonly pos: number, readonly why?: string) {}
+  constructor(
+    readonly name: string,
+    readonly pos: number,
+    readonly why?: string,
+  ) {}
 }
 
 export const isUndef = (v: unknown): v is Undef => v instanceof Undef

@@ -18,16 +18,20 @@ export interface Classified {
 // Decide from each node's own line what the fleet is: fresh, halfway through this
 // plan, or an existing cluster. Throws for nodes that must not be touched.
 export function classify(plan: ClusterPlan, probes: readonly NodeProbeOk[]): Classified {
-  const masterOf = new Map<string, PlannedMaster>(plan.masters.map(m => [m.addr, m]))
-  const replicaOf = new Map<string, PlannedReplica>(plan.replicas.map(r => [r.addr, r]))
-  const idOf = new Map(probes.map(p => [p.addr, p.myself.id]))
+  const masterOf = new Map<string, PlannedMaster>(plan.masters.map((m) => [m.addr, m]))
+  const replicaOf = new Map<string, PlannedReplica>(plan.replicas.map((r) => [r.addr, r]))
+  const idOf = new Map(probes.map((p) => [p.addr, p.myself.id]))
   const alone = (p: NodeProbeOk) => p.view.lines === 1
-  const anyMet = probes.some(p => !alone(p))
+  const anyMet = probes.some((p) => !alone(p))
 
   for (const p of probes) {
     if (!alone(p)) continue
     if (p.dbsize > 0) {
-      throw nodeError(p.node, `is not in a cluster but holds ${p.dbsize} key(s); refusing to make it part of one`, 'flush it (FLUSHALL) if the data is not needed, or remove the node from the inventory')
+      throw nodeError(
+        p.node,
+        `is not in a cluster but holds ${p.dbsize} key(s); refusing to make it part of one`,
+        'flush it (FLUSHALL) if the data is not needed, or remove the node from the inventory',
+      )
     }
     const own = p.myself.slots
     if (own.length === 0) continue
@@ -43,7 +47,7 @@ export function classify(plan: ClusterPlan, probes: readonly NodeProbeOk[]): Cla
   if (!anyMet) return {fresh: true, resume: false}
 
   const inventoryIds = new Set(idOf.values())
-  const consistent = probes.every(p => {
+  const consistent = probes.every((p) => {
     const m = masterOf.get(p.addr)
     const r = replicaOf.get(p.addr)
     if (alone(p) && p.myself.configEpoch !== (m ?? r)?.epoch) return false
@@ -78,7 +82,7 @@ export interface Steps {
 
 // What is still missing for this plan, from the nodes' own lines: only that gets sent.
 export function converge(plan: ClusterPlan, probes: readonly NodeProbeOk[]): Steps {
-  const byAddr = new Map(probes.map(p => [p.addr, p]))
+  const byAddr = new Map(probes.map((p) => [p.addr, p]))
   const setup = new Map<string, {addslots: number[][]; epoch?: number}>()
   const alone = (p: NodeProbeOk) => p.view.lines === 1
   let total = 0
@@ -86,7 +90,7 @@ export function converge(plan: ClusterPlan, probes: readonly NodeProbeOk[]): Ste
     const p = byAddr.get(m.addr)!
     if (!alone(p)) continue
     const have = new Set(expandRanges(p.myself.slots))
-    const missing = expandRanges(m.slots).filter(s => !have.has(s))
+    const missing = expandRanges(m.slots).filter((s) => !have.has(s))
     const addslots: number[][] = []
     for (let i = 0; i < missing.length; i += ADDSLOTS_CHUNK) addslots.push(missing.slice(i, i + ADDSLOTS_CHUNK))
     if (addslots.length) setup.set(m.addr, {addslots})
@@ -103,11 +107,11 @@ export function converge(plan: ClusterPlan, probes: readonly NodeProbeOk[]): Ste
   // Lone nodes MEET the seed; if the seed itself is alone while others already met (it
   // was not reached yet, or restarted without nodes.conf), they MEET a member instead.
   const seed = byAddr.get(plan.seed)!
-  const member = probes.find(p => !alone(p))
+  const member = probes.find((p) => !alone(p))
   const meetTarget = alone(seed) && member ? member.addr : plan.seed
-  const meet = probes.filter(p => alone(p) && p.addr !== meetTarget).map(p => p.addr)
+  const meet = probes.filter((p) => alone(p) && p.addr !== meetTarget).map((p) => p.addr)
   total += meet.length
-  const idOf = new Map(probes.map(p => [p.addr, p.myself.id]))
+  const idOf = new Map(probes.map((p) => [p.addr, p.myself.id]))
   const replicate: Array<[string, string]> = []
   for (const r of plan.replicas) {
     const p = byAddr.get(r.addr)!
@@ -123,8 +127,8 @@ export function converge(plan: ClusterPlan, probes: readonly NodeProbeOk[]): Ste
 // seconds, routing depends on slots only, and the report reads roles from each node itself.
 export function roleMismatches(plan: ClusterPlan, probes: readonly NodeProbe[]): string[] {
   const ok = probes.filter(probeOk)
-  const idOf = new Map(ok.map(p => [p.addr, p.myself.id]))
-  const byAddr = new Map(ok.map(p => [p.addr, p]))
+  const idOf = new Map(ok.map((p) => [p.addr, p.myself.id]))
+  const byAddr = new Map(ok.map((p) => [p.addr, p]))
   const out: string[] = []
   for (const r of plan.replicas) {
     const p = byAddr.get(r.addr)

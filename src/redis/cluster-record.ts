@@ -29,7 +29,12 @@ export function chainName(name: string): string {
 
 /** The default name: the inventory group and the first port, e.g. redis-7000 (stable, and distinct per port range). */
 export function groupSlug(group: string): string {
-  return group.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^[^A-Za-z0-9]+/, '').slice(0, 40) || 'redis'
+  return (
+    group
+      .replace(/[^A-Za-z0-9_.-]+/g, '_')
+      .replace(/^[^A-Za-z0-9]+/, '')
+      .slice(0, 40) || 'redis'
+  )
 }
 
 export function validateClusterName(name: unknown, where: ErrorWhere = {}): string {
@@ -104,21 +109,33 @@ export function selectRecord(found: HostRecords[], explicit: Explicit, where: Er
       byName.set(r.name, e)
     }
   }
-  const pick = (e: {record: ClusterRecord; hosts: string[]} | undefined, why: string): Selection =>
-    e ? {kind: 'record', record: e.record, hosts: e.hosts} : {kind: 'none', why}
+  const pick = (e: {record: ClusterRecord; hosts: string[]} | undefined, why: string): Selection => (e ? {kind: 'record', record: e.record, hosts: e.hosts} : {kind: 'none', why})
   if (explicit.name !== undefined) return pick(byName.get(explicit.name), `no record of cluster ${explicit.name} on the group's hosts`)
   if (explicit.portStart !== undefined) {
     const match = [...byName.values()].filter((e) => e.record.ports.start === explicit.portStart)
-    if (match.length > 1) throw several(match.map((e) => e.record), `with redis_port_start ${explicit.portStart}`, where)
+    if (match.length > 1)
+      throw several(
+        match.map((e) => e.record),
+        `with redis_port_start ${explicit.portStart}`,
+        where,
+      )
     return pick(match[0], `no record with redis_port_start ${explicit.portStart} on the group's hosts`)
   }
-  if (byName.size === 0) return {kind: 'none', why: 'no cluster record on the group\'s hosts'}
-  if (byName.size > 1) throw several([...byName.values()].map((e) => e.record), 'on these hosts', where)
+  if (byName.size === 0) return {kind: 'none', why: "no cluster record on the group's hosts"}
+  if (byName.size > 1)
+    throw several(
+      [...byName.values()].map((e) => e.record),
+      'on these hosts',
+      where,
+    )
   return pick([...byName.values()][0], '')
 }
 
 function several(records: ClusterRecord[], what: string, where: ErrorWhere): InputError {
-  const list = records.map((r) => `${r.name} (ports ${r.ports.start}-${r.ports.start + r.ports.count - 1})`).sort().join(', ')
+  const list = records
+    .map((r) => `${r.name} (ports ${r.ports.start}-${r.ports.start + r.ports.count - 1})`)
+    .sort()
+    .join(', ')
   return new InputError(`${records.length} clusters are deployed ${what}: ${list}; which one is meant?`, {
     where,
     hint: `name it: -e redis_cluster_name=${records.map((r) => r.name).sort()[0]} (or set redis_cluster_name in the inventory)`,
@@ -143,7 +160,12 @@ export function sameRecord(a: ClusterRecord | undefined, b: ClusterRecord): bool
   if (!a) return false
   const canon = (v: unknown): unknown =>
     v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.keys(v).sort().filter((k) => k !== 'written').map((k) => [k, canon((v as Record<string, unknown>)[k])]))
+      ? Object.fromEntries(
+          Object.keys(v)
+            .sort()
+            .filter((k) => k !== 'written')
+            .map((k) => [k, canon((v as Record<string, unknown>)[k])]),
+        )
       : v
   return JSON.stringify(canon(a)) === JSON.stringify(canon(b))
 }

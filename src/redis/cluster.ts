@@ -128,16 +128,21 @@ async function reach(run: FormRun, plan: ClusterPlan): Promise<Reached | FormRes
   const {nodes, opts} = run
   const probes = await probeAll(run.pool, nodes, run.concurrency)
   checkAbort(opts.signal)
-  const unreachable = probes.filter(p => !probeOk(p))
+  const unreachable = probes.filter((p) => !probeOk(p))
   // Check mode on a fresh, half-down or drifted fleet: a node that refuses connections is
   // not running yet, one that times out is behind a firewall rule gone missing; the tasks
   // before this one would start it or open the port. Plan as if it were there (a fresh
   // fleet: the whole formation) instead of failing.
-  const notRunning = opts.check === true && unreachable.length > 0 && unreachable.every(p => /ECONNREFUSED|connection refused|ETIMEDOUT|EHOSTUNREACH/i.test(p.error))
-  if (notRunning && probes.filter(probeOk).every(p => p.view.lines === 1 && p.myself.slots.length === 0)) {
+  const notRunning = opts.check === true && unreachable.length > 0 && unreachable.every((p) => /ECONNREFUSED|connection refused|ETIMEDOUT|EHOSTUNREACH/i.test(p.error))
+  if (notRunning && probes.filter(probeOk).every((p) => p.view.lines === 1 && p.myself.slots.length === 0)) {
     return result(run, {
-      changed: true, action: 'formed', commands: freshCommands(plan), plan, report: buildClusterReport(probes), newNodes: [],
-      unreachable: unreachable.map(p => p.addr),
+      changed: true,
+      action: 'formed',
+      commands: freshCommands(plan),
+      plan,
+      report: buildClusterReport(probes),
+      newNodes: [],
+      unreachable: unreachable.map((p) => p.addr),
     })
   }
   if (unreachable.length > 0 && !opts.allowPartial && !notRunning) {
@@ -145,7 +150,7 @@ async function reach(run: FormRun, plan: ClusterPlan): Promise<Reached | FormRes
     throw new ClusterError(
       `${unreachable.length} of ${nodes.length} Redis node(s) unreachable: ${unreachable
         .slice(0, 10)
-        .map(p => `${p.addr} (host ${p.node.host}): ${p.error}`)
+        .map((p) => `${p.addr} (host ${p.node.host}): ${p.error}`)
         .join('; ')}${unreachable.length > 10 ? '; …' : ''}`,
       {where: where(first.node), hint: 'start them, or set allow_partial: true to go on without them'},
     )
@@ -153,8 +158,12 @@ async function reach(run: FormRun, plan: ClusterPlan): Promise<Reached | FormRes
   const reachable = probes.filter(probeOk)
   if (reachable.length === 0) throw new ClusterError('no Redis node could be reached')
   // Without them the plan would leave their slots unserved: plan for who answers.
-  if (unreachable.length > 0) plan = planCluster(reachable.map(p => p.node), plan.replicasPerMaster)
-  return {plan, probes, reachable, unreachable: unreachable.map(p => p.addr)}
+  if (unreachable.length > 0)
+    plan = planCluster(
+      reachable.map((p) => p.node),
+      plan.replicasPerMaster,
+    )
+  return {plan, probes, reachable, unreachable: unreachable.map((p) => p.addr)}
 }
 
 // Classify the fleet, then leave an existing cluster alone, report what check mode would
@@ -182,7 +191,7 @@ async function formReached(run: FormRun, reached: Reached): Promise<FormResult> 
 // wait for it to settle and hand it over as it is.
 async function existingCluster(run: FormRun, reached: Reached): Promise<FormResult> {
   const report = buildClusterReport(reached.probes)
-  const strays = reached.reachable.filter(p => p.view.lines === 1 && p.myself.slots.length > 0)
+  const strays = reached.reachable.filter((p) => p.view.lines === 1 && p.myself.slots.length > 0)
   if (strays.length > 0) throw nodeError(strays[0].node, `serves slots ${rangesToString(strays[0].myself.slots)} but is not part of the cluster`)
   if (report.outside.length > 0) {
     const list = report.outside.slice(0, 10).join(', ') + (report.outside.length > 10 ? ', …' : '')
@@ -197,7 +206,7 @@ async function existingCluster(run: FormRun, reached: Reached): Promise<FormResu
 // timeouts: wait for that, read-only and bounded, instead of failing at once.
 // Members missing from the inventory and open slots are the scaling step's to settle.
 function settlePending(r: ClusterReport, allowPartial: boolean | undefined): string[] {
-  return problemTexts(r.problems.filter(p => !(allowPartial && leftOut(p)) && p.kind !== 'unknown-nodes' && p.kind !== 'open-slot'))
+  return problemTexts(r.problems.filter((p) => !(allowPartial && leftOut(p)) && p.kind !== 'unknown-nodes' && p.kind !== 'open-slot'))
 }
 
 async function settleFormed(run: FormRun, reached: Reached, report: ClusterReport): Promise<FormResult> {
@@ -206,10 +215,17 @@ async function settleFormed(run: FormRun, reached: Reached, report: ClusterRepor
   let settled = report
   if (!opts.check && pending(report).length > 0) {
     log(`redis_cluster: cluster formed but not settled yet (${pending(report)[0]}): waiting`)
-    await waitFor(run.deadline, opts.signal, run.nodes.length, async () => {
-      settled = buildClusterReport(await probeAll(run.pool, run.nodes, run.concurrency))
-      return pending(settled)
-    }, 'the cluster to settle', log).catch(error => {
+    await waitFor(
+      run.deadline,
+      opts.signal,
+      run.nodes.length,
+      async () => {
+        settled = buildClusterReport(await probeAll(run.pool, run.nodes, run.concurrency))
+        return pending(settled)
+      },
+      'the cluster to settle',
+      log,
+    ).catch((error) => {
       // Past the bound, what is left goes to the scaling step (open slots, a source that
       // died mid-move: it waits and settles on its own) or, if that has nothing to do,
       // fails the task as "formed but unhealthy"; never reported as settled.
@@ -223,7 +239,7 @@ async function settleFormed(run: FormRun, reached: Reached, report: ClusterRepor
 
 // The formation proper, phase by phase; returns the commands sent and the agreed report.
 async function applySteps(run: FormRun, plan: ClusterPlan, reachable: readonly NodeProbeOk[], steps: Steps): Promise<{sent: number; report: ClusterReport}> {
-  const byAddr = new Map(reachable.map(p => [p.addr, p]))
+  const byAddr = new Map(reachable.map((p) => [p.addr, p]))
   const nodeOf = (addr: string) => byAddr.get(addr)!.node
   let sent = await assignSlots(run, steps, nodeOf)
   checkAbort(run.opts.signal)
@@ -245,7 +261,7 @@ async function assignSlots(run: FormRun, steps: Steps, nodeOf: (addr: string) =>
   await forEachNode(setup, run.concurrency, async ([addr, s]) => {
     const node = nodeOf(addr)
     await run.pool
-      .run(node, async r => {
+      .run(node, async (r) => {
         const pipe = r.pipeline()
         for (const chunk of s.addslots) pipe.call('CLUSTER', 'ADDSLOTS', ...chunk.map(String))
         if (s.epoch !== undefined) pipe.call('CLUSTER', 'SET-CONFIG-EPOCH', String(s.epoch))
@@ -253,7 +269,7 @@ async function assignSlots(run: FormRun, steps: Steps, nodeOf: (addr: string) =>
         sent += res.length
         for (const [err] of res) if (err) throw err
       })
-      .catch(error => {
+      .catch((error) => {
         throw nodeError(node, `slot/epoch setup failed: ${describeRedisError(error, run.opts.password)}`)
       })
   })
@@ -267,11 +283,11 @@ async function meetSeed(run: FormRun, steps: Steps, nodeOf: (addr: string) => Cl
   const seed = nodeOf(steps.meetTarget)
   const seedIp = await resolveIp(seed.ip, seed.host)
   run.log(`redis_cluster: ${steps.meet.length} node(s) meeting seed ${steps.meetTarget}`)
-  await forEachNode(steps.meet, run.concurrency, async addr => {
+  await forEachNode(steps.meet, run.concurrency, async (addr) => {
     const node = nodeOf(addr)
     await run.pool
-      .run(node, r => r.call('CLUSTER', 'MEET', seedIp, String(seed.port)))
-      .catch(error => {
+      .run(node, (r) => r.call('CLUSTER', 'MEET', seedIp, String(seed.port)))
+      .catch((error) => {
         throw nodeError(node, `CLUSTER MEET ${seedIp} ${seed.port} failed: ${describeRedisError(error, run.opts.password)}`)
       })
     sent++
@@ -289,8 +305,11 @@ function noteAnswer(run: FormRun, p: NodeProbeOk, info: Record<string, string> |
   const since = run.downSince.get(p.addr) ?? Date.now()
   run.downSince.set(p.addr, since)
   if (Date.now() - since >= NODE_DOWN_MS) {
-    throw nodeError(p.node, `stopped answering while waiting for ${step} (for ${Math.round((Date.now() - since) / 1000)} s): ${info}`,
-      'the instance died or its host went away during formation: run up again, it restarts the instance and finishes the formation')
+    throw nodeError(
+      p.node,
+      `stopped answering while waiting for ${step} (for ${Math.round((Date.now() - since) / 1000)} s): ${info}`,
+      'the instance died or its host went away during formation: run up again, it restarts the instance and finishes the formation',
+    )
   }
 }
 
@@ -302,25 +321,36 @@ async function awaitKnown(run: FormRun, reachable: readonly NodeProbeOk[]): Prom
   let sent = 0
   run.log(`redis_cluster: waiting for ${N} node(s) to know each other`)
   let lastNudge = Date.now()
-  await waitFor(run.deadline, run.opts.signal, run.nodes.length, async () => {
-    const infos = await infoAll(run.pool, reachable.map(p => p.node), run.concurrency)
-    const behind: string[] = []
-    const lagging: NodeProbeOk[] = []
-    infos.forEach((info, i) => {
-      const addr = reachable[i].addr
-      noteAnswer(run, reachable[i], info, 'nodes to meet')
-      if (typeof info === 'string') behind.push(`${addr} (host ${reachable[i].node.host}): ${info}`)
-      else if (Number(info.cluster_known_nodes) < N) {
-        behind.push(`${addr} knows ${info.cluster_known_nodes ?? '?'} of ${N}`)
-        lagging.push(reachable[i])
+  await waitFor(
+    run.deadline,
+    run.opts.signal,
+    run.nodes.length,
+    async () => {
+      const infos = await infoAll(
+        run.pool,
+        reachable.map((p) => p.node),
+        run.concurrency,
+      )
+      const behind: string[] = []
+      const lagging: NodeProbeOk[] = []
+      infos.forEach((info, i) => {
+        const addr = reachable[i].addr
+        noteAnswer(run, reachable[i], info, 'nodes to meet')
+        if (typeof info === 'string') behind.push(`${addr} (host ${reachable[i].node.host}): ${info}`)
+        else if (Number(info.cluster_known_nodes) < N) {
+          behind.push(`${addr} knows ${info.cluster_known_nodes ?? '?'} of ${N}`)
+          lagging.push(reachable[i])
+        }
+      })
+      if (lagging.length > 0 && Date.now() - lastNudge >= NUDGE_MS) {
+        sent += await meetMissing(run.pool, lagging, reachable, run.concurrency, run.opts.password)
+        lastNudge = Date.now()
       }
-    })
-    if (lagging.length > 0 && Date.now() - lastNudge >= NUDGE_MS) {
-      sent += await meetMissing(run.pool, lagging, reachable, run.concurrency, run.opts.password)
-      lastNudge = Date.now()
-    }
-    return behind
-  }, 'nodes to meet', run.log)
+      return behind
+    },
+    'nodes to meet',
+    run.log,
+  )
   return sent
 }
 
@@ -329,12 +359,12 @@ async function awaitKnown(run: FormRun, reachable: readonly NodeProbeOk[]): Prom
 async function meetMissing(pool: NodePool, lagging: readonly NodeProbeOk[], all: readonly NodeProbeOk[], concurrency: number, password?: string): Promise<number> {
   let sent = 0
   const ids = new NodeIds()
-  await forEachNode(lagging, concurrency, async p => {
+  await forEachNode(lagging, concurrency, async (p) => {
     await pool
-      .run(p.node, async r => {
+      .run(p.node, async (r) => {
         const view = digestClusterNodes(String(await r.call('CLUSTER', 'NODES')), ids)
-        const known = new Set(Array.from(view.known, x => ids.ids[x]))
-        const missing = all.filter(o => o !== p && !known.has(o.myself.id))
+        const known = new Set(Array.from(view.known, (x) => ids.ids[x]))
+        const missing = all.filter((o) => o !== p && !known.has(o.myself.id))
         if (missing.length === 0) return
         const pipe = r.pipeline()
         for (const o of missing) pipe.call('CLUSTER', 'MEET', o.node.ip, String(o.node.port))
@@ -342,7 +372,7 @@ async function meetMissing(pool: NodePool, lagging: readonly NodeProbeOk[], all:
         sent += res.length
         for (const [err] of res) if (err) throw err
       })
-      .catch(error => {
+      .catch((error) => {
         throw nodeError(p.node, `CLUSTER MEET of missing peers failed: ${describeRedisError(error, password)}`)
       })
   })
@@ -354,26 +384,33 @@ async function attachReplicas(run: FormRun, reachable: readonly NodeProbeOk[], s
   if (steps.replicate.length === 0) return 0
   let sent = 0
   run.log(`redis_cluster: attaching ${steps.replicate.length} replica(s)`)
-  const idOf = new Map(reachable.map(p => [p.addr, p.myself.id]))
+  const idOf = new Map(reachable.map((p) => [p.addr, p.myself.id]))
   let pending = steps.replicate
-  await waitFor(run.deadline, run.opts.signal, run.nodes.length, async () => {
-    const failed: string[] = []
-    const still: typeof pending = []
-    await forEachNode(pending, run.concurrency, async ([replica, master]) => {
-      const node = nodeOf(replica)
-      try {
-        await run.pool.run(node, r => r.call('CLUSTER', 'REPLICATE', idOf.get(master)!))
-        sent++
-      } catch (error) {
-        const msg = describeRedisError(error, run.opts.password)
-        if (!/unknown node/i.test(msg)) throw nodeError(node, `CLUSTER REPLICATE ${master} failed: ${msg}`)
-        still.push([replica, master])
-        failed.push(`${replica} does not know its master ${master} yet`)
-      }
-    })
-    pending = still
-    return failed
-  }, 'replicas to attach', run.log)
+  await waitFor(
+    run.deadline,
+    run.opts.signal,
+    run.nodes.length,
+    async () => {
+      const failed: string[] = []
+      const still: typeof pending = []
+      await forEachNode(pending, run.concurrency, async ([replica, master]) => {
+        const node = nodeOf(replica)
+        try {
+          await run.pool.run(node, (r) => r.call('CLUSTER', 'REPLICATE', idOf.get(master)!))
+          sent++
+        } catch (error) {
+          const msg = describeRedisError(error, run.opts.password)
+          if (!/unknown node/i.test(msg)) throw nodeError(node, `CLUSTER REPLICATE ${master} failed: ${msg}`)
+          still.push([replica, master])
+          failed.push(`${replica} does not know its master ${master} yet`)
+        }
+      })
+      pending = still
+      return failed
+    },
+    'replicas to attach',
+    run.log,
+  )
   return sent
 }
 
@@ -382,23 +419,38 @@ async function awaitAgreement(run: FormRun, plan: ClusterPlan, reachable: readon
   const N = reachable.length
   run.log(`redis_cluster: waiting for cluster_state:ok and one slot map on all ${N} node(s)`)
   let report: ClusterReport | undefined
-  await waitFor(run.deadline, run.opts.signal, run.nodes.length, async () => {
-    const infos = await infoAll(run.pool, reachable.map(p => p.node), run.concurrency)
-    const behind: string[] = []
-    infos.forEach((info, i) => {
-      const addr = reachable[i].addr
-      noteAnswer(run, reachable[i], info, 'the cluster to agree')
-      if (typeof info === 'string') behind.push(`${addr} (host ${reachable[i].node.host}): ${info}`)
-      else if (info.cluster_state !== 'ok') behind.push(`${addr} cluster_state:${info.cluster_state}`)
-      else if (Number(info.cluster_slots_assigned) !== CLUSTER_SLOTS) behind.push(`${addr} sees ${info.cluster_slots_assigned} of ${CLUSTER_SLOTS} slots assigned`)
-      else if (Number(info.cluster_known_nodes) !== N) behind.push(`${addr} knows ${info.cluster_known_nodes} of ${N} nodes`)
-    })
-    if (behind.length > 0) return behind
-    // Only now the expensive round: every node's full view.
-    const fresh = await probeAll(run.pool, reachable.map(p => p.node), run.concurrency)
-    report = buildClusterReport(fresh)
-    return [...problemTexts(report.problems), ...roleMismatches(plan, fresh)]
-  }, 'the cluster to agree', run.log)
+  await waitFor(
+    run.deadline,
+    run.opts.signal,
+    run.nodes.length,
+    async () => {
+      const infos = await infoAll(
+        run.pool,
+        reachable.map((p) => p.node),
+        run.concurrency,
+      )
+      const behind: string[] = []
+      infos.forEach((info, i) => {
+        const addr = reachable[i].addr
+        noteAnswer(run, reachable[i], info, 'the cluster to agree')
+        if (typeof info === 'string') behind.push(`${addr} (host ${reachable[i].node.host}): ${info}`)
+        else if (info.cluster_state !== 'ok') behind.push(`${addr} cluster_state:${info.cluster_state}`)
+        else if (Number(info.cluster_slots_assigned) !== CLUSTER_SLOTS) behind.push(`${addr} sees ${info.cluster_slots_assigned} of ${CLUSTER_SLOTS} slots assigned`)
+        else if (Number(info.cluster_known_nodes) !== N) behind.push(`${addr} knows ${info.cluster_known_nodes} of ${N} nodes`)
+      })
+      if (behind.length > 0) return behind
+      // Only now the expensive round: every node's full view.
+      const fresh = await probeAll(
+        run.pool,
+        reachable.map((p) => p.node),
+        run.concurrency,
+      )
+      report = buildClusterReport(fresh)
+      return [...problemTexts(report.problems), ...roleMismatches(plan, fresh)]
+    },
+    'the cluster to agree',
+    run.log,
+  )
   return report!
 }
 
@@ -406,17 +458,24 @@ async function awaitAgreement(run: FormRun, plan: ClusterPlan, reachable: readon
 //    after `up` returns (WAIT 1 answers 0): done only when every link is up.
 async function awaitSync(run: FormRun, plan: ClusterPlan, reachable: readonly NodeProbeOk[], nodeOf: (addr: string) => ClusterNode): Promise<void> {
   if (plan.replicas.length === 0) return
-  const replicaNodes = plan.replicas.map(r => nodeOf(r.addr)).filter(n => reachable.some(p => p.node === n))
-  await waitFor(run.deadline, run.opts.signal, run.nodes.length, async () => {
-    const behind: string[] = []
-    await forEachNode(replicaNodes, run.concurrency, async (node) => {
-      try {
-        const text = String(await run.pool.run(node, r => r.call('INFO', 'replication')))
-        if (!/master_link_status:up/.test(text)) behind.push(`${nodeAddr(node)} replication link not up yet`)
-      } catch (error) {
-        behind.push(`${nodeAddr(node)}: ${describeRedisError(error, run.opts.password)}`)
-      }
-    })
-    return behind
-  }, 'replicas to finish their first sync', run.log)
+  const replicaNodes = plan.replicas.map((r) => nodeOf(r.addr)).filter((n) => reachable.some((p) => p.node === n))
+  await waitFor(
+    run.deadline,
+    run.opts.signal,
+    run.nodes.length,
+    async () => {
+      const behind: string[] = []
+      await forEachNode(replicaNodes, run.concurrency, async (node) => {
+        try {
+          const text = String(await run.pool.run(node, (r) => r.call('INFO', 'replication')))
+          if (!/master_link_status:up/.test(text)) behind.push(`${nodeAddr(node)} replication link not up yet`)
+        } catch (error) {
+          behind.push(`${nodeAddr(node)}: ${describeRedisError(error, run.opts.password)}`)
+        }
+      })
+      return behind
+    },
+    'replicas to finish their first sync',
+    run.log,
+  )
 }

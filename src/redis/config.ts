@@ -9,12 +9,42 @@ export type ConfLines = string[][]
 // Directives a running Redis (5.0.3 … 7.x) cannot change, or whose change must not be
 // made live because it changes who the instance is (address, files, cluster identity).
 export const RESTART_DIRECTIVES: ReadonlySet<string> = new Set([
-  'port', 'bind', 'bind-source-addr', 'unixsocket', 'unixsocketperm', 'daemonize', 'supervised', 'pidfile', 'logfile',
-  'syslog-enabled', 'syslog-ident', 'syslog-facility', 'databases', 'always-show-logo', 'set-proc-title', 'dir',
-  'cluster-enabled', 'cluster-config-file', 'cluster-port', 'tcp-backlog', 'io-threads', 'io-threads-do-reads',
-  'include', 'loadmodule', 'rename-command', 'appendfilename', 'appenddirname', 'disable-thp', 'tls-port',
-  'tls-cluster', 'enable-protected-configs', 'enable-debug-command', 'enable-module-command', 'ignore-warnings',
-  'oom-score-adj-values', 'locale-collate',
+  'port',
+  'bind',
+  'bind-source-addr',
+  'unixsocket',
+  'unixsocketperm',
+  'daemonize',
+  'supervised',
+  'pidfile',
+  'logfile',
+  'syslog-enabled',
+  'syslog-ident',
+  'syslog-facility',
+  'databases',
+  'always-show-logo',
+  'set-proc-title',
+  'dir',
+  'cluster-enabled',
+  'cluster-config-file',
+  'cluster-port',
+  'tcp-backlog',
+  'io-threads',
+  'io-threads-do-reads',
+  'include',
+  'loadmodule',
+  'rename-command',
+  'appendfilename',
+  'appenddirname',
+  'disable-thp',
+  'tls-port',
+  'tls-cluster',
+  'enable-protected-configs',
+  'enable-debug-command',
+  'enable-module-command',
+  'ignore-warnings',
+  'oom-score-adj-values',
+  'locale-collate',
 ])
 
 // Directives whose several lines add up (save 900 1 / save 300 10): CONFIG SET takes them
@@ -127,7 +157,11 @@ export function parseRedisConf(text: string): Map<string, ConfLines> {
 
 /** The one value CONFIG SET takes for a directive's lines. */
 export function configValue(name: string, lines: ConfLines): string {
-  if (CUMULATIVE.has(name)) return lines.map((a) => a.join(' ')).join(' ').trim()
+  if (CUMULATIVE.has(name))
+    return lines
+      .map((a) => a.join(' '))
+      .join(' ')
+      .trim()
   return (lines[lines.length - 1] ?? []).join(' ')
 }
 
@@ -187,7 +221,16 @@ export function describeChange(c: DirectiveChange): string {
 /** One line of redis-cli input: each word double-quoted, so values with spaces or quotes stay one argument. */
 export function cliCommandLine(words: string[]): string {
   return words
-    .map((w) => '"' + w.replace(/[\\"]/g, (c) => '\\' + c).replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\t/g, '\\t') + '"')
+    .map(
+      (w) =>
+        '"' +
+        w
+          .replace(/[\\"]/g, (c) => '\\' + c)
+          .replace(/\n/g, '\\n')
+          .replace(/\r/g, '\\r')
+          .replace(/\t/g, '\\t') +
+        '"',
+    )
     .join(' ')
 }
 
@@ -216,9 +259,7 @@ export interface RestartNode {
 }
 
 export type RollingStep =
-  | {kind: 'restart'; addr: string; as: 'replica' | 'master' | 'alone'; save?: boolean}
-  | {kind: 'failover'; replica: string; master: string}
-  | {kind: 'refuse'; addr: string; why: string}
+  {kind: 'restart'; addr: string; as: 'replica' | 'master' | 'alone'; save?: boolean} | {kind: 'failover'; replica: string; master: string} | {kind: 'refuse'; addr: string; why: string}
 
 // Restarts grouped by shard, each shard one step at a time: its replicas first, then its
 // master, handed over to a healthy replica (CLUSTER FAILOVER) when it has one. A master
@@ -227,7 +268,7 @@ export type RollingStep =
 // inspected is never restarted. Shards are independent and may run side by side. Pure.
 export function planRolling(nodes: readonly RestartNode[]): RollingStep[][] {
   const shards = new Map<string, {replicas: RestartNode[]; master?: RestartNode}>()
-  const key = (n: RestartNode) => (n.role === 'replica' ? n.masterAddr ?? `?${n.addr}` : n.addr)
+  const key = (n: RestartNode) => (n.role === 'replica' ? (n.masterAddr ?? `?${n.addr}`) : n.addr)
   for (const n of nodes) {
     const s = shards.get(key(n)) ?? {replicas: []}
     if (n.role === 'replica') s.replicas.push(n)
@@ -246,6 +287,10 @@ export function planRolling(nodes: readonly RestartNode[]): RollingStep[][] {
 function masterSteps(m: RestartNode): RollingStep[] {
   if (m.role === 'unknown') return [{kind: 'refuse', addr: m.addr, why: `could not be inspected (${m.error ?? 'no answer'}): not restarted, its role and data are unknown`}]
   const target = m.healthyReplicas.slice().sort()[0]
-  if (m.role === 'master' && target) return [{kind: 'failover', replica: target, master: m.addr}, {kind: 'restart', addr: m.addr, as: 'replica'}]
+  if (m.role === 'master' && target)
+    return [
+      {kind: 'failover', replica: target, master: m.addr},
+      {kind: 'restart', addr: m.addr, as: 'replica'},
+    ]
   return [{kind: 'restart', addr: m.addr, as: m.role === 'alone' ? 'alone' : 'master', save: true}]
 }

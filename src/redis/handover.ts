@@ -61,7 +61,7 @@ export function planHandover(down: readonly DownNode[], live: ReadonlySet<string
   for (const n of down) {
     const d = data.get(n.addr)
     const e = byAddr.get(n.addr)
-    const slots = e ? (e.master ? e.slots : []) : d?.ownSlots ?? []
+    const slots = e ? (e.master ? e.slots : []) : (d?.ownSlots ?? [])
     if (slots.length === 0) {
       out.push({...n, action: 'start', why: e?.replica ? 'a replica: it resyncs from its master' : 'it owns no slot'})
       continue

@@ -19,10 +19,10 @@ export function nodeError(node: ClusterNode, what: string, hint?: string): Clust
 // leaked socket keeps the process alive after its output is printed.
 export async function forEachNode<T, R>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const limit = pLimit(concurrency)
-  const settled = await Promise.allSettled(items.map(item => limit(() => fn(item))))
+  const settled = await Promise.allSettled(items.map((item) => limit(() => fn(item))))
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')
   if (failed) throw failed.reason
-  return settled.map(s => (s as PromiseFulfilledResult<R>).value)
+  return settled.map((s) => (s as PromiseFulfilledResult<R>).value)
 }
 
 export function checkAbort(signal?: AbortSignal): void {
@@ -31,14 +31,7 @@ export function checkAbort(signal?: AbortSignal): void {
 
 // Polls until `pending` returns nothing; on timeout names who is behind and on what,
 // instead of hanging like "Waiting for the cluster to join".
-export async function waitFor(
-  deadline: number,
-  signal: AbortSignal | undefined,
-  n: number,
-  pending: () => Promise<string[]>,
-  what: string,
-  log: (msg: string) => void,
-): Promise<void> {
+export async function waitFor(deadline: number, signal: AbortSignal | undefined, n: number, pending: () => Promise<string[]>, what: string, log: (msg: string) => void): Promise<void> {
   const interval = Math.min(1000, 100 + n)
   let lastLog = Date.now()
   for (;;) {

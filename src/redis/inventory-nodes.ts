@@ -32,9 +32,7 @@ function intVar(h: {host: string; vars: Record<string, unknown>}, name: string, 
 // first concrete non-loopback one, loopback only when nothing else is listed.
 export function pickBindAddress(bind: unknown): string | undefined {
   if (bind === undefined || bind === null) return undefined
-  const list = (Array.isArray(bind) ? bind.map(String) : String(bind).split(/[\s,]+/))
-    .map(a => a.trim())
-    .filter(a => a && !['*', '0.0.0.0', '::', '::*'].includes(a.replace(/^-/, '')))
+  const list = (Array.isArray(bind) ? bind.map(String) : String(bind).split(/[\s,]+/)).map((a) => a.trim()).filter((a) => a && !['*', '0.0.0.0', '::', '::*'].includes(a.replace(/^-/, '')))
   const loopback = (a: string) => /^-?(127\.|::1$|localhost$)/.test(a)
   const optional = (a: string) => a.startsWith('-')
   const rank = (a: string) => (loopback(a) ? 2 : 0) + (optional(a) ? 1 : 0)
@@ -63,5 +61,8 @@ export async function resolveIp(address: string, host = address): Promise<string
 // whatever uses it says what is wrong. IPv4 only, like resolveIp's first try.
 export async function hostIp(address: string): Promise<string> {
   if (isIP(address)) return address
-  return lookup(address, {family: 4}).then(r => r.address, () => address)
+  return lookup(address, {family: 4}).then(
+    (r) => r.address,
+    () => address,
+  )
 }

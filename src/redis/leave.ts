@@ -68,13 +68,10 @@ export function leaveRefusal(d: LeaveDecision, limit: string, inventory: string)
   if (d.lastReplicas.length) {
     parts.push(`the last replica(s) ${d.lastReplicas.map((r) => `${who(r)} of ${r.masterAddr}`).join(', ')}`)
   }
-  return new InputError(
-    `down --limit ${limit} would take members of a live cluster out while it keeps running on ${d.staying.join(', ')}: ${parts.join('; ')}. Nothing was changed`,
-    {
-      where: {file: inventory},
-      hint: `to shrink the cluster, remove those hosts from the inventory and run \`baremetal up -i NEW_INVENTORY --remove-missing\` (it drains their slots to the staying masters and stops their nodes), then \`baremetal down -i ${inventory} -l ${limit}\` removes what is left on them; to tear the whole cluster down, run \`baremetal down -i ${inventory}\` without --limit`,
-    },
-  )
+  return new InputError(`down --limit ${limit} would take members of a live cluster out while it keeps running on ${d.staying.join(', ')}: ${parts.join('; ')}. Nothing was changed`, {
+    where: {file: inventory},
+    hint: `to shrink the cluster, remove those hosts from the inventory and run \`baremetal up -i NEW_INVENTORY --remove-missing\` (it drains their slots to the staying masters and stops their nodes), then \`baremetal down -i ${inventory} -l ${limit}\` removes what is left on them; to tear the whole cluster down, run \`baremetal down -i ${inventory}\` without --limit`,
+  })
 }
 
 const BATCH = 16

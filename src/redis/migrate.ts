@@ -69,7 +69,7 @@ const ONLY_MASTERS = /only with masters/i
 export async function moveSlots(moves: readonly SlotMove[], nodes: ReadonlyMap<string, MigrateNode>, masters: readonly string[], opts: MoveOptions): Promise<MoveResult> {
   const started = Date.now()
   if (moves.length === 0) return {slots: 0, keys: 0, elapsedMs: 0}
-  const ends = [...new Set(moves.flatMap(m => [m.from, m.to]))].flatMap(id => (nodes.has(id) ? [nodes.get(id)!] : []))
+  const ends = [...new Set(moves.flatMap((m) => [m.from, m.to]))].flatMap((id) => (nodes.has(id) ? [nodes.get(id)!] : []))
   opts = {...opts, timing: opts.timing ?? (await readTiming(opts.pool, ends)), pacers: opts.pacers ?? new Map()}
   const batchSlots = opts.batchSlots ?? 32
   const limit = Math.max(1, opts.concurrency ?? 8)
@@ -80,12 +80,12 @@ export async function moveSlots(moves: readonly SlotMove[], nodes: ReadonlyMap<s
     if (!n) throw new ClusterError(`no address known for node ${id}`)
     return n
   }
-  const queue = moves.map(m => ({from: node(m.from), to: node(m.to), left: [...m.slots]}))
+  const queue = moves.map((m) => ({from: node(m.from), to: node(m.to), left: [...m.slots]}))
   const busy = new Set<string>()
   const running = new Set<Promise<void>>()
   let failure: unknown
 
-  const startable = () => queue.find(q => q.left.length > 0 && !busy.has(q.from.id))
+  const startable = () => queue.find((q) => q.left.length > 0 && !busy.has(q.from.id))
   while (!failure) {
     if (opts.signal?.aborted) {
       failure = new ClusterError('interrupted while moving slots', {hint: 'run up again: open slots are finished and the rebalance continues'})
@@ -97,12 +97,12 @@ export async function moveSlots(moves: readonly SlotMove[], nodes: ReadonlyMap<s
       const slots = pair.left.splice(0, batchSlots)
       busy.add(pair.from.id)
       const p: Promise<void> = moveBatch(pair.from, pair.to, slots, masters, nodes, opts)
-        .then(keys => {
+        .then((keys) => {
           done.slots += slots.length
           done.keys += keys
           opts.progress?.({...done, totalSlots, elapsedMs: Date.now() - started})
         })
-        .catch(error => {
+        .catch((error) => {
           failure ??= error
         })
         .finally(() => {
@@ -121,7 +121,7 @@ export async function moveSlots(moves: readonly SlotMove[], nodes: ReadonlyMap<s
 }
 
 async function pipeline(pool: NodePool, n: ClusterNode, build: (r: Redis) => ReturnType<Redis['pipeline']>): Promise<Array<[Error | null, unknown]>> {
-  return pool.run(n, async r => ((await build(r).exec()) ?? []) as Array<[Error | null, unknown]>)
+  return pool.run(n, async (r) => ((await build(r).exec()) ?? []) as Array<[Error | null, unknown]>)
 }
 
 function fail(n: ClusterNode, what: string, error: unknown, password?: string): ClusterError {
@@ -156,21 +156,21 @@ export async function moveBatch(
   if (!pacers.has(key)) pacers.set(key, newPacer(timing))
   const ctx: DrainContext = {perMigrate: opts.keysPerMigrate ?? 1000, timing, pacer: pacers.get(key)!, opts}
   if (!state.skipImporting) {
-    const res = await pipeline(pool, to, r => {
+    const res = await pipeline(pool, to, (r) => {
       const p = r.pipeline()
       for (const s of slots) p.call('CLUSTER', 'SETSLOT', String(s), 'IMPORTING', from.id)
       return p
-    }).catch(e => {
+    }).catch((e) => {
       throw fail(to, 'SETSLOT IMPORTING failed', e, password)
     })
     for (const [err] of res) if (err && !OWNER_ALREADY.test(err.message)) throw fail(to, 'SETSLOT IMPORTING failed', err, password)
   }
   if (!state.skipMigrating) {
-    const res = await pipeline(pool, from, r => {
+    const res = await pipeline(pool, from, (r) => {
       const p = r.pipeline()
       for (const s of slots) p.call('CLUSTER', 'SETSLOT', String(s), 'MIGRATING', to.id)
       return p
-    }).catch(e => {
+    }).catch((e) => {
       throw fail(from, 'SETSLOT MIGRATING failed', e, password)
     })
     for (const [err] of res) if (err && !NOT_OWNER.test(err.message)) throw fail(from, 'SETSLOT MIGRATING failed', err, password)
@@ -181,19 +181,19 @@ export async function moveBatch(
     keys += await drain(from, to, slots, ctx)
     // Target first: it takes the slot and bumps its epoch; then the source, which
     // refuses while it still holds a key of the slot (written before MIGRATING).
-    const toRes = await pipeline(pool, to, r => {
+    const toRes = await pipeline(pool, to, (r) => {
       const p = r.pipeline()
       for (const s of slots) p.call('CLUSTER', 'SETSLOT', String(s), 'NODE', to.id)
       return p
-    }).catch(e => {
+    }).catch((e) => {
       throw fail(to, 'SETSLOT NODE on the target failed', e, password)
     })
     for (const [err] of toRes) if (err) throw fail(to, 'SETSLOT NODE on the target failed', err, password)
-    const fromRes = await pipeline(pool, from, r => {
+    const fromRes = await pipeline(pool, from, (r) => {
       const p = r.pipeline()
       for (const s of slots) p.call('CLUSTER', 'SETSLOT', String(s), 'NODE', to.id)
       return p
-    }).catch(e => {
+    }).catch((e) => {
       throw fail(from, 'SETSLOT NODE on the source failed', e, password)
     })
     const busyKeys = fromRes.filter(([err]) => err && STILL_KEYS.test(err.message))
@@ -208,9 +208,9 @@ export async function moveBatch(
   // answer learns it from gossip (the target's bumped epoch wins).
   await Promise.all(
     masters
-      .filter(id => id !== from.id && id !== to.id && nodes.has(id))
-      .map(id =>
-        pipeline(pool, nodes.get(id)!, r => {
+      .filter((id) => id !== from.id && id !== to.id && nodes.has(id))
+      .map((id) =>
+        pipeline(pool, nodes.get(id)!, (r) => {
           const p = r.pipeline()
           for (const s of slots) p.call('CLUSTER', 'SETSLOT', String(s), 'NODE', to.id)
           return p
@@ -237,11 +237,11 @@ async function drain(from: MigrateNode, to: MigrateNode, slots: readonly number[
   let open = [...slots]
   let moved = 0
   while (open.length > 0) {
-    const res = await pipeline(pool, from, r => {
+    const res = await pipeline(pool, from, (r) => {
       const p = r.pipeline()
       for (const s of open) p.callBuffer('CLUSTER', 'GETKEYSINSLOT', String(s), String(ctx.perMigrate))
       return p
-    }).catch(e => {
+    }).catch((e) => {
       throw fail(from, 'GETKEYSINSLOT failed', e, password)
     })
     const found: Array<{slot: number; keys: Buffer[]}> = []
@@ -250,16 +250,16 @@ async function drain(from: MigrateNode, to: MigrateNode, slots: readonly number[
       if (Array.isArray(keys) && keys.length > 0) found.push({slot: open[i], keys: keys as Buffer[]})
     })
     if (found.length === 0) break
-    const sizes = await pipeline(pool, from, r => {
+    const sizes = await pipeline(pool, from, (r) => {
       const p = r.pipeline()
       for (const f of found) for (const k of f.keys) p.call('MEMORY', 'USAGE', k)
       return p
-    }).catch(e => {
+    }).catch((e) => {
       throw fail(from, 'MEMORY USAGE failed', e, password)
     })
     let n = 0
     // A key gone meanwhile (expired, deleted) answers nil: it costs nothing to move.
-    let queue: SlotKeys[] = found.map(f => ({slot: f.slot, keys: f.keys, sizes: f.keys.map(() => Math.max(0, Number(sizes[n++]?.[1] ?? 0) || 0))}))
+    let queue: SlotKeys[] = found.map((f) => ({slot: f.slot, keys: f.keys, sizes: f.keys.map(() => Math.max(0, Number(sizes[n++]?.[1] ?? 0) || 0))}))
     while (queue.length > 0) {
       const round = takeRound(queue, ctx.pacer.budget, ctx.perMigrate, ctx.timing.maxMigratesPerRound)
       const t0 = Date.now()
@@ -268,7 +268,7 @@ async function drain(from: MigrateNode, to: MigrateNode, slots: readonly number[
       for (const c of round.calls) moved += c.keys.length
       queue = round.rest
     }
-    open = found.map(f => f.slot)
+    open = found.map((f) => f.slot)
   }
   return moved
 }
@@ -282,9 +282,9 @@ async function drain(from: MigrateNode, to: MigrateNode, slots: readonly number[
 const DEL_IF_SAME = "redis.replicate_commands() if redis.call('DUMP', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return -1"
 async function dropTwins(from: MigrateNode, to: MigrateNode, calls: readonly MigrateCall[], ctx: DrainContext): Promise<number> {
   const {pool} = ctx.opts
-  const keys = calls.flatMap(c => c.keys)
+  const keys = calls.flatMap((c) => c.keys)
   // ASKING: the target imports the slot and answers for its keys only after it.
-  const there = await pipeline(pool, to, r => {
+  const there = await pipeline(pool, to, (r) => {
     const p = r.pipeline()
     for (const k of keys) p.asking().dumpBuffer(k)
     return p
@@ -292,7 +292,7 @@ async function dropTwins(from: MigrateNode, to: MigrateNode, calls: readonly Mig
   const targetCopy = keys.map((_, i) => there[2 * i + 1]?.[1])
   const twins = keys.filter((_, i) => Buffer.isBuffer(targetCopy[i]))
   if (twins.length === 0) return 0
-  const res = await pipeline(pool, from, r => {
+  const res = await pipeline(pool, from, (r) => {
     const p = r.pipeline()
     keys.forEach((k, i) => {
       if (Buffer.isBuffer(targetCopy[i])) p.eval(DEL_IF_SAME, 1, k, targetCopy[i] as Buffer)
@@ -300,7 +300,7 @@ async function dropTwins(from: MigrateNode, to: MigrateNode, calls: readonly Mig
     return p
   }).catch(() => [] as Array<[Error | null, unknown]>)
   const dropped = res.filter(([err, n]) => !err && n === 1).length
-  if (dropped > 0) ctx.opts.onTwins?.([...new Set(calls.map(c => c.slot))], dropped)
+  if (dropped > 0) ctx.opts.onTwins?.([...new Set(calls.map((c) => c.slot))], dropped)
   return dropped
 }
 
@@ -316,10 +316,15 @@ async function targetBack(to: MigrateNode, ctx: DrainContext): Promise<boolean> 
   let okInARow = 0
   while (Date.now() < deadline) {
     if (ctx.opts.signal?.aborted) return false
-    const state = await ctx.opts.pool.run(to, r => r.call('CLUSTER', 'INFO')).then(t => /cluster_state:ok/.test(String(t)), () => false)
+    const state = await ctx.opts.pool
+      .run(to, (r) => r.call('CLUSTER', 'INFO'))
+      .then(
+        (t) => /cluster_state:ok/.test(String(t)),
+        () => false,
+      )
     okInARow = state ? okInARow + 1 : 0
     if (okInARow >= 3) return true
-    await new Promise(res => setTimeout(res, 250))
+    await new Promise((res) => setTimeout(res, 250))
   }
   return false
 }
@@ -328,11 +333,11 @@ async function migrateRound(from: MigrateNode, to: MigrateNode, calls: readonly 
   const {pool, password} = ctx.opts
   const auth = password ? ['AUTH', password] : []
   const timeout = String(ctx.timing.migrateTimeoutMs)
-  const mres = await pipeline(pool, from, r => {
+  const mres = await pipeline(pool, from, (r) => {
     const p = r.pipeline()
     for (const c of calls) p.call('MIGRATE', to.ip, String(to.port), '', '0', timeout, ...auth, 'KEYS', ...c.keys)
     return p
-  }).catch(e => {
+  }).catch((e) => {
     throw fail(from, `MIGRATE to ${nodeAddr(to)} failed`, e, password)
   })
   const down = mres.some(([err]) => err && TARGET_DOWN.test(err.message))
@@ -340,7 +345,14 @@ async function migrateRound(from: MigrateNode, to: MigrateNode, calls: readonly 
   const busy = calls.filter((_, i) => /BUSYKEY/.test(mres[i][0]?.message ?? ''))
   if (busy.length > 0 && retries > 0 && (await dropTwins(from, to, busy, ctx)) > 0) return migrateRound(from, to, calls, ctx, retries - 1)
   // Why the target says it is down, from its own map: what to fix is on that node.
-  const why = down ? await pool.run(to, r => r.call('CLUSTER', 'NODES')).then(t => downReason(parseClusterNodes(String(t))), () => '') : ''
+  const why = down
+    ? await pool
+        .run(to, (r) => r.call('CLUSTER', 'NODES'))
+        .then(
+          (t) => downReason(parseClusterNodes(String(t))),
+          () => '',
+        )
+    : ''
   mres.forEach(([err], i) => {
     if (!err) return
     const msg = err.message
@@ -352,10 +364,13 @@ async function migrateRound(from: MigrateNode, to: MigrateNode, calls: readonly 
       })
     }
     if (/IOERR|timeout/i.test(msg)) {
-      throw new ClusterError(`${nodeAddr(from)}: MIGRATE of slot ${c.slot} to ${nodeAddr(to)} (${c.keys.length} key(s), ~${c.bytes} bytes) did not finish within ${ctx.timing.migrateTimeoutMs} ms: ${msg}`, {
-        where: {host: from.host},
-        hint: `MIGRATE's timeout is kept below half of cluster-node-timeout (${ctx.timing.nodeTimeoutMs} ms) so the source is never marked failed; a key this big on this link needs a larger cluster-node-timeout. The keys stay on the source: run up again`,
-      })
+      throw new ClusterError(
+        `${nodeAddr(from)}: MIGRATE of slot ${c.slot} to ${nodeAddr(to)} (${c.keys.length} key(s), ~${c.bytes} bytes) did not finish within ${ctx.timing.migrateTimeoutMs} ms: ${msg}`,
+        {
+          where: {host: from.host},
+          hint: `MIGRATE's timeout is kept below half of cluster-node-timeout (${ctx.timing.nodeTimeoutMs} ms) so the source is never marked failed; a key this big on this link needs a larger cluster-node-timeout. The keys stay on the source: run up again`,
+        },
+      )
     }
     throw fail(from, `MIGRATE of slot ${c.slot} to ${nodeAddr(to)} failed${why && TARGET_DOWN.test(msg) ? ` (the target's map: ${why})` : ''}`, err, password)
   })
@@ -376,12 +391,13 @@ export function downReason(entries: readonly NodeEntry[]): string {
   const list = (xs: number[]) => `${xs.slice(0, 8).join(', ')}${xs.length > 8 ? ` … (${xs.length})` : ''}`
   for (const [n, slots] of onFailed) parts.push(`slot(s) ${list(slots)} served by failed node ${n}`)
   if (unassigned.length) parts.push(`slot(s) ${list(unassigned)} unassigned`)
-  const masters = entries.filter(e => e.master && e.slots.length > 0)
-  const unreachable = masters.filter(e => e.fail || e.pfail)
+  const masters = entries.filter((e) => e.master && e.slots.length > 0)
+  const unreachable = masters.filter((e) => e.fail || e.pfail)
   // Redis' quorum rule: a master that reaches fewer than size/2 + 1 slot-serving masters is down.
-  if (masters.length - unreachable.length < Math.floor(masters.length / 2) + 1) parts.push(`${unreachable.length} of ${masters.length} slot-serving masters unreachable (${unreachable.map(e => e.addr).join(', ')})`)
-  const me = entries.find(e => e.myself)
-  if (me?.importing.length) parts.push(`importing ${list(me.importing.map(i => i.slot))}`)
+  if (masters.length - unreachable.length < Math.floor(masters.length / 2) + 1)
+    parts.push(`${unreachable.length} of ${masters.length} slot-serving masters unreachable (${unreachable.map((e) => e.addr).join(', ')})`)
+  const me = entries.find((e) => e.myself)
+  if (me?.importing.length) parts.push(`importing ${list(me.importing.map((i) => i.slot))}`)
   return parts.join('; ')
 }
 
@@ -416,14 +432,14 @@ export function migrateTiming(nodeTimeoutMs: number, commandTimeoutMs: number): 
 // cluster-node-timeout of the given nodes (the smallest: that node marks others failed first).
 export async function readTiming(pool: NodePool, nodes: readonly ClusterNode[]): Promise<MigrateTiming> {
   const seen = await Promise.all(
-    nodes.map(n =>
+    nodes.map((n) =>
       pool
-        .run(n, r => r.call('CONFIG', 'GET', 'cluster-node-timeout'))
-        .then(v => (Array.isArray(v) ? Number(v[1]) : NaN))
+        .run(n, (r) => r.call('CONFIG', 'GET', 'cluster-node-timeout'))
+        .then((v) => (Array.isArray(v) ? Number(v[1]) : NaN))
         .catch(() => NaN),
     ),
   )
-  const known = seen.filter(x => Number.isFinite(x) && x > 0)
+  const known = seen.filter((x) => Number.isFinite(x) && x > 0)
   return migrateTiming(known.length > 0 ? Math.min(...known) : DEFAULT_NODE_TIMEOUT_MS, pool.commandTimeoutMs)
 }
 
@@ -556,15 +572,15 @@ export function resolveOpenSlot(m: OpenSlotMarkers, roles: ReadonlyMap<string, N
     unresolved.push(`${as} ${short(id)} is a replica whose master ${r.masterId ? short(r.masterId) : '?'} is not a reachable master`)
     return null
   }
-  for (const x of [...m.migrating.map(x => x.node), ...m.importing.map(x => x.node)]) {
+  for (const x of [...m.migrating.map((x) => x.node), ...m.importing.map((x) => x.node)]) {
     const r = roles.get(x)
     if (r && (!r.master || r.masterId)) unresolved.push(`${short(x)} has the slot open but is a replica`)
   }
-  const migrating = m.migrating.flatMap(x => {
+  const migrating = m.migrating.flatMap((x) => {
     const to = shard(x.to, 'target')
     return to === null ? [] : [{node: x.node, to}]
   })
-  const importing = m.importing.flatMap(x => {
+  const importing = m.importing.flatMap((x) => {
     const from = shard(x.from, 'source')
     return from === null ? [] : [{node: x.node, from}]
   })
@@ -592,36 +608,44 @@ export function decideOpenSlot(v: OpenSlotView): OpenSlotDecision {
 function decideResolved(v: OpenSlotView): OpenSlotDecision {
   const {slot} = v
   if (v.unresolved?.length) return {slot, action: 'stuck', why: `${v.unresolved.join('; ')}: settle by hand (redis-cli --cluster fix) or bring the old master back as a replica, then run up again`}
-  const involved = uniq([...v.owners, ...v.migrating.flatMap(m => [m.node, m.to]), ...v.importing.flatMap(i => [i.node, i.from])])
-  const down = involved.filter(id => v.unreachable.includes(id))
+  const involved = uniq([...v.owners, ...v.migrating.flatMap((m) => [m.node, m.to]), ...v.importing.flatMap((i) => [i.node, i.from])])
+  const down = involved.filter((id) => v.unreachable.includes(id))
   if (down.length > 0) return {slot, action: 'stuck', why: `node(s) ${down.map(short).join(', ')} cannot be reached: the slot is settled once they answer`}
   const keys = (id: string) => v.keys[id] ?? 0
-  const openNodes = uniq([...v.migrating.map(m => m.node), ...v.importing.map(i => i.node)])
+  const openNodes = uniq([...v.migrating.map((m) => m.node), ...v.importing.map((i) => i.node)])
 
   if (v.owners.length > 1) {
     // The target took the slot (SETSLOT NODE on it first) and the source has not yet.
-    const dest = v.owners.filter(o => v.migrating.some(m => m.to === o && v.owners.includes(m.node)))
-    if (dest.length !== 1) return {slot, action: 'stuck', why: `claimed by ${v.owners.length} masters (${v.owners.map(short).join(', ')}) with no move between them: Redis settles this by config epoch`}
-    const from = v.owners.find(o => o !== dest[0])!
-    return {slot, action: 'finish', from, to: dest[0], stable: openNodes.filter(n => n !== from && n !== dest[0]), why: `${short(dest[0])} already owns it; ${short(from)} still has it migrating`}
+    const dest = v.owners.filter((o) => v.migrating.some((m) => m.to === o && v.owners.includes(m.node)))
+    if (dest.length !== 1)
+      return {slot, action: 'stuck', why: `claimed by ${v.owners.length} masters (${v.owners.map(short).join(', ')}) with no move between them: Redis settles this by config epoch`}
+    const from = v.owners.find((o) => o !== dest[0])!
+    return {slot, action: 'finish', from, to: dest[0], stable: openNodes.filter((n) => n !== from && n !== dest[0]), why: `${short(dest[0])} already owns it; ${short(from)} still has it migrating`}
   }
   if (v.owners.length === 0) {
-    const importers = uniq(v.importing.map(i => i.node))
-    if (importers.length === 1) return {slot, action: 'finish', from: null, to: importers[0], stable: openNodes.filter(n => n !== importers[0]), why: 'no owner; one node imports it'}
+    const importers = uniq(v.importing.map((i) => i.node))
+    if (importers.length === 1) return {slot, action: 'finish', from: null, to: importers[0], stable: openNodes.filter((n) => n !== importers[0]), why: 'no owner; one node imports it'}
     return {slot, action: 'stuck', why: `no owner and ${importers.length} importing nodes`}
   }
 
   const owner = v.owners[0]
-  const targets = uniq([...v.importing.map(i => i.node), ...v.migrating.filter(m => m.node === owner).map(m => m.to)]).filter(t => t !== owner)
+  const targets = uniq([...v.importing.map((i) => i.node), ...v.migrating.filter((m) => m.node === owner).map((m) => m.to)]).filter((t) => t !== owner)
   if (targets.length === 0) return {slot, action: 'rollback', stable: openNodes, why: `owner ${short(owner)} is not moving it: stale open state cleared`}
-  const withKeys = targets.filter(t => keys(t) > 0)
+  const withKeys = targets.filter((t) => keys(t) > 0)
   if (withKeys.length > 1) return {slot, action: 'stuck', why: `keys on several nodes besides the owner (${withKeys.map(short).join(', ')}): settle by hand (redis-cli --cluster fix)`}
-  const ownerTo = v.migrating.find(m => m.node === owner)?.to
+  const ownerTo = v.migrating.find((m) => m.node === owner)?.to
   const target = withKeys[0] ?? (ownerTo && ownerTo !== owner ? ownerTo : targets[0])
-  const importing = v.importing.some(i => i.node === target)
-  const others = openNodes.filter(n => n !== owner && n !== target)
+  const importing = v.importing.some((i) => i.node === target)
+  const others = openNodes.filter((n) => n !== owner && n !== target)
   if (keys(target) > 0 || (importing && ownerTo === target)) {
-    return {slot, action: 'finish', from: owner, to: target, stable: others, why: keys(target) > 0 ? `${short(target)} already holds ${keys(target)} key(s)` : `${short(owner)} migrating to ${short(target)}, which imports it`}
+    return {
+      slot,
+      action: 'finish',
+      from: owner,
+      to: target,
+      stable: others,
+      why: keys(target) > 0 ? `${short(target)} already holds ${keys(target)} key(s)` : `${short(owner)} migrating to ${short(target)}, which imports it`,
+    }
   }
   return {slot, action: 'rollback', stable: openNodes, why: `no key moved to ${short(target)} yet`}
 }

@@ -152,7 +152,7 @@ export function rangesFromSlots(slots: Iterable<number>): SlotRange[] {
 
 // Ranges from different lines of one node (or several plan steps) may touch: merge them for display.
 export function mergeRanges(ranges: readonly SlotRange[]): SlotRange[] {
-  const sorted = ranges.map(r => [r[0], r[1]] as SlotRange).sort((a, b) => a[0] - b[0])
+  const sorted = ranges.map((r) => [r[0], r[1]] as SlotRange).sort((a, b) => a[0] - b[0])
   const out: SlotRange[] = []
   for (const r of sorted) {
     const last = out[out.length - 1]
@@ -172,7 +172,7 @@ export function rangesToString(ranges: readonly SlotRange[]): string {
 // Inverse of rangesToString, for users who pass ranges back (and for tests).
 export function parseSlotRanges(text: string): SlotRange[] {
   if (!text.trim()) return []
-  return mergeRanges(text.split(',').map(t => parseRange(t.trim(), text)))
+  return mergeRanges(text.split(',').map((t) => parseRange(t.trim(), text)))
 }
 
 // Counting by ranges avoids expanding 16384-element arrays for every node.
@@ -251,7 +251,7 @@ const slotToken = ([a, b]: SlotRange) => (a === b ? String(a) : `${a}-${b}`)
 
 // A parsed view's signature, equal to digestClusterNodes' for the same lines.
 export function viewSignature(entries: readonly NodeEntry[]): string {
-  return signatureOf(entries.filter(e => e.master && e.slots.length > 0 && !e.handshake && !e.noaddr).map(e => `${e.id}:${e.slots.map(slotToken).join(' ')}`))
+  return signatureOf(entries.filter((e) => e.master && e.slots.length > 0 && !e.handshake && !e.noaddr).map((e) => `${e.id}:${e.slots.map(slotToken).join(' ')}`))
 }
 
 // One pass over the text, no per-line objects except for "myself": a 1000-node cluster
@@ -287,7 +287,11 @@ export function digestClusterNodes(text: string, ids: NodeIds): NodesDigest {
     for (let k = 0; k < 5 && f >= 0; k++) f = line.indexOf(' ', f + 1)
     if (f < 0) continue
     let slots = line.slice(f + 1).trim()
-    if (slots.includes('[')) slots = slots.split(/\s+/).filter(t => !t.startsWith('[')).join(' ')
+    if (slots.includes('['))
+      slots = slots
+        .split(/\s+/)
+        .filter((t) => !t.startsWith('['))
+        .join(' ')
     if (slots) parts.push(`${id}:${slots.replace(/\s+/g, ' ')}`)
   }
   if (!myself) throw new Error('CLUSTER NODES has no "myself" line')

@@ -58,7 +58,7 @@ const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
 
 function mastersPerHost(input: PlacementInput): Record<string, number> {
   const counts: Record<string, number> = {}
-  const hosts = [...new Set([...input.masters.map(m => m.host), ...input.replicas.map(r => r.host)])].sort(byName)
+  const hosts = [...new Set([...input.masters.map((m) => m.host), ...input.replicas.map((r) => r.host)])].sort(byName)
   for (const h of hosts) counts[h] = 0
   for (const m of input.masters) if (m.slotCount > 0) counts[m.host]++
   return counts
@@ -84,7 +84,7 @@ export function planPlacement(input: PlacementInput): PlacementPlan {
     replicasOf.set(r.masterId, list)
   }
   const mastersOn = new Map<string, PlacementMaster[]>()
-  for (const m of input.masters.filter(x => x.slotCount > 0).sort((a, b) => byName(a.addr, b.addr))) {
+  for (const m of input.masters.filter((x) => x.slotCount > 0).sort((a, b) => byName(a.addr, b.addr))) {
     mastersOn.set(m.host, [...(mastersOn.get(m.host) ?? []), m])
   }
   const moved = new Set<string>()
@@ -116,7 +116,7 @@ function nextFailover(
   for (const [donor, receiver] of pairs) {
     for (const m of mastersOn.get(donor) ?? []) {
       if (moved.has(m.id)) continue
-      const r = (replicasOf.get(m.id) ?? []).filter(x => x.host === receiver).sort((a, b) => byName(a.addr, b.addr))[0]
+      const r = (replicasOf.get(m.id) ?? []).filter((x) => x.host === receiver).sort((a, b) => byName(a.addr, b.addr))[0]
       if (r) return {master: {id: m.id, addr: m.addr, host: m.host}, replica: {id: r.id, addr: r.addr, host: r.host}}
     }
   }
@@ -143,17 +143,22 @@ export function placementWarnings(input: PlacementInput): string[] {
   for (const h of hosts) {
     if (counts[h] < Math.ceil(total / 2)) continue
     plan ??= planPlacement(input)
-    const fix = plan.after[h] < counts[h]
-      ? `\`baremetal up\` hands ${counts[h] - plan.after[h]} of them over to replicas on other hosts`
-      : hosts.length < 3 ? 'with 2 hosts one of them always holds half the masters: spread the nodes over 3 or more hosts' : 'no replica on another host can take them over: give their shards replicas on other hosts'
-    out.push(`host ${h} holds ${counts[h]} of ${total} masters: losing it leaves ${total - counts[h]}, short of the ${need} (a majority of all masters) a failover needs, and the cluster goes down; ${fix}`)
+    const fix =
+      plan.after[h] < counts[h]
+        ? `\`baremetal up\` hands ${counts[h] - plan.after[h]} of them over to replicas on other hosts`
+        : hosts.length < 3
+          ? 'with 2 hosts one of them always holds half the masters: spread the nodes over 3 or more hosts'
+          : 'no replica on another host can take them over: give their shards replicas on other hosts'
+    out.push(
+      `host ${h} holds ${counts[h]} of ${total} masters: losing it leaves ${total - counts[h]}, short of the ${need} (a majority of all masters) a failover needs, and the cluster goes down; ${fix}`,
+    )
   }
   const hostsOf = new Map<string, Set<string>>()
   for (const r of input.replicas) if (r.masterId) (hostsOf.get(r.masterId) ?? hostsOf.set(r.masterId, new Set()).get(r.masterId)!).add(r.host)
   const alone = new Map<string, number>()
   for (const m of input.masters) {
     if (m.slotCount === 0) continue
-    const others = [...(hostsOf.get(m.id) ?? [])].filter(x => x !== m.host)
+    const others = [...(hostsOf.get(m.id) ?? [])].filter((x) => x !== m.host)
     if (others.length === 0) alone.set(m.host, (alone.get(m.host) ?? 0) + 1)
   }
   if (alone.size > 0) {
@@ -185,14 +190,20 @@ export interface PlacementResult {
 
 export function placementInput(report: Pick<ClusterReport, 'masters' | 'replicas'>): PlacementInput {
   return {
-    masters: report.masters.map(m => ({id: m.id, addr: m.addr, host: m.host, slotCount: m.slotCount})),
-    replicas: report.replicas.map(r => ({id: r.id, addr: r.addr, host: r.host, masterId: r.masterId, healthy: !r.flags.some(f => f === 'fail' || f === 'fail?')})),
+    masters: report.masters.map((m) => ({id: m.id, addr: m.addr, host: m.host, slotCount: m.slotCount})),
+    replicas: report.replicas.map((r) => ({id: r.id, addr: r.addr, host: r.host, masterId: r.masterId, healthy: !r.flags.some((f) => f === 'fail' || f === 'fail?')})),
   }
 }
 
-const spread = (c: Record<string, number>) => Object.entries(c).map(([h, n]) => `${h} ${n}`).join(', ')
+const spread = (c: Record<string, number>) =>
+  Object.entries(c)
+    .map(([h, n]) => `${h} ${n}`)
+    .join(', ')
 const listFailovers = (fs: readonly PlannedFailover[]) => {
-  const s = fs.slice(0, LIST_MAX).map(f => `${f.master.addr} → ${f.replica.addr} (${f.master.host} → ${f.replica.host})`).join(', ')
+  const s = fs
+    .slice(0, LIST_MAX)
+    .map((f) => `${f.master.addr} → ${f.replica.addr} (${f.master.host} → ${f.replica.host})`)
+    .join(', ')
   return fs.length > LIST_MAX ? `${s}, … ${fs.length - LIST_MAX} more` : s
 }
 
@@ -208,10 +219,14 @@ export async function restorePlacement(nodes: readonly ClusterNode[], report: Cl
   // Elections need every master answering; an unhealthy cluster is the other steps' to repair.
   if (!report.ok) return {...result, skipped: `not rebalancing masters across hosts while the cluster has problems (${report.problems[0].text})`}
   if (opts.check) {
-    return {...result, status: 'changed', msg: `would fail over ${plan.failovers.length} master(s) to in-sync replicas on other hosts: ${listFailovers(plan.failovers)}; masters per host ${spread(plan.before)} → ${spread(plan.after)}`}
+    return {
+      ...result,
+      status: 'changed',
+      msg: `would fail over ${plan.failovers.length} master(s) to in-sync replicas on other hosts: ${listFailovers(plan.failovers)}; masters per host ${spread(plan.before)} → ${spread(plan.after)}`,
+    }
   }
   const log = opts.log ?? (() => {})
-  const byAddr = new Map(nodes.map(n => [nodeAddr(n), n]))
+  const byAddr = new Map(nodes.map((n) => [nodeAddr(n), n]))
   const pool = new NodePool({password: opts.password, connectTimeoutMs: 5000})
   const target = (x: {addr: string; host: string}): RollingTarget => {
     const n = byAddr.get(x.addr) ?? {host: x.host, ...parseNodeAddress(x.addr)}
@@ -237,7 +252,10 @@ export async function restorePlacement(nodes: readonly ClusterNode[], report: Cl
 function placementMessage(r: PlacementResult): {status: PlacementResult['status']; msg: string} {
   const done = r.done.length ? `masters rebalanced across hosts: ${r.done.length} failover(s) (${listFailovers(r.done)}); masters per host were ${spread(r.plan.before)}` : ''
   if (r.failed.length === 0) return {status: 'changed', msg: `${done}, now ${spread(r.plan.after)}`}
-  const fails = r.failed.slice(0, 5).map(f => `${f.master.addr} → ${f.replica.addr}: ${f.why}`).join('; ')
+  const fails = r.failed
+    .slice(0, 5)
+    .map((f) => `${f.master.addr} → ${f.replica.addr}: ${f.why}`)
+    .join('; ')
   return {
     status: 'failed',
     msg: `${done ? `${done}; ` : ''}${r.failed.length} of ${r.plan.failovers.length} master(s) not handed over to a replica on another host (${fails}): run up again`,
@@ -249,7 +267,7 @@ function placementMessage(r: PlacementResult): {status: PlacementResult['status'
 // twice; then the old master's link comes up before the next shard's election.
 async function handOver(pool: NodePool, f: PlannedFailover, replica: RollingTarget, master: RollingTarget, opts: PlacementOptions, log: (m: string) => void): Promise<string | undefined> {
   const stepMs = opts.stepTimeoutMs ?? 30_000
-  const before = await shardRole(pool, f, replica).catch(error => `the replica did not answer: ${describeRedisError(error)}`)
+  const before = await shardRole(pool, f, replica).catch((error) => `the replica did not answer: ${describeRedisError(error)}`)
   if (before === 'swapped') return undefined
   if (before !== 'replica') return before
   log(`redis_cluster: manual failover ${f.master.addr} → ${f.replica.addr} (${f.master.host} → ${f.replica.host})`)
@@ -262,13 +280,13 @@ async function handOver(pool: NodePool, f: PlannedFailover, replica: RollingTarg
 }
 
 async function replication(pool: NodePool, t: RollingTarget): Promise<Record<string, string>> {
-  return pool.run(t, async r => parseClusterInfo(String(await r.call('INFO', 'replication'))))
+  return pool.run(t, async (r) => parseClusterInfo(String(await r.call('INFO', 'replication'))))
 }
 
 // The replica's own word, by node id: still a replica of this master, already its master
 // (an earlier run's or a late election), or something else (the shard changed: refused).
 async function shardRole(pool: NodePool, f: PlannedFailover, replica: RollingTarget): Promise<'replica' | 'swapped' | string> {
-  const me = parseClusterNodes(String(await pool.run(replica, r => r.call('CLUSTER', 'NODES')))).find(e => e.myself)
+  const me = parseClusterNodes(String(await pool.run(replica, (r) => r.call('CLUSTER', 'NODES')))).find((e) => e.myself)
   if (!me || me.id !== f.replica.id) return `${f.replica.addr} is no longer node ${f.replica.id.slice(0, 8)}: not failed over`
   if (me.replica) return me.masterId === f.master.id ? 'replica' : `${f.replica.addr} now replicates ${me.masterId?.slice(0, 8) ?? 'nothing'}, not ${f.master.addr}: not failed over`
   return me.slots.length > 0 ? 'swapped' : `${f.replica.addr} is a master without slots: not failed over`

@@ -157,7 +157,7 @@ export function planCluster(nodes: readonly ClusterNode[], replicas: number): Cl
   if (replicas > 0 && M < 3) {
     warnings.push(`only ${M} master(s): automatic failover needs a majority of at least 3 masters`)
   }
-  const onMasterHost = sharedHost.filter(s => s.sharesWith === 'master').length
+  const onMasterHost = sharedHost.filter((s) => s.sharesWith === 'master').length
   if (onMasterHost > 0) warnings.push(`${onMasterHost} replica(s) share a host with their master: losing that host loses those slots`)
   const onSiblingHost = sharedHost.length - onMasterHost
   if (onSiblingHost > 0) warnings.push(`${onSiblingHost} replica(s) share a host with another replica of the same master`)
@@ -188,12 +188,12 @@ function groupByHost(nodes: readonly ClusterNode[]): HostGroup[] {
 // master-host rule is only broken when no layout with this spread could keep it.
 function placeNodes(hosts: readonly HostGroup[], N: number, M: number): {masterNodes: ClusterNode[]; pool: ClusterNode[]; children: number[][]} {
   const H = hosts.length
-  const n = hosts.map(h => h.nodes.length)
+  const n = hosts.map((h) => h.nodes.length)
   const P = N - M
   // Every master gets base or base + 1 replicas; E of them get the + 1.
   const base = Math.floor(P / M)
   // demand(h) + supply(h) ≤ P  ⇔  (base - 1)·m_h + e_h ≤ P - n_h
-  const shape: HostShape = {H, n, P, M, base, E: P - base * M, room: n.map(c => P - c)}
+  const shape: HostShape = {H, n, P, M, base, E: P - base * M, room: n.map((c) => P - c)}
   const m = dealMasters(shape)
   spreadMasters(shape, m)
   const e = extraReplicas(shape, m)
@@ -204,12 +204,22 @@ function placeNodes(hosts: readonly HostGroup[], N: number, M: number): {masterN
   const masterNodes = interleaveByHost(hostMasters.flat())
   const masterIndex = new Map(masterNodes.map((node, i) => [node, i]))
   const count = masterNodes.map(() => base)
-  hostMasters.forEach((list, h) => list.slice(0, e[h]).forEach(node => count[masterIndex.get(node)!]++))
+  hostMasters.forEach((list, h) => list.slice(0, e[h]).forEach((node) => count[masterIndex.get(node)!]++))
   const supplyNodes = hosts.map((g, h) => g.nodes.slice(m[h]))
-  const x = hostFlow(shape, m, e, supplyNodes.map(list => list.length))
-  const bins = hostMasters.map(list => list.map(node => masterIndex.get(node)!))
+  const x = hostFlow(
+    shape,
+    m,
+    e,
+    supplyNodes.map((list) => list.length),
+  )
+  const bins = hostMasters.map((list) => list.map((node) => masterIndex.get(node)!))
   const {pool, children} = dealUnits(masterNodes.length, bins, count, supplyNodes, x)
-  if (H > 1) polishBySwaps(pool, masterNodes.map(x => x.host), children)
+  if (H > 1)
+    polishBySwaps(
+      pool,
+      masterNodes.map((x) => x.host),
+      children,
+    )
   return {masterNodes, pool, children}
 }
 
@@ -354,7 +364,13 @@ function hostFlow({H, P, base}: HostShape, m: readonly number[], e: readonly num
 // Within a host, deal its replica units to its masters row by row, largest source
 // host first, so no master gets two replicas from one host unless a source sends
 // more units than the host has masters.
-function dealUnits(masters: number, hostBins: readonly number[][], count: readonly number[], supplyNodes: readonly ClusterNode[][], x: readonly number[][]): {pool: ClusterNode[]; children: number[][]} {
+function dealUnits(
+  masters: number,
+  hostBins: readonly number[][],
+  count: readonly number[],
+  supplyNodes: readonly ClusterNode[][],
+  x: readonly number[][],
+): {pool: ClusterNode[]; children: number[][]} {
   const children: number[][] = Array.from({length: masters}, () => [])
   const pool: ClusterNode[] = []
   const next = supplyNodes.map(() => 0)
@@ -362,7 +378,7 @@ function dealUnits(masters: number, hostBins: readonly number[][], count: readon
     const bins = hostBins[h]
     if (bins.length === 0) continue
     const units: number[] = []
-    const sources = [...x[h].keys()].filter(g => x[h][g] > 0).sort((a, b) => x[h][b] - x[h][a] || a - b)
+    const sources = [...x[h].keys()].filter((g) => x[h][g] > 0).sort((a, b) => x[h][b] - x[h][a] || a - b)
     for (const g of sources) for (let k = 0; k < x[h][g]; k++) units.push(g)
     let u = 0
     for (let row = 0; u < units.length; row++) {
@@ -394,7 +410,7 @@ function polishBySwaps(pool: readonly ClusterNode[], masterHosts: readonly strin
     return c
   }
   const masterOf = new Array<number>(pool.length)
-  children.forEach((set, m) => set.forEach(k => (masterOf[k] = m)))
+  children.forEach((set, m) => set.forEach((k) => (masterOf[k] = m)))
   const costs = children.map((set, m) => setCost(m, set))
   for (let pass = 0; pass < 8; pass++) {
     let improved = false
@@ -404,8 +420,8 @@ function polishBySwaps(pool: readonly ClusterNode[], masterHosts: readonly strin
       for (let y = 0; y < pool.length; y++) {
         const my = masterOf[y]
         if (my === mx || pool[y].host === pool[x].host) continue
-        const setX = children[mx].map(k => (k === x ? y : k))
-        const setY = children[my].map(k => (k === y ? x : k))
+        const setX = children[mx].map((k) => (k === x ? y : k))
+        const setY = children[my].map((k) => (k === y ? x : k))
         const cX = setCost(mx, setX)
         const cY = setCost(my, setY)
         if (cX + cY < costs[mx] + costs[my]) {

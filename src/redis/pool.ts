@@ -94,7 +94,7 @@ export class NodePool {
     this.closed = true
     const all = [...this.conns.values()]
     this.conns.clear()
-    await Promise.all(all.map(r => r.quit().catch(() => r.disconnect())))
+    await Promise.all(all.map((r) => r.quit().catch(() => r.disconnect())))
   }
 }
 
@@ -119,7 +119,7 @@ export async function probeAll(pool: NodePool, nodes: readonly ClusterNode[], co
   return forEachNode(nodes, concurrency, async (node): Promise<NodeProbe> => {
     const addr = nodeAddr(node)
     try {
-      return await pool.run(node, async r => {
+      return await pool.run(node, async (r) => {
         const res = (await r.pipeline().call('CLUSTER', 'INFO').call('CLUSTER', 'NODES').dbsize().exec()) ?? []
         for (const [err] of res) if (err) throw err
         return probeFromText(node, addr, parseClusterInfo(String(res[0][1])), String(res[1][1]), Number(res[2][1]), ids, keep)
@@ -133,9 +133,9 @@ export async function probeAll(pool: NodePool, nodes: readonly ClusterNode[], co
 // The cheap poll: CLUSTER INFO is a few hundred bytes where CLUSTER NODES of a
 // 1000-node cluster is ~100 KB per node.
 export async function infoAll(pool: NodePool, nodes: readonly ClusterNode[], concurrency: number): Promise<Array<Record<string, string> | string>> {
-  return forEachNode(nodes, concurrency, async node => {
+  return forEachNode(nodes, concurrency, async (node) => {
     try {
-      return await pool.run(node, async r => parseClusterInfo(String(await r.call('CLUSTER', 'INFO'))))
+      return await pool.run(node, async (r) => parseClusterInfo(String(await r.call('CLUSTER', 'INFO'))))
     } catch (error) {
       return describeRedisError(error)
     }

@@ -56,7 +56,7 @@ export function planRebalance(masters: readonly BalanceMaster[], leaving: Iterab
   let uncovered = 0
   for (let s = 0; s < CLUSTER_SLOTS; s++) if (owner[s] === undefined) uncovered++
   if (uncovered > 0) throw new ClusterError(`${uncovered} slot(s) have no owner: the cluster must cover all ${CLUSTER_SLOTS} slots before it can be rebalanced`)
-  const stay = masters.filter(m => !gone.has(m.id))
+  const stay = masters.filter((m) => !gone.has(m.id))
   if (stay.length === 0) throw new ClusterError('no master would be left to hold the slots', {hint: 'keep at least one master host in the inventory'})
   if (stay.length > CLUSTER_SLOTS) throw new ClusterError(`${stay.length} masters cannot each own a slot of ${CLUSTER_SLOTS}`)
 
@@ -75,7 +75,7 @@ export function planRebalance(masters: readonly BalanceMaster[], leaving: Iterab
     const give = gone.has(m.id) ? list.length : Math.max(0, list.length - targets[m.id])
     if (give > 0) givers.push({id: m.id, slots: list.slice(list.length - give)})
   }
-  const takers = order.filter(m => lists.get(m.id)!.length < targets[m.id]).map(m => ({id: m.id, need: targets[m.id] - lists.get(m.id)!.length}))
+  const takers = order.filter((m) => lists.get(m.id)!.length < targets[m.id]).map((m) => ({id: m.id, need: targets[m.id] - lists.get(m.id)!.length}))
   takers.sort((a, b) => b.need - a.need || (a.id < b.id ? -1 : 1))
 
   const moves: SlotMove[] = []
@@ -144,17 +144,21 @@ export function planRoles(input: RoleInput): RolePlan {
   if (M === 0) throw new ClusterError('no node can be a master')
   const {newMasters, spare} = chooseNewMasters(input, M)
   const masters = [...input.masters, ...newMasters]
-  const hostOfMaster = new Map(masters.map(m => [m.id, m.host]))
-  const pool: RoleReplica[] = [...input.replicas, ...spare.map(s => ({id: s.id, host: s.host, master: null}))]
+  const hostOfMaster = new Map(masters.map((m) => [m.id, m.host]))
+  const pool: RoleReplica[] = [...input.replicas, ...spare.map((s) => ({id: s.id, host: s.host, master: null}))]
   const children = dealReplicas(masters, hostOfMaster, pool)
-  polish(masters.map(m => m.id), hostOfMaster, children)
+  polish(
+    masters.map((m) => m.id),
+    hostOfMaster,
+    children,
+  )
   const {masterOf, attach, sharedHost} = rolesOf(masters, children)
   const warnings: string[] = []
-  const onMaster = sharedHost.filter(s => s.sharesWith === 'master').length
+  const onMaster = sharedHost.filter((s) => s.sharesWith === 'master').length
   if (onMaster > 0) warnings.push(`${onMaster} replica(s) share a host with their master: losing that host loses those slots`)
   if (sharedHost.length > onMaster) warnings.push(`${sharedHost.length - onMaster} replica(s) share a host with another replica of the same master`)
   if (R > 0 && pool.length < M * R) warnings.push(`${pool.length} replica(s) cannot give ${M} master(s) ${R} replica(s) each`)
-  return {newMasters: newMasters.map(m => m.id), masterOf, attach, sharedHost, warnings}
+  return {newMasters: newMasters.map((m) => m.id), masterOf, attach, sharedHost, warnings}
 }
 
 // New masters: each from the host with the fewest masters so far; the rest stay spare.
@@ -180,17 +184,17 @@ function dealReplicas(masters: readonly RoleMaster[], hostOfMaster: ReadonlyMap<
   const P = pool.length
   const base = Math.floor(P / M)
   const extra = P - base * M
-  const kept = new Map<string, RoleReplica[]>(masters.map(m => [m.id, []]))
+  const kept = new Map<string, RoleReplica[]>(masters.map((m) => [m.id, []]))
   for (const r of pool) {
     if (!r.master || !hostOfMaster.has(r.master) || hostOfMaster.get(r.master) === r.host) continue
     const list = kept.get(r.master)!
-    if (!list.some(x => x.host === r.host)) list.push(r)
+    if (!list.some((x) => x.host === r.host)) list.push(r)
   }
   const quota = new Map<string, number>()
   const byKept = [...masters].sort((a, b) => kept.get(b.id)!.length - kept.get(a.id)!.length)
   byKept.forEach((m, i) => quota.set(m.id, base + (i < extra ? 1 : 0)))
 
-  const children = new Map<string, RoleReplica[]>(masters.map(m => [m.id, []]))
+  const children = new Map<string, RoleReplica[]>(masters.map((m) => [m.id, []]))
   const assigned = new Set<string>()
   for (const m of masters) {
     for (const r of kept.get(m.id)!.slice(0, quota.get(m.id))) {
@@ -200,11 +204,10 @@ function dealReplicas(masters: readonly RoleMaster[], hostOfMaster: ReadonlyMap<
   }
   // Everyone else, the most constrained (fewest clean masters) first, each to the
   // cleanest master with room, the one with most room among equals.
-  const cost = (r: RoleReplica, m: string): number =>
-    (hostOfMaster.get(m) === r.host ? MASTER_HOST : 0) + children.get(m)!.filter(x => x.host === r.host).length
+  const cost = (r: RoleReplica, m: string): number => (hostOfMaster.get(m) === r.host ? MASTER_HOST : 0) + children.get(m)!.filter((x) => x.host === r.host).length
   const room = (m: string) => quota.get(m)! - children.get(m)!.length
-  const options = (r: RoleReplica) => masters.filter(m => room(m.id) > 0 && cost(r, m.id) === 0).length
-  const left = pool.filter(r => !assigned.has(r.id)).map(r => ({r, n: options(r)}))
+  const options = (r: RoleReplica) => masters.filter((m) => room(m.id) > 0 && cost(r, m.id) === 0).length
+  const left = pool.filter((r) => !assigned.has(r.id)).map((r) => ({r, n: options(r)}))
   left.sort((a, b) => a.n - b.n)
   for (const {r} of left) {
     let best: string | undefined
@@ -255,10 +258,10 @@ function polish(masters: readonly string[], hostOf: ReadonlyMap<string, string>,
   const swapFor = (a: string, x: RoleReplica): [string, RoleReplica] | undefined => {
     for (const b of masters) {
       if (b === a) continue
-      const y = children.get(b)!.find(y => {
+      const y = children.get(b)!.find((y) => {
         if (y.host === x.host) return false
-        const setA = children.get(a)!.map(r => (r === x ? y : r))
-        const setB = children.get(b)!.map(r => (r === y ? x : r))
+        const setA = children.get(a)!.map((r) => (r === x ? y : r))
+        const setB = children.get(b)!.map((r) => (r === y ? x : r))
         return setCost(a, setA) + setCost(b, setB) < setCost(a, children.get(a)!) + setCost(b, children.get(b)!)
       })
       if (y) return [b, y]
@@ -273,8 +276,14 @@ function polish(masters: readonly string[], hostOf: ReadonlyMap<string, string>,
         const swap = swapFor(a, x)
         if (swap) {
           const [b, y] = swap
-          children.set(a, children.get(a)!.map(r => (r === x ? y : r)))
-          children.set(b, children.get(b)!.map(r => (r === y ? x : r)))
+          children.set(
+            a,
+            children.get(a)!.map((r) => (r === x ? y : r)),
+          )
+          children.set(
+            b,
+            children.get(b)!.map((r) => (r === y ? x : r)),
+          )
           improved = true
         }
         // Once a pass has improved, later masters only try their first replica.

@@ -47,8 +47,17 @@ async function open(ip: string, port: number, passwords: Array<string | undefine
   const tries = [...new Set(passwords.map((p) => p || undefined))]
   for (const password of tries.length ? tries : [undefined]) {
     const r = new Redis({
-      host: ip, port, password, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0,
-      enableReadyCheck: false, disableClientInfo: true, retryStrategy: () => null, connectTimeout: 5000, commandTimeout: 10_000,
+      host: ip,
+      port,
+      password,
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      enableReadyCheck: false,
+      disableClientInfo: true,
+      retryStrategy: () => null,
+      connectTimeout: 5000,
+      commandTimeout: 10_000,
     })
     r.on('error', () => {})
     try {
@@ -172,23 +181,28 @@ export async function votersHeard(replica: RollingTarget): Promise<string | unde
   if (!(uptimeS < 60)) return undefined
   const voters = entries.filter((e) => e.master && e.slots.length > 0 && !e.fail && !e.myself)
   const deaf: string[] = []
-  await Promise.all(voters.map(async (v) => {
-    const heard = await withNode({ip: v.ip, port: v.port, passwords: replica.passwords}, async (r) => {
-      const res = (await r.pipeline().call('TIME').call('CLUSTER', 'NODES').exec()) ?? []
-      const now = Number((res[0][1] as string[])[0]) * 1000
-      const me = parseClusterNodes(String(res[1][1])).find((e) => e.id === id)
-      // Its pong_recv on the voter's clock, against when the replica started on that clock.
-      return !!me && me.linkState === 'connected' && me.pongRecv >= now - uptimeS * 1000 + 1000
-    }).catch(() => false)
-    if (!heard) deaf.push(v.addr)
-  }))
+  await Promise.all(
+    voters.map(async (v) => {
+      const heard = await withNode({ip: v.ip, port: v.port, passwords: replica.passwords}, async (r) => {
+        const res = (await r.pipeline().call('TIME').call('CLUSTER', 'NODES').exec()) ?? []
+        const now = Number((res[0][1] as string[])[0]) * 1000
+        const me = parseClusterNodes(String(res[1][1])).find((e) => e.id === id)
+        // Its pong_recv on the voter's clock, against when the replica started on that clock.
+        return !!me && me.linkState === 'connected' && me.pongRecv >= now - uptimeS * 1000 + 1000
+      }).catch(() => false)
+      if (!heard) deaf.push(v.addr)
+    }),
+  )
   return deaf.length ? `${deaf.length} master(s) have not heard from it since its restart (e.g. ${deaf[0]})` : undefined
 }
 
 // Redis starts another election for the same replica only 4 × cluster-node-timeout after the
 // last one (the auth retry time): a CLUSTER FAILOVER sent before that only waits for votes.
 async function retryDelayMs(replica: RollingTarget): Promise<number> {
-  const v = await withNode(replica, (r) => r.call('CONFIG', 'GET', 'cluster-node-timeout')).then((x) => Number((x as string[])[1]), () => NaN)
+  const v = await withNode(replica, (r) => r.call('CONFIG', 'GET', 'cluster-node-timeout')).then(
+    (x) => Number((x as string[])[1]),
+    () => NaN,
+  )
   return 4 * (Number.isFinite(v) ? v : 15_000) + 500
 }
 
@@ -216,7 +230,10 @@ export async function failover(replica: RollingTarget, master: RollingTarget, op
     })
     if (why === undefined || why === 'interrupted' || Date.now() >= deadline) break
     next = sent + (await retryDelayMs(replica))
-    if (attempt < FAILOVER_ATTEMPTS) opts.log?.(`manual failover ${nodeAddr(master)} → ${nodeAddr(replica)} not done (${why}): CLUSTER FAILOVER once more in ${Math.round((next - Date.now()) / 1000)} s, when Redis holds a new election`)
+    if (attempt < FAILOVER_ATTEMPTS)
+      opts.log?.(
+        `manual failover ${nodeAddr(master)} → ${nodeAddr(replica)} not done (${why}): CLUSTER FAILOVER once more in ${Math.round((next - Date.now()) / 1000)} s, when Redis holds a new election`,
+      )
   }
   return why === undefined || why === 'interrupted' ? why : `${why} (CLUSTER FAILOVER sent at most ${FAILOVER_ATTEMPTS} times)`
 }

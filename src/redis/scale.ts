@@ -95,12 +95,12 @@ export interface Observation {
 async function observe(pool: NodePool, nodes: readonly ClusterNode[], concurrency: number): Promise<Observation> {
   const probes = await probeAll(pool, nodes, concurrency)
   const ok = probes.filter(probeOk)
-  const unreachable = probes.filter(p => !probeOk(p)).map(p => p.addr)
+  const unreachable = probes.filter((p) => !probeOk(p)).map((p) => p.addr)
   // A node importing a slot ignores the slot's new owner after a failover (Redis keeps
   // its own map for slots it imports): how others are seen is read from the views of
   // nodes that import nothing first.
   const memberProbes = ok.filter(isMember).sort((a, b) => Number(a.myself.importing.length > 0) - Number(b.myself.importing.length > 0))
-  const lone = ok.filter(p => !isMember(p))
+  const lone = ok.filter((p) => !isMember(p))
   const byId = new Map<string, NodeEntry>()
   const addEntries = (entries: readonly NodeEntry[]) => {
     for (const e of entries) if (!e.handshake && !(byId.has(e.id) && !byId.get(e.id)!.noaddr)) byId.set(e.id, e)
@@ -108,8 +108,8 @@ async function observe(pool: NodePool, nodes: readonly ClusterNode[], concurrenc
   for (const p of memberProbes) if (p.entries) addEntries(p.entries)
   // Views with the same slot map share one kept copy; ask again where an id is missing.
   for (const p of memberProbes) {
-    if (![...p.view.known].every(x => byId.has(p.view.ids.ids[x]))) {
-      const text = await pool.run(p.node, r => r.call('CLUSTER', 'NODES')).then(String, () => '')
+    if (![...p.view.known].every((x) => byId.has(p.view.ids.ids[x]))) {
+      const text = await pool.run(p.node, (r) => r.call('CLUSTER', 'NODES')).then(String, () => '')
       if (text) addEntries(parseClusterNodes(text))
     }
   }
@@ -117,14 +117,14 @@ async function observe(pool: NodePool, nodes: readonly ClusterNode[], concurrenc
   for (const p of memberProbes) {
     members.set(p.myself.id, {id: p.myself.id, addr: p.addr, node: p.node, inInventory: true, line: p.myself, reachable: true})
   }
-  const inventoryAddrs = new Set(probes.map(p => p.addr))
-  const others = [...byId.values()].filter(e => !members.has(e.id) && !lone.some(l => l.myself.id === e.id) && !(e.addr && inventoryAddrs.has(e.addr)))
+  const inventoryAddrs = new Set(probes.map((p) => p.addr))
+  const others = [...byId.values()].filter((e) => !members.has(e.id) && !lone.some((l) => l.myself.id === e.id) && !(e.addr && inventoryAddrs.has(e.addr)))
   const otherProbes = await probeAll(
     pool,
-    others.filter(e => e.ip && !e.noaddr).map(e => ({host: REMOVED_HOST, ip: e.ip, port: e.port})),
+    others.filter((e) => e.ip && !e.noaddr).map((e) => ({host: REMOVED_HOST, ip: e.ip, port: e.port})),
     concurrency,
   )
-  const probeByAddr = new Map(otherProbes.map(p => [p.addr, p]))
+  const probeByAddr = new Map(otherProbes.map((p) => [p.addr, p]))
   const leaving: Member[] = []
   for (const e of others) {
     const p = probeByAddr.get(e.addr)
@@ -140,7 +140,7 @@ const isMaster = (m: Member) => m.line.master && !m.line.replica
 
 function nodeRoles(obs: Observation): Map<string, NodeRole> {
   return new Map(
-    [...obs.members.values()].map(m => [
+    [...obs.members.values()].map((m) => [
       m.id,
       {master: isMaster(m), masterId: m.line.replica ? m.line.masterId : null, reachable: m.reachable, fail: m.line.fail, slotCount: countSlots(m.line.slots)},
     ]),
@@ -155,11 +155,11 @@ async function openSlotViews(pool: NodePool, obs: Observation): Promise<OpenSlot
   const roles = nodeRoles(obs)
   const views: OpenSlotView[] = []
   for (const slot of [...slots].sort((a, b) => a - b)) {
-    const owners = [...obs.members.values()].filter(m => isMaster(m) && m.line.slots.some(([a, b]) => slot >= a && slot <= b)).map(m => m.id)
-    const migrating = [...obs.members.values()].flatMap(m => m.line.migrating.filter(x => x.slot === slot).map(x => ({node: m.id, to: x.to})))
-    const importing = [...obs.members.values()].flatMap(m => m.line.importing.filter(x => x.slot === slot).map(x => ({node: m.id, from: x.from})))
+    const owners = [...obs.members.values()].filter((m) => isMaster(m) && m.line.slots.some(([a, b]) => slot >= a && slot <= b)).map((m) => m.id)
+    const migrating = [...obs.members.values()].flatMap((m) => m.line.migrating.filter((x) => x.slot === slot).map((x) => ({node: m.id, to: x.to})))
+    const importing = [...obs.members.values()].flatMap((m) => m.line.importing.filter((x) => x.slot === slot).map((x) => ({node: m.id, from: x.from})))
     const v = resolveOpenSlot({slot, owners, migrating, importing}, roles)
-    const involved = [...new Set([...v.owners, ...v.migrating.flatMap(x => [x.node, x.to]), ...v.importing.flatMap(x => [x.node, x.from])])]
+    const involved = [...new Set([...v.owners, ...v.migrating.flatMap((x) => [x.node, x.to]), ...v.importing.flatMap((x) => [x.node, x.from])])]
     const keys: Record<string, number> = {}
     const unreachable: string[] = []
     for (const id of involved) {
@@ -169,7 +169,7 @@ async function openSlotViews(pool: NodePool, obs: Observation): Promise<OpenSlot
         continue
       }
       try {
-        keys[id] = Number(await pool.run(m.node, r => r.call('CLUSTER', 'COUNTKEYSINSLOT', String(slot))))
+        keys[id] = Number(await pool.run(m.node, (r) => r.call('CLUSTER', 'COUNTKEYSINSLOT', String(slot))))
       } catch {
         unreachable.push(id)
       }
@@ -182,30 +182,41 @@ async function openSlotViews(pool: NodePool, obs: Observation): Promise<OpenSlot
 // Every staying node says cluster_state:ok: roles after a failover have settled, and a
 // node that just joined accepts MIGRATE's RESTORE (it refuses with CLUSTERDOWN before).
 async function waitClusterOk(pool: NodePool, obs: Observation, deadline: number, opts: ScaleOptions, log: (m: string) => void, why: string, exceptImports = false): Promise<void> {
-  const staying = [...obs.members.values()].filter(m => m.inInventory)
-  await waitFor(deadline, opts.signal, staying.length, async () => {
-    const infos = await infoAll(pool, staying.map(m => m.node), 64)
-    const bad = await Promise.all(
-      infos.map(async (info, i) => {
-        if (typeof info !== 'string' && info.cluster_state === 'ok') return null
-        // An importing node keeps a failed source as the owner of what it imports until
-        // the slot is settled: that is the open slot itself, not a failover in progress.
-        if (exceptImports && typeof info !== 'string') {
-          const text = await pool.run(staying[i].node, r => r.call('CLUSTER', 'NODES')).then(String, () => '')
-          if (text && failsOnlyOnImports(parseClusterNodes(text))) return null
-        }
-        return `${staying[i].addr} ${typeof info === 'string' ? info : `cluster_state:${info.cluster_state ?? '?'}`}`
-      }),
-    )
-    return bad.filter((x): x is string => x !== null)
-  }, `cluster_state:ok on every node ${why}`, log)
+  const staying = [...obs.members.values()].filter((m) => m.inInventory)
+  await waitFor(
+    deadline,
+    opts.signal,
+    staying.length,
+    async () => {
+      const infos = await infoAll(
+        pool,
+        staying.map((m) => m.node),
+        64,
+      )
+      const bad = await Promise.all(
+        infos.map(async (info, i) => {
+          if (typeof info !== 'string' && info.cluster_state === 'ok') return null
+          // An importing node keeps a failed source as the owner of what it imports until
+          // the slot is settled: that is the open slot itself, not a failover in progress.
+          if (exceptImports && typeof info !== 'string') {
+            const text = await pool.run(staying[i].node, (r) => r.call('CLUSTER', 'NODES')).then(String, () => '')
+            if (text && failsOnlyOnImports(parseClusterNodes(text))) return null
+          }
+          return `${staying[i].addr} ${typeof info === 'string' ? info : `cluster_state:${info.cluster_state ?? '?'}`}`
+        }),
+      )
+      return bad.filter((x): x is string => x !== null)
+    },
+    `cluster_state:ok on every node ${why}`,
+    log,
+  )
 }
 
 // Pure: in this view, every slot served by a failed node (or by none) is one it imports.
 export function failsOnlyOnImports(entries: readonly NodeEntry[]): boolean {
-  const me = entries.find(e => e.myself)
+  const me = entries.find((e) => e.myself)
   if (!me || me.importing.length === 0) return false
-  const importing = new Set(me.importing.map(x => x.slot))
+  const importing = new Set(me.importing.map((x) => x.slot))
   const served = new Array<boolean>(16384).fill(false)
   for (const e of entries) {
     for (const [a, b] of e.slots) {
@@ -224,8 +235,8 @@ function migrateNode(m: Member): MigrateNode {
 
 // Finish or roll back every open slot the decisions allow; the rest is an error.
 async function settleOpenSlots(pool: NodePool, obs: Observation, decisions: readonly OpenSlotDecision[], opts: MoveOptions): Promise<void> {
-  const nodes = new Map([...obs.members.values()].map(m => [m.id, migrateNode(m)]))
-  const masters = [...obs.members.values()].filter(m => isMaster(m) && m.reachable).map(m => m.id)
+  const nodes = new Map([...obs.members.values()].map((m) => [m.id, migrateNode(m)]))
+  const masters = [...obs.members.values()].filter((m) => isMaster(m) && m.reachable).map((m) => m.id)
   for (const d of decisions) {
     if (d.action === 'stuck') continue
     if (d.action === 'finish') {
@@ -237,15 +248,17 @@ async function settleOpenSlots(pool: NodePool, obs: Observation, decisions: read
         const toOwns = toLine.slots.some(([a, b]) => d.slot >= a && d.slot <= b)
         await moveBatch(nodes.get(d.from)!, to, [d.slot], masters, nodes, opts, {skipImporting: toOwns, skipMigrating: !ownsFrom})
       } else {
-        for (const id of masters) await pool.run(nodes.get(id)!, r => r.call('CLUSTER', 'SETSLOT', String(d.slot), 'NODE', d.to)).catch(() => undefined)
+        for (const id of masters) await pool.run(nodes.get(id)!, (r) => r.call('CLUSTER', 'SETSLOT', String(d.slot), 'NODE', d.to)).catch(() => undefined)
       }
     }
     for (const id of d.stable) {
       const n = nodes.get(id)
       if (!n) continue
-      await pool.run(n, r => r.call('CLUSTER', 'SETSLOT', String(d.slot), 'STABLE')).catch(error => {
-        throw new ClusterError(`${nodeAddr(n)}: SETSLOT ${d.slot} STABLE failed: ${describeRedisError(error, opts.password)}`, {where: {host: n.host}})
-      })
+      await pool
+        .run(n, (r) => r.call('CLUSTER', 'SETSLOT', String(d.slot), 'STABLE'))
+        .catch((error) => {
+          throw new ClusterError(`${nodeAddr(n)}: SETSLOT ${d.slot} STABLE failed: ${describeRedisError(error, opts.password)}`, {where: {host: n.host}})
+        })
     }
   }
 }
@@ -263,23 +276,28 @@ async function rebindImports(pool: NodePool, obs: Observation, views: readonly O
   for (const v of views) {
     if (v.owners.length !== 1) continue
     const owner = v.owners[0]
-    for (const id of new Set(v.importing.map(i => i.node))) {
+    for (const id of new Set(v.importing.map((i) => i.node))) {
       const m = obs.members.get(id)
       if (id === owner || !m?.reachable) continue
-      if (!maps.has(id)) maps.set(id, parseClusterNodes(await pool.run(m.node, r => r.call('CLUSTER', 'NODES')).then(String)))
-      const seen = maps.get(id)!.find(e => e.slots.some(([a, b]) => v.slot >= a && v.slot <= b))
+      if (!maps.has(id)) maps.set(id, parseClusterNodes(await pool.run(m.node, (r) => r.call('CLUSTER', 'NODES')).then(String)))
+      const seen = maps.get(id)!.find((e) => e.slots.some(([a, b]) => v.slot >= a && v.slot <= b))
       if (seen?.id !== owner) await rebindOne(pool, m, v.slot, owner, seen, password)
     }
   }
 }
 
 async function rebindOne(pool: NodePool, m: Member, slot: number, owner: string, seen: NodeEntry | undefined, password?: string): Promise<void> {
-  await pool.run(m.node, r => r.call('CLUSTER', 'SETSLOT', String(slot), 'NODE', owner)).catch(error => {
-    throw new ClusterError(`${m.addr}: SETSLOT ${slot} NODE ${owner.slice(0, 8)} (its map still names ${seen ? `${seen.addr}${seen.fail ? ', failed' : ''}` : 'no owner'}) failed: ${describeRedisError(error, password)}`, {
-      where: {host: m.node.host},
-      hint: 'run up again: open slots are found and finished, then the rebalance continues',
+  await pool
+    .run(m.node, (r) => r.call('CLUSTER', 'SETSLOT', String(slot), 'NODE', owner))
+    .catch((error) => {
+      throw new ClusterError(
+        `${m.addr}: SETSLOT ${slot} NODE ${owner.slice(0, 8)} (its map still names ${seen ? `${seen.addr}${seen.fail ? ', failed' : ''}` : 'no owner'}) failed: ${describeRedisError(error, password)}`,
+        {
+          where: {host: m.node.host},
+          hint: 'run up again: open slots are found and finished, then the rebalance continues',
+        },
+      )
     })
-  })
 }
 
 /** INFO memory of a master, and DBSIZE. */
@@ -331,18 +349,18 @@ const mb = (n: number) => `${(n / (1 << 20)).toFixed(1)} MB`
 // Refuses a rebalance that would push a receiver past maxmemory (unless allowDataLoss):
 // nothing has changed yet when it does.
 async function checkHeadroom(pool: NodePool, obs: Observation, plan: BalancePlan, opts: ScaleOptions, log: (m: string) => void, result: ScaleResult): Promise<void> {
-  const nodeOf = (id: string) => obs.members.get(id)?.node ?? obs.lone.find(p => p.myself.id === id)?.node
+  const nodeOf = (id: string) => obs.members.get(id)?.node ?? obs.lone.find((p) => p.myself.id === id)?.node
   const addrOf = (id: string) => {
     const n = nodeOf(id)
     return n ? nodeAddr(n) : id
   }
-  const ids = [...new Set(plan.moves.flatMap(m => [m.from, m.to]))]
+  const ids = [...new Set(plan.moves.flatMap((m) => [m.from, m.to]))]
   const mem = new Map<string, MemoryInfo>()
   await Promise.all(
-    ids.map(async id => {
+    ids.map(async (id) => {
       const n = nodeOf(id)
       if (!n) return
-      const res = await pool.run(n, r => r.pipeline().call('INFO', 'memory').call('CONFIG', 'GET', 'maxmemory-policy').dbsize().exec()).catch(() => null)
+      const res = await pool.run(n, (r) => r.pipeline().call('INFO', 'memory').call('CONFIG', 'GET', 'maxmemory-policy').dbsize().exec()).catch(() => null)
       if (!res || res[0][0]) return
       const info = parseClusterInfo(String(res[0][1]))
       const policy = !res[1][0] && Array.isArray(res[1][1]) ? String(res[1][1][1]) : (info.maxmemory_policy ?? '?')
@@ -351,12 +369,12 @@ async function checkHeadroom(pool: NodePool, obs: Observation, plan: BalancePlan
     }),
   )
   // Only a receiver with maxmemory makes the keys per moved slot worth counting.
-  if (![...mem.values()].some(m => m.maxmemory > 0) || !plan.moves.some(m => (mem.get(m.to)?.maxmemory ?? 0) > 0)) return
+  if (![...mem.values()].some((m) => m.maxmemory > 0) || !plan.moves.some((m) => (mem.get(m.to)?.maxmemory ?? 0) > 0)) return
   const moved = await Promise.all(
-    plan.moves.map(async m => {
+    plan.moves.map(async (m) => {
       const n = nodeOf(m.from)
       if (!n || (mem.get(m.from)?.keys ?? 0) === 0) return {from: m.from, to: m.to, keys: 0}
-      const res = await pool.run(n, r => {
+      const res = await pool.run(n, (r) => {
         const p = r.pipeline()
         for (const s of m.slots) p.call('CLUSTER', 'COUNTKEYSINSLOT', String(s))
         return p.exec()
@@ -366,7 +384,7 @@ async function checkHeadroom(pool: NodePool, obs: Observation, plan: BalancePlan
   )
   const short = planHeadroom(moved, mem)
   if (short.length === 0) return
-  const what = short.map(x => `${addrOf(x.id)} (uses ${mb(x.used)}, would receive ~${mb(x.incoming)}, maxmemory ${mb(x.maxmemory)}, ${x.policy})`).join('; ')
+  const what = short.map((x) => `${addrOf(x.id)} (uses ${mb(x.used)}, would receive ~${mb(x.incoming)}, maxmemory ${mb(x.maxmemory)}, ${x.policy})`).join('; ')
   if (opts.allowDataLoss) {
     result.warnings.push(`allow_data_loss: moving slots past maxmemory on ${what}`)
     log(`redis_cluster: WARNING allow_data_loss: receivers will exceed maxmemory: ${what}`)
@@ -387,22 +405,22 @@ export interface Layout {
 // Roles (planRoles) and the masters to balance over, from one observation: staying
 // slot holders, spare nodes turned masters (empty), leaving masters (drained to zero).
 export function planLayout(obs: Observation, replicas: number): Layout {
-  const staying = [...obs.members.values()].filter(m => m.inInventory)
-  const holders = staying.filter(m => isMaster(m) && m.line.slots.length > 0)
-  const emptyMasters = staying.filter(m => isMaster(m) && m.line.slots.length === 0)
+  const staying = [...obs.members.values()].filter((m) => m.inInventory)
+  const holders = staying.filter((m) => isMaster(m) && m.line.slots.length > 0)
+  const emptyMasters = staying.filter((m) => isMaster(m) && m.line.slots.length === 0)
   const roles = planRoles({
     replicasPerMaster: replicas,
-    masters: holders.map(m => ({id: m.id, host: m.node.host})),
-    replicas: staying.filter(m => m.line.replica).map(m => ({id: m.id, host: m.node.host, master: m.line.masterId})),
-    spare: [...emptyMasters.map(m => ({id: m.id, host: m.node.host})), ...obs.lone.map(p => ({id: p.myself.id, host: p.node.host}))],
+    masters: holders.map((m) => ({id: m.id, host: m.node.host})),
+    replicas: staying.filter((m) => m.line.replica).map((m) => ({id: m.id, host: m.node.host, master: m.line.masterId})),
+    spare: [...emptyMasters.map((m) => ({id: m.id, host: m.node.host})), ...obs.lone.map((p) => ({id: p.myself.id, host: p.node.host}))],
   })
-  const leavingMasters = obs.leaving.filter(m => isMaster(m) && m.line.slots.length > 0)
+  const leavingMasters = obs.leaving.filter((m) => isMaster(m) && m.line.slots.length > 0)
   const balance: BalanceMaster[] = [
-    ...holders.map(m => ({id: m.id, host: m.node.host, slots: m.line.slots})),
-    ...roles.newMasters.map(id => ({id, slots: [] as number[]})),
-    ...leavingMasters.map(m => ({id: m.id, host: m.node.host, slots: m.line.slots})),
+    ...holders.map((m) => ({id: m.id, host: m.node.host, slots: m.line.slots})),
+    ...roles.newMasters.map((id) => ({id, slots: [] as number[]})),
+    ...leavingMasters.map((m) => ({id: m.id, host: m.node.host, slots: m.line.slots})),
   ]
-  return {roles, balance, leavingIds: obs.leaving.map(m => m.id)}
+  return {roles, balance, leavingIds: obs.leaving.map((m) => m.id)}
 }
 
 export interface LiveShape {
@@ -415,12 +433,12 @@ export interface LiveShape {
 }
 
 export function shapeOf(obs: Observation): LiveShape {
-  const staying = [...obs.members.values()].filter(m => m.inInventory)
-  const holders = staying.filter(m => isMaster(m) && m.line.slots.length > 0)
-  const replicas = staying.filter(m => m.line.replica)
-  const follow = (id: string) => replicas.filter(r => r.line.masterId === id).length
-  const masters = holders.map(m => ({addr: m.addr, replicas: follow(m.id)}))
-  const spare = staying.filter(m => isMaster(m) && m.line.slots.length === 0).length + obs.lone.length
+  const staying = [...obs.members.values()].filter((m) => m.inInventory)
+  const holders = staying.filter((m) => isMaster(m) && m.line.slots.length > 0)
+  const replicas = staying.filter((m) => m.line.replica)
+  const follow = (id: string) => replicas.filter((r) => r.line.masterId === id).length
+  const masters = holders.map((m) => ({addr: m.addr, replicas: follow(m.id)}))
+  const spare = staying.filter((m) => isMaster(m) && m.line.slots.length === 0).length + obs.lone.length
   return {masters, spare, orphans: replicas.length - masters.reduce((t, m) => t + m.replicas, 0)}
 }
 
@@ -433,8 +451,12 @@ export function reshapeRefusal(shape: LiveShape, replicas: number, newMasters: n
   const want = Math.min(16384, Math.max(1, Math.floor(total / (replicas + 1))))
   const planned = shape.masters.length + newMasters
   if (planned === want) return undefined
-  const counts = [...new Set(shape.masters.map(m => m.replicas))].sort((a, b) => a - b)
-  const perMaster = shape.masters.slice(0, 6).map(m => `${m.addr}: ${m.replicas}`).join(', ') + (shape.masters.length > 6 ? ', …' : '')
+  const counts = [...new Set(shape.masters.map((m) => m.replicas))].sort((a, b) => a - b)
+  const perMaster =
+    shape.masters
+      .slice(0, 6)
+      .map((m) => `${m.addr}: ${m.replicas}`)
+      .join(', ') + (shape.masters.length > 6 ? ', …' : '')
   const current = counts.length === 1 ? counts[0] : `${counts[0]}-${counts[counts.length - 1]}`
   return {
     message: `redis_replicas is ${replicas}, but the live cluster has ${shape.masters.length} master(s) with ${current} replica(s) each (${perMaster}): ${total} node(s) with ${replicas} replica(s) per master means ${want} master(s); changing the replicas of a live cluster (${planned > want ? 'masters drained and turned into replicas' : 'replicas turned into masters'}) is not supported; nothing was changed`,
@@ -443,7 +465,7 @@ export function reshapeRefusal(shape: LiveShape, replicas: number, newMasters: n
 }
 
 export function leavingMessage(leaving: readonly Member[]): string {
-  const list = leaving.slice(0, 10).map(m => `${m.addr} (${isMaster(m) ? `master, ${countSlots(m.line.slots)} slots` : 'replica'}${m.reachable ? '' : ', unreachable'})`)
+  const list = leaving.slice(0, 10).map((m) => `${m.addr} (${isMaster(m) ? `master, ${countSlots(m.line.slots)} slots` : 'replica'}${m.reachable ? '' : ', unreachable'})`)
   return `${leaving.length} node(s) of the cluster are not in the inventory: ${list.join(', ')}${leaving.length > 10 ? ', …' : ''}`
 }
 
@@ -518,12 +540,18 @@ export async function scaleCluster(nodes: readonly ClusterNode[], opts: ScaleOpt
 
 function finish(run: ScaleRun, report: ClusterReport): ScaleResult {
   const {keys, slots} = run.twins
-  const warnings = keys === 0 ? run.result.warnings : [...run.result.warnings, `${keys} key(s) in ${slots.size} slot(s) (${[...slots].slice(0, 5).join(', ')}${slots.size > 5 ? ', …' : ''}) were on both ends of a move with the same value (the dead source's DEL never reached its replica): the source's copies were dropped`]
+  const warnings =
+    keys === 0
+      ? run.result.warnings
+      : [
+          ...run.result.warnings,
+          `${keys} key(s) in ${slots.size} slot(s) (${[...slots].slice(0, 5).join(', ')}${slots.size > 5 ? ', …' : ''}) were on both ends of a move with the same value (the dead source's DEL never reached its replica): the source's copies were dropped`,
+        ]
   return {...run.result, warnings, report, elapsedMs: Date.now() - run.started}
 }
 
 function addrOf(run: ScaleRun, id: string): string {
-  return run.obs.members.get(id)?.addr ?? run.obs.lone.find(p => p.myself.id === id)?.addr ?? id
+  return run.obs.members.get(id)?.addr ?? run.obs.lone.find((p) => p.myself.id === id)?.addr ?? id
 }
 
 // Steps 2-7 in order; each returns early only where the original plan says "stop here".
@@ -533,7 +561,7 @@ async function scalePass(run: ScaleRun): Promise<ScaleResult> {
     result.skipped = `${run.obs.unreachable.length} inventory node(s) unreachable (${run.obs.unreachable.slice(0, 5).join(', ')}): no scaling step until they answer`
     return finish(run, buildClusterReport(run.obs.probes))
   }
-  result.leaving = run.obs.leaving.map(m => m.addr)
+  result.leaving = run.obs.leaving.map((m) => m.addr)
   if (run.obs.leaving.length > 0 && !opts.removeMissing) {
     throw new ClusterError(`${leavingMessage(run.obs.leaving)}; nothing was changed`, {
       hint: 'if these hosts are meant to leave, run up --remove-missing (drains their slots, then forgets and stops them); otherwise put them back in the inventory',
@@ -559,12 +587,23 @@ async function settleOpen(run: ScaleRun): Promise<boolean> {
   const {pool, opts, log, result} = run
   let views = await openSlotViews(pool, run.obs)
   if (views.length > 0 && !opts.check) {
-    await waitClusterOk(pool, run.obs, run.deadline(), opts, log, `before settling open slot(s) ${views.slice(0, 10).map(v => v.slot).join(', ')}`, true)
+    await waitClusterOk(
+      pool,
+      run.obs,
+      run.deadline(),
+      opts,
+      log,
+      `before settling open slot(s) ${views
+        .slice(0, 10)
+        .map((v) => v.slot)
+        .join(', ')}`,
+      true,
+    )
     run.obs = await observe(pool, run.nodes, run.concurrency)
     views = await openSlotViews(pool, run.obs)
   }
   result.openSlots = views.map(decideOpenSlot)
-  const stuck = result.openSlots.filter(d => d.action === 'stuck')
+  const stuck = result.openSlots.filter((d) => d.action === 'stuck')
   if (opts.check) {
     if (result.openSlots.length > 0) result.changed = true
     if (stuck.length > 0 || result.openSlots.length > 0) {
@@ -574,8 +613,10 @@ async function settleOpen(run: ScaleRun): Promise<boolean> {
     return true
   }
   if (result.openSlots.length === 0) return true
-  const settled = result.openSlots.filter(d => d.action !== 'stuck')
-  log(`redis_cluster: settling ${settled.length} open slot(s) left by an interrupted run (${settled.filter(d => d.action === 'finish').length} finished, ${settled.filter(d => d.action === 'rollback').length} rolled back)`)
+  const settled = result.openSlots.filter((d) => d.action !== 'stuck')
+  log(
+    `redis_cluster: settling ${settled.length} open slot(s) left by an interrupted run (${settled.filter((d) => d.action === 'finish').length} finished, ${settled.filter((d) => d.action === 'rollback').length} rolled back)`,
+  )
   await rebindImports(pool, run.obs, views, run.moveOpts.password)
   await settleOpenSlots(pool, run.obs, settled, run.moveOpts)
   result.changed = true
@@ -583,14 +624,27 @@ async function settleOpen(run: ScaleRun): Promise<boolean> {
   // master's epoch before they have (the rebalance next) leaves them preferring the
   // old owner's higher epoch for good, and their UPDATE messages can take the slot
   // back from its new owner (seen on 5.0.3): every node agrees first.
-  await waitFor(run.deadline(), opts.signal, run.nodes.length, async () => {
-    const r = buildClusterReport(await probeAll(pool, run.nodes, run.concurrency))
-    return problemTexts(r.problems.filter(p => p.kind === 'disagree'))
-  }, 'every node to agree on the settled slots', log)
+  await waitFor(
+    run.deadline(),
+    opts.signal,
+    run.nodes.length,
+    async () => {
+      const r = buildClusterReport(await probeAll(pool, run.nodes, run.concurrency))
+      return problemTexts(r.problems.filter((p) => p.kind === 'disagree'))
+    },
+    'every node to agree on the settled slots',
+    log,
+  )
   if (stuck.length > 0) {
-    throw new ClusterError(`${stuck.length} open slot(s) cannot be settled now: ${stuck.slice(0, 5).map(d => `slot ${d.slot}: ${d.why}`).join('; ')}`, {
-      hint: 'bring the named nodes back and run up again',
-    })
+    throw new ClusterError(
+      `${stuck.length} open slot(s) cannot be settled now: ${stuck
+        .slice(0, 5)
+        .map((d) => `slot ${d.slot}: ${d.why}`)
+        .join('; ')}`,
+      {
+        hint: 'bring the named nodes back and run up again',
+      },
+    )
   }
   run.obs = await observe(pool, run.nodes, run.concurrency)
   return true
@@ -598,19 +652,19 @@ async function settleOpen(run: ScaleRun): Promise<boolean> {
 
 // A leaving master that holds slots but does not answer cannot be drained.
 async function awaitLeavingHolders(run: ScaleRun): Promise<void> {
-  const holdingDown = (o: Observation) => o.leaving.filter(m => !m.reachable && isMaster(m) && m.line.slots.length > 0)
+  const holdingDown = (o: Observation) => o.leaving.filter((m) => !m.reachable && isMaster(m) && m.line.slots.length > 0)
   let unreachableLeaving = holdingDown(run.obs)
   if (unreachableLeaving.length > 0 && !run.opts.check) {
     // Its replica may be taking over right now (a killed leaving master): once every node
     // says ok, the slots are the replica's and the drain goes on from there.
-    await waitClusterOk(run.pool, run.obs, run.deadline(), run.opts, run.log, `(${unreachableLeaving.map(m => m.addr).join(', ')} not answering)`, true).catch(error => {
+    await waitClusterOk(run.pool, run.obs, run.deadline(), run.opts, run.log, `(${unreachableLeaving.map((m) => m.addr).join(', ')} not answering)`, true).catch((error) => {
       if (run.opts.signal?.aborted) throw error
     })
     run.obs = await observe(run.pool, run.nodes, run.concurrency)
     unreachableLeaving = holdingDown(run.obs)
   }
   if (unreachableLeaving.length > 0) {
-    throw new ClusterError(`cannot drain ${unreachableLeaving.map(m => m.addr).join(', ')}: the node(s) hold slots but do not answer`, {
+    throw new ClusterError(`cannot drain ${unreachableLeaving.map((m) => m.addr).join(', ')}: the node(s) hold slots but do not answer`, {
       hint: 'start them again so their keys can move, or fail their slots over to a replica first',
     })
   }
@@ -625,9 +679,9 @@ function planScale(run: ScaleRun): Layout {
     if (why) throw new ClusterError(why.message, {hint: why.hint})
   }
   result.warnings.push(...layout.roles.warnings)
-  result.newMasters = layout.roles.newMasters.map(id => addrOf(run, id))
-  result.attached = layout.roles.attach.map(a => ({replica: addrOf(run, a.replica), master: addrOf(run, a.master)}))
-  result.joined = obs.lone.map(p => p.addr)
+  result.newMasters = layout.roles.newMasters.map((id) => addrOf(run, id))
+  result.attached = layout.roles.attach.map((a) => ({replica: addrOf(run, a.replica), master: addrOf(run, a.master)}))
+  result.joined = obs.lone.map((p) => p.addr)
   result.plannedSlots = planRebalance(layout.balance, layout.leavingIds).moved
   return layout
 }
@@ -641,13 +695,20 @@ async function grow(run: ScaleRun, layout: Layout): Promise<Layout> {
   if (run.obs.lone.length > 0) {
     await join(pool, run.obs, run.deadline(), opts, log)
     run.obs = await observe(pool, run.nodes, run.concurrency)
-    if (run.obs.lone.length > 0) throw new ClusterError(`${run.obs.lone.length} node(s) did not join: ${run.obs.lone.map(p => p.addr).join(', ')}`)
+    if (run.obs.lone.length > 0) throw new ClusterError(`${run.obs.lone.length} node(s) did not join: ${run.obs.lone.map((p) => p.addr).join(', ')}`)
     layout = planLayout(run.obs, opts.replicas)
   }
   // A replica of a leaving master stays with it until the drain is over: re-attached now,
   // the slots not yet moved would have no replica for the whole drain.
   const leavingIds = new Set(layout.leavingIds)
-  await attachReplicas(pool, run.obs, layout.roles.attach.filter(a => !leavingIds.has(run.obs.members.get(a.replica)?.line.masterId ?? '')), run.deadline(), opts, log)
+  await attachReplicas(
+    pool,
+    run.obs,
+    layout.roles.attach.filter((a) => !leavingIds.has(run.obs.members.get(a.replica)?.line.masterId ?? '')),
+    run.deadline(),
+    opts,
+    log,
+  )
   return layout
 }
 
@@ -656,8 +717,15 @@ async function rebalance(run: ScaleRun, layout: Layout): Promise<void> {
   const {obs, log} = run
   const plan = planRebalance(layout.balance, layout.leavingIds)
   if (plan.moved === 0) return
-  const members = new Map([...obs.members.values()].map(m => [m.id, migrateNode(m)]))
-  const masters = [...new Set([...obs.members.values()].filter(m => isMaster(m) && m.reachable).map(m => m.id).concat(layout.roles.newMasters))]
+  const members = new Map([...obs.members.values()].map((m) => [m.id, migrateNode(m)]))
+  const masters = [
+    ...new Set(
+      [...obs.members.values()]
+        .filter((m) => isMaster(m) && m.reachable)
+        .map((m) => m.id)
+        .concat(layout.roles.newMasters),
+    ),
+  ]
   // A node that just joined says cluster_state:fail for a moment (Redis waits ~2 s after
   // start, and for the slot map) and refuses MIGRATE's RESTORE with CLUSTERDOWN meanwhile.
   await waitClusterOk(run.pool, obs, run.deadline(), run.opts, log, 'before moving slots')
@@ -665,7 +733,7 @@ async function rebalance(run: ScaleRun, layout: Layout): Promise<void> {
   let lastLog = Date.now()
   const moved = await moveSlots(plan.moves, members, masters, {
     ...run.moveOpts,
-    progress: p => {
+    progress: (p) => {
       if (Date.now() - lastLog < 2000) return
       lastLog = Date.now()
       log(`redis_cluster: moved ${p.slots}/${p.totalSlots} slot(s), ${p.keys} key(s), ${Math.round(p.keys / Math.max(0.001, p.elapsedMs / 1000))} keys/s`)
@@ -682,7 +750,7 @@ async function removeLeft(run: ScaleRun, layout: Layout): Promise<Layout> {
   const {pool, opts, log, result} = run
   run.obs = await observe(pool, run.nodes, run.concurrency)
   layout = planLayout(run.obs, opts.replicas)
-  result.attached = layout.roles.attach.map(a => ({replica: addrOf(run, a.replica), master: addrOf(run, a.master)}))
+  result.attached = layout.roles.attach.map((a) => ({replica: addrOf(run, a.replica), master: addrOf(run, a.master)}))
   await attachReplicas(pool, run.obs, layout.roles.attach, run.deadline(), opts, log)
   run.obs = await observe(pool, run.nodes, run.concurrency)
   result.removed = await removeLeaving(pool, run.obs, run.deadline(), opts, log)
@@ -693,116 +761,139 @@ async function removeLeft(run: ScaleRun, layout: Layout): Promise<Layout> {
 async function awaitScaled(run: ScaleRun, layout: Layout): Promise<ClusterReport> {
   run.log('redis_cluster: waiting for every node to agree on the new slot map')
   let report: ClusterReport | undefined
-  await waitFor(run.deadline(), run.opts.signal, run.nodes.length, async () => {
-    const fresh = await probeAll(run.pool, run.nodes, run.concurrency)
-    report = buildClusterReport(fresh)
-    const byId = new Map(fresh.filter(probeOk).map(p => [p.myself.id, p]))
-    const roles = layout.roles.attach
-      .filter(a => byId.has(a.replica) && byId.get(a.replica)!.myself.masterId !== a.master)
-      .map(a => `${byId.get(a.replica)!.addr} is not yet a replica of ${addrOf(run, a.master)}`)
-    return [...problemTexts(report.problems), ...roles]
-  }, 'the cluster to agree after scaling', run.log)
+  await waitFor(
+    run.deadline(),
+    run.opts.signal,
+    run.nodes.length,
+    async () => {
+      const fresh = await probeAll(run.pool, run.nodes, run.concurrency)
+      report = buildClusterReport(fresh)
+      const byId = new Map(fresh.filter(probeOk).map((p) => [p.myself.id, p]))
+      const roles = layout.roles.attach
+        .filter((a) => byId.has(a.replica) && byId.get(a.replica)!.myself.masterId !== a.master)
+        .map((a) => `${byId.get(a.replica)!.addr} is not yet a replica of ${addrOf(run, a.master)}`)
+      return [...problemTexts(report.problems), ...roles]
+    },
+    'the cluster to agree after scaling',
+    run.log,
+  )
   return report!
 }
 
 // New nodes MEET one staying member; gossip spreads them. Nodes still missing peers after
 // a few seconds are introduced directly to the ones they lack.
 async function join(pool: NodePool, obs: Observation, deadline: number, opts: ScaleOptions, log: (m: string) => void): Promise<void> {
-  const staying = [...obs.members.values()].filter(m => m.inInventory && m.reachable)
+  const staying = [...obs.members.values()].filter((m) => m.inInventory && m.reachable)
   const seed = staying[0]
   log(`redis_cluster: ${obs.lone.length} new node(s) meeting ${seed.addr}`)
   await Promise.all(
-    obs.lone.map(p =>
-      pool.run(p.node, r => r.call('CLUSTER', 'MEET', seed.node.ip, String(seed.node.port))).catch(error => {
-        throw new ClusterError(`${p.addr} (host ${p.node.host}): CLUSTER MEET ${seed.addr} failed: ${describeRedisError(error, opts.password)}`, {where: {host: p.node.host}})
-      }),
+    obs.lone.map((p) =>
+      pool
+        .run(p.node, (r) => r.call('CLUSTER', 'MEET', seed.node.ip, String(seed.node.port)))
+        .catch((error) => {
+          throw new ClusterError(`${p.addr} (host ${p.node.host}): CLUSTER MEET ${seed.addr} failed: ${describeRedisError(error, opts.password)}`, {where: {host: p.node.host}})
+        }),
     ),
   )
-  const everyone = [...staying.map(m => ({id: m.id, node: m.node})), ...obs.lone.map(p => ({id: p.myself.id, node: p.node}))]
+  const everyone = [...staying.map((m) => ({id: m.id, node: m.node})), ...obs.lone.map((p) => ({id: p.myself.id, node: p.node}))]
   const ids = new NodeIds()
-  const want = everyone.map(e => ids.intern(e.id))
+  const want = everyone.map((e) => ids.intern(e.id))
   const limit = pLimit(64)
   let lastNudge = Date.now()
-  await waitFor(deadline, opts.signal, everyone.length, async () => {
-    const behind: string[] = []
-    const lagging: Array<{node: ClusterNode; known: Set<number>}> = []
-    await Promise.all(
-      everyone.map(e =>
-        limit(async () => {
-          const text = await pool.run(e.node, r => r.call('CLUSTER', 'NODES')).then(String, () => '')
-          const known = new Set(text ? digestClusterNodes(text, ids).known : [])
-          const missing = want.filter(x => !known.has(x))
-          if (missing.length > 0) {
-            behind.push(`${nodeAddr(e.node)} does not know ${missing.length} node(s) yet`)
-            lagging.push({node: e.node, known})
-          }
-        }),
-      ),
-    )
-    if (lagging.length > 0 && Date.now() - lastNudge > 3000) {
-      lastNudge = Date.now()
+  await waitFor(
+    deadline,
+    opts.signal,
+    everyone.length,
+    async () => {
+      const behind: string[] = []
+      const lagging: Array<{node: ClusterNode; known: Set<number>}> = []
       await Promise.all(
-        lagging.map(l =>
-          limit(() =>
-            pool
-              .run(l.node, async r => {
-                const p = r.pipeline()
-                everyone.forEach((e, k) => {
-                  if (!l.known.has(want[k]) && nodeAddr(e.node) !== nodeAddr(l.node)) p.call('CLUSTER', 'MEET', e.node.ip, String(e.node.port))
-                })
-                await p.exec()
-              })
-              .catch(() => undefined),
-          ),
+        everyone.map((e) =>
+          limit(async () => {
+            const text = await pool.run(e.node, (r) => r.call('CLUSTER', 'NODES')).then(String, () => '')
+            const known = new Set(text ? digestClusterNodes(text, ids).known : [])
+            const missing = want.filter((x) => !known.has(x))
+            if (missing.length > 0) {
+              behind.push(`${nodeAddr(e.node)} does not know ${missing.length} node(s) yet`)
+              lagging.push({node: e.node, known})
+            }
+          }),
         ),
       )
-    }
-    return behind
-  }, 'new nodes to join', log)
+      if (lagging.length > 0 && Date.now() - lastNudge > 3000) {
+        lastNudge = Date.now()
+        await Promise.all(
+          lagging.map((l) =>
+            limit(() =>
+              pool
+                .run(l.node, async (r) => {
+                  const p = r.pipeline()
+                  everyone.forEach((e, k) => {
+                    if (!l.known.has(want[k]) && nodeAddr(e.node) !== nodeAddr(l.node)) p.call('CLUSTER', 'MEET', e.node.ip, String(e.node.port))
+                  })
+                  await p.exec()
+                })
+                .catch(() => undefined),
+            ),
+          ),
+        )
+      }
+      return behind
+    },
+    'new nodes to join',
+    log,
+  )
 }
 
 // CLUSTER REPLICATE for every replica whose master is new or changes; a master the
 // replica does not know yet is retried until gossip has brought it.
 async function attachReplicas(pool: NodePool, obs: Observation, attach: RolePlan['attach'], deadline: number, opts: ScaleOptions, log: (m: string) => void): Promise<void> {
-  let pending = attach.filter(a => obs.members.get(a.replica)?.line.masterId !== a.master)
+  let pending = attach.filter((a) => obs.members.get(a.replica)?.line.masterId !== a.master)
   if (pending.length === 0) return
   log(`redis_cluster: attaching ${pending.length} replica(s)`)
-  await waitFor(deadline, opts.signal, obs.members.size, async () => {
-    const still: typeof pending = []
-    const why: string[] = []
-    for (const a of pending) {
-      const m = obs.members.get(a.replica)!
-      try {
-        await pool.run(m.node, r => r.call('CLUSTER', 'REPLICATE', a.master))
-      } catch (error) {
-        const msg = describeRedisError(error, opts.password)
-        if (!/unknown node|not a master|only replicate a master/i.test(msg)) {
-          throw new ClusterError(`${m.addr}: CLUSTER REPLICATE ${a.master.slice(0, 8)} failed: ${msg}`, {where: {host: m.node.host}})
+  await waitFor(
+    deadline,
+    opts.signal,
+    obs.members.size,
+    async () => {
+      const still: typeof pending = []
+      const why: string[] = []
+      for (const a of pending) {
+        const m = obs.members.get(a.replica)!
+        try {
+          await pool.run(m.node, (r) => r.call('CLUSTER', 'REPLICATE', a.master))
+        } catch (error) {
+          const msg = describeRedisError(error, opts.password)
+          if (!/unknown node|not a master|only replicate a master/i.test(msg)) {
+            throw new ClusterError(`${m.addr}: CLUSTER REPLICATE ${a.master.slice(0, 8)} failed: ${msg}`, {where: {host: m.node.host}})
+          }
+          still.push(a)
+          why.push(`${m.addr}: ${msg}`)
         }
-        still.push(a)
-        why.push(`${m.addr}: ${msg}`)
       }
-    }
-    pending = still
-    return why
-  }, 'replicas to attach', log)
+      pending = still
+      return why
+    },
+    'replicas to attach',
+    log,
+  )
 }
 
 // Staying nodes forget the leaving ones (all within the 60 s FORGET window, re-sent to
 // any node that still lists one), then each leaving node is reset and stopped.
 async function removeLeaving(pool: NodePool, obs: Observation, deadline: number, opts: ScaleOptions, log: (m: string) => void): Promise<RemovedNode[]> {
   const leaving = obs.leaving
-  const holding = leaving.filter(m => isMaster(m) && m.line.slots.length > 0)
-  if (holding.length > 0) throw new ClusterError(`not removing ${holding.map(m => m.addr).join(', ')}: still serving slots after the drain`, {hint: 'run up --remove-missing again'})
-  const staying = [...obs.members.values()].filter(m => m.inInventory && m.reachable)
-  const ids = new Set(leaving.map(m => m.id))
-  const dependent = staying.filter(m => m.line.replica && m.line.masterId && ids.has(m.line.masterId))
-  if (dependent.length > 0) throw new ClusterError(`${dependent.map(m => m.addr).join(', ')} still replicate a leaving node`, {hint: 'run up --remove-missing again'})
+  const holding = leaving.filter((m) => isMaster(m) && m.line.slots.length > 0)
+  if (holding.length > 0) throw new ClusterError(`not removing ${holding.map((m) => m.addr).join(', ')}: still serving slots after the drain`, {hint: 'run up --remove-missing again'})
+  const staying = [...obs.members.values()].filter((m) => m.inInventory && m.reachable)
+  const ids = new Set(leaving.map((m) => m.id))
+  const dependent = staying.filter((m) => m.line.replica && m.line.masterId && ids.has(m.line.masterId))
+  if (dependent.length > 0) throw new ClusterError(`${dependent.map((m) => m.addr).join(', ')} still replicate a leaving node`, {hint: 'run up --remove-missing again'})
   // Before anything is forgotten: no leaving node may hold the only copy of a key.
-  const held = await Promise.all(leaving.map(m => (m.reachable ? pool.run(m.node, r => r.dbsize()).catch(() => -1) : Promise.resolve(0))))
+  const held = await Promise.all(leaving.map((m) => (m.reachable ? pool.run(m.node, (r) => r.dbsize()).catch(() => -1) : Promise.resolve(0))))
   const blockers = removalBlockers(
     leaving.map((m, i) => ({id: m.id, addr: m.addr, master: isMaster(m), masterId: m.line.replica ? m.line.masterId : null, keys: held[i], reachable: m.reachable})),
-    new Map(staying.map(m => [m.id, {master: isMaster(m), slotCount: countSlots(m.line.slots)}])),
+    new Map(staying.map((m) => [m.id, {master: isMaster(m), slotCount: countSlots(m.line.slots)}])),
   )
   if (blockers.length > 0) {
     throw new ClusterError(`not removing the leaving nodes: ${blockers.join('; ')}; nothing was forgotten or stopped`, {
@@ -812,12 +903,13 @@ async function removeLeaving(pool: NodePool, obs: Observation, deadline: number,
   log(`redis_cluster: removing ${leaving.length} node(s): CLUSTER FORGET on ${staying.length} node(s), then reset and stop them`)
   const forgetAll = async (targets: readonly Member[]) =>
     Promise.all(
-      targets.map(m =>
-        pool.run(m.node, async r => {
+      targets.map((m) =>
+        pool.run(m.node, async (r) => {
           const p = r.pipeline()
           for (const id of ids) p.call('CLUSTER', 'FORGET', id)
           const res = (await p.exec()) ?? []
-          for (const [err] of res) if (err && !/unknown node/i.test(err.message)) throw new ClusterError(`${m.addr}: CLUSTER FORGET failed: ${describeRedisError(err, opts.password)}`, {where: {host: m.node.host}})
+          for (const [err] of res)
+            if (err && !/unknown node/i.test(err.message)) throw new ClusterError(`${m.addr}: CLUSTER FORGET failed: ${describeRedisError(err, opts.password)}`, {where: {host: m.node.host}})
         }),
       ),
     )
@@ -831,24 +923,31 @@ async function removeLeaving(pool: NodePool, obs: Observation, deadline: number,
     removed.push(await resetAndStop(pool, m, opts.password))
   }
   // Forgotten nodes come back only through gossip from a node that still lists them.
-  await waitFor(deadline, opts.signal, staying.length, async () => {
-    const remembering: Member[] = []
-    const limit = pLimit(64)
-    await Promise.all(
-      staying.map(m =>
-        limit(async () => {
-          // Any mention counts (also an address-less line, or as someone's master).
-          const text = await pool.run(m.node, r => r.call('CLUSTER', 'NODES')).then(String, () => '')
-          if ([...ids].some(id => text.includes(id))) remembering.push(m)
-        }),
-      ),
-    )
-    if (remembering.length > 0) {
-      await forgetAll(remembering).catch(() => undefined)
-      await sleep(200)
-    }
-    return remembering.map(m => `${m.addr} still lists a removed node`)
-  }, 'removed nodes to be forgotten', log)
+  await waitFor(
+    deadline,
+    opts.signal,
+    staying.length,
+    async () => {
+      const remembering: Member[] = []
+      const limit = pLimit(64)
+      await Promise.all(
+        staying.map((m) =>
+          limit(async () => {
+            // Any mention counts (also an address-less line, or as someone's master).
+            const text = await pool.run(m.node, (r) => r.call('CLUSTER', 'NODES')).then(String, () => '')
+            if ([...ids].some((id) => text.includes(id))) remembering.push(m)
+          }),
+        ),
+      )
+      if (remembering.length > 0) {
+        await forgetAll(remembering).catch(() => undefined)
+        await sleep(200)
+      }
+      return remembering.map((m) => `${m.addr} still lists a removed node`)
+    },
+    'removed nodes to be forgotten',
+    log,
+  )
   return removed
 }
 
@@ -858,11 +957,11 @@ async function resetAndStop(pool: NodePool, m: Member, password?: string): Promi
   // RESET refuses a master that holds keys; a replica it empties (its master has them).
   // Either way SHUTDOWN NOSAVE follows only once the node is empty.
   const left = await pool
-    .run(m.node, async r => {
+    .run(m.node, async (r) => {
       await r.call('CLUSTER', 'RESET', 'HARD')
       return r.dbsize()
     })
-    .catch(error => {
+    .catch((error) => {
       throw new ClusterError(`${m.addr}: CLUSTER RESET HARD failed: ${describeRedisError(error, password)}; it is left running with its keys`, {
         hint: 'it is forgotten by the staying nodes already; check its keys (DBSIZE), then run CLUSTER RESET HARD and SHUTDOWN on it by hand',
       })
@@ -872,7 +971,7 @@ async function resetAndStop(pool: NodePool, m: Member, password?: string): Promi
   }
   let stopped = false
   try {
-    await pool.run(m.node, r => r.call('SHUTDOWN', 'NOSAVE'))
+    await pool.run(m.node, (r) => r.call('SHUTDOWN', 'NOSAVE'))
   } catch (error) {
     // The answer to a successful SHUTDOWN is the connection closing.
     stopped = /closed|ECONNRESET|end of stream/i.test(error instanceof Error ? error.message : String(error))
@@ -907,26 +1006,29 @@ export function removalBlockers(leaving: readonly LeavingNode[], staying: Readon
       continue
     }
     const up = m.masterId ? staying.get(m.masterId) : undefined
-    if (!up || !up.master || up.slotCount === 0) out.push(`${m.addr} holds ${m.keys} key(s) and replicates ${m.masterId ? m.masterId.slice(0, 8) : 'no master'}, which is not a staying master with slots`)
+    if (!up || !up.master || up.slotCount === 0)
+      out.push(`${m.addr} holds ${m.keys} key(s) and replicates ${m.masterId ? m.masterId.slice(0, 8) : 'no master'}, which is not a staying master with slots`)
   }
   return out
 }
 
 /** Slots per master as a compact, printable line: "6 masters, 2730-2731 slots". */
 export function balanceLine(report: ClusterReport): string {
-  const sizes = report.masters.map(m => m.slotCount)
+  const sizes = report.masters.map((m) => m.slotCount)
   if (sizes.length === 0) return 'no masters'
   const lo = Math.min(...sizes)
   const hi = Math.max(...sizes)
   return `${sizes.length} masters, ${lo === hi ? lo : `${lo}-${hi}`} slots each`
 }
 
-
 // The task line: what happened (or would), then the balance it ended with.
 export function scaleMessage(r: ScaleResult, check = false): string {
   const parts: string[] = []
-  const settled = r.openSlots.filter(d => d.action !== 'stuck')
-  if (settled.length > 0) parts.push(`${check ? 'would settle' : 'settled'} ${settled.length} open slot(s) (${settled.filter(d => d.action === 'finish').length} finished, ${settled.filter(d => d.action === 'rollback').length} rolled back)`)
+  const settled = r.openSlots.filter((d) => d.action !== 'stuck')
+  if (settled.length > 0)
+    parts.push(
+      `${check ? 'would settle' : 'settled'} ${settled.length} open slot(s) (${settled.filter((d) => d.action === 'finish').length} finished, ${settled.filter((d) => d.action === 'rollback').length} rolled back)`,
+    )
   if (r.joined.length > 0) parts.push(`${check ? 'would join' : 'joined'} ${r.joined.length} node(s) (${r.newMasters.length} as masters)`)
   if (r.attached.length > 0) parts.push(`${check ? 'would attach' : 'attached'} ${r.attached.length} replica(s)`)
   if (check && r.plannedSlots > 0) parts.push(`would move ${r.plannedSlots} slot(s)`)
@@ -936,9 +1038,9 @@ export function scaleMessage(r: ScaleResult, check = false): string {
   }
   if (check && r.leaving.length > 0) parts.push(`would remove ${r.leaving.length} node(s)`)
   if (r.removed.length > 0) {
-    const stopped = r.removed.filter(x => x.stopped).length
+    const stopped = r.removed.filter((x) => x.stopped).length
     parts.push(
-      `removed ${r.removed.length} node(s) (${stopped} stopped${stopped < r.removed.length ? `, ${r.removed.length - stopped} could not be stopped: ${r.removed.find(x => !x.stopped)?.note ?? ''}` : ''}); ` +
+      `removed ${r.removed.length} node(s) (${stopped} stopped${stopped < r.removed.length ? `, ${r.removed.length - stopped} could not be stopped: ${r.removed.find((x) => !x.stopped)?.note ?? ''}` : ''}); ` +
         'their directories stay on the removed hosts: `baremetal down -i <inventory listing them>` deletes them',
     )
   }
@@ -959,7 +1061,7 @@ export interface Members {
 // Who is in the cluster, asked of the first node of every host (cheap: one connection
 // per host). Nothing running yet gives empty lists.
 export async function readMembers(nodes: readonly ClusterNode[], opts: ClusterOptions = {}): Promise<Members> {
-  const firsts = [...new Map(nodes.map(n => [n.host, n])).values()]
+  const firsts = [...new Map(nodes.map((n) => [n.host, n])).values()]
   const pool = new NodePool({password: opts.password, connectTimeoutMs: opts.connectTimeoutMs ?? 3000})
   try {
     const texts = await probeAll(pool, firsts, opts.concurrency ?? 32)
@@ -967,12 +1069,12 @@ export async function readMembers(nodes: readonly ClusterNode[], opts: ClusterOp
     for (const p of texts) {
       if (!probeOk(p) || !isMember(p)) continue
       // The probe keeps full lines for the first node of each view; others are read again.
-      const entries = p.entries ?? parseClusterNodes(await pool.run(p.node, r => r.call('CLUSTER', 'NODES')).then(String, () => ''))
+      const entries = p.entries ?? parseClusterNodes(await pool.run(p.node, (r) => r.call('CLUSTER', 'NODES')).then(String, () => ''))
       for (const e of knownEntries(entries)) if (e.ip) known.set(e.addr, e)
     }
-    const inventory = new Set(nodes.map(n => nodeAddr(n)))
+    const inventory = new Set(nodes.map((n) => nodeAddr(n)))
     const members = [...known.keys()].sort()
-    return {members, ips: [...new Set([...known.values()].map(e => e.ip))].sort(), missing: members.filter(a => !inventory.has(a))}
+    return {members, ips: [...new Set([...known.values()].map((e) => e.ip))].sort(), missing: members.filter((a) => !inventory.has(a))}
   } finally {
     await pool.closeAll()
   }

@@ -137,7 +137,7 @@ export function leftOut(p: ClusterProblem): boolean {
 
 /** The problems as printed: `status --json` and `register:` data keep this shape. */
 export function problemTexts(problems: readonly ClusterProblem[]): string[] {
-  return problems.map(p => p.text)
+  return problems.map((p) => p.text)
 }
 
 // Type guard kept next to the union so callers never test `error` by hand.
@@ -147,7 +147,7 @@ export function probeOk(p: NodeProbe): p is NodeProbeOk {
 
 // Handshake and address-less entries are transient: they are not members yet.
 export function knownEntries(entries: readonly NodeEntry[]): NodeEntry[] {
-  return entries.filter(e => !e.handshake && !e.noaddr)
+  return entries.filter((e) => !e.handshake && !e.noaddr)
 }
 
 // A node is in a cluster once it knows another node or serves slots (a 1-node cluster is alone).
@@ -157,15 +157,7 @@ export function isMember(p: NodeProbeOk): boolean {
 
 // Digest a node's answer; keep its full lines only when no node with the same view has
 // them yet (`keep` remembers which views are covered across one probe round).
-export function probeFromText(
-  node: ClusterNode,
-  addr: string,
-  info: Record<string, string>,
-  nodesText: string,
-  dbsize: number,
-  ids: NodeIds,
-  keep: Set<string>,
-): NodeProbeOk {
+export function probeFromText(node: ClusterNode, addr: string, info: Record<string, string>, nodesText: string, dbsize: number, ids: NodeIds, keep: Set<string>): NodeProbeOk {
   const view = digestClusterNodes(nodesText, ids)
   const probe: NodeProbeOk = {node, addr, info, myself: view.myself, view, dbsize}
   const key = `${view.signature}/${isMember(probe) ? 'member' : 'alone'}`
@@ -182,7 +174,7 @@ type Problem = Omit<ClusterProblem, 'kind'>
 
 // At most LIST_MAX of a kind, then one line counting the rest (same kind, no node).
 function capped(kind: ProblemKind, lines: readonly Problem[], more: (n: number) => string): ClusterProblem[] {
-  const shown = lines.slice(0, LIST_MAX).map(l => ({kind, ...l}))
+  const shown = lines.slice(0, LIST_MAX).map((l) => ({kind, ...l}))
   return lines.length <= LIST_MAX ? shown : [...shown, {kind, text: more(lines.length - LIST_MAX)}]
 }
 
@@ -196,13 +188,19 @@ export function buildClusterReport(probes: readonly NodeProbe[]): ClusterReport 
   const perHost: Record<string, ReportHostCounts> = {}
   for (const p of probes) perHost[p.node.host] ??= {masters: 0, replicas: 0, new: 0, unreachable: 0}
   const problems: ClusterProblem[] = []
-  const unreachable = j.failed.map(p => p.addr)
+  const unreachable = j.failed.map((p) => p.addr)
   for (const p of j.failed) perHost[p.node.host].unreachable++
-  problems.push(...capped('unreachable', j.failed.map(p => ({node: p.addr, text: `${p.addr} (host ${p.node.host}) is unreachable: ${p.error}`})), n => `… and ${n} more unreachable node(s)`))
+  problems.push(
+    ...capped(
+      'unreachable',
+      j.failed.map((p) => ({node: p.addr, text: `${p.addr} (host ${p.node.host}) is unreachable: ${p.error}`})),
+      (n) => `… and ${n} more unreachable node(s)`,
+    ),
+  )
 
   const members = j.ok.filter(isMember)
-  const lone = j.ok.filter(p => !isMember(p))
-  const newNodes = lone.map(p => p.addr)
+  const lone = j.ok.filter((p) => !isMember(p))
+  const newNodes = lone.map((p) => p.addr)
   for (const p of lone) perHost[p.node.host].new++
   for (const p of lone) if (p.dbsize > 0) problems.push({kind: 'has-keys', node: p.addr, text: `${p.addr} (host ${p.node.host}) is not in the cluster but holds ${p.dbsize} key(s)`})
 
@@ -242,7 +240,7 @@ export function buildClusterReport(probes: readonly NodeProbe[]): ClusterReport 
   const uncovered = rangesToString(rangesFromSlots(uncoveredSlots))
   if (uncoveredSlots.length > 0) problems.push({kind: 'uncovered', text: `${uncoveredSlots.length} slot(s) not served by any master: ${uncovered}`})
 
-  const unknownNodes = ref.view.filter(e => !j.byId.has(e.id) && !j.unreachableByAddr.has(e.addr)).map(e => e.addr)
+  const unknownNodes = ref.view.filter((e) => !j.byId.has(e.id) && !j.unreachableByAddr.has(e.addr)).map((e) => e.addr)
   if (unknownNodes.length > 0) problems.push({kind: 'unknown-nodes', text: `the cluster has node(s) the inventory does not list: ${listAddrs(unknownNodes)}`})
   const views = compareViews(j, members, ref, owners)
   problems.push(...views.problems, ...failedProblems(j, members, ref))
@@ -281,7 +279,7 @@ function judge(probes: readonly NodeProbe[]): Judging {
   const failed = probes.filter((p): p is NodeProbeFailed => !probeOk(p))
   const byId = new Map<string, NodeProbeOk>()
   for (const p of ok) byId.set(p.myself.id, p)
-  const unreachableByAddr = new Map(failed.map(p => [p.addr, p]))
+  const unreachableByAddr = new Map(failed.map((p) => [p.addr, p]))
   const nameOf = (e: NodeEntry): {addr: string; host: string} => {
     const p = byId.get(e.id)
     if (p) return {addr: p.addr, host: p.node.host}
@@ -292,7 +290,7 @@ function judge(probes: readonly NodeProbe[]): Judging {
   const addrOfId = (id: string, view: readonly NodeEntry[]): string => {
     const p = byId.get(id)
     if (p) return p.addr
-    const e = view.find(x => x.id === id)
+    const e = view.find((x) => x.id === id)
     return e ? nameOf(e).addr : id.slice(0, 8)
   }
   return {ok, failed, byId, unreachableByAddr, nameOf, addrOfId}
@@ -311,14 +309,14 @@ interface Reference {
 
 // The majority view is the reference; ties go to the first node in inventory order.
 function reference(members: readonly NodeProbeOk[]): Reference | undefined {
-  const sigs = members.map(p => p.view.signature)
+  const sigs = members.map((p) => p.view.signature)
   const freq = new Map<string, number>()
   for (const s of sigs) freq.set(s, (freq.get(s) ?? 0) + 1)
   let majority = sigs[0]
   for (const [s, n] of freq) if (n > (freq.get(majority) ?? 0)) majority = s
   const fullViews = new Map<string, NodeEntry[]>()
   for (const p of members) if (p.entries && !fullViews.has(p.view.signature)) fullViews.set(p.view.signature, knownEntries(p.entries))
-  const probe = members.find(p => p.view.signature === majority && p.entries) ?? members.find(p => p.entries)
+  const probe = members.find((p) => p.view.signature === majority && p.entries) ?? members.find((p) => p.entries)
   if (!probe) return undefined
   return {probe, view: knownEntries(probe.entries!), majority, agreeing: freq.get(majority) ?? 0, fullViews}
 }
@@ -341,7 +339,7 @@ function roles(j: Judging, refView: readonly NodeEntry[], perHost: Record<string
     const {addr, host} = j.nameOf(e)
     const role = roleOf(e)
     // Flags as the reference sees them, but with the role the node itself states.
-    const flags = [role.replica ? 'slave' : 'master', ...e.flags.filter(f => !['master', 'slave', 'replica', 'myself'].includes(f))]
+    const flags = [role.replica ? 'slave' : 'master', ...e.flags.filter((f) => !['master', 'slave', 'replica', 'myself'].includes(f))]
     if (role.replica) {
       replicas.push({id: e.id, addr, host, masterId: role.masterId, masterAddr: role.masterId ? j.addrOfId(role.masterId, refView) : null, flags})
       if (perHost[host]) perHost[host].replicas++
@@ -389,9 +387,9 @@ function compareViews(j: Judging, members: readonly NodeProbeOk[], ref: Referenc
     }
     const {missing, extra} = diffSorted(refKnown, p.view.known)
     if (missing.length > 0) {
-      know.push({node: p.addr, text: `${p.addr} knows ${refKnown.length - missing.length} of ${refKnown.length} nodes (missing: ${listAddrs(missing.map(x => addrOfId(ids.ids[x])))})`})
+      know.push({node: p.addr, text: `${p.addr} knows ${refKnown.length - missing.length} of ${refKnown.length} nodes (missing: ${listAddrs(missing.map((x) => addrOfId(ids.ids[x])))})`})
     } else if (extra.length > 0) {
-      know.push({node: p.addr, text: `${p.addr} knows ${extra.length} node(s) that ${ref.probe.addr} does not: ${listAddrs(extra.map(x => addrOfId(ids.ids[x])))}`})
+      know.push({node: p.addr, text: `${p.addr} knows ${extra.length} node(s) that ${ref.probe.addr} does not: ${listAddrs(extra.map((x) => addrOfId(ids.ids[x])))}`})
     }
     if (p.view.signature !== ref.majority) {
       const view = ref.fullViews.get(p.view.signature)
@@ -399,13 +397,13 @@ function compareViews(j: Judging, members: readonly NodeProbeOk[], ref: Referenc
       disagree.push({node: p.addr, text: `${p.addr} disagrees on the slot map: ${why}`})
     }
   }
-  const open = openSlots.map(o => ({node: o.addr, text: `${o.addr} has slot ${o.slot} open (${o.state} ${o.state === 'migrating' ? 'to' : 'from'} ${o.peer})`}))
+  const open = openSlots.map((o) => ({node: o.addr, text: `${o.addr} has slot ${o.slot} open (${o.state} ${o.state === 'migrating' ? 'to' : 'from'} ${o.peer})`}))
   const problems = [
-    ...capped('state', state, n => `… and ${n} more node(s) not in state ok`),
-    ...capped('outside', split, n => `… and ${n} more node(s) outside the cluster`),
-    ...capped('unaware', know, n => `… and ${n} more node(s) that do not know every node`),
-    ...capped('disagree', disagree, n => `… and ${n} more node(s) disagree with the ${ref.agreeing} that agree`),
-    ...capped('open-slot', open, n => `… and ${n} more open slot(s)`),
+    ...capped('state', state, (n) => `… and ${n} more node(s) not in state ok`),
+    ...capped('outside', split, (n) => `… and ${n} more node(s) outside the cluster`),
+    ...capped('unaware', know, (n) => `… and ${n} more node(s) that do not know every node`),
+    ...capped('disagree', disagree, (n) => `… and ${n} more node(s) disagree with the ${ref.agreeing} that agree`),
+    ...capped('open-slot', open, (n) => `… and ${n} more open slot(s)`),
   ]
   return {problems, openSlots, outside}
 }
@@ -419,7 +417,7 @@ function failedProblems(j: Judging, members: readonly NodeProbeOk[], ref: Refere
     const addr = j.addrOfId(ids.ids[x], ref.view)
     return {node: addr, text: `${addr} is marked failed by ${n} node(s)`}
   })
-  return capped('failed', lines, n => `… and ${n} more failed node(s)`)
+  return capped('failed', lines, (n) => `… and ${n} more failed node(s)`)
 }
 
 // Both ascending: what `b` lacks from `a`, and what it has beyond it.
@@ -469,22 +467,22 @@ export function renderClusterReport(r: ClusterReport): string {
     byMaster.set(rep.masterId ?? '', list)
   }
   const flagNote = (flags: string[]) => {
-    const bad = flags.filter(f => f === 'fail' || f === 'fail?' || f === 'handshake' || f === 'noaddr')
+    const bad = flags.filter((f) => f === 'fail' || f === 'fail?' || f === 'handshake' || f === 'noaddr')
     return bad.length ? `  [${bad.join(',')}]` : ''
   }
-  const width = Math.max(0, ...r.masters.map(m => m.addr.length), ...r.replicas.map(x => x.addr.length + 2))
+  const width = Math.max(0, ...r.masters.map((m) => m.addr.length), ...r.replicas.map((x) => x.addr.length + 2))
   for (const m of r.masters) {
     lines.push(`M ${m.addr.padEnd(width)}  ${m.host}  ${m.id.slice(0, 8)}  slots ${m.slots || '-'} (${m.slotCount})  ${m.replicas} replica(s)${flagNote(m.flags)}`)
     for (const rep of byMaster.get(m.id) ?? []) lines.push(`  S ${rep.addr.padEnd(width - 2)}  ${rep.host}  ${rep.id.slice(0, 8)}${flagNote(rep.flags)}`)
   }
-  const masterIds = new Set(r.masters.map(m => m.id))
+  const masterIds = new Set(r.masters.map((m) => m.id))
   for (const rep of r.replicas) {
     if (!rep.masterId || !masterIds.has(rep.masterId)) lines.push(`S ${rep.addr.padEnd(width)}  ${rep.host}  ${rep.id.slice(0, 8)}  master ${rep.masterAddr ?? '?'} (unknown)${flagNote(rep.flags)}`)
   }
   const hosts = Object.keys(r.perHost)
   if (hosts.length > 0) {
     lines.push('per host:')
-    const hw = Math.max(...hosts.map(h => h.length))
+    const hw = Math.max(...hosts.map((h) => h.length))
     for (const h of hosts) {
       const c = r.perHost[h]
       const extra = [c.new ? `${c.new} new` : '', c.unreachable ? `${c.unreachable} unreachable` : ''].filter(Boolean).join(', ')

@@ -28,7 +28,11 @@ const intOf = (v: unknown): number => (typeof v === 'number' ? v : typeof v === 
 const isTemplate = (v: unknown) => typeof v === 'string' && v.includes('{{')
 const BOOL = /^(yes|no|true|false|on|off|1|0)$/i
 
-interface IntRule {min: number; max?: number; hint: string}
+interface IntRule {
+  min: number
+  max?: number
+  hint: string
+}
 const INTS: Record<string, IntRule> = {
   redis_port_start: {min: 1, max: 65535, hint: 'a TCP port, e.g. 6379'},
   redis_count: {min: 1, max: 1000, hint: 'a whole number of instances per host from 1 to 1000 (default 100)'},
@@ -46,7 +50,12 @@ const LISTS = ['redis_extra_config', 'redis_allowed_clients', 'redis_build_deps'
 const POLICIES = ['noeviction', 'allkeys-lru', 'volatile-lru', 'allkeys-random', 'volatile-random', 'volatile-ttl', 'allkeys-lfu', 'volatile-lfu']
 
 class Checker {
-  constructor(private host: string, private v: Record<string, unknown>, private o: ValidateOptions, private file: string) {}
+  constructor(
+    private host: string,
+    private v: Record<string, unknown>,
+    private o: ValidateOptions,
+    private file: string,
+  ) {}
 
   fail(name: string, what: string, hint: string): never {
     const src = this.o.whereOf?.(this.host, name)
@@ -83,8 +92,11 @@ class Checker {
     if (typeof raw === 'string') {
       const looksJson = /^\s*\[/.test(raw)
       if (!looksJson && name !== 'redis_extra_config') return [raw]
-      this.fail(name, `is the string ${JSON.stringify(raw)}, not a list${looksJson ? ': a -e key=value value is always a string (as in Ansible), never parsed as JSON' : ''}`,
-        `give a list: -e '{"${name}": ${looksJson ? raw.trim() : JSON.stringify([raw])}}', -e @vars.yml, or a YAML list in the inventory`)
+      this.fail(
+        name,
+        `is the string ${JSON.stringify(raw)}, not a list${looksJson ? ': a -e key=value value is always a string (as in Ansible), never parsed as JSON' : ''}`,
+        `give a list: -e '{"${name}": ${looksJson ? raw.trim() : JSON.stringify([raw])}}', -e @vars.yml, or a YAML list in the inventory`,
+      )
     }
     if (!Array.isArray(raw)) this.fail(name, `is ${JSON.stringify(raw)}, not a list`, `write ${name} as a YAML list, e.g. ["…"]`)
     const bad = raw.findIndex((x) => typeof x !== 'string' && typeof x !== 'number')
@@ -111,7 +123,7 @@ export function busHint(start: number, count: number): string {
 
 function checkStrings(c: Checker): void {
   c.str('redis_version', (s) => /^\d+\.\d+\.\d+$/.test(s), 'not a Redis version', 'write a release version such as "7.0.15" or "5.0.3"')
-  c.str('redis_source_sha256', (s) => s === '' || /^[0-9a-fA-F]{64}$/.test(s), 'not a sha256 (64 hex digits)', 'write the tarball\'s sha256sum, or leave it empty')
+  c.str('redis_source_sha256', (s) => s === '' || /^[0-9a-fA-F]{64}$/.test(s), 'not a sha256 (64 hex digits)', "write the tarball's sha256sum, or leave it empty")
   c.str('redis_maxmemory', (s) => s === '' || /^\d+\s*(b|k|kb|m|mb|g|gb)?$/i.test(s), 'not a Redis memory size', 'write e.g. "512mb", "2gb", or "" for no limit')
   c.str('redis_maxmemory_policy', (s) => s === '' || POLICIES.includes(s), 'not a maxmemory policy', `use one of ${POLICIES.join(', ')}`)
   c.str('redis_save', (s) => s.trim() === '' || /^(\s*\d+\s+\d+)+\s*$/.test(s), 'not "SECONDS CHANGES" pairs', 'write e.g. "900 1 300 10", or "" for no RDB snapshots')
@@ -154,7 +166,11 @@ function checkHost(h: Host, v: Record<string, unknown>, o: ValidateOptions, file
     const t = o.tarballVersion?.(h.name, source)
     if (t?.error) c.fail('redis_source', `${t.path}: ${t.error}`, 'give the path of a Redis source tarball on the controller')
     if (t?.version && t.version !== v.redis_version) {
-      c.fail('redis_version', `is ${v.redis_version}, but the tarball ${t.path} holds Redis ${t.version} (its src/version.h)`, `set redis_version to "${t.version}", or point redis_source at a redis-${v.redis_version} tarball`)
+      c.fail(
+        'redis_version',
+        `is ${v.redis_version}, but the tarball ${t.path} holds Redis ${t.version} (its src/version.h)`,
+        `set redis_version to "${t.version}", or point redis_source at a redis-${v.redis_version} tarball`,
+      )
     }
   }
   if (start === undefined || count === undefined) return undefined
@@ -177,7 +193,16 @@ function checkAddresses(hosts: Host[], layouts: readonly RedisLayout[], dirs: Re
   for (const h of hosts) {
     const a = h.connection.address
     const l = byName.get(h.name)
-    const me: Placed = {name: h.name, dir: dirs.get(h.name), ports: l ? [[l.portStart, l.portStart + l.count - 1], [l.portStart + 10000, l.portStart + l.count + 9999]] : []}
+    const me: Placed = {
+      name: h.name,
+      dir: dirs.get(h.name),
+      ports: l
+        ? [
+            [l.portStart, l.portStart + l.count - 1],
+            [l.portStart + 10000, l.portStart + l.count + 9999],
+          ]
+        : [],
+    }
     const clash = (seen.get(a) ?? []).find((other) => overlaps(me, other) || (me.dir !== undefined && me.dir === other.dir))
     if (clash) {
       const src = o.whereOf?.(h.name, 'ansible_host')
@@ -204,7 +229,10 @@ export function validateLayout(hosts: Host[], defaults: Record<string, unknown>,
   const total = out.reduce((s, l) => s + l.count, 0)
   const replicas = out[0]?.replicas ?? 0
   if (out.length && Math.floor(total / (replicas + 1)) < 1) {
-    throw new InputError(`${total} instance(s) cannot hold a master and ${replicas} replica(s) each`, {where: {file: inventoryFile}, hint: `lower redis_replicas to ≤ ${Math.max(0, total - 1)} or add instances`})
+    throw new InputError(`${total} instance(s) cannot hold a master and ${replicas} replica(s) each`, {
+      where: {file: inventoryFile},
+      hint: `lower redis_replicas to ≤ ${Math.max(0, total - 1)} or add instances`,
+    })
   }
   return out
 }

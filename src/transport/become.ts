@@ -6,7 +6,10 @@ import type {ExecOptions, ExecResult, Transport, TransportStats, UploadFile} fro
 // `sudo -n` (never prompting: a password prompt would hang a fleet-wide run). The
 // connection and its counters are the wrapped transport's.
 export class BecomeTransport implements Transport {
-  constructor(private inner: Transport, private user = 'root') {}
+  constructor(
+    private inner: Transport,
+    private user = 'root',
+  ) {}
 
   get host(): string {
     return this.inner.host

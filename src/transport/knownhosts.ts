@@ -21,7 +21,16 @@ function nameMatches(pattern: string, name: string): boolean {
   }
   return pattern.split(',').some((p) => {
     if (p.startsWith('!')) return false
-    const re = new RegExp('^' + p.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\[/g, '\\[').replace(/\]/g, '\\]').replace(/\*/g, '.*').replace(/\?/g, '.') + '$')
+    const re = new RegExp(
+      '^' +
+        p
+          .replace(/[.+^${}()|\\]/g, '\\$&')
+          .replace(/\[/g, '\\[')
+          .replace(/\]/g, '\\]')
+          .replace(/\*/g, '.*')
+          .replace(/\?/g, '.') +
+        '$',
+    )
     return re.test(name)
   })
 }

@@ -10,7 +10,10 @@ import type {ExecOptions, ExecResult, HeldCommand, Transport, TransportStats, Up
 // modules cannot tell the difference and the local default cluster uses the same code.
 export class LocalTransport implements Transport {
   readonly stats: TransportStats = {connections: 0, execs: 0, uploads: 0}
-  constructor(readonly host: string, readonly address = '127.0.0.1') {}
+  constructor(
+    readonly host: string,
+    readonly address = '127.0.0.1',
+  ) {}
 
   async connect(): Promise<void> {
     this.stats.connections++

@@ -68,7 +68,11 @@ export class SshTransport implements Transport {
   /** Rejects when the connection closes: what a pending SFTP transfer is raced against. */
   private gone?: Promise<never>
 
-  constructor(readonly host: string, private conn: Connection, private opts: SshOptions = {}) {
+  constructor(
+    readonly host: string,
+    private conn: Connection,
+    private opts: SshOptions = {},
+  ) {
     this.address = conn.address
     this.limit = pLimit(opts.maxChannels ?? 8)
   }
@@ -172,17 +176,21 @@ export class SshTransport implements Transport {
     if (/authentication methods failed|Authentication failed|privateKey|Cannot parse privateKey/i.test(msg)) {
       return new AuthError(`authentication failed for ${target}`, {
         where,
-        hint: 'check ansible_user and ansible_ssh_private_key_file, and that the key is in the host\'s ~/.ssh/authorized_keys',
+        hint: "check ansible_user and ansible_ssh_private_key_file, and that the key is in the host's ~/.ssh/authorized_keys",
         cause: error,
       })
     }
     const code = (error as NodeJS.ErrnoException).code
     const why =
-      code === 'ECONNREFUSED' ? 'connection refused (is sshd running on that port?)'
-      : code === 'EHOSTUNREACH' || code === 'ENETUNREACH' ? 'no route to host'
-      : code === 'ENOTFOUND' ? 'host name not found'
-      : /Timed out/i.test(msg) ? 'timed out while connecting'
-      : msg
+      code === 'ECONNREFUSED'
+        ? 'connection refused (is sshd running on that port?)'
+        : code === 'EHOSTUNREACH' || code === 'ENETUNREACH'
+          ? 'no route to host'
+          : code === 'ENOTFOUND'
+            ? 'host name not found'
+            : /Timed out/i.test(msg)
+              ? 'timed out while connecting'
+              : msg
     return new UnreachableError(`cannot reach ${target}: ${why}`, {
       where,
       hint: 'check ansible_host/ansible_port in the inventory and that the host is up',
@@ -230,7 +238,11 @@ export class SshTransport implements Transport {
       }
       if (this.closed) throw this.abortedError()
       if (/Not connected|No response from server|ECONNRESET|Keepalive timeout/i.test(msg) || !this.ssh.isConnected()) {
-        throw new UnreachableError(`connection to ${this.conn.address} lost: ${msg}`, {where: {host: this.host}, hint: 'the host stopped answering; re-run once it is back: the run converges', cause: error})
+        throw new UnreachableError(`connection to ${this.conn.address} lost: ${msg}`, {
+          where: {host: this.host},
+          hint: 'the host stopped answering; re-run once it is back: the run converges',
+          cause: error,
+        })
       }
       throw error
     } finally {
@@ -289,12 +301,17 @@ export class SshTransport implements Transport {
     return new Promise<HeldCommand>((resolve, reject) => {
       ;(client as unknown as {exec(c: string, cb: (err: Error | undefined, stream: HeldChannel) => void): void}).exec(command, (err: Error | undefined, stream: HeldChannel) => {
         if (err) return reject(err)
-        const w = holdWatcher(ready, timeoutMs, () => {
-          try {
-            stream.end()
-            stream.close()
-          } catch {}
-        }, resolve)
+        const w = holdWatcher(
+          ready,
+          timeoutMs,
+          () => {
+            try {
+              stream.end()
+              stream.close()
+            } catch {}
+          },
+          resolve,
+        )
         stream.on('data', w.stdout)
         stream.stderr.on('data', w.stderr)
         // 'exit' may come before the last output: settle on 'close', which comes after it.
@@ -314,10 +331,7 @@ export class SshTransport implements Transport {
       for (const ch of this.channels) killChannel(ch)
       if (this.ssh.isConnected() && this.lost === undefined) {
         let timer: NodeJS.Timeout | undefined
-        await Promise.race([
-          this.ssh.execCommand(KILL_SESSIONS).catch(() => {}),
-          new Promise((r) => (timer = setTimeout(r, 3000))),
-        ])
+        await Promise.race([this.ssh.execCommand(KILL_SESSIONS).catch(() => {}), new Promise((r) => (timer = setTimeout(r, 3000)))])
         clearTimeout(timer)
       }
     }

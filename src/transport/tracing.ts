@@ -20,7 +20,10 @@ function stdinText(stdin: string | Buffer | undefined): string | undefined {
 }
 
 export class TracingTransport implements Transport {
-  constructor(private inner: Transport, private log: (msg: string) => void) {}
+  constructor(
+    private inner: Transport,
+    private log: (msg: string) => void,
+  ) {}
 
   get host(): string {
     return this.inner.host

@@ -21,17 +21,10 @@ export function buildUploadScript(files: UploadFile[]): string {
     const dest = quote(f.path)
     const tmp = quote(`${f.path}.baremetal-tmp`)
     const mode = (f.mode ?? 0o644).toString(8)
-    const b64 = Buffer.from(f.content).toString('base64').replace(/(.{76})/g, '$1\n')
-    lines.push(
-      '{',
-      `rm -f -- ${tmp}`,
-      `base64 -d > ${tmp} <<'__BAREMETAL_EOF_${i}__'`,
-      b64,
-      `__BAREMETAL_EOF_${i}__`,
-      `chmod ${mode} ${tmp}`,
-      `mv -f -- ${tmp} ${dest}`,
-      '}',
-    )
+    const b64 = Buffer.from(f.content)
+      .toString('base64')
+      .replace(/(.{76})/g, '$1\n')
+    lines.push('{', `rm -f -- ${tmp}`, `base64 -d > ${tmp} <<'__BAREMETAL_EOF_${i}__'`, b64, `__BAREMETAL_EOF_${i}__`, `chmod ${mode} ${tmp}`, `mv -f -- ${tmp} ${dest}`, '}')
   })
   lines.push(`echo ${UPLOAD_DONE}`)
   return lines.join('\n') + '\n'

@@ -166,7 +166,10 @@ export class AckedKeys {
 
   /** Drop the keys of these slots ("0-99,200") from what must survive: a test that loses them on purpose. */
   async forgetSlots(slots: string): Promise<void> {
-    const ranges = slots.split(',').map((t) => t.split('-').map(Number)).map(([a, b]) => [a, b ?? a])
+    const ranges = slots
+      .split(',')
+      .map((t) => t.split('-').map(Number))
+      .map(([a, b]) => [a, b ?? a])
     const c = new Redis({...this.seeds()[0], password: this.o.password, connectTimeout: 3000, maxRetriesPerRequest: 1})
     try {
       const keys = [...this.acked.keys()]

@@ -39,15 +39,20 @@ before(async () => {
   fleet = await createFleet(2)
   project = join(fleet.dir, 'ansible-project')
   const [h1, h2] = fleet.hosts
-  write('ansible.cfg', `[defaults]
+  write(
+    'ansible.cfg',
+    `[defaults]
 inventory = inventory/hosts.ini
 remote_user = root
 private_key_file = ${fleet.keyPath}
 forks = 2
 timeout = 10
 retry_files_enabled = False
-`)
-  write('inventory/hosts.ini', `# the fleet
+`,
+  )
+  write(
+    'inventory/hosts.ini',
+    `# the fleet
 [app]
 ${h1.name} ansible_host=${h1.ip} app_port=7000
 ${h2.name} ansible_host=${h2.ip} app_port=7000
@@ -59,13 +64,16 @@ app
 zone=ini
 tier=ini
 ansible_ssh_known_hosts_file=${fleet.knownHostsPath}
-`)
+`,
+  )
   write('inventory/group_vars/all.yml', 'tier: inventory-all\nnote: inventory-all\n')
   write('inventory/group_vars/app/10-main.yml', 'zone: inventory-app\nrole: cache\n')
   write('inventory/host_vars/' + h2.name + '.yml', 'app_port: 7100\n')
   write('group_vars/app.yml', 'role: playbook-app\n')
   write('host_vars/' + h1.name, 'note: from-playbook-host-vars\n')
-  write('site.yml', `- hosts: appfleet
+  write(
+    'site.yml',
+    `- hosts: appfleet
   tasks:
     - name: base
       file: {path: ~/bm-ansinv, state: directory}
@@ -73,7 +81,8 @@ ansible_ssh_known_hosts_file=${fleet.knownHostsPath}
       copy:
         dest: ~/bm-ansinv/vars.txt
         content: "zone={{ zone }} tier={{ tier }} role={{ role }} port={{ app_port }} note={{ note }}\\n"
-`)
+`,
+  )
 })
 
 after(async () => {
@@ -84,7 +93,12 @@ describe('Ansible inventory and configuration (2 hosts)', () => {
   it('run without -i uses ansible.cfg, the INI inventory, group_vars/ and host_vars/ beside inventory and playbook', async () => {
     const r = await runIn(project, ['run', 'site.yml'])
     assert.equal(r.code, 0, show(r))
-    assert.match(r.stderr, new RegExp(`inventory: ${join(project, 'inventory/hosts.ini').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} \\(from inventory = in ${join(project, 'ansible.cfg').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`))
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `inventory: ${join(project, 'inventory/hosts.ini').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} \\(from inventory = in ${join(project, 'ansible.cfg').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`,
+      ),
+    )
     const [h1, h2] = fleet.hosts
     const v1 = await fleet.nsExec(h1, 'cat ~/bm-ansinv/vars.txt')
     const v2 = await fleet.nsExec(h2, 'cat ~/bm-ansinv/vars.txt')
@@ -96,11 +110,14 @@ describe('Ansible inventory and configuration (2 hosts)', () => {
 
   it('-i h1,h2, (a comma list of addresses) runs on those hosts with the cfg connection settings', async () => {
     const [h1, h2] = fleet.hosts
-    write('list.yml', `- hosts: ungrouped
+    write(
+      'list.yml',
+      `- hosts: ungrouped
   tasks:
     - name: mark
       copy: {dest: ~/bm-ansinv/list.txt, content: "{{ inventory_hostname }}\\n"}
-`)
+`,
+    )
     write('group_vars/all.yml', `ansible_ssh_known_hosts_file: ${fleet.knownHostsPath}\n`)
     const r = await runIn(project, ['run', '-i', `${h1.ip},${h2.ip},`, 'list.yml'])
     assert.equal(r.code, 0, show(r))
@@ -124,7 +141,15 @@ describe('Ansible inventory and configuration (2 hosts)', () => {
     assert.equal(r.code, 0, show(r))
     assert.match(r.stderr, /inventory: .*other\/hosts \(from inventory = in .*other\/ansible\.cfg/)
     assert.equal((await fleet.nsExec(h2, 'cat ~/bm-ansinv/other.txt')).stdout, 'ok\n')
-    assert.equal(new Set(readFileSync(known, 'utf8').split('\n').filter(Boolean).map((l) => l.split(' ')[0])).size, 2)
+    assert.equal(
+      new Set(
+        readFileSync(known, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => l.split(' ')[0]),
+      ).size,
+      2,
+    )
     assert.equal((await runIn(project, ['exec', '--', 'true'], {ANSIBLE_CONFIG: join(project, 'other')})).code, 0)
   })
 

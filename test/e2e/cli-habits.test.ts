@@ -79,7 +79,10 @@ describe('cli habits e2e (2 hosts)', () => {
     assert.match(sc.stdout, /playbook: .*markers\.yml/)
     const lt = await cli(['run', '-i', inv, pb('markers', MARKERS), '--list-tasks', '--json'])
     assert.equal(lt.code, 0, show(lt))
-    assert.deepEqual(lt.json.plays[0].tasks.map((t: {name: string}) => t.name), ['first marker', 'second marker'])
+    assert.deepEqual(
+      lt.json.plays[0].tasks.map((t: {name: string}) => t.name),
+      ['first marker', 'second marker'],
+    )
     assert.deepEqual(await onHosts('ls ~/habits 2>/dev/null | wc -l'), ['0', '0'])
     const bad = await cli(['run', '-i', inv, pb('bad', '- hosts: all\n  tasks:\n    - name: x\n      nosuchmodule: {}\n'), '--syntax-check'])
     assert.equal(bad.code, 5, show(bad))
@@ -102,24 +105,33 @@ describe('cli habits e2e (2 hosts)', () => {
     const whoami = pb('whoami', '- hosts: all\n  tasks:\n    - name: who\n      command: id -un\n')
     const asRoot = await cli(['run', '-i', bare, whoami, '-u', 'root', '--private-key', fleet.keyPath, '--json'])
     assert.equal(asRoot.code, 0, show(asRoot))
-    assert.deepEqual(asRoot.json.tasks.map((t: {data: {stdout: string}}) => t.data.stdout.trim()), ['root', 'root'])
+    assert.deepEqual(
+      asRoot.json.tasks.map((t: {data: {stdout: string}}) => t.data.stdout.trim()),
+      ['root', 'root'],
+    )
     const asNobody = await cli(['run', '-i', bare, whoami, '-u', 'bm-no-such-user', '--private-key', fleet.keyPath, '--json'])
     assert.equal(asNobody.code, 4, show(asNobody))
-    assert.ok(asNobody.json.tasks.every((t: {status: string}) => t.status === 'unreachable'), show(asNobody))
+    assert.ok(
+      asNobody.json.tasks.every((t: {status: string}) => t.status === 'unreachable'),
+      show(asNobody),
+    )
     const noKey = await cli(['run', '-i', bare, whoami, '-u', 'root', '--json'], {env: {SSH_AUTH_SOCK: ''}})
     assert.equal(noKey.code, 4, show(noKey))
     const invWins = await cli(['run', '-i', inv, whoami, '-u', 'bm-no-such-user', '--json'])
     assert.equal(invWins.code, 0, show(invWins))
   })
 
-  it('a play\'s remote_user is the SSH user (above -u, below the inventory\'s ansible_user); serial is refused at its line, exit 5', async () => {
+  it("a play's remote_user is the SSH user (above -u, below the inventory's ansible_user); serial is refused at its line, exit 5", async () => {
     const bare = join(work, 'bare-ru.yml')
     const hosts = fleet.hosts.map((h) => `    ${h.name}: {ansible_host: ${h.ip}}`).join('\n')
     writeFileSync(bare, `all:\n  vars:\n    ansible_ssh_known_hosts_file: ${fleet.knownHostsPath}\n  hosts:\n${hosts}\n`)
     const asUser = (u: string) => pb(`ru-${u}`, `- hosts: all\n  remote_user: ${u}\n  tasks:\n    - name: who\n      command: id -un\n`)
     const root = await cli(['run', '-i', bare, asUser('root'), '-u', 'bm-no-such-user', '--private-key', fleet.keyPath, '--json'])
     assert.equal(root.code, 0, show(root))
-    assert.deepEqual(root.json.tasks.map((t: {data: {stdout: string}}) => t.data.stdout.trim()), ['root', 'root'])
+    assert.deepEqual(
+      root.json.tasks.map((t: {data: {stdout: string}}) => t.data.stdout.trim()),
+      ['root', 'root'],
+    )
     const nobody = await cli(['run', '-i', bare, asUser('bm-no-such-user'), '-u', 'root', '--private-key', fleet.keyPath, '--json'])
     assert.equal(nobody.code, 4, show(nobody))
     const invWins = await cli(['run', '-i', inv, asUser('bm-no-such-user'), '--json'])
@@ -133,7 +145,7 @@ describe('cli habits e2e (2 hosts)', () => {
     assert.deepEqual(await onHosts('ls ~/habits'), ['', ''], 'nothing ran')
   })
 
-  it('-v shows a changed command\'s output; -vvv every command, secrets masked', async () => {
+  it("-v shows a changed command's output; -vvv every command, secrets masked", async () => {
     const p = pb('echo', '- hosts: h1\n  tasks:\n    - name: say\n      command: "echo habit-out-{{ api_token }}"\n')
     const quiet = await cli(['run', '-i', inv, p, '-e', 'api_token=Zq-s3cret-77'])
     assert.equal(quiet.code, 0, show(quiet))
@@ -153,7 +165,10 @@ describe('cli habits e2e (2 hosts)', () => {
     const p = pb('late', '- hosts: all\n  tasks:\n    - name: change\n      file: {path: ~/habits/changed, state: touch}\n    - name: bad\n      command: "echo {{ no_such_var }}"\n')
     const r = await cli(['run', '-i', inv, p, '--json'])
     assert.equal(r.code, 2, show(r))
-    assert.ok(r.json.tasks.some((t: {task: string; status: string; msg: string}) => t.task === 'bad' && t.status === 'failed' && /no_such_var/.test(t.msg)), show(r))
+    assert.ok(
+      r.json.tasks.some((t: {task: string; status: string; msg: string}) => t.task === 'bad' && t.status === 'failed' && /no_such_var/.test(t.msg)),
+      show(r),
+    )
     assert.deepEqual(await onHosts('ls ~/habits'), ['changed', 'changed'])
   })
 })

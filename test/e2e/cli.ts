@@ -44,6 +44,9 @@ export function cli(args: string[], opts: {timeoutMs?: number; env?: Record<stri
 export function show(r: CliResult): string {
   // A JSON run's failed tasks first: CI keeps only the head of a failure's output.
   const failed = ((r.json?.tasks ?? []) as Array<{task: string; host: string; status: string; msg?: string}>).filter((t) => t.status === 'failed' || t.status === 'unreachable')
-  const head = failed.map((t) => `${t.status}: ${t.task} on ${t.host}: ${t.msg ?? ''}`).join('\n').slice(0, 4000)
+  const head = failed
+    .map((t) => `${t.status}: ${t.task} on ${t.host}: ${t.msg ?? ''}`)
+    .join('\n')
+    .slice(0, 4000)
   return `exit ${r.code}${head ? `\n--- failed tasks\n${head}` : ''}\n--- stdout\n${r.stdout.slice(-6000)}\n--- stderr\n${r.stderr.slice(-3000)}`
 }

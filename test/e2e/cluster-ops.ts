@@ -52,8 +52,12 @@ export const pidOf = async (fleet: Fleet, h: TestHost, port: number): Promise<st
  * redis-server may run beside them), and wait until they are gone (up to 30 s).
  */
 export async function killPorts(fleet: Fleet, h: TestHost, ports: number[], signal: 'KILL' | 'TERM'): Promise<void> {
-  await sh(fleet, h, `${ALIVE}; P="${ports.map((p) => `$(cat ${INSTANCES}/${p}/redis.pid)`).join(' ')}"; kill -${signal} $P; ` +
-    'n=0; for p in $P; do while alive $p && [ $n -lt 300 ]; do sleep 0.1; n=$((n+1)); done; done')
+  await sh(
+    fleet,
+    h,
+    `${ALIVE}; P="${ports.map((p) => `$(cat ${INSTANCES}/${p}/redis.pid)`).join(' ')}"; kill -${signal} $P; ` +
+      'n=0; for p in $P; do while alive $p && [ $n -lt 300 ]; do sleep 0.1; n=$((n+1)); done; done',
+  )
 }
 
 /** `status --json` of the inventory's cluster; a run that prints no JSON fails the test. */

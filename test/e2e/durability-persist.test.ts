@@ -42,7 +42,7 @@ after(() => ops.tearDown(fleet, inv))
 
 const up = (...args: string[]) => cli(['up', '-i', inv, ...redisArgs(), ...args, '--json'], {timeoutMs: 900_000})
 const down = (...args: string[]) => cli(['down', '-i', inv, ...args, '--json'], {timeoutMs: 300_000})
-const byName = (r: CliResult, name: string) => (r.json?.tasks as ops.Task[] | undefined ?? []).filter((t) => t.task === name)
+const byName = (r: CliResult, name: string) => ((r.json?.tasks as ops.Task[] | undefined) ?? []).filter((t) => t.task === name)
 const host = (name: string): TestHost => fleet.hosts.find((h) => h.name === name)!
 const sh = (h: TestHost, cmd: string) => ops.sh(fleet, h, cmd)
 const redisCli = (h: TestHost, port: number, cmd: string) => sh(h, `${BIN}/redis-cli -h ${h.ip} -p ${port} ${cmd}`)
@@ -86,7 +86,9 @@ describe(`durability: down --keep-data and AOF turned on (Redis ${redisVersion()
     assert.equal(r.code, 0, show(r))
     for (const t of byName(r, 'Instances stopped')) assert.match(t.msg, new RegExp(`^stopped ${COUNT} `), t.msg)
     // What down left, checked after the keys (the symptom comes first when this fails).
-    const left = await Promise.all(fleet.hosts.map(async (h) => ({h, alive: await aliveCount(h), files: (await fleet.nsExec(h, `for p in ${ports.join(' ')}; do ls ${DIR}/$p; cat ${DIR}/$p/saved-by-baremetal; done`)).stdout})))
+    const left = await Promise.all(
+      fleet.hosts.map(async (h) => ({h, alive: await aliveCount(h), files: (await fleet.nsExec(h, `for p in ${ports.join(' ')}; do ls ${DIR}/$p; cat ${DIR}/$p/saved-by-baremetal; done`)).stdout})),
+    )
     console.log(`# down --keep-data of ${2 * COUNT} instances: ${downMs} ms`)
 
     r = await up()
@@ -142,7 +144,10 @@ describe(`durability: down --keep-data and AOF turned on (Redis ${redisVersion()
     // Converged: the snapshot says appendonly yes now, nothing left to do.
     r = await up('-e', 'redis_appendonly=true')
     assert.equal(r.code, 0, show(r))
-    assert.deepEqual(byName(r, 'Instances use the current configuration').map((t) => t.status), ['ok'])
+    assert.deepEqual(
+      byName(r, 'Instances use the current configuration').map((t) => t.status),
+      ['ok'],
+    )
   })
 
   it('case 4: appendonly turned on together with a restart-only change (tcp-backlog), writer running: AOF on live first, then the restart; 0 acknowledged writes lost', async () => {

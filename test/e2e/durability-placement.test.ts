@@ -86,19 +86,31 @@ describe(`durability: master placement restored after failovers (Redis ${redisVe
       s = await waitClusterOk()
       const drifted = mastersPerHost(s)
       assert.equal(drifted.h1, 4, JSON.stringify(s.perHost))
-      const spread = (c: Record<string, number>) => Object.entries(c).map(([h, n]) => `${h} ${n}`).join(', ')
+      const spread = (c: Record<string, number>) =>
+        Object.entries(c)
+          .map(([h, n]) => `${h} ${n}`)
+          .join(', ')
 
       assert.equal(s.ok, true, 'a placement risk is not a failure')
       assert.equal(s.warnings?.length, 1, JSON.stringify(s.warnings))
-      assert.match(s.warnings![0], /^host h1 holds 4 of 6 masters: losing it leaves 2, short of the 4 \(a majority of all masters\) a failover needs, and the cluster goes down; `baremetal up` hands 2 of them over to replicas on other hosts$/)
+      assert.match(
+        s.warnings![0],
+        /^host h1 holds 4 of 6 masters: losing it leaves 2, short of the 4 \(a majority of all masters\) a failover needs, and the cluster goes down; `baremetal up` hands 2 of them over to replicas on other hosts$/,
+      )
       const text = await cli(['status', '-i', inv], {timeoutMs: 60_000})
       assert.equal(text.code, 0, show(text))
       assert.match(text.stdout, /\nwarnings:\n {2}- host h1 holds 4 of 6 masters/)
 
       const check = await up('--json', '--check')
       assert.equal(check.code, 0, show(check))
-      assert.deepEqual(changed(check).map((t) => t.task), ['Cluster formed'])
-      assert.match(clusterTask(check).msg, new RegExp(`^would fail over 2 master\\(s\\) to in-sync replicas on other hosts: .*\\(h1 → h[23]\\).*\\(h1 → h[23]\\); masters per host ${spread(drifted)} → h1 2, h2 2, h3 2$`))
+      assert.deepEqual(
+        changed(check).map((t) => t.task),
+        ['Cluster formed'],
+      )
+      assert.match(
+        clusterTask(check).msg,
+        new RegExp(`^would fail over 2 master\\(s\\) to in-sync replicas on other hosts: .*\\(h1 → h[23]\\).*\\(h1 → h[23]\\); masters per host ${spread(drifted)} → h1 2, h2 2, h3 2$`),
+      )
       assert.deepEqual(mastersPerHost(await status()), drifted, 'check mode sent nothing')
 
       const before = w.since()
@@ -109,9 +121,16 @@ describe(`durability: master placement restored after failovers (Redis ${redisVe
       const upMs = Date.now() - t0
       const during = w.since()
       assert.equal(r.code, 0, show(r))
-      assert.deepEqual(changed(r).map((t) => t.task), ['Cluster formed'], 'only the cluster step changed')
+      assert.deepEqual(
+        changed(r).map((t) => t.task),
+        ['Cluster formed'],
+        'only the cluster step changed',
+      )
       const task = clusterTask(r)
-      assert.match(task.msg, new RegExp(`^masters rebalanced across hosts: 2 failover\\(s\\) \\(.*\\(h1 → h[23]\\).*\\(h1 → h[23]\\)\\); masters per host were ${spread(drifted)}, now h1 2, h2 2, h3 2$`))
+      assert.match(
+        task.msg,
+        new RegExp(`^masters rebalanced across hosts: 2 failover\\(s\\) \\(.*\\(h1 → h[23]\\).*\\(h1 → h[23]\\)\\); masters per host were ${spread(drifted)}, now h1 2, h2 2, h3 2$`),
+      )
       assert.equal(task.data?.placement?.done.length, 2)
       s = await waitClusterOk()
       assert.deepEqual(mastersPerHost(s), {h1: 2, h2: 2, h3: 2})
@@ -121,7 +140,9 @@ describe(`durability: master placement restored after failovers (Redis ${redisVe
       stopped = await w.stop()
       assert.ok(stopped.acked > 0, 'the writer got acknowledged writes through')
       const checked = await acked.assertNoneLost()
-      process.stdout.write(`# restore: up ${(upMs / 1000).toFixed(1)} s; during it ${during.acked} acknowledged writes, ${during.failed} not (${JSON.stringify(during.kinds)}), longest gap between acknowledged writes ${during.maxGapMs} ms; ${checked} acknowledged keys read back, 0 lost\n`)
+      process.stdout.write(
+        `# restore: up ${(upMs / 1000).toFixed(1)} s; during it ${during.acked} acknowledged writes, ${during.failed} not (${JSON.stringify(during.kinds)}), longest gap between acknowledged writes ${during.maxGapMs} ms; ${checked} acknowledged keys read back, 0 lost\n`,
+      )
 
       const again = await up()
       assert.equal(again.code, 0, show(again))

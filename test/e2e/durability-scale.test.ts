@@ -65,7 +65,7 @@ async function freshCluster(name: string, vars: Record<string, unknown>, formOn:
 const {status} = ops
 const waitClusterOk = (inv: string) => ops.waitClusterOk(inv, 90_000)
 
-const clusterTask = (r: CliResult) => (r.json?.tasks as Array<{task: string; status: string; msg: string}> | undefined)?.find(t => t.task === 'Cluster formed')
+const clusterTask = (r: CliResult) => (r.json?.tasks as Array<{task: string; status: string; msg: string}> | undefined)?.find((t) => t.task === 'Cluster formed')
 
 function node(addr: string, commandTimeout = 60_000): Redis {
   const [ip, port] = [addr.slice(0, addr.lastIndexOf(':')), Number(addr.slice(addr.lastIndexOf(':') + 1))]
@@ -84,11 +84,11 @@ async function onNode<T>(addr: string, fn: (r: Redis) => Promise<T>, commandTime
 
 // Writes acknowledged by WAIT 1 (with replicas) or the master's OK (without); the clients
 // meet nodes not started yet or killed on purpose: the writes say so, the events are noise.
-const ackedKeys = (replicas: number) => new AckedKeys({seeds: fleet.hosts.map(h => ({host: h.ip, port: PORT})), replicas, password: PASSWORD, quiet: true})
+const ackedKeys = (replicas: number) => new AckedKeys({seeds: fleet.hosts.map((h) => ({host: h.ip, port: PORT})), replicas, password: PASSWORD, quiet: true})
 
 // A hash tag whose slot passes `want`: keys `{tag}:…` all land in that slot.
 async function tagFor(addr: string, want: (slot: number) => boolean): Promise<{tag: string; slot: number}> {
-  return onNode(addr, async r => {
+  return onNode(addr, async (r) => {
     for (let i = 0; i < 100_000; i++) {
       const slot = Number(await r.call('CLUSTER', 'KEYSLOT', `t${i}`))
       if (want(slot)) return {tag: `t${i}`, slot}
@@ -97,18 +97,25 @@ async function tagFor(addr: string, want: (slot: number) => boolean): Promise<{t
   })
 }
 
-const owns = (slots: string, slot: number) => slots.split(',').some(r => {
-  const [a, b] = r.split('-').map(Number)
-  return slot >= a && slot <= (b ?? a)
-})
+const owns = (slots: string, slot: number) =>
+  slots.split(',').some((r) => {
+    const [a, b] = r.split('-').map(Number)
+    return slot >= a && slot <= (b ?? a)
+  })
 
 // Every node's own CLUSTER NODES, for a failure message.
 async function dumpNodes(): Promise<string> {
   const out: string[] = []
   for (const h of fleet.hosts) {
     for (let p = PORT; p < PORT + 2; p++) {
-      const text = await onNode(`${h.ip}:${p}`, r => r.call('CLUSTER', 'NODES'), 2000).then(String, e => `(${e.message})`)
-      out.push(`## ${h.ip}:${p}`, ...text.trim().split('\n').map(l => `#   ${l.slice(0, 200)}`))
+      const text = await onNode(`${h.ip}:${p}`, (r) => r.call('CLUSTER', 'NODES'), 2000).then(String, (e) => `(${e.message})`)
+      out.push(
+        `## ${h.ip}:${p}`,
+        ...text
+          .trim()
+          .split('\n')
+          .map((l) => `#   ${l.slice(0, 200)}`),
+      )
     }
   }
   return out.join('\n')
@@ -143,30 +150,33 @@ describe('durability of scaling (issue 10)', () => {
     const acked = ackedKeys(1)
     const src = s.masters[0]
     const dst = s.masters[1]
-    const dstReplica = s.replicas.find(r => r.masterId === dst.id)
+    const dstReplica = s.replicas.find((r) => r.masterId === dst.id)
     assert.ok(dstReplica, `no replica of ${dst.addr}: ${JSON.stringify(s.replicas)}`)
-    const {tag, slot} = await tagFor(src.addr, x => owns(src.slots, x))
+    const {tag, slot} = await tagFor(src.addr, (x) => owns(src.slots, x))
     await acked.writeKeys(`{${tag}}:base`, 200)
 
     // What a run SIGKILLed mid-batch leaves: IMPORTING on the target, MIGRATING on the
     // source, part of the slot's keys moved (exactly the tool's own commands).
-    await onNode(dst.addr, r => r.call('CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', src.id))
-    await onNode(src.addr, r => r.call('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', dst.id))
+    await onNode(dst.addr, (r) => r.call('CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', src.id))
+    await onNode(src.addr, (r) => r.call('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', dst.id))
     const [dip, dport] = [dst.addr.split(':')[0], dst.addr.split(':')[1]]
-    await onNode(src.addr, r => r.call('MIGRATE', dip, dport, '', '0', '5000', 'AUTH', PASSWORD, 'KEYS', ...Array.from({length: 120}, (_, i) => `{${tag}}:base:${i}`)))
+    await onNode(src.addr, (r) => r.call('MIGRATE', dip, dport, '', '0', '5000', 'AUTH', PASSWORD, 'KEYS', ...Array.from({length: 120}, (_, i) => `{${tag}}:base:${i}`)))
     const writer = acked.background('c5w')
     const slotWriter = acked.background(`{${tag}}:live`) // follows ASK to the target
     await sleep(1000)
 
     // The target's shard fails over: its replica takes the slot's moved keys along.
-    await onNode(dstReplica!.addr, r => r.call('CLUSTER', 'FAILOVER'))
-    await waitUntil('the target replica to be promoted', 30_000, () => onNode(dstReplica!.addr, async r => String(((await r.call('ROLE')) as unknown[])[0]) === 'master'))
-    await waitUntil('the old target to be a replica', 30_000, () => onNode(dst.addr, async r => String(((await r.call('ROLE')) as unknown[])[0]) === 'slave'))
-    const moved = await onNode(dstReplica!.addr, r => r.call('CLUSTER', 'COUNTKEYSINSLOT', String(slot)))
+    await onNode(dstReplica!.addr, (r) => r.call('CLUSTER', 'FAILOVER'))
+    await waitUntil('the target replica to be promoted', 30_000, () => onNode(dstReplica!.addr, async (r) => String(((await r.call('ROLE')) as unknown[])[0]) === 'master'))
+    await waitUntil('the old target to be a replica', 30_000, () => onNode(dst.addr, async (r) => String(((await r.call('ROLE')) as unknown[])[0]) === 'slave'))
+    const moved = await onNode(dstReplica!.addr, (r) => r.call('CLUSTER', 'COUNTKEYSINSLOT', String(slot)))
     assert.ok(Number(moved) >= 120, `the promoted replica holds the moved keys (${moved})`)
     const mid = await status(inv.all)
     process.stdout.write(`# case 5: open slots before up: ${JSON.stringify(mid.openSlots)}\n`)
-    assert.ok(mid.openSlots.some(o => o.slot === slot), 'slot still open on the source')
+    assert.ok(
+      mid.openSlots.some((o) => o.slot === slot),
+      'slot still open on the source',
+    )
 
     const up = await cli(['up', '-i', inv.all, ...redisArgs(), '--json'], {timeoutMs: 900_000})
     await sleep(1500)
@@ -177,7 +187,7 @@ describe('durability of scaling (issue 10)', () => {
     assert.match(clusterTask(up)!.msg, /settled 1 open slot\(s\) \(1 finished/)
     const end = await waitClusterOk(inv.all)
     assert.deepEqual(end.openSlots, [])
-    const owner = end.masters.find(m => owns(m.slots, slot))
+    const owner = end.masters.find((m) => owns(m.slots, slot))
     // The target's shard owns it (up's placement step may hand the shard back to the old target).
     assert.ok(owner && [dst.id, dstReplica!.id].includes(owner.id), `the target's shard owns slot ${slot}: ${owner?.addr}`)
     const intact = await acked.assertNoneLost()
@@ -189,9 +199,9 @@ describe('durability of scaling (issue 10)', () => {
     const inv = await freshCluster('c7', {redis_count: 2, redis_replicas: 1, redis_cluster_node_timeout: 3000})
     const h3 = fleet.hosts[2]
     const s = await status(inv.all)
-    const leaving = s.masters.find(m => m.host === h3.name)
+    const leaving = s.masters.find((m) => m.host === h3.name)
     assert.ok(leaving, `no master on ${h3.name}`)
-    const guard = s.replicas.find(r => r.masterId === leaving!.id)
+    const guard = s.replicas.find((r) => r.masterId === leaving!.id)
     assert.ok(guard && guard.host !== h3.name, `the leaving master's replica is on a staying host: ${JSON.stringify(s.replicas)}`)
     const record = join(fleet.dir, 'c7-fill.json')
     const fill = await cli(['load', '-i', inv.all, '--clients', '16', '--requests', '200000', '--data-size', '100', '--record', record, '--json'], {timeoutMs: 900_000})
@@ -203,13 +213,19 @@ describe('durability of scaling (issue 10)', () => {
     const run = startCli(['up', '-i', inv.first2, ...redisArgs(), '--remove-missing'], {timeoutMs: 900_000})
     await run.waitFor(/redis_cluster: moved \d+\/\d+ slot/, 600_000)
     assert.doesNotMatch(run.stdout(), /moved \d+ slot\(s\) and \d+ key\(s\) in/, 'killed too late: the drain had finished')
-    const guardRole = await onNode(guard!.addr, async r => String(await r.call('CLUSTER', 'NODES')).split('\n').find(l => l.includes('myself')) ?? '')
+    const guardRole = await onNode(
+      guard!.addr,
+      async (r) =>
+        String(await r.call('CLUSTER', 'NODES'))
+          .split('\n')
+          .find((l) => l.includes('myself')) ?? '',
+    )
     await kill9(h3, Number(leaving!.addr.split(':')[1]))
     const first = await run.result
     process.stdout.write(`# case 7: the leaving master killed mid-drain; the run: exit ${first.code}\n`)
     assert.ok(guardRole.includes(`slave ${leaving!.id}`), `its replica was still attached when it was killed: ${guardRole}`)
 
-    await waitUntil('the replica to take over', 60_000, () => onNode(guard!.addr, async r => String(((await r.call('ROLE')) as unknown[])[0]) === 'master'))
+    await waitUntil('the replica to take over', 60_000, () => onNode(guard!.addr, async (r) => String(((await r.call('ROLE')) as unknown[])[0]) === 'master'))
     // The target of the interrupted slot still maps it to the dead master (an importing
     // node ignores gossip about it): the re-run rebinds it first, else CLUSTERDOWN for good.
     const rerun = await cli(['up', '-i', inv.first2, ...redisArgs(), '--remove-missing', '--json'], {timeoutMs: 900_000})
@@ -219,7 +235,7 @@ describe('durability of scaling (issue 10)', () => {
     process.stdout.write(`# case 7: re-run: ${clusterTask(rerun)?.msg}\n# ${n} background writes acknowledged\n`)
     const end = await waitClusterOk(inv.first2)
     assert.deepEqual(end.openSlots, [])
-    assert.ok(end.masters.every(m => m.host !== h3.name) && end.replicas.every(r => r.host !== h3.name))
+    assert.ok(end.masters.every((m) => m.host !== h3.name) && end.replicas.every((r) => r.host !== h3.name))
     const intact = await acked.assertNoneLost()
     const check = await cli(['load', '-i', inv.first2, '--verify-record', record, '--json'], {timeoutMs: 600_000})
     assert.equal(check.code, 0, show(check))
@@ -231,7 +247,7 @@ describe('durability of scaling (issue 10)', () => {
     const t0 = Date.now()
     const inv = await freshCluster('c7m', {redis_count: 1, redis_replicas: 0, redis_maxmemory: '48mb', redis_maxmemory_policy: 'allkeys-lru'})
     const s = await status(inv.all)
-    const usedMax = () => Promise.all(s.masters.map(m => onNode(m.addr, async r => Number(/used_memory:(\d+)/.exec(String(await r.call('INFO', 'memory')))![1]))))
+    const usedMax = () => Promise.all(s.masters.map((m) => onNode(m.addr, async (r) => Number(/used_memory:(\d+)/.exec(String(await r.call('INFO', 'memory')))![1]))))
     const records: string[] = []
     // Fill each master to ~36 MB of its 48: no eviction yet, but half of another master's on top would.
     for (let i = 0; Math.max(...(await usedMax())) < 36 << 20; i++) {
@@ -241,17 +257,25 @@ describe('durability of scaling (issue 10)', () => {
       assert.equal(fill.code, 0, show(fill))
       records.push(record)
     }
-    const evicted = () => Promise.all(s.masters.map(m => onNode(m.addr, async r => Number(/evicted_keys:(\d+)/.exec(String(await r.call('INFO', 'stats')))![1]))))
-    assert.deepEqual(await evicted(), s.masters.map(() => 0), 'nothing evicted by the fill')
-    process.stdout.write(`# case 7 headroom: used_memory ${(await usedMax()).map(x => (x / 2 ** 20).toFixed(1)).join(', ')} MB of 48\n`)
+    const evicted = () => Promise.all(s.masters.map((m) => onNode(m.addr, async (r) => Number(/evicted_keys:(\d+)/.exec(String(await r.call('INFO', 'stats')))![1]))))
+    assert.deepEqual(
+      await evicted(),
+      s.masters.map(() => 0),
+      'nothing evicted by the fill',
+    )
+    process.stdout.write(`# case 7 headroom: used_memory ${(await usedMax()).map((x) => (x / 2 ** 20).toFixed(1)).join(', ')} MB of 48\n`)
 
     const r = await cli(['up', '-i', inv.first2, ...redisArgs(), '--remove-missing', '--json'], {timeoutMs: 900_000})
     process.stdout.write(`# case 7 headroom: exit ${r.code}: ${clusterTask(r)?.msg}\n`)
     assert.notEqual(r.code, 0, show(r))
     assert.match(clusterTask(r)!.msg, /would exceed maxmemory/)
-    for (const m of s.masters.filter(m => m.host !== fleet.hosts[2].name)) assert.ok(clusterTask(r)!.msg.includes(m.addr) || /receiving master/.test(clusterTask(r)!.msg))
+    for (const m of s.masters.filter((m) => m.host !== fleet.hosts[2].name)) assert.ok(clusterTask(r)!.msg.includes(m.addr) || /receiving master/.test(clusterTask(r)!.msg))
     assert.match(clusterTask(r)!.msg, /MB/)
-    assert.deepEqual(await evicted(), s.masters.map(() => 0), 'nothing evicted')
+    assert.deepEqual(
+      await evicted(),
+      s.masters.map(() => 0),
+      'nothing evicted',
+    )
     const end = await waitClusterOk(inv.all)
     assert.equal(end.masters.length, 3, 'nothing was drained')
     assert.deepEqual(end.openSlots, [])
@@ -274,7 +298,7 @@ describe('durability of scaling (issue 10)', () => {
     // moves about the top third of each to the new one.
     const giver = s.masters[0]
     const [lo, hi] = giver.slots.split('-').map(Number)
-    const {tag} = await tagFor(giver.addr, x => x >= hi - Math.floor((hi - lo) / 4) && x <= hi)
+    const {tag} = await tagFor(giver.addr, (x) => x >= hi - Math.floor((hi - lo) / 4) && x <= hi)
     const acked = ackedKeys(0)
     // Random: a repeated character compresses (rdbcompression) to nothing in MIGRATE's payload.
     const bigValues = Array.from({length: 60}, () => randomBytes(384 * 1024).toString('base64'))
@@ -288,7 +312,7 @@ describe('durability of scaling (issue 10)', () => {
       while (sampling) {
         for (const h of fleet.hosts) {
           // A short timeout: a source blocked by MIGRATE must not stall the sampler.
-          const text = await onNode(`${h.ip}:${PORT}`, r => r.call('CLUSTER', 'NODES'), 1000).then(String, () => '')
+          const text = await onNode(`${h.ip}:${PORT}`, (r) => r.call('CLUSTER', 'NODES'), 1000).then(String, () => '')
           // `fail` (a majority agreed), not `fail?` (one node's suspicion).
           for (const l of text.split('\n')) if ((l.split(' ')[2] ?? '').split(',').includes('fail')) failed.add(`${h.name}: ${l.slice(0, 120)}`)
         }
@@ -313,8 +337,8 @@ describe('durability of scaling (issue 10)', () => {
     assert.deepEqual([...failed], [], 'a node was marked failed during the move')
     const end = await waitClusterOk(inv.all)
     assert.equal(end.masters.length, 3)
-    const owner = end.masters.find(m => m.host === fleet.hosts[2].name)
-    const bigSlot = Number(await onNode(giver.addr, r => r.call('CLUSTER', 'KEYSLOT', tag)))
+    const owner = end.masters.find((m) => m.host === fleet.hosts[2].name)
+    const bigSlot = Number(await onNode(giver.addr, (r) => r.call('CLUSTER', 'KEYSLOT', tag)))
     assert.ok(owner && owns(owner.slots, bigSlot), `the big slot ${bigSlot} moved to the new master`)
     const intact = await acked.assertNoneLost()
     process.stdout.write(`# case 10: ${intact} acknowledged keys intact (60 × 512 KB moved), ${((Date.now() - t0) / 1000).toFixed(0)} s\n`)

@@ -47,8 +47,11 @@ const pidOf = (h: TestHost, port: number) => ops.pidOf(fleet, h, port)
 
 // kill -9 by the pids in our pidfiles, returning once they are gone.
 async function kill9(h: TestHost, list: number[]): Promise<void> {
-  await sh(h, `${ops.ALIVE}; P="${list.map((p) => `$(cat /root/redis_cluster/${p}/redis.pid)`).join(' ')}"; kill -KILL $P; ` +
-    'n=0; for p in $P; do while alive $p && [ $n -lt 300 ]; do sleep 0.05; n=$((n+1)); done; done')
+  await sh(
+    h,
+    `${ops.ALIVE}; P="${list.map((p) => `$(cat /root/redis_cluster/${p}/redis.pid)`).join(' ')}"; kill -KILL $P; ` +
+      'n=0; for p in $P; do while alive $p && [ $n -lt 300 ]; do sleep 0.05; n=$((n+1)); done; done',
+  )
 }
 
 const cliOn = (h: TestHost, port: number, cmd: string) => sh(h, `${BIN}/redis-cli -h ${h.ip} -p ${port} ${cmd}`)
@@ -89,7 +92,10 @@ describe(`durability on Redis ${redisVersion()}: repairs and restarts lose no ac
     const fo = byName(r, 'Dead masters failed over before they restart')[0]
     if (fo.status === 'changed') assert.match(fo.msg, new RegExp(`failed over 1 dead master\\(s\\).*${m.addr.replace(/\./g, '\\.')} → `))
     else assert.match(fo.msg, /safe to start: a replica|it owns no slot/, fo.msg)
-    assert.ok([...after.masters, ...after.replicas].some((x) => x.addr === m.addr), `${m.addr} is back in the cluster`)
+    assert.ok(
+      [...after.masters, ...after.replicas].some((x) => x.addr === m.addr),
+      `${m.addr} is back in the cluster`,
+    )
   })
 
   it('case 1: every instance of one host killed -9, up at once: each of its masters failed over first; 0 acknowledged writes lost', async (t) => {
@@ -106,7 +112,10 @@ describe(`durability on Redis ${redisVersion()}: repairs and restarts lose no ac
     t.diagnostic(`writer: ${JSON.stringify(st)}`)
     assert.equal(r.code, 0, show(r))
     if (process.env.BM_DEBUG_LOGS) {
-      for (const x of fleet.hosts) t.diagnostic(`${x.name}:\n${(await fleet.nsExec(x, `grep -hE 'configEpoch|election|Configuration change|new master|as a replica|Setting secondary|MASTER MODE|Full resync|keys loaded' /root/redis_cluster/*/redis.log | tail -40`)).stdout}`)
+      for (const x of fleet.hosts)
+        t.diagnostic(
+          `${x.name}:\n${(await fleet.nsExec(x, `grep -hE 'configEpoch|election|Configuration change|new master|as a replica|Setting secondary|MASTER MODE|Full resync|keys loaded' /root/redis_cluster/*/redis.log | tail -40`)).stdout}`,
+        )
     }
     const after = await waitClusterOk()
     await acked.assertNoneLost()
@@ -133,11 +142,19 @@ describe(`durability on Redis ${redisVersion()}: repairs and restarts lose no ac
       for (let i = 0; i < 50 && !(await cliOn(rh, rport, 'INFO replication')).includes('master_link_status:down'); i++) await new Promise((r) => setTimeout(r, 200))
       const pid = await pidOf(mh, mport)
       const w = acked.background('sync8')
-      const r = await cli(['up', '-i', inv, ...redisArgs(), '-l', mh.name, '-e', JSON.stringify({redis_extra_config: ['tcp-backlog 200']}), '-e', 'redis_restart_timeout=12', '--json'], {timeoutMs: 600_000})
+      const r = await cli(['up', '-i', inv, ...redisArgs(), '-l', mh.name, '-e', JSON.stringify({redis_extra_config: ['tcp-backlog 200']}), '-e', 'redis_restart_timeout=12', '--json'], {
+        timeoutMs: 600_000,
+      })
       const st = await w.stop()
       assert.equal(r.code, 2, show(r))
       const cfg = byName(r, 'Instances use the current configuration')[0]
-      assert.match(cfg.msg, new RegExp(`${m.addr.replace(/\./g, '\\.')} \\(${mh.name}\\): failover to ${rep.addr.replace(/\./g, '\\.')} did not complete within 12 s: ${rep.addr.replace(/\./g, '\\.')} is not an in-sync replica of ${m.addr.replace(/\./g, '\\.')}: master_link_status:down; not restarted`), cfg.msg)
+      assert.match(
+        cfg.msg,
+        new RegExp(
+          `${m.addr.replace(/\./g, '\\.')} \\(${mh.name}\\): failover to ${rep.addr.replace(/\./g, '\\.')} did not complete within 12 s: ${rep.addr.replace(/\./g, '\\.')} is not an in-sync replica of ${m.addr.replace(/\./g, '\\.')}: master_link_status:down; not restarted`,
+        ),
+        cfg.msg,
+      )
       assert.equal(await pidOf(mh, mport), pid, 'the master was not restarted')
       assert.ok(st.maxMs < 4000, `no client was paused by a manual failover (longest write ${st.maxMs} ms)`)
     } finally {
@@ -150,12 +167,15 @@ describe(`durability on Redis ${redisVersion()}: repairs and restarts lose no ac
     await acked.assertNoneLost()
   })
 
-  it('case 6: up --limit on a healthy cluster sees the whole cluster: nothing changes, the host\'s firewall still admits every host', async () => {
+  it("case 6: up --limit on a healthy cluster sees the whole cluster: nothing changes, the host's firewall still admits every host", async () => {
     const h1 = host('h1')
     const fw = await sh(h1, 'iptables -S | sort')
     const r = await up('-l', 'h1', '-e', JSON.stringify({redis_extra_config: ['tcp-backlog 200']}))
     assert.equal(r.code, 0, show(r))
-    assert.deepEqual(changed(r).map((t) => `${t.task} ${t.host}: ${t.msg}`), [])
+    assert.deepEqual(
+      changed(r).map((t) => `${t.task} ${t.host}: ${t.msg}`),
+      [],
+    )
     assert.equal(await sh(h1, 'iptables -S | sort'), fw, 'no firewall source dropped')
     assert.match(byName(r, 'Cluster formed')[0].msg, /cluster already formed: 6 masters, 6 replicas/)
   })
@@ -166,7 +186,7 @@ describe(`durability on Redis ${redisVersion()}: repairs and restarts lose no ac
     assert.match(r.stderr, /--remove-missing with --limit h1: refused/)
   })
 
-  it('case 6: a fresh formation over --limit h1 is refused while the other hosts\' nodes are not probed; no slot assigned', async () => {
+  it("case 6: a fresh formation over --limit h1 is refused while the other hosts' nodes are not probed; no slot assigned", async () => {
     let r = await cli(['down', '-i', inv], {timeoutMs: 120_000})
     assert.equal(r.code, 0, show(r))
     r = await up('-l', 'h1')
@@ -235,7 +255,10 @@ describe(`durability on Redis ${redisVersion()}: repairs and restarts lose no ac
     assert.notEqual((await fleet.nsExec(mh, `${BIN}/redis-cli -h ${mh.ip} -p ${mport} PING`)).stdout.trim(), 'PONG')
     r = await up('--allow-data-loss')
     assert.equal(r.code, 0, show(r))
-    assert.ok((r.json.warnings as string[]).some((x) => new RegExp(`--allow-data-loss: ${m.addr.replace(/\./g, '\\.')} .*starts as the empty owner`).test(x)), JSON.stringify(r.json.warnings))
+    assert.ok(
+      (r.json.warnings as string[]).some((x) => new RegExp(`--allow-data-loss: ${m.addr.replace(/\./g, '\\.')} .*starts as the empty owner`).test(x)),
+      JSON.stringify(r.json.warnings),
+    )
     await waitClusterOk()
     await acked.assertNoneLost()
   })

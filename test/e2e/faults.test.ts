@@ -76,7 +76,10 @@ describe('faults: Redis Cluster up', () => {
     assert.equal(formed.length, 1)
     assert.equal(formed[0].status, 'failed')
     assert.match(formed[0].msg, /not forming the cluster: 1 host\(s\) failed earlier tasks \(h3\)/)
-    assert.ok((r.json.warnings as string[]).some((w) => /redis_password is not set.*unauthenticated/.test(w)), 'no password: the recap warns')
+    assert.ok(
+      (r.json.warnings as string[]).some((w) => /redis_password is not set.*unauthenticated/.test(w)),
+      'no password: the recap warns',
+    )
 
     const again = await cli(['up', '-i', inv, ...up(), '--json'], {timeoutMs: 300_000})
     assert.equal(again.code, 0, show(again))
@@ -85,7 +88,10 @@ describe('faults: Redis Cluster up', () => {
     assert.equal(s.code, 0, show(s))
     assert.equal(report.ok, true, JSON.stringify(report.problems))
     assert.equal(report.masters.length, 9)
-    assert.ok(report.masters.some((m) => m.addr.startsWith(`${h3.ip}:`)), 'h3 is in the cluster')
+    assert.ok(
+      report.masters.some((m) => m.addr.startsWith(`${h3.ip}:`)),
+      'h3 is in the cluster',
+    )
   })
 
   it('a redis node killed while the cluster forms: the failure names the node and the step; a re-run finishes', async (t) => {
@@ -135,14 +141,19 @@ describe('faults: Redis Cluster up', () => {
     // And a third run is a no-op.
     r = await cli(['up', '-i', inv, ...up(), '--json'], {timeoutMs: 300_000})
     assert.equal(r.code, 0, show(r))
-    assert.deepEqual(r.json.tasks.filter((t: Task) => t.status === 'changed'), [])
+    assert.deepEqual(
+      r.json.tasks.filter((t: Task) => t.status === 'changed'),
+      [],
+    )
   })
 })
 
 describe('faults: any play', () => {
   it('a host lost mid-task (link down): no hang, the others finish, the recap says unreachable; a re-run converges', async () => {
     const pb = join(fleet.dir, 'midplay.yml')
-    writeFileSync(pb, `- hosts: all
+    writeFileSync(
+      pb,
+      `- hosts: all
   tasks:
     - name: dir
       file: {path: ~/midplay, state: directory}
@@ -150,7 +161,8 @@ describe('faults: any play', () => {
       command: sleep 8
     - name: stamp
       copy: {content: "done\\n", dest: ~/midplay/stamp}
-`)
+`,
+    )
     const h2 = fleet.hosts[1]
     const live = startCli(['run', '-i', inv, pb, '--json'], {timeoutMs: 180_000})
     let r: CliResult & {ms: number}
@@ -186,13 +198,16 @@ describe('faults: any play', () => {
     writeFileSync(join(fleet.dir, 'small.bin'), small)
     writeFileSync(join(fleet.dir, 'big.bin'), big)
     const pb = join(fleet.dir, 'upload.yml')
-    writeFileSync(pb, `- hosts: all
+    writeFileSync(
+      pb,
+      `- hosts: all
   tasks:
     - name: small upload
       copy: {src: small.bin, dest: ~/up/small.bin}
     - name: big upload
       copy: {src: big.bin, dest: ~/up/big.bin}
-`)
+`,
+    )
     const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
     const remote = async () => (await fleet.nsExec(h1, 'cd ~/up && sha256sum small.bin big.bin | cut -c1-64; ls -A')).stdout
     const old = 'old\n'
@@ -225,13 +240,16 @@ describe('faults: any play', () => {
 
   it('Ctrl-C: no new task starts, commands in flight finish (or are aborted: at once on a second Ctrl-C, after the grace period otherwise), the recap is printed, exit 130', async () => {
     const pb = join(fleet.dir, 'interrupt.yml')
-    writeFileSync(pb, `- hosts: all
+    writeFileSync(
+      pb,
+      `- hosts: all
   tasks:
     - name: slow
       command: sleep {{ secs }}
     - name: after
       file: {path: "~/after-interrupt", state: touch}
-`)
+`,
+    )
     const [h1, h2, h3] = fleet.hosts
     const invOf = (h: TestHost) => fleet.writeInventory({hosts: [h], path: join(fleet.dir, `int-${h.name}.yml`)})
     // Three runs at once, one per host: a short command, a long one, a long one with two Ctrl-C.
@@ -240,39 +258,41 @@ describe('faults: any play', () => {
       {host: h2, secs: 300, sigints: 1},
       {host: h3, secs: 301, sigints: 2},
     ]
-    await Promise.all(cases.map(async (c) => {
-      const live = startCli(['run', '-i', invOf(c.host), pb, '-e', `secs=${c.secs}`], {timeoutMs: 120_000})
-      await live.waitFor(/TASK \[slow\]/)
-      // The command is running on the host.
-      await waitForProcess(c.host, `sleep ${c.secs}`)
-      const t0 = Date.now()
-      live.signal('SIGINT')
-      if (c.sigints === 2) {
-        await sleep(1000)
+    await Promise.all(
+      cases.map(async (c) => {
+        const live = startCli(['run', '-i', invOf(c.host), pb, '-e', `secs=${c.secs}`], {timeoutMs: 120_000})
+        await live.waitFor(/TASK \[slow\]/)
+        // The command is running on the host.
+        await waitForProcess(c.host, `sleep ${c.secs}`)
+        const t0 = Date.now()
         live.signal('SIGINT')
-      }
-      const r = await live.result
-      const ms = Date.now() - t0
-      const ctx = `${c.host.name} sleep ${c.secs}: ${ms} ms\n${show(r)}`
-      assert.equal(r.code, 130, ctx)
-      assert.match(r.stderr, /interrupted: no new work is started/, ctx)
-      assert.match(r.stdout, /RECAP/, ctx)
-      assert.match(r.stdout, /STOPPED: interrupted/, ctx)
-      assert.doesNotMatch(r.stdout, /TASK \[after\]/, ctx)
-      if (c.secs === 3) {
-        assert.ok(ms < 12_000, `in-flight command allowed to finish, then exit: ${ctx}`)
-        assert.match(r.stdout, new RegExp(`changed\\s+${c.host.name}`), ctx)
-      } else if (c.sigints === 1) {
-        assert.ok(ms >= 18_000 && ms < 35_000, `aborted after the 20 s grace period: ${ctx}`)
-      } else {
-        assert.ok(ms < 12_000, `second Ctrl-C aborts at once: ${ctx}`)
-      }
-      const m = await fleet.nsExec(c.host, 'test -e ~/after-interrupt && echo started || echo not-started')
-      assert.equal(m.stdout.trim(), 'not-started', ctx)
-      // An aborted command does not outlive the run on the host.
-      await sleep(500)
-      assert.ok(!(await hostProcesses(c.host)).some((p) => p === `sleep ${c.secs}`), `sleep ${c.secs} still runs on ${c.host.name}: ${ctx}`)
-    }))
+        if (c.sigints === 2) {
+          await sleep(1000)
+          live.signal('SIGINT')
+        }
+        const r = await live.result
+        const ms = Date.now() - t0
+        const ctx = `${c.host.name} sleep ${c.secs}: ${ms} ms\n${show(r)}`
+        assert.equal(r.code, 130, ctx)
+        assert.match(r.stderr, /interrupted: no new work is started/, ctx)
+        assert.match(r.stdout, /RECAP/, ctx)
+        assert.match(r.stdout, /STOPPED: interrupted/, ctx)
+        assert.doesNotMatch(r.stdout, /TASK \[after\]/, ctx)
+        if (c.secs === 3) {
+          assert.ok(ms < 12_000, `in-flight command allowed to finish, then exit: ${ctx}`)
+          assert.match(r.stdout, new RegExp(`changed\\s+${c.host.name}`), ctx)
+        } else if (c.sigints === 1) {
+          assert.ok(ms >= 18_000 && ms < 35_000, `aborted after the 20 s grace period: ${ctx}`)
+        } else {
+          assert.ok(ms < 12_000, `second Ctrl-C aborts at once: ${ctx}`)
+        }
+        const m = await fleet.nsExec(c.host, 'test -e ~/after-interrupt && echo started || echo not-started')
+        assert.equal(m.stdout.trim(), 'not-started', ctx)
+        // An aborted command does not outlive the run on the host.
+        await sleep(500)
+        assert.ok(!(await hostProcesses(c.host)).some((p) => p === `sleep ${c.secs}`), `sleep ${c.secs} still runs on ${c.host.name}: ${ctx}`)
+      }),
+    )
   })
 
   it('max_fail_percentage: more than that share of hosts failing stops the play for all; at or below it the others go on', async () => {
@@ -298,7 +318,13 @@ describe('faults: any play', () => {
     writeFileSync(pb, play('one-of-three', "['h1']"))
     r = await cli(['run', '-i', inv, pb, '--json'], {timeoutMs: 120_000})
     assert.equal(r.code, 2, show(r))
-    assert.deepEqual(tasksOf(r.json, 'next').map((t) => t.host).sort(), ['h2', 'h3'], '33% ≤ 40%: the others go on')
+    assert.deepEqual(
+      tasksOf(r.json, 'next')
+        .map((t) => t.host)
+        .sort(),
+      ['h2', 'h3'],
+      '33% ≤ 40%: the others go on',
+    )
     assert.equal(r.json.aborted, undefined)
   })
 })

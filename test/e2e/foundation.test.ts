@@ -83,7 +83,10 @@ describe('foundation e2e (3 hosts + 1 fresh host)', () => {
     const first = await cli(['run', '-i', three, join(FIX, 'all-modules/site.yml'), ...evars(), '--json'])
     assert.equal(first.code, 0, show(first))
     const changed1 = Object.values(first.json.recap as Record<string, {changed: number; failed: number}>)
-    assert.ok(changed1.every((r) => r.changed > 5 && r.failed === 0), JSON.stringify(first.json.recap))
+    assert.ok(
+      changed1.every((r) => r.changed > 5 && r.failed === 0),
+      JSON.stringify(first.json.recap),
+    )
 
     const second = await cli(['run', '-i', three, join(FIX, 'all-modules/site.yml'), ...evars(), '--json'])
     assert.equal(second.code, 0, show(second))
@@ -127,7 +130,7 @@ describe('foundation e2e (3 hosts + 1 fresh host)', () => {
 
   it('hostile values in command args, file paths and templates never execute', async () => {
     const three = fleet.writeInventory({hosts: fleet.hosts.slice(0, 3), path: join(fleet.dir, 'three.yml')})
-    const r = await cli(['run', '-i', three, join(FIX, 'inject.yml'), '-e', 'evil=$(touch /tmp/pwned)`touch /tmp/pwned2`', '-e', "evil2='; touch pwned3; echo \"", '--json'])
+    const r = await cli(['run', '-i', three, join(FIX, 'inject.yml'), '-e', 'evil=$(touch /tmp/pwned)`touch /tmp/pwned2`', '-e', 'evil2=\'; touch pwned3; echo "', '--json'])
     assert.equal(r.code, 0, show(r))
     for (const h of fleet.hosts.slice(0, 3)) {
       const m = await fleet.nsExec(h, 'ls /tmp/pwned /tmp/pwned2 ~/pwned3 ~/inject/pwned3 2>/dev/null | wc -l; ls -A ~/inject')
@@ -212,7 +215,13 @@ describe('foundation e2e: bad input and failures', () => {
     const other = join(fleet.dir, 'hostkey2')
     rmSync(other, {force: true})
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', other])
-    writeFileSync(known, `${h.ip} ${readFileSync(other + '.pub', 'utf8').split(' ').slice(0, 2).join(' ')}\n`)
+    writeFileSync(
+      known,
+      `${h.ip} ${readFileSync(other + '.pub', 'utf8')
+        .split(' ')
+        .slice(0, 2)
+        .join(' ')}\n`,
+    )
     const inv = fleet.writeInventory({hosts: [h], vars: {ansible_ssh_known_hosts_file: known}, path: join(fleet.dir, 'changedkey.yml')})
     const r = await cli(['ping', '-i', inv])
     assert.equal(r.code, 4, show(r))

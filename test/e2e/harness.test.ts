@@ -19,8 +19,18 @@ function sh(cmd: string, args: string[]): Promise<{code: number | null; stdout: 
 
 function ssh(fleet: Fleet, host: TestHost, command: string) {
   return sh('ssh', [
-    '-i', fleet.keyPath, '-o', `UserKnownHostsFile=${fleet.knownHostsPath}`, '-o', 'StrictHostKeyChecking=yes',
-    '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=5', `root@${host.ip}`, command,
+    '-i',
+    fleet.keyPath,
+    '-o',
+    `UserKnownHostsFile=${fleet.knownHostsPath}`,
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'ConnectTimeout=5',
+    `root@${host.ip}`,
+    command,
   ])
 }
 
@@ -28,7 +38,10 @@ function ssh(fleet: Fleet, host: TestHost, command: string) {
 function redisPing(ip: string, port: number, timeoutMs = 1500): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = connect({host: ip, port, timeout: timeoutMs})
-    const done = (ok: boolean) => { sock.destroy(); resolve(ok) }
+    const done = (ok: boolean) => {
+      sock.destroy()
+      resolve(ok)
+    }
     sock.once('connect', () => sock.write('PING\r\n'))
     sock.once('data', (d) => done(d.toString().startsWith('+PONG')))
     sock.once('timeout', () => done(false))
@@ -94,8 +107,7 @@ describe('test-host harness', {skip: !isRoot && 'needs root (network namespaces)
   })
 
   it('serves a redis started on h2 to the root namespace and to h1', async () => {
-    const start = await ssh(fleet, h2,
-      `redis-server --bind ${h2.ip} --port 7000 --protected-mode no --daemonize yes --pidfile /root/r.pid --dir /root --save ''`)
+    const start = await ssh(fleet, h2, `redis-server --bind ${h2.ip} --port 7000 --protected-mode no --daemonize yes --pidfile /root/r.pid --dir /root --save ''`)
     assert.equal(start.code, 0, start.stderr)
     assert.ok(await eventually(() => redisPing(h2.ip, 7000)), 'redis on h2 reachable from the root namespace')
     const fromH1 = await fleet.nsExec(h1, `redis-cli -h ${h2.ip} -p 7000 ping`)
@@ -115,7 +127,9 @@ describe('test-host harness', {skip: !isRoot && 'needs root (network namespaces)
   it('writes an Ansible inventory, whole or for a subset', () => {
     const inv = parse(readFileSync(fleet.inventoryPath, 'utf8'))
     assert.deepEqual(inv.all.vars, {
-      ansible_user: 'root', ansible_ssh_private_key_file: fleet.keyPath, ansible_ssh_known_hosts_file: fleet.knownHostsPath,
+      ansible_user: 'root',
+      ansible_ssh_private_key_file: fleet.keyPath,
+      ansible_ssh_known_hosts_file: fleet.knownHostsPath,
     })
     assert.deepEqual(inv.all.children.redis.hosts, {h1: {ansible_host: h1.ip}, h2: {ansible_host: h2.ip}})
     const path = fleet.writeInventory({hosts: [h2], vars: {redis_port: 7000, note: 'a: b'}, group: 'cache', path: `${fleet.dir}/sub.yml`})

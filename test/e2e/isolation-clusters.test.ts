@@ -39,7 +39,11 @@ before(async () => {
 
 after(async () => {
   if (!fleet) return
-  for (const [inv, start] of [[invA, A], [invB, B], [invC, C]] as const) {
+  for (const [inv, start] of [
+    [invA, A],
+    [invB, B],
+    [invC, C],
+  ] as const) {
     await cli(['down', '-i', inv, ...args({redis_port_start: start, redis_count: COUNT})], {timeoutMs: 120_000}).catch(() => {})
   }
   await fleet.destroy()
@@ -73,10 +77,13 @@ function ping(ip: string, port: number): Promise<string> {
 async function outsiderProbe(): Promise<string[]> {
   const cliBin = join(build.redis_bin_dir, 'redis-cli')
   const targets = hosts.flatMap((h) => [...ports(A), ...ports(B), ...ports(C)].map((p) => `${h.ip}:${p}`))
-  const script = targets.map((t) => {
-    const [ip, port] = t.split(':')
-    return `( r=$(timeout 2 ${cliBin} -h ${ip} -p ${port} PING 2>&1); echo "${t} $r" ) &`
-  }).join('\n') + '\nwait'
+  const script =
+    targets
+      .map((t) => {
+        const [ip, port] = t.split(':')
+        return `( r=$(timeout 2 ${cliBin} -h ${ip} -p ${port} PING 2>&1); echo "${t} $r" ) &`
+      })
+      .join('\n') + '\nwait'
   const out = await sh(outsider, script)
   return out.split('\n').filter((l) => /PONG/.test(l))
 }
@@ -106,14 +113,18 @@ describe('two clusters on the same hosts: own chain, own record; neither up nor 
 
   it('up A: ports answer the fleet and the controller, never the outsider; the pre-name chain is adopted', async () => {
     // As the previous version left a host after `up A`: one chain for every cluster.
-    const legacy = (h: TestHost) => sh(h, [
-      'iptables -w -N BAREMETAL-baremetal',
-      `iptables -w -A BAREMETAL-baremetal -s ${fleet.controllerIp}/32 -m comment --comment baremetal -j ACCEPT`,
-      'iptables -w -A BAREMETAL-baremetal -i lo -m comment --comment baremetal -j ACCEPT',
-      'iptables -w -A BAREMETAL-baremetal -m comment --comment baremetal -j DROP',
-      'iptables -w -I INPUT 1 -p tcp -m tcp --dport 7000:7003 -m comment --comment baremetal -j BAREMETAL-baremetal',
-      'iptables -w -I INPUT 1 -p tcp -m tcp --dport 17000:17003 -m comment --comment baremetal -j BAREMETAL-baremetal',
-    ].join(' && '))
+    const legacy = (h: TestHost) =>
+      sh(
+        h,
+        [
+          'iptables -w -N BAREMETAL-baremetal',
+          `iptables -w -A BAREMETAL-baremetal -s ${fleet.controllerIp}/32 -m comment --comment baremetal -j ACCEPT`,
+          'iptables -w -A BAREMETAL-baremetal -i lo -m comment --comment baremetal -j ACCEPT',
+          'iptables -w -A BAREMETAL-baremetal -m comment --comment baremetal -j DROP',
+          'iptables -w -I INPUT 1 -p tcp -m tcp --dport 7000:7003 -m comment --comment baremetal -j BAREMETAL-baremetal',
+          'iptables -w -I INPUT 1 -p tcp -m tcp --dport 17000:17003 -m comment --comment baremetal -j BAREMETAL-baremetal',
+        ].join(' && '),
+      )
     await Promise.all(hosts.map(legacy))
     assertOk(await cli(['up', '-i', invA, ...args()], {timeoutMs: 600_000}), 'up A')
     // What the outsider and the controller reach first: the behaviour, then the names.
@@ -129,7 +140,7 @@ describe('two clusters on the same hosts: own chain, own record; neither up nor 
     assert.ok(!JSON.stringify(rec).toLowerCase().includes('password'))
   })
 
-  it('up B leaves A\'s rules as they were', async () => {
+  it("up B leaves A's rules as they were", async () => {
     assertOk(await cli(['up', '-i', invB, ...args()], {timeoutMs: 600_000}), 'up B')
     await assertReach([A, B], 'after up B')
     assert.deepEqual(await Promise.all(hosts.map((h) => chainOf(h, 'BAREMETAL-redis-7000'))), chainA)
@@ -146,13 +157,19 @@ describe('two clusters on the same hosts: own chain, own record; neither up nor 
     await assertReach([A, B], 'after the refused down')
   })
 
-  it('down B leaves A\'s chain and instances as they were', async () => {
+  it("down B leaves A's chain and instances as they were", async () => {
     assertOk(await cli(['down', '-i', invB, ...args()], {timeoutMs: 300_000}), 'down B')
     await assertReach([A], 'after down B')
     assert.deepEqual(await Promise.all(hosts.map((h) => chainOf(h, 'BAREMETAL-redis-7000'))), chainA)
     for (const h of hosts) {
       assert.equal((await chainOf(h, 'BAREMETAL-redis-7100')).trim(), '')
-      assert.equal((await sh(h, 'ls /root/.baremetal/clusters/')).split('\n').filter((f) => f.endsWith('.json')).join(' '), 'redis-7000.json')
+      assert.equal(
+        (await sh(h, 'ls /root/.baremetal/clusters/'))
+          .split('\n')
+          .filter((f) => f.endsWith('.json'))
+          .join(' '),
+        'redis-7000.json',
+      )
     }
   })
 
@@ -176,7 +193,10 @@ describe('a cluster deployed with -e only: status and down find it from the host
   it('up -e redis_port_start=7200 -e redis_count=4 while a second up and a down of it fail fast naming the first', async () => {
     const first = startCli(['up', '-i', invC, ...args({redis_port_start: C, redis_count: COUNT})], {timeoutMs: 600_000})
     await first.waitFor(/TASK \[Instance directories\]/, 300_000)
-    for (const cmd of [['up', ...args({redis_port_start: C, redis_count: COUNT})], ['down', '-e', `redis_port_start=${C}`]]) {
+    for (const cmd of [
+      ['up', ...args({redis_port_start: C, redis_count: COUNT})],
+      ['down', '-e', `redis_port_start=${C}`],
+    ]) {
       const t0 = Date.now()
       const r = await cli([cmd[0], '-i', invC, ...cmd.slice(1)], {timeoutMs: 120_000})
       const ms = Date.now() - t0
@@ -193,7 +213,10 @@ describe('a cluster deployed with -e only: status and down find it from the host
     const st = await cli(['status', '-i', invC, '--json'], {timeoutMs: 60_000})
     assert.equal(st.code, 0, show(st))
     assert.equal(st.json.nodes, hosts.length * COUNT)
-    assert.ok(st.json.masters.every((m: {addr: string}) => /:720[0-3]$/.test(m.addr)), JSON.stringify(st.json.masters.slice(0, 2)))
+    assert.ok(
+      st.json.masters.every((m: {addr: string}) => /:720[0-3]$/.test(m.addr)),
+      JSON.stringify(st.json.masters.slice(0, 2)),
+    )
   })
 
   it('down that leaves an instance running keeps every rule and the record (exit 2, naming the port)', async () => {

@@ -55,10 +55,12 @@ async function hostState(h: TestHost): Promise<string> {
   return sh(h, 'cd /root && { find redis_cluster -type f ! -name "*.log" ! -name "nodes.conf" ! -name "*.rdb" -exec sha256sum {} + | sort; iptables -S | sort; } 2>&1')
 }
 async function marked<T>(run: () => Promise<T>): Promise<{result: T; changed: string[]}> {
-  const before = await Promise.all(fleet.hosts.map(async (h) => {
-    await sh(h, 'touch /tmp/isolation-marker && sleep 1')
-    return hostState(h)
-  }))
+  const before = await Promise.all(
+    fleet.hosts.map(async (h) => {
+      await sh(h, 'touch /tmp/isolation-marker && sleep 1')
+      return hostState(h)
+    }),
+  )
   const result = await run()
   const changed: string[] = []
   for (const [i, h] of fleet.hosts.entries()) {
@@ -85,22 +87,48 @@ describe(`issue 11 cases 5-7 on Redis ${redisVersion()}: inputs checked first, s
 
   const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
   const refusals: Array<{name: string; args?: string[]; vars?: () => Record<string, string>; inventory?: () => string; re: () => RegExp}> = [
-    {name: 'a bad redis_allowed_clients entry', args: ['-e', '{"redis_allowed_clients": ["10.1.0.0/33"]}'], re: () => /redis_allowed_clients \(-e\) entry "10\.1\.0\.0\/33": not a valid IPv4 address or CIDR[\s\S]*hint: write IPv4 addresses or CIDRs/},
-    {name: 'redis_version other than the tarball\'s src/version.h', vars: () => ({redis_version: otherTarball().version}),
-      re: () => new RegExp(`redis_version \\(-e\\) is ${esc(otherTarball().version)}, but the tarball .* holds Redis ${esc(redisVersion())} \\(its src/version.h\\)[\\s\\S]*hint: set redis_version to "${esc(redisVersion())}"`)},
+    {
+      name: 'a bad redis_allowed_clients entry',
+      args: ['-e', '{"redis_allowed_clients": ["10.1.0.0/33"]}'],
+      re: () => /redis_allowed_clients \(-e\) entry "10\.1\.0\.0\/33": not a valid IPv4 address or CIDR[\s\S]*hint: write IPv4 addresses or CIDRs/,
+    },
+    {
+      name: "redis_version other than the tarball's src/version.h",
+      vars: () => ({redis_version: otherTarball().version}),
+      re: () =>
+        new RegExp(
+          `redis_version \\(-e\\) is ${esc(otherTarball().version)}, but the tarball .* holds Redis ${esc(redisVersion())} \\(its src/version.h\\)[\\s\\S]*hint: set redis_version to "${esc(redisVersion())}"`,
+        ),
+    },
     // Host-local build directories: whatever happened, the shared build cache is never touched.
-    {name: 'a tarball of another version than redis_version', vars: () => ({redis_source: otherTarball().path, redis_src_dir: '/root/vtest_src', redis_bin_dir: '/root/vtest_bin'}),
-      re: () => new RegExp(`redis_version \\(-e\\) is ${esc(redisVersion())}, but the tarball ${esc(otherTarball().path)} holds Redis ${esc(otherTarball().version)}`)},
-    {name: 'bus ports past 65535', vars: () => ({redis_port_start: '60000'}), re: () => /redis_port_start \(-e\) is 60000 \(ports 60000-60001\): their cluster bus ports 70000-70001 go past 65535[\s\S]*redis_port_start ≤ 55534/},
+    {
+      name: 'a tarball of another version than redis_version',
+      vars: () => ({redis_source: otherTarball().path, redis_src_dir: '/root/vtest_src', redis_bin_dir: '/root/vtest_bin'}),
+      re: () => new RegExp(`redis_version \\(-e\\) is ${esc(redisVersion())}, but the tarball ${esc(otherTarball().path)} holds Redis ${esc(otherTarball().version)}`),
+    },
+    {
+      name: 'bus ports past 65535',
+      vars: () => ({redis_port_start: '60000'}),
+      re: () => /redis_port_start \(-e\) is 60000 \(ports 60000-60001\): their cluster bus ports 70000-70001 go past 65535[\s\S]*redis_port_start ≤ 55534/,
+    },
     {name: 'redis_count: "ten"', vars: () => ({redis_count: 'ten'}), re: () => /redis_count \(-e\) is "ten": not a whole number/},
-    {name: 'a list variable given as a string', args: ['--check'], vars: () => ({redis_extra_config: '["tcp-backlog 1024"]'}), re: () => /redis_extra_config \(-e\) is the string "\[\\"tcp-backlog 1024\\"\]", not a list[\s\S]*hint: give a list: -e '\{"redis_extra_config": \["tcp-backlog 1024"\]\}'/},
-    {name: 'two hosts with one address', inventory: () => {
-      const path = join(fleet.dir, 'dup.yml')
-      fleet.writeInventory({path, vars: {redis_port_start: PORT, redis_count: COUNT, redis_replicas: 1, ...build}})
-      // The same host twice, under two names.
-      appendFileSync(path, `        ${fleet.hosts[0].name}-again: {ansible_host: ${fleet.hosts[0].ip}}\n`)
-      return path
-    }, re: () => /hosts h\d and h\d+-again have the same address/},
+    {
+      name: 'a list variable given as a string',
+      args: ['--check'],
+      vars: () => ({redis_extra_config: '["tcp-backlog 1024"]'}),
+      re: () => /redis_extra_config \(-e\) is the string "\[\\"tcp-backlog 1024\\"\]", not a list[\s\S]*hint: give a list: -e '\{"redis_extra_config": \["tcp-backlog 1024"\]\}'/,
+    },
+    {
+      name: 'two hosts with one address',
+      inventory: () => {
+        const path = join(fleet.dir, 'dup.yml')
+        fleet.writeInventory({path, vars: {redis_port_start: PORT, redis_count: COUNT, redis_replicas: 1, ...build}})
+        // The same host twice, under two names.
+        appendFileSync(path, `        ${fleet.hosts[0].name}-again: {ansible_host: ${fleet.hosts[0].ip}}\n`)
+        return path
+      },
+      re: () => /hosts h\d and h\d+-again have the same address/,
+    },
   ]
   for (const c of refusals) {
     it(`case 5: ${c.name}: exit 5 with the fix, nothing on any host changed`, async (t) => {
@@ -171,7 +199,10 @@ describe(`issue 11 cases 5-7 on Redis ${redisVersion()}: inputs checked first, s
     const env = {BAREMETAL_REDIS_PASSWORD: SECRET}
     const r = await up(['--json'], {env})
     assert.equal(r.code, 0, show(r))
-    for (const args of [['--check', '--diff', '--json'], ['--check', '--diff', '-v']]) {
+    for (const args of [
+      ['--check', '--diff', '--json'],
+      ['--check', '--diff', '-v'],
+    ]) {
       const c = await up(args)
       const out = all(c)
       assert.ok(!out.includes(SECRET), `the old password was printed by up ${args.join(' ')}:\n${out}`)

@@ -92,10 +92,17 @@ describe('isolation: identity without a pidfile (issue 11 case 3), down --limit 
     assert.deepEqual(inst.data?.started, [], 'nothing started')
     assert.equal(await ops.pidOf(fleet, h1, PORT), pid, 'the pidfile names the running instance')
     assert.ok(await alive(h1, pid), 'the instance kept running')
-    assert.deepEqual(changed(r).map((t) => `${t.task} ${t.host}`), ['Instances running h1'], 'nothing else changed')
+    assert.deepEqual(
+      changed(r).map((t) => `${t.task} ${t.host}`),
+      ['Instances running h1'],
+      'nothing else changed',
+    )
     const again = await up(inv123)
     assert.equal(again.code, 0, show(again))
-    assert.deepEqual(changed(again).map((t) => [t.task, t.host, t.msg]), [])
+    assert.deepEqual(
+      changed(again).map((t) => [t.task, t.host, t.msg]),
+      [],
+    )
   })
 
   it("case 3: a redis.pid naming another host's redis-server on the same port (hosts sharing one PID namespace) is not trusted: up restores the right pid, the other host's instance untouched", async () => {
@@ -153,7 +160,10 @@ describe('isolation: identity without a pidfile (issue 11 case 3), down --limit 
     assert.equal(r.code, 0, show(r))
     const stopped = byName(r, 'Instances stopped').find((t) => t.host === 'h1')!
     assert.match(stopped.msg, new RegExp(`stopped ${COUNT} \\(${PORT}-${PORT + COUNT - 1}\\)`))
-    for (const [pid, port] of [[p0, PORT], [p1, PORT + 1]] as const) {
+    for (const [pid, port] of [
+      [p0, PORT],
+      [p1, PORT + 1],
+    ] as const) {
       assert.equal(await alive(h1, pid), false, `h1:${port} (pid ${pid}) stopped`)
       assert.ok(await refused(h1.ip, port), `h1:${port} refuses connections`)
     }
@@ -168,7 +178,10 @@ describe('isolation: identity without a pidfile (issue 11 case 3), down --limit 
     await ops.waitClusterOk(inv13, 90_000)
     // Our instance on that port goes (its pidfile), then someone else's takes the port.
     await ops.killPorts(fleet, h3, [port], 'TERM')
-    await sh(h3, `mkdir -p /tmp/foreign && ${BIN}/redis-server --port ${port} --bind ${h3.ip} --protected-mode no --daemonize yes --dir /tmp/foreign --pidfile /tmp/foreign/redis.pid --logfile /tmp/foreign/log --save '' && sleep 0.5`)
+    await sh(
+      h3,
+      `mkdir -p /tmp/foreign && ${BIN}/redis-server --port ${port} --bind ${h3.ip} --protected-mode no --daemonize yes --dir /tmp/foreign --pidfile /tmp/foreign/redis.pid --logfile /tmp/foreign/log --save '' && sleep 0.5`,
+    )
     foreignPid = (await sh(h3, 'cat /tmp/foreign/redis.pid')).trim()
     r = await up(inv13)
     assert.notEqual(r.code, 0, show(r))

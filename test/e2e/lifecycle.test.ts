@@ -64,16 +64,19 @@ const allPorts = Array.from({length: COUNT}, (_, i) => PORT + i)
 // What --check must leave exactly as it was: every file name, the managed files by hash
 // (nodes.conf is Redis' own, rewritten on any cluster event), live pids, firewall, home.
 async function hostState(h: TestHost): Promise<string> {
-  return sh(h, [
-    ops.ALIVE,
-    'cd /root; ls -1A',
-    // Redis' own data files (a BGSAVE for a replica's resync, AOF rewrites) come and go by themselves.
-    "find redis_cluster 2>/dev/null | grep -v -e appendonlydir/ -e '/temp-' -e '/dump.rdb$' | sort",
-    'find redis_cluster -maxdepth 2 -type f \\( -name redis.conf -o -name redis.conf.applied -o -name redis.pid \\) 2>/dev/null | sort | xargs -r sha256sum',
-    'for f in redis_cluster/*/redis.pid; do [ -f "$f" ] && p=$(cat "$f") && alive "$p" && echo "alive $f $p"; done',
-    'iptables -S | sort',
-    'true',
-  ].join('\n'))
+  return sh(
+    h,
+    [
+      ops.ALIVE,
+      'cd /root; ls -1A',
+      // Redis' own data files (a BGSAVE for a replica's resync, AOF rewrites) come and go by themselves.
+      "find redis_cluster 2>/dev/null | grep -v -e appendonlydir/ -e '/temp-' -e '/dump.rdb$' | sort",
+      'find redis_cluster -maxdepth 2 -type f \\( -name redis.conf -o -name redis.conf.applied -o -name redis.pid \\) 2>/dev/null | sort | xargs -r sha256sum',
+      'for f in redis_cluster/*/redis.pid; do [ -f "$f" ] && p=$(cat "$f") && alive "$p" && echo "alive $f $p"; done',
+      'iptables -S | sort',
+      'true',
+    ].join('\n'),
+  )
 }
 const fleetState = () => Promise.all(fleet.hosts.map(hostState))
 
@@ -141,7 +144,12 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     // change too, nothing else.
     const FAILOVER = 'Dead masters failed over before they restart'
     const check = await checkChangesNothing()
-    assert.deepEqual(changed(check).filter((t) => t.task !== FAILOVER).map((t) => [t.task, t.host, t.msg]), [['Instances running', 'h1', `would start 2 (${PORT}-${PORT + 1})`]])
+    assert.deepEqual(
+      changed(check)
+        .filter((t) => t.task !== FAILOVER)
+        .map((t) => [t.task, t.host, t.msg]),
+      [['Instances running', 'h1', `would start 2 (${PORT}-${PORT + 1})`]],
+    )
     const r = await up()
     assert.equal(r.code, 0, show(r))
     assert.match(r.stdout, new RegExp(`changed: Instances running on h1 — started 2 \\(${PORT}-${PORT + 1}\\), 2 already running`))
@@ -173,12 +181,23 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     // On a slow machine Redis may not have promoted them all yet: the failover task does.
     const FAILOVER = 'Dead masters failed over before they restart'
     const check = await checkChangesNothing()
-    assert.deepEqual(changed(check).filter((t) => t.task !== FAILOVER).map((t) => [t.task, t.host]), [['Instances running', h2.name]])
+    assert.deepEqual(
+      changed(check)
+        .filter((t) => t.task !== FAILOVER)
+        .map((t) => [t.task, t.host]),
+      [['Instances running', h2.name]],
+    )
     const r = await upJson()
     assert.equal(r.code, 0, show(r))
     // Its masters are replicas now: the cluster step hands 2 back to it (one at a time, in sync).
     const c = changed(r).filter((t) => t.task !== FAILOVER)
-    assert.deepEqual(c.map((t) => [t.task, t.host]), [['Instances running', h2.name], ['Cluster formed', 'h1']])
+    assert.deepEqual(
+      c.map((t) => [t.task, t.host]),
+      [
+        ['Instances running', h2.name],
+        ['Cluster formed', 'h1'],
+      ],
+    )
     assert.equal(c[0].msg, `started ${COUNT} (${PORT}-${PORT + COUNT - 1})`)
     assert.match(c[1].msg, /^masters rebalanced across hosts: 2 failover\(s\) \(.*\); masters per host were .*, now h1 2, h2 2, h3 2$/)
     const s = await waitClusterOk()
@@ -193,12 +212,18 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     const file = `/root/redis_cluster/${PORT + 1}/redis.conf`
     await sh(h3, `echo 'maxmemory-policy allkeys-lru' >> ${file}`)
     const check = await checkChangesNothing('--diff')
-    assert.deepEqual(changed(check).map((t) => [t.task, t.host]), [['Instance configuration (redis.conf)', 'h3']])
+    assert.deepEqual(
+      changed(check).map((t) => [t.task, t.host]),
+      [['Instance configuration (redis.conf)', 'h3']],
+    )
     const pidsBefore = await pids(h3)
     const r = await upJson('--diff')
     assert.equal(r.code, 0, show(r))
     const c = changed(r)
-    assert.deepEqual(c.map((t) => [t.task, t.host]), [['Instance configuration (redis.conf)', 'h3']])
+    assert.deepEqual(
+      c.map((t) => [t.task, t.host]),
+      [['Instance configuration (redis.conf)', 'h3']],
+    )
     assert.equal(c[0].diff?.length, 1)
     assert.equal(c[0].diff![0].path, file)
     assert.match(c[0].diff![0].before, /maxmemory-policy allkeys-lru/)
@@ -217,7 +242,10 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     await checkChangesNothing()
     const r = await upJson()
     assert.equal(r.code, 0, show(r))
-    assert.deepEqual(changed(r).map((t) => [t.task, t.host]), [['Firewall open to the fleet only (data and bus ports)', 'h1']])
+    assert.deepEqual(
+      changed(r).map((t) => [t.task, t.host]),
+      [['Firewall open to the fleet only (data and bus ports)', 'h1']],
+    )
     assert.match(changed(r)[0].msg, /1 rule\(s\) added/)
     assert.equal(await sh(h1, 'iptables -S | sort'), before)
   })
@@ -246,7 +274,10 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     const vars = ['-e', 'redis_maxmemory=64mb', '-e', JSON.stringify({redis_extra_config: ['tcp-backlog 200']})]
     const before = await Promise.all(fleet.hosts.map(pids))
     const check = await checkChangesNothing(...vars)
-    assert.match(byName(check, 'Instances use the current configuration')[0].msg, /would restart for tcp-backlog \(default\) → 200 on 12 instance\(s\)[^]*CLUSTER FAILOVER before restarting 6 master\(s\)/)
+    assert.match(
+      byName(check, 'Instances use the current configuration')[0].msg,
+      /would restart for tcp-backlog \(default\) → 200 on 12 instance\(s\)[^]*CLUSTER FAILOVER before restarting 6 master\(s\)/,
+    )
     const w = acked.background('rolling')
     const r = await upJson(...vars)
     const written = (await w.stop()).acked
@@ -256,9 +287,18 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     assert.match(cfg.msg, /restarted 12 instance\(s\) one at a time per shard, replicas first; 6 master\(s\) handed over first by CLUSTER FAILOVER/)
     assert.equal(cfg.data?.failovers.length, 6)
     // Per shard: the replica's restart comes before the failover, the old master's after it.
-    for (const shard of cfg.data?.rolling as Array<Array<{kind: string}>>) assert.deepEqual(shard.map((s) => s.kind), ['restart', 'failover', 'restart'])
+    for (const shard of cfg.data?.rolling as Array<Array<{kind: string}>>)
+      assert.deepEqual(
+        shard.map((s) => s.kind),
+        ['restart', 'failover', 'restart'],
+      )
     const after = await Promise.all(fleet.hosts.map(pids))
-    after.forEach((p, i) => p.split('\n').filter(Boolean).forEach((pid, j) => assert.notEqual(pid, before[i].split('\n')[j], `${fleet.hosts[i].name}: every instance restarted`)))
+    after.forEach((p, i) =>
+      p
+        .split('\n')
+        .filter(Boolean)
+        .forEach((pid, j) => assert.notEqual(pid, before[i].split('\n')[j], `${fleet.hosts[i].name}: every instance restarted`)),
+    )
     const s = await waitClusterOk()
     assert.deepEqual(shards(s), shardsAtStart)
     assert.ok(written > 0, 'the writer got acknowledged writes through the restarts')
@@ -272,7 +312,10 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     const s0 = await status()
     const h3 = host('h3')
     const oldIp = h3.ip
-    const ids = [...s0.masters, ...s0.replicas].filter((n) => n.addr.startsWith(`${oldIp}:`)).map((n) => `${n.id} ${n.addr.split(':')[1]}`).sort()
+    const ids = [...s0.masters, ...s0.replicas]
+      .filter((n) => n.addr.startsWith(`${oldIp}:`))
+      .map((n) => `${n.id} ${n.addr.split(':')[1]}`)
+      .sort()
     assert.equal(ids.length, COUNT)
     // The machine goes down, comes back with another address.
     await killPorts(h3, allPorts, 'TERM')
@@ -284,7 +327,10 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     const started = byName(r, 'Instances running').find((t) => t.host === 'h3')!
     assert.match(started.msg, new RegExp(`started ${COUNT} .*own address in nodes.conf updated on ${COUNT} \\(${oldIp.replace(/\./g, '\\.')} -> ${newIp.replace(/\./g, '\\.')}\\)`))
     const s = await waitClusterOk()
-    const nowIds = [...s.masters, ...s.replicas].filter((n) => n.addr.startsWith(`${moved.ip}:`)).map((n) => `${n.id} ${n.addr.split(':')[1]}`).sort()
+    const nowIds = [...s.masters, ...s.replicas]
+      .filter((n) => n.addr.startsWith(`${moved.ip}:`))
+      .map((n) => `${n.id} ${n.addr.split(':')[1]}`)
+      .sort()
     assert.deepEqual(nowIds, ids, 'same node ids at the new address')
     assert.deepEqual(shards(s), shardsAtStart)
     // Every node, the moved ones included, names the new address, none the old.
@@ -297,7 +343,10 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     // Converged: the next runs change nothing more (a stale firewall source may go in one more run).
     let again = await upJson(...vars)
     if (changed(again).length) again = await upJson(...vars)
-    assert.deepEqual(changed(again).map((t) => [t.task, t.host, t.msg]), [])
+    assert.deepEqual(
+      changed(again).map((t) => [t.task, t.host, t.msg]),
+      [],
+    )
   })
 
   it('down --check lists what would be stopped and removed, and changes nothing', async () => {
@@ -307,14 +356,20 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     const stopped = byName(r, 'Instances stopped')
     assert.equal(stopped.length, 3)
     for (const t of stopped) assert.equal(t.msg, `would stop ${COUNT} (${PORT}-${PORT + COUNT - 1}), would remove ${COUNT} port dir(s)`)
-    assert.deepEqual(byName(r, 'Firewall rules removed').map((t) => t.status), ['changed', 'changed', 'changed'])
+    assert.deepEqual(
+      byName(r, 'Firewall rules removed').map((t) => t.status),
+      ['changed', 'changed', 'changed'],
+    )
     assert.deepEqual(await fleetState(), before)
   })
 
   it('down stops only what baremetal started (a foreign redis-server survives), twice without error; up forms a fresh cluster', async () => {
     const h1 = host('h1')
     // Someone else's redis-server on the same host, from the same binary.
-    await sh(h1, `mkdir -p /tmp/foreign && ${BIN}/redis-server --port 7100 --bind ${h1.ip} --protected-mode no --daemonize yes --dir /tmp/foreign --pidfile /tmp/foreign/redis.pid --logfile /tmp/foreign/log --save '' && sleep 0.5`)
+    await sh(
+      h1,
+      `mkdir -p /tmp/foreign && ${BIN}/redis-server --port 7100 --bind ${h1.ip} --protected-mode no --daemonize yes --dir /tmp/foreign --pidfile /tmp/foreign/redis.pid --logfile /tmp/foreign/log --save '' && sleep 0.5`,
+    )
     const foreignPid = (await sh(h1, 'cat /tmp/foreign/redis.pid')).trim()
 
     const r = await down('--json')
@@ -351,7 +406,7 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     await sh(h1, `kill ${foreignPid}`)
   })
 
-  it('down --keep-data keeps each instance\'s directory; up restarts the same cluster from it; down --purge removes the build', async () => {
+  it("down --keep-data keeps each instance's directory; up restarts the same cluster from it; down --purge removes the build", async () => {
     const before = shards(await waitClusterOk())
     let r = await down('--keep-data', '--json')
     assert.equal(r.code, 0, show(r))
@@ -374,7 +429,12 @@ describe('lifecycle: up, re-run, drift repair, changed variables, new address, d
     await sh(h1, `mkdir -p /root/own && cp -a ${BIN} /root/own/bin && mkdir -p /root/own/src && touch /root/own/src/Makefile`)
     r = await down('--purge', '--json', '-e', 'redis_bin_dir=/root/own/bin', '-e', 'redis_src_dir=/root/own/src')
     assert.equal(r.code, 0, show(r))
-    assert.deepEqual(byName(r, 'Build removed (--purge)').filter((t) => t.status === 'changed').map((t) => t.host), ['h1'])
+    assert.deepEqual(
+      byName(r, 'Build removed (--purge)')
+        .filter((t) => t.status === 'changed')
+        .map((t) => t.host),
+      ['h1'],
+    )
     assert.doesNotMatch(await sh(h1, 'ls -1A /root/own'), /bin|src/)
     assert.match(await sh(h1, `ls ${BIN}`), /redis-server/, 'the build down did not name is untouched')
   })

@@ -16,10 +16,10 @@ import {problemTexts, renderClusterReport} from '../../src/redis/status.js'
 import {redisClusterModule} from '../../src/modules/redis/cluster.js'
 import type {ModuleContext, PlayHost} from '../../src/modules/types.js'
 
-const hasRedis = await new Promise<boolean>(resolve => execFile('redis-server', ['--version'], err => resolve(!err)))
+const hasRedis = await new Promise<boolean>((resolve) => execFile('redis-server', ['--version'], (err) => resolve(!err)))
 
 function run(cmd: string, args: string[], env?: Record<string, string>): Promise<{code: number; stdout: string; stderr: string}> {
-  return new Promise(resolve => {
+  return new Promise((resolve) => {
     execFile(cmd, args, {encoding: 'utf8', timeout: 15_000, env: {...process.env, ...env}}, (error, stdout, stderr) => {
       resolve({code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr})
     })
@@ -27,7 +27,7 @@ function run(cmd: string, args: string[], env?: Record<string, string>): Promise
 }
 
 function portFree(port: number): Promise<boolean> {
-  return new Promise(resolve => {
+  return new Promise((resolve) => {
     const srv = createServer()
     srv.once('error', () => resolve(false))
     srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
@@ -55,9 +55,28 @@ const started: Instance[] = []
 async function startInstance(port: number, password?: string, extra: string[] = []): Promise<Instance> {
   const dir = mkdtempSync(join(tmpdir(), `bm-redis-${port}-`))
   const args = [
-    '--port', String(port), '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--dir', dir,
-    '--daemonize', 'yes', '--pidfile', join(dir, 'redis.pid'), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1',
-    '--logfile', join(dir, 'redis.log'), '--cluster-node-timeout', '5000',
+    '--port',
+    String(port),
+    '--cluster-enabled',
+    'yes',
+    '--cluster-config-file',
+    'nodes.conf',
+    '--dir',
+    dir,
+    '--daemonize',
+    'yes',
+    '--pidfile',
+    join(dir, 'redis.pid'),
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--bind',
+    '127.0.0.1',
+    '--logfile',
+    join(dir, 'redis.log'),
+    '--cluster-node-timeout',
+    '5000',
   ]
   if (password) args.push('--requirepass', password, '--masterauth', password)
   args.push(...extra)
@@ -70,7 +89,7 @@ async function startInstance(port: number, password?: string, extra: string[] = 
     const ping = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'PING'], password ? {REDISCLI_AUTH: password} : {})
     if (ping.stdout.trim() === 'PONG') return inst
     if (Date.now() > deadline) throw new Error(`redis-server on ${port} does not answer: ${ping.stdout}${ping.stderr}`)
-    await new Promise(r => setTimeout(r, 50))
+    await new Promise((r) => setTimeout(r, 50))
   }
 }
 
@@ -84,7 +103,7 @@ async function stopInstance(inst: Instance): Promise<void> {
   await run('redis-cli', ['-h', '127.0.0.1', '-p', String(inst.port), 'SHUTDOWN', 'NOSAVE'], inst.password ? {REDISCLI_AUTH: inst.password} : {})
   if (pid) {
     const deadline = Date.now() + 5000
-    while (alive(pid) && Date.now() < deadline) await new Promise(r => setTimeout(r, 50))
+    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
     if (alive(pid)) {
       try {
         process.kill(pid, 'SIGKILL')
@@ -111,7 +130,12 @@ async function clusterInfo(port: number, password?: string): Promise<Record<stri
   try {
     await r.connect()
     const text = String(await r.call('CLUSTER', 'INFO'))
-    return Object.fromEntries(text.split('\r\n').filter(Boolean).map(l => l.split(':') as [string, string]))
+    return Object.fromEntries(
+      text
+        .split('\r\n')
+        .filter(Boolean)
+        .map((l) => l.split(':') as [string, string]),
+    )
   } finally {
     r.disconnect()
   }
@@ -119,12 +143,12 @@ async function clusterInfo(port: number, password?: string): Promise<Record<stri
 
 // Three "hosts" of two ports each: the planner must treat them as separate machines.
 function threeHosts(base: number): ClusterNode[] {
-  return [0, 1, 2, 3, 4, 5].map(i => ({host: `h${Math.floor(i / 2) + 1}`, ip: '127.0.0.1', port: base + i}))
+  return [0, 1, 2, 3, 4, 5].map((i) => ({host: `h${Math.floor(i / 2) + 1}`, ip: '127.0.0.1', port: base + i}))
 }
 
 function fakeCtx(playHosts: Array<Pick<PlayHost, 'host' | 'address' | 'vars'>>, check = false): ModuleContext {
   const facts = {home: '/root', user: 'root', os: 'linux', arch: 'x64', cores: 2, memMb: 1024}
-  const hosts = playHosts.map(h => ({...h, facts, transport: undefined as never}))
+  const hosts = playHosts.map((h) => ({...h, facts, transport: undefined as never}))
   return {
     host: hosts[0].host,
     address: hosts[0].address,
@@ -149,9 +173,15 @@ async function writeAndRead(base: number, count: number, password?: string): Pro
     values.forEach((v, i) => assert.equal(v, `value-${i}`))
     const masters = cluster.nodes('master')
     assert.equal(masters.length, 3)
-    const sizes = await Promise.all(masters.map(m => m.dbsize()))
-    assert.equal(sizes.reduce((a, b) => a + b, 0), count)
-    assert.ok(sizes.every(s => s > 0), `keys spread over all masters: ${sizes}`)
+    const sizes = await Promise.all(masters.map((m) => m.dbsize()))
+    assert.equal(
+      sizes.reduce((a, b) => a + b, 0),
+      count,
+    )
+    assert.ok(
+      sizes.every((s) => s > 0),
+      `keys spread over all masters: ${sizes}`,
+    )
   } finally {
     cluster.disconnect()
   }
@@ -168,7 +198,7 @@ describe('redis cluster on loopback', {skip: !hasRedis && 'redis-server not inst
   before(async () => {
     base = await freePorts(7, 31000)
     nodes = threeHosts(base)
-    await Promise.all(nodes.map(n => startInstance(n.port)))
+    await Promise.all(nodes.map((n) => startInstance(n.port)))
   })
 
   it('check mode plans the formation and sends nothing', async () => {
@@ -192,14 +222,20 @@ describe('redis cluster on loopback', {skip: !hasRedis && 'redis-server not inst
     assert.equal(r.action, 'formed')
     assert.deepEqual(r.report.problems, [])
     assert.equal(r.report.slotsCovered, 16384)
-    assert.deepEqual(r.report.masters.map(m => m.slots), ['0-5460', '5461-10922', '10923-16383'])
+    assert.deepEqual(
+      r.report.masters.map((m) => m.slots),
+      ['0-5460', '5461-10922', '10923-16383'],
+    )
     for (const n of nodes) assert.equal((await clusterInfo(n.port)).cluster_state, 'ok')
     const report = await checkCluster(nodes)
     assert.ok(report.ok, problemTexts(report.problems).join('\n'))
     assert.equal(report.replicas.length, 3)
-    const hostOf = new Map(report.masters.map(m => [m.id, m.host]))
+    const hostOf = new Map(report.masters.map((m) => [m.id, m.host]))
     for (const rep of report.replicas) assert.notEqual(rep.host, hostOf.get(rep.masterId!), `${rep.addr} on its master's host`)
-    assert.deepEqual(Object.values(report.perHost), [1, 2, 3].map(() => ({masters: 1, replicas: 1, new: 0, unreachable: 0})))
+    assert.deepEqual(
+      Object.values(report.perHost),
+      [1, 2, 3].map(() => ({masters: 1, replicas: 1, new: 0, unreachable: 0})),
+    )
     console.log(renderClusterReport(report).replace(/^/gm, '# '))
   })
 
@@ -216,13 +252,16 @@ describe('redis cluster on loopback', {skip: !hasRedis && 'redis-server not inst
   })
 
   it('the module reports ok, in check mode too', async () => {
-    const playHosts = [1, 2, 3].map(i => ({host: `h${i}`, address: 'localhost', vars: {redis_port_start: base + (i - 1) * 2, redis_count: 2, redis_bind: '127.0.0.1'}}))
+    const playHosts = [1, 2, 3].map((i) => ({host: `h${i}`, address: 'localhost', vars: {redis_port_start: base + (i - 1) * 2, redis_count: 2, redis_bind: '127.0.0.1'}}))
     for (const check of [false, true]) {
       const [res] = await redisClusterModule.run(fakeCtx(playHosts, check), [{args: {replicas: 1}}])
       assert.equal(res.status, 'ok', res.msg)
       assert.equal(res.msg, 'cluster already formed: 3 masters, 3 replicas')
       const data = res.data as {masters: Array<{slots: string}>; perHost: Record<string, unknown>; seed: string}
-      assert.deepEqual(data.masters.map(m => m.slots), ['0-5460', '5461-10922', '10923-16383'])
+      assert.deepEqual(
+        data.masters.map((m) => m.slots),
+        ['0-5460', '5461-10922', '10923-16383'],
+      )
       assert.deepEqual(Object.keys(data.perHost), ['h1', 'h2', 'h3'])
       assert.match(data.seed, /^127\.0\.0\.1:/)
     }
@@ -275,7 +314,7 @@ describe('redis cluster with a password', {skip: !hasRedis && 'redis-server not 
   before(async () => {
     base = await freePorts(6, 31200)
     nodes = threeHosts(base)
-    await Promise.all(nodes.map(n => startInstance(n.port, password)))
+    await Promise.all(nodes.map((n) => startInstance(n.port, password)))
   })
 
   it('a wrong or missing password fails with a clear message', async () => {
@@ -309,14 +348,14 @@ describe('redis cluster with a password', {skip: !hasRedis && 'redis-server not 
         const r = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'INFO', 'replication'], {REDISCLI_AUTH: password})
         if (/master_link_status:up/.test(r.stdout)) break
         assert.ok(Date.now() < deadline, `replica ${rep.addr} never synced: ${r.stdout}`)
-        await new Promise(res => setTimeout(res, 200))
+        await new Promise((res) => setTimeout(res, 200))
       }
     }
     await writeAndRead(base, 300, password)
   })
 
   it('the module with the password: ok, and the password is registered as a secret', async () => {
-    const playHosts = [1, 2, 3].map(i => ({host: `h${i}`, address: '127.0.0.1', vars: {redis_port_start: base + (i - 1) * 2, redis_count: 2}}))
+    const playHosts = [1, 2, 3].map((i) => ({host: `h${i}`, address: '127.0.0.1', vars: {redis_port_start: base + (i - 1) * 2, redis_count: 2}}))
     const ctx = fakeCtx(playHosts)
     const [res] = await redisClusterModule.run(ctx, [{args: {replicas: 1, password}}])
     assert.equal(res.status, 'ok', res.msg)

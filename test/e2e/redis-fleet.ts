@@ -8,7 +8,11 @@ const CACHE = process.env.BAREMETAL_SRC_CACHE ?? '/var/cache/baremetal-src'
 export function redisTarball(): string {
   const fromEnv = process.env.BAREMETAL_REDIS_TARBALL
   if (fromEnv) return fromEnv
-  const files = existsSync(CACHE) ? readdirSync(CACHE).filter((f) => /^redis_[\d.]+\.orig\.tar\.gz$/.test(f)).sort() : []
+  const files = existsSync(CACHE)
+    ? readdirSync(CACHE)
+        .filter((f) => /^redis_[\d.]+\.orig\.tar\.gz$/.test(f))
+        .sort()
+    : []
   if (files.length === 0) throw new Error(`no Redis source tarball in ${CACHE}: run scripts/redis-source.sh first`)
   return join(CACHE, files[files.length - 1])
 }

@@ -27,10 +27,19 @@ mkdirSync(home, {recursive: true})
 
 function context(transport: Transport, over: Partial<ModuleContext> = {}): ModuleContext {
   return {
-    host: 'local', address: '127.0.0.1', transport,
+    host: 'local',
+    address: '127.0.0.1',
+    transport,
     facts: {home, user: 'root', os: 'linux', arch: process.arch, cores: 2, memMb: 1024},
-    check: false, diff: false, vars: {}, playbookDir: base, secrets: new Set(),
-    log: () => {}, signal: new AbortController().signal, playHosts: [], ...over,
+    check: false,
+    diff: false,
+    vars: {},
+    playbookDir: base,
+    secrets: new Set(),
+    log: () => {},
+    signal: new AbortController().signal,
+    playHosts: [],
+    ...over,
   }
 }
 
@@ -206,10 +215,24 @@ describe('redis_instances', () => {
   }
   const writeConf = (port: number, extra = '') => {
     mkdirSync(join(dir, String(port)), {recursive: true})
-    writeFileSync(join(dir, String(port), 'redis.conf'), [
-      `port ${port}`, 'bind 127.0.0.1', 'daemonize yes', 'pidfile redis.pid', 'logfile redis.log', 'dir ./',
-      'cluster-enabled yes', 'cluster-config-file nodes.conf', 'save ""', 'appendonly no', extra, '',
-    ].join('\n'), {mode: 0o600})
+    writeFileSync(
+      join(dir, String(port), 'redis.conf'),
+      [
+        `port ${port}`,
+        'bind 127.0.0.1',
+        'daemonize yes',
+        'pidfile redis.pid',
+        'logfile redis.log',
+        'dir ./',
+        'cluster-enabled yes',
+        'cluster-config-file nodes.conf',
+        'save ""',
+        'appendonly no',
+        extra,
+        '',
+      ].join('\n'),
+      {mode: 0o600},
+    )
   }
   const args = () => ({ports, dir, bin_dir: bin, bind: '127.0.0.1', wait_timeout: 10})
 

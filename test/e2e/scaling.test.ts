@@ -59,7 +59,7 @@ interface Background {
 // `load --verify` in the background until stopped (SIGINT: it stops writing, verifies, reports).
 function backgroundLoad(inv: string): Background {
   let pid = 0
-  const done = cli(['load', '-i', inv, '--clients', '6', '--duration', '1800', '--verify', '--json'], {timeoutMs: 2_400_000, onSpawn: p => running.add((pid = p))})
+  const done = cli(['load', '-i', inv, '--clients', '6', '--duration', '1800', '--verify', '--json'], {timeoutMs: 2_400_000, onSpawn: (p) => running.add((pid = p))})
   void done.finally(() => running.delete(pid))
   return {
     done,
@@ -87,19 +87,25 @@ async function status(inv: string) {
 
 function assertBalanced(report: {masters: Array<{slotCount: number}>}, masters: number): void {
   assert.equal(report.masters.length, masters)
-  const sizes = report.masters.map(m => m.slotCount)
-  assert.equal(sizes.reduce((a, b) => a + b, 0), 16384)
+  const sizes = report.masters.map((m) => m.slotCount)
+  assert.equal(
+    sizes.reduce((a, b) => a + b, 0),
+    16384,
+  )
   assert.ok(Math.max(...sizes) - Math.min(...sizes) <= 1, `slots per master ${sizes}`)
 }
 
-const clusterTask = (r: CliResult) => (r.json.tasks as Array<{task: string; status: string; msg: string}>).find(t => t.task === 'Cluster formed')
+const clusterTask = (r: CliResult) => (r.json.tasks as Array<{task: string; status: string; msg: string}>).find((t) => t.task === 'Cluster formed')
 
 // What one node lists in CLUSTER NODES (addresses), asked directly.
 async function knownAddrs(ip: string, port: number): Promise<string[]> {
   const r = new Redis({host: ip, port, password: PASSWORD, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null})
   try {
     await r.connect()
-    return String(await r.call('CLUSTER', 'NODES')).trim().split('\n').map(l => l.split(' ')[1].split('@')[0])
+    return String(await r.call('CLUSTER', 'NODES'))
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ')[1].split('@')[0])
   } finally {
     r.disconnect()
   }
@@ -107,7 +113,7 @@ async function knownAddrs(ip: string, port: number): Promise<string[]> {
 
 // Nothing listens there any more (a refused TCP connection, not a timeout).
 function refused(ip: string, port: number): Promise<boolean> {
-  return new Promise(resolve => {
+  return new Promise((resolve) => {
     const sock = connect({host: ip, port, timeout: 3000})
     sock.once('connect', () => (sock.destroy(), resolve(false)))
     sock.once('timeout', () => (sock.destroy(), resolve(false)))
@@ -118,14 +124,16 @@ function refused(ip: string, port: number): Promise<boolean> {
 describe('scaling online: 2 hosts → 3 → remove the first → add it back, killed mid-move', () => {
   it('scale-out: a third host joins, slots rebalance, no acknowledged key is lost', async () => {
     const load = backgroundLoad(inv12)
-    await new Promise(r => setTimeout(r, 3000))
+    await new Promise((r) => setTimeout(r, 3000))
     const up = await cli(['up', '-i', inv123, ...redisArgs(), '--json'], {timeoutMs: 600_000})
-    await new Promise(r => setTimeout(r, 2000))
+    await new Promise((r) => setTimeout(r, 2000))
     const l = await load.stop()
     assert.equal(up.code, 0, show(up))
     assert.equal(clusterTask(up)?.status, 'changed')
     assert.match(clusterTask(up)!.msg, /joined 3 node\(s\) \(3 as masters\), moved \d+ slot\(s\)/)
-    process.stdout.write(`# scale-out: ${clusterTask(up)!.msg}\n# load across it: ${l.stdout.length ? `${l.json?.load?.acked} SETs acknowledged, errors ${JSON.stringify(l.json?.load?.errors)}` : ''}\n`)
+    process.stdout.write(
+      `# scale-out: ${clusterTask(up)!.msg}\n# load across it: ${l.stdout.length ? `${l.json?.load?.acked} SETs acknowledged, errors ${JSON.stringify(l.json?.load?.errors)}` : ''}\n`,
+    )
     assert.ok(!up.stdout.includes(PASSWORD))
     assertNoLoss(l, 'scale-out')
 
@@ -152,9 +160,9 @@ describe('scaling online: 2 hosts → 3 → remove the first → add it back, ki
 
   it('scale-in with --remove-missing: drained, forgotten by every node, stopped; no key lost', async () => {
     const load = backgroundLoad(inv23)
-    await new Promise(r => setTimeout(r, 3000))
+    await new Promise((r) => setTimeout(r, 3000))
     const up = await cli(['up', '-i', inv23, ...redisArgs(), '--remove-missing', '--json'], {timeoutMs: 600_000})
-    await new Promise(r => setTimeout(r, 2000))
+    await new Promise((r) => setTimeout(r, 2000))
     const l = await load.stop()
     assert.equal(up.code, 0, show(up))
     assert.match(clusterTask(up)!.msg, /removed 3 node\(s\) \(3 stopped\)/)
@@ -167,7 +175,7 @@ describe('scaling online: 2 hosts → 3 → remove the first → add it back, ki
     for (const h of fleet.hosts.slice(1)) {
       for (let p = PORT; p < PORT + COUNT; p++) {
         const addrs = await knownAddrs(h.ip, p)
-        assert.ok(!addrs.some(a => a.startsWith(`${h1.ip}:`)), `${h.ip}:${p} still remembers a node of ${h1.name}: ${addrs}`)
+        assert.ok(!addrs.some((a) => a.startsWith(`${h1.ip}:`)), `${h.ip}:${p} still remembers a node of ${h1.name}: ${addrs}`)
       }
       // The firewall of the staying hosts no longer lets the removed one in.
       const fw = await fleet.nsExec(h, 'iptables -S')
@@ -190,14 +198,14 @@ describe('scaling online: 2 hosts → 3 → remove the first → add it back, ki
       let out = ''
       let sawMove = false
       const timer = setTimeout(() => child.kill('SIGKILL'), 600_000)
-      child.stdout.on('data', d => {
+      child.stdout.on('data', (d) => {
         out += d
         if (!sawMove && /redis_cluster: moving \d+ slot/.test(out)) {
           sawMove = true
           setTimeout(() => child.kill('SIGKILL'), 400)
         }
       })
-      child.stderr.on('data', d => (out += d))
+      child.stderr.on('data', (d) => (out += d))
       child.on('error', reject)
       child.on('close', () => {
         clearTimeout(timer)
@@ -213,7 +221,7 @@ describe('scaling online: 2 hosts → 3 → remove the first → add it back, ki
     assert.ok(mid.report.openSlots.length > 0 || Math.max(...sizes) - Math.min(...sizes) > 1, `mid-move state expected: ${JSON.stringify(mid.report.problems)}`)
 
     const rerun = await cli(['up', '-i', inv123, ...redisArgs(), '--json'], {timeoutMs: 600_000})
-    await new Promise(r => setTimeout(r, 2000))
+    await new Promise((r) => setTimeout(r, 2000))
     const l = await load.stop()
     assert.equal(rerun.code, 0, show(rerun))
     assert.equal(clusterTask(rerun)?.status, 'changed')

@@ -102,7 +102,10 @@ describe('secrets', () => {
     assert.ok(!(r.json.warnings as string[]).some((w) => /unauthenticated/.test(w)), 'a password is set: no warning')
 
     for (const h of [h1, h2]) {
-      const conf = await fleet.nsExec(h, `stat -c '%a %n' ~/redis_cluster/${PORT} ~/redis_cluster/${PORT}/redis.conf; grep -c '^requirepass ' ~/redis_cluster/${PORT}/redis.conf; grep -c '^masterauth ' ~/redis_cluster/${PORT}/redis.conf`)
+      const conf = await fleet.nsExec(
+        h,
+        `stat -c '%a %n' ~/redis_cluster/${PORT} ~/redis_cluster/${PORT}/redis.conf; grep -c '^requirepass ' ~/redis_cluster/${PORT}/redis.conf; grep -c '^masterauth ' ~/redis_cluster/${PORT}/redis.conf`,
+      )
       assert.match(conf.stdout, /^750 .*\n600 .*redis\.conf\n1\n1\n$/, conf.stdout)
       // Nothing in the password ran: no marker file on the host or the controller.
       const m = await fleet.nsExec(h, 'ls /tmp/pwned-* ~/pwned-* 2>/dev/null | wc -l')
@@ -137,8 +140,15 @@ describe('secrets', () => {
     chmodSync(file, 0o644)
     const r = await cli(['up', '-i', inv, ...up(), '-e', `redis_password_file=${file}`, '--json'], {timeoutMs: 300_000})
     assert.equal(r.code, 0, show(r))
-    assert.deepEqual(r.json.tasks.filter((t: {status: string}) => t.status === 'changed'), [], 'the same password: nothing changes')
-    assert.ok((r.json.warnings as string[]).some((w) => w.includes(`${file} is readable by other users`)), JSON.stringify(r.json.warnings))
+    assert.deepEqual(
+      r.json.tasks.filter((t: {status: string}) => t.status === 'changed'),
+      [],
+      'the same password: nothing changes',
+    )
+    assert.ok(
+      (r.json.warnings as string[]).some((w) => w.includes(`${file} is readable by other users`)),
+      JSON.stringify(r.json.warnings),
+    )
     assertNoSecret('up with redis_password_file', allOutput(r))
 
     // From the inventory, relative to it.
@@ -146,7 +156,7 @@ describe('secrets', () => {
     const withFile = fleet.writeInventory({hosts: [h1, h2], path: join(fleet.dir, 'pwfile.yml'), vars: {redis_password_file: 'redis-password'}})
     let s = await cli(['status', '-i', withFile, ...up(), '--json'], {timeoutMs: 60_000})
     assert.equal(s.code, 0, show(s))
-    assertNoSecret('status with the inventory\'s redis_password_file', allOutput(s))
+    assertNoSecret("status with the inventory's redis_password_file", allOutput(s))
 
     // A wrong password: a clear failure, neither password printed.
     const wrong = join(fleet.dir, 'wrong-password')
@@ -168,12 +178,12 @@ describe('secrets', () => {
 })
 
 describe('firewall', () => {
-  it('data and bus ports: open to the inventory\'s hosts and the controller, closed to an outsider until redis_allowed_clients lists it', async () => {
+  it("data and bus ports: open to the inventory's hosts and the controller, closed to an outsider until redis_allowed_clients lists it", async () => {
     // The cluster of the previous tests runs on h1 and h2; h3 is not in the inventory.
-    assert.ok(await tcpOpen(h2, h1, PORT), 'h2 (in the inventory) reaches h1\'s data port')
-    assert.ok(await tcpOpen(h2, h1, PORT + 10000), 'h2 reaches h1\'s bus port')
-    assert.ok(!(await tcpOpen(h3, h1, PORT)), 'h3 (outsider) must not reach h1\'s data port')
-    assert.ok(!(await tcpOpen(h3, h1, PORT + 10000)), 'h3 must not reach h1\'s bus port')
+    assert.ok(await tcpOpen(h2, h1, PORT), "h2 (in the inventory) reaches h1's data port")
+    assert.ok(await tcpOpen(h2, h1, PORT + 10000), "h2 reaches h1's bus port")
+    assert.ok(!(await tcpOpen(h3, h1, PORT)), "h3 (outsider) must not reach h1's data port")
+    assert.ok(!(await tcpOpen(h3, h1, PORT + 10000)), "h3 must not reach h1's bus port")
     // The controller (the address each host sees it from) is let in: this test talks to Redis.
     const c = new Redis({host: h2.ip, port: PORT, password: SECRET, lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 3000})
     await c.connect()
@@ -236,7 +246,10 @@ describe('hostile values and paths', () => {
     assert.equal(t('dest is a symlink to a file').status, 'changed')
     assert.match(t('dest with a .. component').msg, /contains a "\.\." component: refused/)
     assert.match(t('dest climbing out through a variable').msg, /contains a "\.\." component: refused/)
-    const m = await fleet.nsExec(h1, 'cat ~/victim; test -L ~/ps/link.conf && echo link || echo file; head -1 ~/ps/link.conf; head -1 ~/ps/realdir/h.conf.hbs; ls ~/escape.conf ~/escape2 2>&1 | grep -c "No such"')
+    const m = await fleet.nsExec(
+      h1,
+      'cat ~/victim; test -L ~/ps/link.conf && echo link || echo file; head -1 ~/ps/link.conf; head -1 ~/ps/realdir/h.conf.hbs; ls ~/escape.conf ~/escape2 2>&1 | grep -c "No such"',
+    )
     assert.equal(m.stdout, 'victim\nfile\nevil e\nevil e\n2\n', m.stdout + m.stderr)
   })
 })

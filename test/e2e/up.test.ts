@@ -35,11 +35,14 @@ const statusOf = async (extra: string[] = []) => {
 }
 
 function clusterClient(): Cluster {
-  return new Cluster(fleet.hosts.map((h) => ({host: h.ip, port: 6379})), {
-    enableAutoPipelining: true,
-    redisOptions: {connectTimeout: 3000, maxRetriesPerRequest: 5},
-    clusterRetryStrategy: (n) => (n > 20 ? null : 200),
-  })
+  return new Cluster(
+    fleet.hosts.map((h) => ({host: h.ip, port: 6379})),
+    {
+      enableAutoPipelining: true,
+      redisOptions: {connectTimeout: 3000, maxRetriesPerRequest: 5},
+      clusterRetryStrategy: (n) => (n > 20 ? null : 200),
+    },
+  )
 }
 
 async function hostOf(ip: string): Promise<TestHost> {
@@ -54,7 +57,10 @@ describe(`up on Redis ${redisVersion()}: 3 hosts × 10 ports, built from source 
     assert.equal(r.code, 0, show(r))
     const tasks = r.json.tasks as Array<{task: string; host: string; status: string; data?: {masters?: unknown[]}}>
     // Issue 11 case 9: the recap names tasks as their headers do, rendered.
-    assert.deepEqual(tasks.filter((t) => t.task.includes('{{')).map((t) => t.task), [])
+    assert.deepEqual(
+      tasks.filter((t) => t.task.includes('{{')).map((t) => t.task),
+      [],
+    )
     assert.equal(tasks.filter((t) => t.task === `Redis ${redisVersion()} source` && t.status === 'changed').length, 3)
     const cluster = tasks.find((t) => t.task === 'Cluster formed')
     assert.equal(cluster?.status, 'changed')
@@ -70,13 +76,13 @@ describe(`up on Redis ${redisVersion()}: 3 hosts × 10 ports, built from source 
       for (const port of [6379, 6383, 6388]) {
         const c = new Redis({host: h.ip, port, lazyConnect: true, maxRetriesPerRequest: 1})
         await c.connect()
-        assert.match(await c.cluster('INFO') as string, /cluster_state:ok/)
+        assert.match((await c.cluster('INFO')) as string, /cluster_state:ok/)
         c.disconnect()
       }
     }
   })
 
-  it('puts each redis.conf in its own host\'s home with its port and bind address; bus ports reach across hosts', async () => {
+  it("puts each redis.conf in its own host's home with its port and bind address; bus ports reach across hosts", async () => {
     for (const h of fleet.hosts) {
       const conf = await fleet.nsExec(h, 'cat ~/redis_cluster/6384/redis.conf; stat -c %a ~/redis_cluster/6384/redis.conf; ls ~/redis_cluster | wc -l')
       assert.match(conf.stdout, /^port 6384$/m)
@@ -85,7 +91,11 @@ describe(`up on Redis ${redisVersion()}: 3 hosts × 10 ports, built from source 
       assert.match(conf.stdout, /\n600\n10\n$/)
     }
     const [h1, h2, h3] = fleet.hosts
-    for (const [from, to] of [[h1, h2], [h2, h3], [h3, h1]]) {
+    for (const [from, to] of [
+      [h1, h2],
+      [h2, h3],
+      [h3, h1],
+    ]) {
       const probe = await fleet.nsExec(from, `timeout 3 bash -c 'exec 3<>/dev/tcp/${to.ip}/16385 && echo open'`)
       assert.equal(probe.stdout.trim(), 'open', `bus port of ${to.name} from ${from.name}: ${probe.stderr}`)
     }
@@ -127,7 +137,7 @@ describe(`up on Redis ${redisVersion()}: 3 hosts × 10 ports, built from source 
 })
 
 describe(`up on Redis ${redisVersion()}: replicas, failover, partial sets, bad input`, () => {
-  it('redis_replicas 1 on 3 hosts × 4 ports: no replica shares its master\'s host; a killed master fails over without losing keys', async () => {
+  it("redis_replicas 1 on 3 hosts × 4 ports: no replica shares its master's host; a killed master fails over without losing keys", async () => {
     let r = await cli(['down', '-i', inv, ...redisArgs()], {timeoutMs: 120_000})
     assert.equal(r.code, 0, show(r))
     layout({redis_count: 4, redis_replicas: 1, redis_appendonly: true})
@@ -150,10 +160,12 @@ describe(`up on Redis ${redisVersion()}: replicas, failover, partial sets, bad i
       for (const node of c.nodes('master')) assert.ok(Number(await node.call('WAIT', '1', '2000')) >= 1)
       // Kill the master owning the first key by the PID in its own pidfile.
       const slot = Number(await c.cluster('KEYSLOT', keys[0]))
-      const owner = report.masters.find((m: {slots: string}) => m.slots.split(',').some((range: string) => {
-        const [a, b] = range.split('-').map(Number)
-        return slot >= a && slot <= (b ?? a)
-      }))
+      const owner = report.masters.find((m: {slots: string}) =>
+        m.slots.split(',').some((range: string) => {
+          const [a, b] = range.split('-').map(Number)
+          return slot >= a && slot <= (b ?? a)
+        }),
+      )
       assert.ok(owner)
       const [ip, port] = owner.addr.split(':')
       const host = await hostOf(ip)
@@ -169,7 +181,7 @@ describe(`up on Redis ${redisVersion()}: replicas, failover, partial sets, bad i
         while (Date.now() < deadline && !promoted) {
           await new Promise((res) => setTimeout(res, 1000))
           const info = (await probe.cluster('INFO')) as string
-          const slots = (await probe.cluster("SLOTS")) as unknown as Array<[number, number, [string, number]]>
+          const slots = (await probe.cluster('SLOTS')) as unknown as Array<[number, number, [string, number]]>
           const serving = slots.find(([a, b]) => slot >= a && slot <= b)
           promoted = /cluster_state:ok/.test(info) && serving !== undefined && `${serving[2][0]}:${serving[2][1]}` !== owner.addr
         }

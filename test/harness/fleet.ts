@@ -2,10 +2,7 @@
 // /root and /tmp) per host, all on a private bridge, so e2e tests exercise the product
 // over genuine SSH, TCP and Redis without touching any other machine.
 import {execFile, execFileSync, spawn} from 'node:child_process'
-import {
-  chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync,
-  rmSync, statSync, unlinkSync, writeFileSync,
-} from 'node:fs'
+import {chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync} from 'node:fs'
 import {connect} from 'node:net'
 import {join} from 'node:path'
 
@@ -108,13 +105,27 @@ export async function destroyFleet(name: string): Promise<void> {
 class FleetImpl implements Fleet {
   constructor(private state: State) {}
 
-  get name(): string { return this.state.name }
-  get dir(): string { return this.state.dir }
-  get bridge(): string { return `${this.state.name}br` }
-  get controllerIp(): string { return `${PREFIX}.${this.state.octet}.1` }
-  get keyPath(): string { return join(this.dir, 'id_ed25519') }
-  get knownHostsPath(): string { return join(this.dir, 'known_hosts') }
-  get inventoryPath(): string { return join(this.dir, 'inventory.yml') }
+  get name(): string {
+    return this.state.name
+  }
+  get dir(): string {
+    return this.state.dir
+  }
+  get bridge(): string {
+    return `${this.state.name}br`
+  }
+  get controllerIp(): string {
+    return `${PREFIX}.${this.state.octet}.1`
+  }
+  get keyPath(): string {
+    return join(this.dir, 'id_ed25519')
+  }
+  get knownHostsPath(): string {
+    return join(this.dir, 'known_hosts')
+  }
+  get inventoryPath(): string {
+    return join(this.dir, 'inventory.yml')
+  }
   get hosts(): TestHost[] {
     return this.state.hosts.map(({name, ip, netns, home, tmp}) => ({name, ip, netns, home, tmp}))
   }
@@ -144,8 +155,14 @@ class FleetImpl implements Fleet {
     for (let index = first; index < first + n; index++) {
       const dir = join(this.dir, `h${index}`)
       records.push({
-        name: `h${index}`, ip: `${PREFIX}.${this.state.octet}.${10 + index}`, netns: `${this.name}-h${index}`,
-        home: join(dir, 'home'), tmp: join(dir, 'tmp'), index, dir, veth: `${this.name}v${index}`,
+        name: `h${index}`,
+        ip: `${PREFIX}.${this.state.octet}.${10 + index}`,
+        netns: `${this.name}-h${index}`,
+        home: join(dir, 'home'),
+        tmp: join(dir, 'tmp'),
+        index,
+        dir,
+        veth: `${this.name}v${index}`,
       })
     }
     // Recorded before anything exists so destroy() can find whatever a failure leaves half-made.
@@ -170,21 +187,24 @@ class FleetImpl implements Fleet {
     const hostKey = join(h.dir, 'ssh_host_ed25519_key')
     await must('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${h.netns}`, '-f', hostKey])
     const config = join(h.dir, 'sshd_config')
-    writeFileSync(config, [
-      `ListenAddress ${h.ip}`,
-      'Port 22',
-      `HostKey ${hostKey}`,
-      `PidFile ${join(h.dir, 'sshd.pid')}`,
-      'PermitRootLogin prohibit-password',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'UsePAM no',
-      `AuthorizedKeysFile ${join(h.home, '.ssh', 'authorized_keys')}`,
-      'StrictModes no',
-      'PrintMotd no',
-      'Subsystem sftp /usr/lib/openssh/sftp-server',
-      '',
-    ].join('\n'))
+    writeFileSync(
+      config,
+      [
+        `ListenAddress ${h.ip}`,
+        'Port 22',
+        `HostKey ${hostKey}`,
+        `PidFile ${join(h.dir, 'sshd.pid')}`,
+        'PermitRootLogin prohibit-password',
+        'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no',
+        'UsePAM no',
+        `AuthorizedKeysFile ${join(h.home, '.ssh', 'authorized_keys')}`,
+        'StrictModes no',
+        'PrintMotd no',
+        'Subsystem sftp /usr/lib/openssh/sftp-server',
+        '',
+      ].join('\n'),
+    )
 
     await must('ip', ['netns', 'add', h.netns])
     await must('ip', ['link', 'add', h.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', h.netns])
@@ -195,8 +215,7 @@ class FleetImpl implements Fleet {
     await must('ip', ['-n', h.netns, 'route', 'add', 'default', 'via', this.controllerIp])
 
     // Own mount namespace so each host has a private /root and /tmp; own UTS so `hostname` tells hosts apart.
-    const script = `mount --bind ${h.home} /root && mount --bind ${h.tmp} /tmp && hostname ${h.netns} && ` +
-      `exec ${SSHD} -f ${config} -E ${join(h.dir, 'sshd.log')}`
+    const script = `mount --bind ${h.home} /root && mount --bind ${h.tmp} /tmp && hostname ${h.netns} && ` + `exec ${SSHD} -f ${config} -E ${join(h.dir, 'sshd.log')}`
     const start = await runToFile('ip', ['netns', 'exec', h.netns, 'unshare', '-m', '-u', '--propagation', 'private', 'sh', '-c', script], join(h.dir, 'start.log'))
     if (start.code !== 0) throw new Error(`${h.netns}: sshd did not start: ${start.stdout}${start.stderr}${readLog(h)}`)
     await waitForSsh(h)
@@ -239,7 +258,9 @@ class FleetImpl implements Fleet {
     const deadline = Date.now() + READY_TIMEOUT_MS
     while (!existsSync(pidFile) && Date.now() < deadline) await sleep(50)
     const newPid = readFileSync(pidFile, 'utf8')
-    try { process.kill(oldPid, 'SIGTERM') } catch {}
+    try {
+      process.kill(oldPid, 'SIGTERM')
+    } catch {}
     while (running(oldPid) && Date.now() < deadline) await sleep(50)
     writeFileSync(pidFile, newPid) // in case the old sshd removed it on its way out
     h.ip = ip
@@ -275,13 +296,19 @@ class FleetImpl implements Fleet {
 
   async destroy(): Promise<void> {
     const {nsPattern, linkPattern} = patterns(this.name)
-    const listed = (await run('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]).filter((n) => nsPattern.test(n))
+    const listed = (await run('ip', ['netns', 'list'])).stdout
+      .split('\n')
+      .map((l) => l.split(' ')[0])
+      .filter((n) => nsPattern.test(n))
     const namespaces = [...new Set([...this.state.hosts.map((h) => h.netns), ...listed])]
-    await Promise.all(namespaces.map(async (ns) => {
-      await killNetns(ns)
-      await run('ip', ['netns', 'del', ns])
-    }))
-    const links = (await run('ip', ['-o', 'link', 'show'])).stdout.split('\n')
+    await Promise.all(
+      namespaces.map(async (ns) => {
+        await killNetns(ns)
+        await run('ip', ['netns', 'del', ns])
+      }),
+    )
+    const links = (await run('ip', ['-o', 'link', 'show'])).stdout
+      .split('\n')
       .map((l) => l.split(': ')[1]?.split('@')[0] ?? '')
       .filter((n) => linkPattern.test(n))
     for (const link of links) await run('ip', ['link', 'del', link])
@@ -370,9 +397,13 @@ function reserveSubnet(name: string, dir: string): number {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
         // A reservation whose fleet dir is gone was left by a crash; reclaim it.
         let owner: {dir?: string} = {}
-        try { owner = JSON.parse(readFileSync(file, 'utf8')) } catch {}
+        try {
+          owner = JSON.parse(readFileSync(file, 'utf8'))
+        } catch {}
         if (owner.dir && existsSync(owner.dir)) break
-        try { unlinkSync(file) } catch {}
+        try {
+          unlinkSync(file)
+        } catch {}
       }
     }
   }
@@ -391,8 +422,7 @@ function releaseSubnet(name: string): void {
 // Every IPv4 prefix this machine already uses (addresses and routes), as [network, length].
 function usedPrefixes(): Array<[number, number]> {
   const out: Array<[number, number]> = []
-  const text = execFileSync('ip', ['-4', '-o', 'addr', 'show'], {encoding: 'utf8'}) + '\n' +
-    execFileSync('ip', ['-4', 'route', 'show', 'table', 'all'], {encoding: 'utf8'})
+  const text = execFileSync('ip', ['-4', '-o', 'addr', 'show'], {encoding: 'utf8'}) + '\n' + execFileSync('ip', ['-4', 'route', 'show', 'table', 'all'], {encoding: 'utf8'})
   for (const m of text.matchAll(/(?:^|\s)(\d+\.\d+\.\d+\.\d+)(?:\/(\d+))?/gm)) {
     const len = m[2] === undefined ? 32 : Number(m[2])
     if (len >= 8) out.push([ipToInt(m[1]), len])
@@ -407,17 +437,20 @@ function ipToInt(ip: string): number {
 function overlaps(a: number, alen: number, b: number, blen: number): boolean {
   const len = Math.min(alen, blen)
   const mask = len === 0 ? 0 : (~0 << (32 - len)) >>> 0
-  return ((a & mask) >>> 0) === ((b & mask) >>> 0)
+  return (a & mask) >>> 0 === (b & mask) >>> 0
 }
 
 function yamlScalar(v: unknown): string {
-  if (typeof v === 'string' && /^[A-Za-z_/][A-Za-z0-9_./@-]*$/.test(v) &&
-    !/^(true|false|yes|no|on|off|null|y|n)$/i.test(v)) return v
+  if (typeof v === 'string' && /^[A-Za-z_/][A-Za-z0-9_./@-]*$/.test(v) && !/^(true|false|yes|no|on|off|null|y|n)$/i.test(v)) return v
   return JSON.stringify(v) ?? 'null' // JSON is valid YAML flow syntax
 }
 
 function readLog(h: HostRecord): string {
-  try { return readFileSync(join(h.dir, 'sshd.log'), 'utf8') } catch { return '' }
+  try {
+    return readFileSync(join(h.dir, 'sshd.log'), 'utf8')
+  } catch {
+    return ''
+  }
 }
 
 // The pid is only trusted while that process is still inside the host's network namespace.
@@ -434,7 +467,7 @@ function sshdPid(h: HostRecord): number | undefined {
 async function waitForSsh(h: HostRecord): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS
   while (Date.now() < deadline) {
-    if (sshdPid(h) !== undefined && await sshBanner(h.ip)) return
+    if (sshdPid(h) !== undefined && (await sshBanner(h.ip))) return
     await sleep(50)
   }
   throw new Error(`${h.netns}: sshd not answering on ${h.ip}:22 after ${READY_TIMEOUT_MS} ms\n${readLog(h)}`)
@@ -452,7 +485,10 @@ function running(pid: number): boolean {
 function sshBanner(ip: string): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = connect({host: ip, port: 22, timeout: 1000})
-    const done = (ok: boolean) => { sock.destroy(); resolve(ok) }
+    const done = (ok: boolean) => {
+      sock.destroy()
+      resolve(ok)
+    }
     sock.once('data', (d) => done(d.toString().startsWith('SSH-')))
     sock.once('timeout', () => done(false))
     sock.once('error', () => done(false))
@@ -467,7 +503,10 @@ async function killNetns(ns: string): Promise<void> {
     return r.code === 0 ? r.stdout.split(/\s+/).filter(Boolean).map(Number) : []
   }
   const signal = (list: number[], sig: NodeJS.Signals) => {
-    for (const pid of list) try { process.kill(pid, sig) } catch {}
+    for (const pid of list)
+      try {
+        process.kill(pid, sig)
+      } catch {}
   }
   const gone = async (ms: number) => {
     const deadline = Date.now() + ms
@@ -516,18 +555,27 @@ function runToFile(cmd: string, args: string[], prefix: string): Promise<ExecRes
   }).finally(() => {
     closeSync(out)
     closeSync(err)
-    for (const p of [outPath, errPath]) try { unlinkSync(p) } catch {}
+    for (const p of [outPath, errPath])
+      try {
+        unlinkSync(p)
+      } catch {}
   })
 }
 
 async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   const queue = [...items]
   const errors: unknown[] = []
-  await Promise.all(Array.from({length: Math.min(limit, items.length)}, async () => {
-    for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
-      try { await fn(item) } catch (error) { errors.push(error) }
-    }
-  }))
+  await Promise.all(
+    Array.from({length: Math.min(limit, items.length)}, async () => {
+      for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+        try {
+          await fn(item)
+        } catch (error) {
+          errors.push(error)
+        }
+      }
+    }),
+  )
   if (errors.length > 0) throw errors[0]
 }
 

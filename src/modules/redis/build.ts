@@ -27,7 +27,6 @@ import type {ItemResult, ModuleContext} from '../types.js'
 
 const BUILD_TIMEOUT_MS = 2 * 60 * 60_000
 
-
 // The make arguments actually used: the user's, plus -fcommon where the version needs it.
 export function effectiveMakeArgs(version: string | null, userArgs: string[]): string[] {
   if (!needsFcommon(version)) return userArgs
@@ -57,10 +56,7 @@ export interface BuildFacts {
   haveCc: boolean
 }
 
-export type BuildPlan =
-  | {action: 'noop'; reason: string}
-  | {action: 'fail'; msg: string; missingSource?: boolean}
-  | {action: 'build'; makeArgs: string[]; marker: string}
+export type BuildPlan = {action: 'noop'; reason: string} | {action: 'fail'; msg: string; missingSource?: boolean} | {action: 'build'; makeArgs: string[]; marker: string}
 
 // Rebuild only when the binaries are missing or come from another tree or other arguments.
 export function planBuild(facts: BuildFacts, userArgs: string[], src: string): BuildPlan {
@@ -102,38 +98,42 @@ export function parseBuildFacts(stdout: string): BuildFacts {
 }
 
 function factsScript(src: string, bin: string): string {
-  return [
-    `src=${quote(src)}; bin=${quote(bin)}`,
-    `[ -f "$src/Makefile" ] && [ -f "$src/src/version.h" ] && echo src=yes`,
-    `echo "sm=$(head -n 1 "$src/.baremetal-source" 2>/dev/null)"`,
-    `grep REDIS_VERSION "$src/src/version.h" 2>/dev/null | sed 's/^/vh=/'`,
-    `sed 's/^/bm=/' "$bin/.baremetal-build" 2>/dev/null`,
-    `[ -x "$bin/redis-server" ] && echo server=yes`,
-    `[ -x "$bin/redis-cli" ] && echo cli=yes`,
-    `command -v make >/dev/null 2>&1 && echo make=yes`,
-    `{ command -v cc || command -v gcc || command -v clang; } >/dev/null 2>&1 && echo cc=yes`,
-    `exit 0`,
-  ].join('\n') + '\n'
+  return (
+    [
+      `src=${quote(src)}; bin=${quote(bin)}`,
+      `[ -f "$src/Makefile" ] && [ -f "$src/src/version.h" ] && echo src=yes`,
+      `echo "sm=$(head -n 1 "$src/.baremetal-source" 2>/dev/null)"`,
+      `grep REDIS_VERSION "$src/src/version.h" 2>/dev/null | sed 's/^/vh=/'`,
+      `sed 's/^/bm=/' "$bin/.baremetal-build" 2>/dev/null`,
+      `[ -x "$bin/redis-server" ] && echo server=yes`,
+      `[ -x "$bin/redis-cli" ] && echo cli=yes`,
+      `command -v make >/dev/null 2>&1 && echo make=yes`,
+      `{ command -v cc || command -v gcc || command -v clang; } >/dev/null 2>&1 && echo cc=yes`,
+      `exit 0`,
+    ].join('\n') + '\n'
+  )
 }
 
 function buildScript(src: string, bin: string, jobs: number, makeArgs: string[], marker: string): string {
   const make = ['make', `-j${jobs}`, ...makeArgs].map(quote).join(' ')
-  return [
-    `src=${quote(src)}; bin=${quote(bin)}; log="$src/.baremetal-build.log"`,
-    `cd "$src" || exit 1`,
-    `printf '+ %s\\n' ${quote(make)} > "$log"`,
-    `if ! ${make} >> "$log" 2>&1; then echo "@@ BUILD_FAILED"; tail -n 30 "$log"; exit 2; fi`,
-    `mkdir -p "$bin" || exit 3`,
-    // temp + rename: a running redis-server keeps its old inode, no "Text file busy". The
-    // temp name is per process: two hosts that share the bin dir (NFS, one /usr/local)
-    // may install at the same time, and one's rename must not pull the other's file away.
-    `for b in redis-server redis-cli; do`,
-    `  t="$bin/.$b.baremetal-tmp.$$"`,
-    `  cp "src/$b" "$t" && chmod 755 "$t" && mv -f "$t" "$bin/$b" || { echo "@@ INSTALL_FAILED $b"; exit 3; }`,
-    `done`,
-    `printf '%s\\n' ${quote(marker)} > "$bin/.baremetal-build.tmp.$$" && mv -f "$bin/.baremetal-build.tmp.$$" "$bin/.baremetal-build" || exit 3`,
-    `echo "@@ DONE"`,
-  ].join('\n') + '\n'
+  return (
+    [
+      `src=${quote(src)}; bin=${quote(bin)}; log="$src/.baremetal-build.log"`,
+      `cd "$src" || exit 1`,
+      `printf '+ %s\\n' ${quote(make)} > "$log"`,
+      `if ! ${make} >> "$log" 2>&1; then echo "@@ BUILD_FAILED"; tail -n 30 "$log"; exit 2; fi`,
+      `mkdir -p "$bin" || exit 3`,
+      // temp + rename: a running redis-server keeps its old inode, no "Text file busy". The
+      // temp name is per process: two hosts that share the bin dir (NFS, one /usr/local)
+      // may install at the same time, and one's rename must not pull the other's file away.
+      `for b in redis-server redis-cli; do`,
+      `  t="$bin/.$b.baremetal-tmp.$$"`,
+      `  cp "src/$b" "$t" && chmod 755 "$t" && mv -f "$t" "$bin/$b" || { echo "@@ INSTALL_FAILED $b"; exit 3; }`,
+      `done`,
+      `printf '%s\\n' ${quote(marker)} > "$bin/.baremetal-build.tmp.$$" && mv -f "$bin/.baremetal-build.tmp.$$" "$bin/.baremetal-build" || exit 3`,
+      `echo "@@ DONE"`,
+    ].join('\n') + '\n'
+  )
 }
 
 async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promise<ItemResult> {

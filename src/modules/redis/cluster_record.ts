@@ -30,29 +30,35 @@ import {quote} from '../../shell.js'
 import type {ItemResult, ModuleContext, ModuleSpec} from '../types.js'
 
 function readScript(file: string, dir: string, start: number, count: number): string {
-  return [
-    `f=${quote(file)}; d=${quote(dir)}`,
-    'echo "@@ RECORD"; [ -f "$f" ] && cat "$f"; echo; echo "@@ IDS"',
-    `p=${start}; while [ "$p" -lt ${start + count} ]; do`,
-    `  [ -f "$d/$p/nodes.conf" ] && awk -v p="$p" '/myself/ { print "@@ ID " p " " $1; exit }' "$d/$p/nodes.conf"`,
-    '  p=$((p + 1))',
-    'done; true',
-  ].join('\n') + '\n'
+  return (
+    [
+      `f=${quote(file)}; d=${quote(dir)}`,
+      'echo "@@ RECORD"; [ -f "$f" ] && cat "$f"; echo; echo "@@ IDS"',
+      `p=${start}; while [ "$p" -lt ${start + count} ]; do`,
+      `  [ -f "$d/$p/nodes.conf" ] && awk -v p="$p" '/myself/ { print "@@ ID " p " " $1; exit }' "$d/$p/nodes.conf"`,
+      '  p=$((p + 1))',
+      'done; true',
+    ].join('\n') + '\n'
+  )
 }
 
 function writeScript(file: string, content: string): string {
-  const b64 = Buffer.from(content).toString('base64').replace(/(.{76})/g, '$1\n')
-  return [
-    'set -e',
-    `f=${quote(file)}`,
-    'mkdir -p "$(dirname "$f")"',
-    // Its own temp name: inventory hosts that share a machine write at the same moment.
-    `{ base64 -d > "$f.tmp.$$" <<'__BAREMETAL_RECORD__'`,
-    b64,
-    '__BAREMETAL_RECORD__',
-    'chmod 644 "$f.tmp.$$" && mv -f "$f.tmp.$$" "$f"; }',
-    'echo "@@ DONE"',
-  ].join('\n') + '\n'
+  const b64 = Buffer.from(content)
+    .toString('base64')
+    .replace(/(.{76})/g, '$1\n')
+  return (
+    [
+      'set -e',
+      `f=${quote(file)}`,
+      'mkdir -p "$(dirname "$f")"',
+      // Its own temp name: inventory hosts that share a machine write at the same moment.
+      `{ base64 -d > "$f.tmp.$$" <<'__BAREMETAL_RECORD__'`,
+      b64,
+      '__BAREMETAL_RECORD__',
+      'chmod 644 "$f.tmp.$$" && mv -f "$f.tmp.$$" "$f"; }',
+      'echo "@@ DONE"',
+    ].join('\n') + '\n'
+  )
 }
 
 function parseRead(out: string): {old?: ClusterRecord; ids: Record<string, string>} {

@@ -112,17 +112,12 @@ export interface PortWork {
 // (the commands on stdin, the password in REDISCLI_AUTH), then the snapshot rewritten
 // only if every CONFIG SET said OK. Prints "@@ PORT applied|refused" and the replies.
 export function liveScript(h: {dir: string; bin: string; ip: string; password?: string}, work: Array<PortWork & {wanted: string}>): string {
-  const lines = [
-    `dir=${quote(h.dir)}; CLI=${quote(`${h.bin}/redis-cli`)}; [ -x "$CLI" ] || CLI=$(command -v redis-cli)`,
-    'TO=""; command -v timeout >/dev/null 2>&1 && TO="timeout 10"',
-  ]
+  const lines = [`dir=${quote(h.dir)}; CLI=${quote(`${h.bin}/redis-cli`)}; [ -x "$CLI" ] || CLI=$(command -v redis-cli)`, 'TO=""; command -v timeout >/dev/null 2>&1 && TO="timeout 10"']
   for (const w of work) {
     const cmds = w.plan.live.map((c) => cliCommandLine(['CONFIG', 'SET', c.name, c.value ?? '']))
     const pw = w.appliedPassword ?? h.password ?? ''
     lines.push(
-      cmds.length === 0
-        ? 'out='
-        : `out=$(printf '%s\\n' ${cmds.map(quote).join(' ')} | ${pw ? `REDISCLI_AUTH=${quote(pw)} ` : ''}$TO "$CLI" -h ${quote(h.ip)} -p ${w.port} 2>&1)`,
+      cmds.length === 0 ? 'out=' : `out=$(printf '%s\\n' ${cmds.map(quote).join(' ')} | ${pw ? `REDISCLI_AUTH=${quote(pw)} ` : ''}$TO "$CLI" -h ${quote(h.ip)} -p ${w.port} 2>&1)`,
       `if [ "$(printf '%s\\n' "$out" | grep -c '^OK$')" = ${cmds.length} ]; then`,
       `  f="$dir/${w.port}/redis.conf.applied"; printf '%s' ${quote(Buffer.from(w.wanted).toString('base64'))} | base64 -d > "$f.tmp" && chmod 600 "$f.tmp" && mv -f "$f.tmp" "$f" && echo "@@ ${w.port} applied" || echo "@@ ${w.port} refused cannot write $f"`,
       `else echo "@@ ${w.port} refused"; fi`,
@@ -135,7 +130,14 @@ export function liveScript(h: {dir: string; bin: string; ip: string; password?: 
 
 // Snapshots for instances started before snapshots existed: their redis.conf is the best record.
 function recordScript(dir: string, ports: number[]): string {
-  return ports.map((p) => `f=${quote(`${dir}/${p}`)}; [ -f "$f/redis.conf" ] && cp -f "$f/redis.conf" "$f/redis.conf.applied.tmp" && chmod 600 "$f/redis.conf.applied.tmp" && mv -f "$f/redis.conf.applied.tmp" "$f/redis.conf.applied"`).join('\n') + '\nexit 0\n'
+  return (
+    ports
+      .map(
+        (p) =>
+          `f=${quote(`${dir}/${p}`)}; [ -f "$f/redis.conf" ] && cp -f "$f/redis.conf" "$f/redis.conf.applied.tmp" && chmod 600 "$f/redis.conf.applied.tmp" && mv -f "$f/redis.conf.applied.tmp" "$f/redis.conf.applied"`,
+      )
+      .join('\n') + '\nexit 0\n'
+  )
 }
 
 function parseLive(stdout: string): Map<number, {ok: boolean; replies: string[]}> {
@@ -193,7 +195,9 @@ function groupChanges(entries: Array<{key: string; text: string}>): string[] {
 
 function describeSteps(plan: RollingStep[][], hostOf: Map<string, string>): {restarts: number; failovers: string[]; saved: string[]; refused: string[]} {
   const steps = plan.flat()
-  const failovers = steps.filter((s): s is Extract<RollingStep, {kind: 'failover'}> => s.kind === 'failover').map((s) => `${s.master} → ${s.replica}${hostOf.has(s.replica) ? ` (${hostOf.get(s.replica)})` : ''}`)
+  const failovers = steps
+    .filter((s): s is Extract<RollingStep, {kind: 'failover'}> => s.kind === 'failover')
+    .map((s) => `${s.master} → ${s.replica}${hostOf.has(s.replica) ? ` (${hostOf.get(s.replica)})` : ''}`)
   const saved = steps.filter((s) => s.kind === 'restart' && s.save).map((s) => (s as {addr: string}).addr)
   const refused = steps.filter((s): s is Extract<RollingStep, {kind: 'refuse'}> => s.kind === 'refuse').map((s) => `${s.addr}: ${s.why}`)
   return {restarts: steps.filter((s) => s.kind === 'restart').length, failovers, saved, refused}
@@ -215,19 +219,30 @@ async function aofBeforeRestart(ctx: ModuleContext, list: Restart[]): Promise<Ar
     groups.set(k, [...(groups.get(k) ?? []), r])
   }
   const failed: Array<Restart & {why: string}> = []
-  await Promise.all([...groups.values()].map(async (g) => {
-    const s = g[0].s
-    const ports = g.map((r) => r.work.port)
-    const opts = {dir: s.dir, bin: s.bin, bind: s.ip, waitSeconds: intVar(s.ph.vars.redis_start_timeout, 60), password: g[0].work.appliedPassword ?? s.password, remove: false, keepData: false, save: false}
-    const r = await s.ph.transport.exec('sh -s', {stdin: aofOnScript(ports, opts), timeoutMs: (11 * opts.waitSeconds + 60) * 1000})
-    const reports = parseInstanceReport(mask(r.stdout, ctx.secrets))
-    for (const x of g) {
-      const rep = reports.get(x.work.port)
-      if (rep?.states.includes('aofon')) continue
-      const why = rep ? rep.reasons[rep.states.lastIndexOf('failed')] || 'failed' : `no answer (exit ${r.exitCode}${r.timedOut ? ', timed out' : ''})`
-      failed.push({...x, why})
-    }
-  }))
+  await Promise.all(
+    [...groups.values()].map(async (g) => {
+      const s = g[0].s
+      const ports = g.map((r) => r.work.port)
+      const opts = {
+        dir: s.dir,
+        bin: s.bin,
+        bind: s.ip,
+        waitSeconds: intVar(s.ph.vars.redis_start_timeout, 60),
+        password: g[0].work.appliedPassword ?? s.password,
+        remove: false,
+        keepData: false,
+        save: false,
+      }
+      const r = await s.ph.transport.exec('sh -s', {stdin: aofOnScript(ports, opts), timeoutMs: (11 * opts.waitSeconds + 60) * 1000})
+      const reports = parseInstanceReport(mask(r.stdout, ctx.secrets))
+      for (const x of g) {
+        const rep = reports.get(x.work.port)
+        if (rep?.states.includes('aofon')) continue
+        const why = rep ? rep.reasons[rep.states.lastIndexOf('failed')] || 'failed' : `no answer (exit ${r.exitCode}${r.timedOut ? ', timed out' : ''})`
+        failed.push({...x, why})
+      }
+    }),
+  )
   return failed
 }
 
@@ -254,12 +269,14 @@ async function readTemplate(ctx: ModuleContext, args: Record<string, unknown>): 
 // Facts: one round trip per host.
 async function readFacts(ctx: ModuleContext, setups: HostSetup[]): Promise<Array<ReturnType<typeof parseConfigFacts>> | ItemResult> {
   const problems: string[] = []
-  const facts = await Promise.all(setups.map(async (s) => {
-    const want = new Map([...s.wanted].map(([p, text]) => [p, sha256(text)]))
-    const r = await s.ph.transport.exec('sh -s', {stdin: factsScript(s.dir, want), timeoutMs: 60_000 + 100 * s.ports.length})
-    if (r.failed) problems.push(`${s.ph.host}: cannot read the applied configs (exit ${r.exitCode}): ${mask(r.stderr, ctx.secrets).trim().slice(-300)}`)
-    return parseConfigFacts(r.stdout)
-  }))
+  const facts = await Promise.all(
+    setups.map(async (s) => {
+      const want = new Map([...s.wanted].map(([p, text]) => [p, sha256(text)]))
+      const r = await s.ph.transport.exec('sh -s', {stdin: factsScript(s.dir, want), timeoutMs: 60_000 + 100 * s.ports.length})
+      if (r.failed) problems.push(`${s.ph.host}: cannot read the applied configs (exit ${r.exitCode}): ${mask(r.stderr, ctx.secrets).trim().slice(-300)}`)
+      return parseConfigFacts(r.stdout)
+    }),
+  )
   if (problems.length) return {status: 'failed', msg: problems.join('\n')}
   return facts
 }
@@ -291,7 +308,13 @@ function planPorts(ctx: ModuleContext, setups: HostSetup[], facts: Array<ReturnT
 async function checkResult(ctx: ModuleContext, {live, restart, unrecorded}: PortPlans, data: Record<string, unknown>, hostOf: Map<string, string>): Promise<ItemResult> {
   const liveText = live.filter((l) => l.work.plan.live.length > 0).map((l) => ({key: key(l.s, l.work.port), text: `CONFIG SET ${l.work.plan.live.map(describeChange).join(', ')}`}))
   if (!live.some((l) => l.work.plan.live.length > 0) && restart.length === 0) {
-    return {status: 'ok', msg: unrecorded.length ? `no change known; would record the applied config of ${unrecorded.length} instance(s) started without one` : 'every running instance already uses its rendered configuration', data}
+    return {
+      status: 'ok',
+      msg: unrecorded.length
+        ? `no change known; would record the applied config of ${unrecorded.length} instance(s) started without one`
+        : 'every running instance already uses its rendered configuration',
+      data,
+    }
   }
   const lines = groupChanges(liveText).map((l) => `would ${l}`)
   if (restart.length) {
@@ -300,31 +323,36 @@ async function checkResult(ctx: ModuleContext, {live, restart, unrecorded}: Port
     const d = describeSteps(plan, hostOf)
     data.rolling = plan
     lines.push(...groupChanges(restartTextFor(restart)).map((l) => `would ${l}`))
-    lines.push(`would restart ${d.restarts} instance(s) one at a time per shard, replicas first${d.failovers.length ? `; CLUSTER FAILOVER before restarting ${d.failovers.length} master(s): ${d.failovers.join(', ')}` : ''}`)
+    lines.push(
+      `would restart ${d.restarts} instance(s) one at a time per shard, replicas first${d.failovers.length ? `; CLUSTER FAILOVER before restarting ${d.failovers.length} master(s): ${d.failovers.join(', ')}` : ''}`,
+    )
     if (d.saved.length) lines.push(`would stop ${d.saved.length} master(s) without an in-sync replica by SHUTDOWN SAVE (their keys come back from that RDB): ${d.saved.join(', ')}`)
     if (d.refused.length) lines.push(`would refuse ${d.refused.length}: ${d.refused.join('; ')}`)
   }
   const aofFirst = restart.filter((r) => turnsAofOn(r.work.plan))
-  if (aofFirst.length) lines.push(...groupChanges(aofFirst.map((r) => ({key: key(r.s, r.work.port), text: 'would turn AOF on live (CONFIG SET appendonly yes, its rewrite waited for) before the restart'}))))
+  if (aofFirst.length)
+    lines.push(...groupChanges(aofFirst.map((r) => ({key: key(r.s, r.work.port), text: 'would turn AOF on live (CONFIG SET appendonly yes, its rewrite waited for) before the restart'}))))
   return {status: 'changed', msg: mask(lines.join('\n'), ctx.secrets), data}
 }
 
 // Live changes: one round trip per host; a refused CONFIG SET turns into a restart.
 async function applyLive(ctx: ModuleContext, setups: HostSetup[], {live, restart}: PortPlans): Promise<string[]> {
   const refusedNotes: string[] = []
-  await Promise.all(setups.map(async (s) => {
-    const mine = live.filter((l) => l.s === s).map((l) => l.work)
-    if (mine.length === 0) return
-    const r = await s.ph.transport.exec('sh -s', {stdin: liveScript(s, mine), timeoutMs: 60_000 + 1000 * mine.length})
-    const res = parseLive(mask(r.stdout, ctx.secrets))
-    for (const w of mine) {
-      const x = res.get(w.port)
-      if (x?.ok) continue
-      const why = x ? x.replies.filter((l) => l && l !== 'OK').join('; ') : `no answer (exit ${r.exitCode})`
-      refusedNotes.push(`${s.ph.host}:${w.port} refused CONFIG SET (${why || 'not applied'}): restarting it instead`)
-      restart.push({s, work: w})
-    }
-  }))
+  await Promise.all(
+    setups.map(async (s) => {
+      const mine = live.filter((l) => l.s === s).map((l) => l.work)
+      if (mine.length === 0) return
+      const r = await s.ph.transport.exec('sh -s', {stdin: liveScript(s, mine), timeoutMs: 60_000 + 1000 * mine.length})
+      const res = parseLive(mask(r.stdout, ctx.secrets))
+      for (const w of mine) {
+        const x = res.get(w.port)
+        if (x?.ok) continue
+        const why = x ? x.replies.filter((l) => l && l !== 'OK').join('; ') : `no answer (exit ${r.exitCode})`
+        refusedNotes.push(`${s.ph.host}:${w.port} refused CONFIG SET (${why || 'not applied'}): restarting it instead`)
+        restart.push({s, work: w})
+      }
+    }),
+  )
   return refusedNotes
 }
 
@@ -341,13 +369,24 @@ async function turnAofOnFirst(ctx: ModuleContext, restart: Restart[], data: Reco
     if (on.length) lines.push(...groupChanges(on.map((r) => ({key: key(r.s, r.work.port), text: 'AOF turned on live before the restart'}))))
     if (notOn.length) {
       failed = true
-      lines.unshift(`${notOn.length} instance(s) not restarted: AOF did not come on live, and a restart with appendonly yes would start from an empty AOF and lose its keys (fix what the reason says, then run up again):`, ...notOn.map((f) => `  ${f.s.ph.host}:${f.work.port}: ${f.why}`))
+      lines.unshift(
+        `${notOn.length} instance(s) not restarted: AOF did not come on live, and a restart with appendonly yes would start from an empty AOF and lose its keys (fix what the reason says, then run up again):`,
+        ...notOn.map((f) => `  ${f.s.ph.host}:${f.work.port}: ${f.why}`),
+      )
     }
   }
   return failed
 }
 
-async function restartAll(ctx: ModuleContext, args: Record<string, unknown>, setups: HostSetup[], restart: Restart[], data: Record<string, unknown>, lines: string[], hostOf: Map<string, string>): Promise<boolean> {
+async function restartAll(
+  ctx: ModuleContext,
+  args: Record<string, unknown>,
+  setups: HostSetup[],
+  restart: Restart[],
+  data: Record<string, unknown>,
+  lines: string[],
+  hostOf: Map<string, string>,
+): Promise<boolean> {
   let failed = false
   if (restart.length) {
     const nodeTimeout = Math.max(...setups.map((s) => intVar(s.ph.vars.redis_cluster_node_timeout, 15000)))
@@ -372,7 +411,9 @@ async function restartAll(ctx: ModuleContext, args: Record<string, unknown>, set
     const restartedKeys = restart.filter(({s, work}) => rr.restarted.includes(nodeAddr({ip: s.ip, port: work.port})))
     if (restartedKeys.length) {
       lines.push(...groupChanges(restartTextFor(restartedKeys)).map((l) => l.replace(/^restart for/, 'restarted for')))
-      lines.push(`restarted ${rr.restarted.length} instance(s) one at a time per shard, replicas first${rr.failovers.length ? `; ${rr.failovers.length} master(s) handed over first by CLUSTER FAILOVER: ${rr.failovers.map((f) => `${f.from} → ${f.to}`).join(', ')}` : ''}`)
+      lines.push(
+        `restarted ${rr.restarted.length} instance(s) one at a time per shard, replicas first${rr.failovers.length ? `; ${rr.failovers.length} master(s) handed over first by CLUSTER FAILOVER: ${rr.failovers.map((f) => `${f.from} → ${f.to}`).join(', ')}` : ''}`,
+      )
     }
     if (rr.failed.length) {
       failed = true
@@ -401,10 +442,12 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   if (ctx.check) return checkResult(ctx, plans, data, hostOf)
 
   // Snapshots missing: record them, no change to any instance (status stays ok).
-  await Promise.all(setups.map(async (s) => {
-    const ports = unrecorded.filter((u) => u.s === s).map((u) => u.port)
-    if (ports.length) await s.ph.transport.exec('sh -s', {stdin: recordScript(s.dir, ports), timeoutMs: 60_000})
-  }))
+  await Promise.all(
+    setups.map(async (s) => {
+      const ports = unrecorded.filter((u) => u.s === s).map((u) => u.port)
+      if (ports.length) await s.ph.transport.exec('sh -s', {stdin: recordScript(s.dir, ports), timeoutMs: 60_000})
+    }),
+  )
 
   const refusedNotes = await applyLive(ctx, setups, plans)
   const liveDone = live.filter((l) => l.work.plan.live.length > 0 && !restart.some((r) => r.s === l.s && r.work.port === l.work.port))

@@ -109,18 +109,26 @@ async function observe(pool: NodePool, hosts: readonly GroupHost[], playHosts: R
 
 async function hostFacts(ctx: ModuleContext, playHosts: readonly PlayHost[], down: World['down']): Promise<Map<string, DataFacts>> {
   const out = new Map<string, DataFacts>()
-  await Promise.all(playHosts.map(async (ph) => {
-    const mine = down.filter((d) => d.host === ph.host)
-    if (mine.length === 0) return
-    const dir = clusterDir(ph)
-    const r = await ph.transport.exec('sh -s', {stdin: dataFactsScript(dir, mine.map((d) => d.node.port)), timeoutMs: 60_000})
-    if (r.failed) throw new ClusterError(`${ph.host}: cannot read the dead instances' directories (exit ${r.exitCode}): ${mask(r.stderr, ctx.secrets).trim().slice(-300)}`, {where: {host: ph.host}})
-    const facts = parseDataFacts(r.stdout)
-    for (const d of mine) {
-      const f = facts.get(d.node.port)
-      if (f) out.set(d.addr, f)
-    }
-  }))
+  await Promise.all(
+    playHosts.map(async (ph) => {
+      const mine = down.filter((d) => d.host === ph.host)
+      if (mine.length === 0) return
+      const dir = clusterDir(ph)
+      const r = await ph.transport.exec('sh -s', {
+        stdin: dataFactsScript(
+          dir,
+          mine.map((d) => d.node.port),
+        ),
+        timeoutMs: 60_000,
+      })
+      if (r.failed) throw new ClusterError(`${ph.host}: cannot read the dead instances' directories (exit ${r.exitCode}): ${mask(r.stderr, ctx.secrets).trim().slice(-300)}`, {where: {host: ph.host}})
+      const facts = parseDataFacts(r.stdout)
+      for (const d of mine) {
+        const f = facts.get(d.node.port)
+        if (f) out.set(d.addr, f)
+      }
+    }),
+  )
   return out
 }
 
@@ -155,16 +163,27 @@ const roleOf = (text: unknown) => parseClusterInfo(String(text)).role
 
 // Promote the live replica with the highest offset; FORCE, then TAKEOVER if no election won.
 async function promote(pool: NodePool, h: Extract<Handover, {action: 'failover'}>, byAddr: ReadonlyMap<string, ClusterNode>, timeoutMs: number, password?: string): Promise<{to: string; how: string}> {
-  const offsets = await Promise.all(h.replicas.map((a) => pool.run(byAddr.get(a)!, (r) => r.call('INFO', 'replication')).then((t) => Number(parseClusterInfo(String(t)).slave_repl_offset ?? -1), () => -1)))
+  const offsets = await Promise.all(
+    h.replicas.map((a) =>
+      pool
+        .run(byAddr.get(a)!, (r) => r.call('INFO', 'replication'))
+        .then(
+          (t) => Number(parseClusterInfo(String(t)).slave_repl_offset ?? -1),
+          () => -1,
+        ),
+    ),
+  )
   const best = h.replicas[offsets.indexOf(Math.max(...offsets))]
   const node = byAddr.get(best)!
   const modes = h.takeover ? ['TAKEOVER'] : ['FORCE', 'TAKEOVER']
   for (const mode of modes) {
     const already = await pool.run(node, (r) => r.call('INFO', 'replication')).then(roleOf, () => undefined)
     if (already === 'master') return {to: best, how: 'automatic failover'}
-    await pool.run(node, (r) => r.call('CLUSTER', 'FAILOVER', mode)).catch((error) => {
-      throw new ClusterError(`${best}: CLUSTER FAILOVER ${mode} failed: ${describeRedisError(error, password)}`, {where: {host: node.host}})
-    })
+    await pool
+      .run(node, (r) => r.call('CLUSTER', 'FAILOVER', mode))
+      .catch((error) => {
+        throw new ClusterError(`${best}: CLUSTER FAILOVER ${mode} failed: ${describeRedisError(error, password)}`, {where: {host: node.host}})
+      })
     const deadline = Date.now() + (mode === 'FORCE' ? Math.min(timeoutMs, 8000) : timeoutMs)
     while (Date.now() < deadline) {
       if ((await pool.run(node, (r) => r.call('INFO', 'replication')).then(roleOf, () => undefined)) === 'master') return {to: best, how: mode}
@@ -181,7 +200,10 @@ function describePlan(plan: readonly Handover[], check: boolean): string[] {
   const would = check ? 'would ' : ''
   const lines: string[] = []
   const fo = plan.filter((h) => h.action === 'failover')
-  if (fo.length) lines.push(`${would}fail over ${fo.length} dead master(s) to a live replica before restarting them (they rejoin as replicas): ${fo.map((h) => `${h.addr} (${countSlots(h.slots)} slots)`).join(', ')}`)
+  if (fo.length)
+    lines.push(
+      `${would}fail over ${fo.length} dead master(s) to a live replica before restarting them (they rejoin as replicas): ${fo.map((h) => `${h.addr} (${countSlots(h.slots)} slots)`).join(', ')}`,
+    )
   for (const h of plan) if (h.action === 'refuse' || h.action === 'start-empty') lines.push(`${h.addr} (host ${h.host}): ${h.why}`)
   return lines
 }
@@ -202,13 +224,25 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
     const refused = plan.filter((h) => h.action === 'refuse')
     const lines = describePlan(plan, ctx.check)
     if (refused.length > 0) {
-      return {status: 'failed', data: resultData, msg: [`refusing to start ${refused.length} dead master(s) as the empty owners of their slots; no instance started:`, ...lines,
-        'fix: bring back the host or data of that master (its AOF/RDB), or run up --allow-data-loss to serve those slots empty'].join('\n')}
+      return {
+        status: 'failed',
+        data: resultData,
+        msg: [
+          `refusing to start ${refused.length} dead master(s) as the empty owners of their slots; no instance started:`,
+          ...lines,
+          'fix: bring back the host or data of that master (its AOF/RDB), or run up --allow-data-loss to serve those slots empty',
+        ].join('\n'),
+      }
     }
     const empty = plan.filter((h): h is Extract<Handover, {why: string; slots: unknown}> => h.action === 'start-empty')
     const warnings = empty.map((h) => `--allow-data-loss: ${h.addr} (host ${h.host}) starts as the empty owner of slots ${rangesToString(h.slots)}: their keys are lost`)
     const failovers = plan.filter((h): h is Extract<Handover, {action: 'failover'}> => h.action === 'failover')
-    if (failovers.length === 0 && empty.length === 0) return {status: 'ok', msg: `${dead.length} instance(s) down (${portList(dead.map((d) => d.node.port))}), safe to start: ${[...new Set(plan.map((h) => (h as {why?: string}).why))].join('; ')}`, data: resultData}
+    if (failovers.length === 0 && empty.length === 0)
+      return {
+        status: 'ok',
+        msg: `${dead.length} instance(s) down (${portList(dead.map((d) => d.node.port))}), safe to start: ${[...new Set(plan.map((h) => (h as {why?: string}).why))].join('; ')}`,
+        data: resultData,
+      }
     if (ctx.check) return {status: 'changed', msg: lines.join('\n'), data: resultData, warnings}
     const byAddr = new Map(world.nodes.map((n) => [nodeAddr(n), n]))
     const done: string[] = []

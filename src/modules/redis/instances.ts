@@ -139,7 +139,11 @@ export function summarizeInstances(state: InstanceState, ports: number[], report
     const data = {stopped, not_running: by('notrunning'), removed, failed}
     const done = [stopped.length && `stopped ${stopped.length} (${portList(stopped)})`, removed.length && `removed ${removed.length} port dir(s)`].filter(Boolean).join(', ')
     if (failed.length) {
-      return {status: 'failed', msg: [`${failed.length} of ${ports.length} instance(s) could not be stopped`, ...failed.map((p) => failureText(p, reports.get(p))), done, ...notes].filter(Boolean).join('\n'), data}
+      return {
+        status: 'failed',
+        msg: [`${failed.length} of ${ports.length} instance(s) could not be stopped`, ...failed.map((p) => failureText(p, reports.get(p))), done, ...notes].filter(Boolean).join('\n'),
+        data,
+      }
     }
     if (stopped.length || removed.length) return {status: 'changed', msg: [done, ...notes].join('\n'), data}
     const reason = opts.remove ? 'no instance running and nothing to remove' : 'no instance running'
@@ -164,7 +168,9 @@ export function summarizeInstances(state: InstanceState, ports: number[], report
     aofOn.length && `AOF turned on live after loading dump.rdb on ${aofOn.length} (${portList(aofOn)})`,
     // A repair, not a restart: the instance kept running and keeps its pid.
     restored.length && `pidfile restored for ${portList(restored)}`,
-  ].filter(Boolean).join(', ')
+  ]
+    .filter(Boolean)
+    .join(', ')
   if (failed.length) {
     return {status: 'failed', msg: [`${failed.length} of ${ports.length} instance(s) failed to start`, ...failed.map((p) => failureText(p, reports.get(p))), done].filter(Boolean).join('\n'), data}
   }
@@ -631,9 +637,7 @@ export function instancesScript(mode: InstanceState | 'status', ports: number[],
     // Rolling: one port down at a time, so a cluster with replicas keeps serving.
     restarted: ['for rs in $PORTS; do', '  stop_ports "$rs"', '  start_ports "$rs"', 'done'],
   }
-  const body = mode === 'stopped' && o.remove
-    ? ['stop_ports "$PORTS" | tee "$T/report"', ...main.stopped.slice(1)]
-    : main[mode]
+  const body = mode === 'stopped' && o.remove ? ['stop_ports "$PORTS" | tee "$T/report"', ...main.stopped.slice(1)] : main[mode]
   return libScript(mode, ports, o, body)
 }
 
@@ -724,9 +728,7 @@ export const redisInstancesModule: ModuleSpec = {
       const reports = parseInstanceReport(mask(r.stdout, secrets))
       const trouble = r.failed || r.timedOut ? `\nscript exit ${r.exitCode}${r.timedOut ? ' (timed out)' : ''}: ${mask(r.stderr, secrets).trim().split('\n').slice(-5).join('\n')}` : ''
       for (const {index, ports: itemPorts} of g.items) {
-        const res = ctx.check
-          ? planCheck(g.state, itemPorts, reports, g.opts.remove)
-          : summarizeInstances(g.state, itemPorts, reports, {remove: g.opts.remove})
+        const res = ctx.check ? planCheck(g.state, itemPorts, reports, g.opts.remove) : summarizeInstances(g.state, itemPorts, reports, {remove: g.opts.remove})
         if (res.status === 'failed' && trouble) res.msg = `${res.msg}${trouble}`
         res.msg = res.msg ? mask(res.msg, secrets) : res.msg
         results[index] = res

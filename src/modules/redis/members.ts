@@ -32,15 +32,16 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   const hosts = ctx.playHosts.length > 0 ? ctx.playHosts : [{host: ctx.host, address: ctx.address, vars: ctx.vars}]
   const nodes = await clusterNodesFromHosts(hosts)
   const m = await readMembers(nodes, {password})
-  const msg = m.members.length === 0
-    ? 'no cluster running yet'
-    : `${m.members.length} member(s) on ${m.ips.length} address(es)${m.missing.length ? `; ${m.missing.length} not in the inventory: ${m.missing.slice(0, 5).join(', ')}${m.missing.length > 5 ? ', …' : ''}` : ''}`
+  const msg =
+    m.members.length === 0
+      ? 'no cluster running yet'
+      : `${m.members.length} member(s) on ${m.ips.length} address(es)${m.missing.length ? `; ${m.missing.length} not in the inventory: ${m.missing.slice(0, 5).join(', ')}${m.missing.length > 5 ? ', …' : ''}` : ''}`
   return {status: 'ok', msg, data: {ips: m.ips, members: m.members, missing: m.missing}}
 }
 
 export const redisMembersModule = definePlayModule({
   name: 'redis_members',
-  description: 'List the addresses of the running cluster\'s members, in the inventory or not (read-only)',
+  description: "List the addresses of the running cluster's members, in the inventory or not (read-only)",
   args: {password: {type: 'string', secret: true}},
   runItem,
 })

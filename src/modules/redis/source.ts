@@ -42,11 +42,7 @@ import type {ExecResult} from '../../transport/types.js'
 import {defineItemModule} from '../define.js'
 import type {ItemResult, ModuleContext} from '../types.js'
 
-export type SourceKind =
-  | {kind: 'release'; url: string}
-  | {kind: 'url'; url: string}
-  | {kind: 'git'; url: string}
-  | {kind: 'controller'; path: string}
+export type SourceKind = {kind: 'release'; url: string} | {kind: 'url'; url: string} | {kind: 'git'; url: string} | {kind: 'controller'; path: string}
 
 // Which of the four ways to get a tree a `source:` string means, decided without I/O.
 export function detectSource(source: string, version: string, playbookDir: string): SourceKind {
@@ -94,10 +90,7 @@ export interface SourceFacts {
   treeVersion?: string
 }
 
-export type SourcePlan =
-  | {action: 'noop'; reason: string; identity: string}
-  | {action: 'fail'; msg: string}
-  | {action: 'fetch'; identity: string; transfer: 'download' | 'push' | 'cached' | 'clone'}
+export type SourcePlan = {action: 'noop'; reason: string; identity: string} | {action: 'fail'; msg: string} | {action: 'fetch'; identity: string; transfer: 'download' | 'push' | 'cached' | 'clone'}
 
 // The commit a tag points to: the peeled `^{}` line of an annotated tag wins over the tag object.
 export function remoteCommit(lines: string[], version: string): string | null {
@@ -194,12 +187,7 @@ function factsScript(dest: string, staged: string, src: SourceKind, want: string
 }
 
 function applyScript(dest: string, staged: string, src: SourceKind, plan: Extract<SourcePlan, {action: 'fetch'}>, version: string, fetcher: string): string {
-  const lines = [
-    SHA_FN,
-    `dest=${quote(dest)}; staged=${quote(staged)}; new="$dest.baremetal-new"; old="$dest.baremetal-old"`,
-    `mkdir -p "$(dirname "$dest")" || exit 1`,
-    `rm -rf "$new" "$old"`,
-  ]
+  const lines = [SHA_FN, `dest=${quote(dest)}; staged=${quote(staged)}; new="$dest.baremetal-new"; old="$dest.baremetal-old"`, `mkdir -p "$(dirname "$dest")" || exit 1`, `rm -rf "$new" "$old"`]
   if (plan.transfer === 'clone') {
     lines.push(
       `if ! out=$(GIT_TERMINAL_PROMPT=0 git -c advice.detachedHead=false clone -q --depth 1 --branch ${quote(version)} ${quote(src.kind === 'git' ? src.url : '')} "$new" 2>&1); then`,
@@ -211,9 +199,7 @@ function applyScript(dest: string, staged: string, src: SourceKind, plan: Extrac
     lines.push(`want=${quote(want)}`)
     if (plan.transfer === 'download') {
       const url = src.kind === 'release' || src.kind === 'url' ? src.url : ''
-      const get = fetcher === 'curl'
-        ? `curl -fsSL --retry 3 --connect-timeout 30 -o "$part" ${quote(url)}`
-        : `wget -q -O "$part" ${quote(url)}`
+      const get = fetcher === 'curl' ? `curl -fsSL --retry 3 --connect-timeout 30 -o "$part" ${quote(url)}` : `wget -q -O "$part" ${quote(url)}`
       lines.push(
         `part="$staged.part"; rm -f "$part"`,
         `if ! out=$(${get} 2>&1); then rm -f "$part"; echo "@@ FETCH_FAILED"; printf '%s\\n' "$out" | tail -n 5; exit 2; fi`,
@@ -222,10 +208,7 @@ function applyScript(dest: string, staged: string, src: SourceKind, plan: Extrac
         `mv -f "$part" "$staged"`,
       )
     } else {
-      lines.push(
-        `got=$(sha256_of "$staged")`,
-        `if [ "$got" != "$want" ]; then rm -f "$staged"; echo "@@ SHA_MISMATCH $got"; exit 3; fi`,
-      )
+      lines.push(`got=$(sha256_of "$staged")`, `if [ "$got" != "$want" ]; then rm -f "$staged"; echo "@@ SHA_MISMATCH $got"; exit 3; fi`)
     }
     lines.push(
       `mkdir -p "$new"`,
@@ -323,12 +306,24 @@ function appliedResult(ctx: ModuleContext, w: SourceWant, plan: Extract<SourcePl
   if (out.includes('@@ FETCH_FAILED')) return {status: 'failed', msg: `download of ${origin} failed: ${tail('@@ FETCH_FAILED')}`, rc: r.exitCode, data}
   if (out.includes('@@ CLONE_FAILED')) return {status: 'failed', msg: `git clone of ${origin} at ${version} failed: ${tail('@@ CLONE_FAILED')}`, rc: r.exitCode, data}
   const vm = /@@ VERSION_MISMATCH (\S*)/.exec(out)
-  if (vm && !vm[1]) return {status: 'failed', msg: `${origin} has no src/version.h with REDIS_VERSION: not a Redis source tree, or not redis_version ${version}; nothing built, ${dest} left as it was`, rc: r.exitCode, data}
+  if (vm && !vm[1])
+    return {
+      status: 'failed',
+      msg: `${origin} has no src/version.h with REDIS_VERSION: not a Redis source tree, or not redis_version ${version}; nothing built, ${dest} left as it was`,
+      rc: r.exitCode,
+      data,
+    }
   if (vm) return {status: 'failed', msg: versionMismatch(version, vm[1], `${origin} (unpacked, ${dest} left as it was)`), rc: r.exitCode, data}
   if (out.includes('@@ UNPACK_FAILED')) return {status: 'failed', msg: `unpacking ${origin} failed: ${tail('@@ UNPACK_FAILED')}`, rc: r.exitCode, data}
   const done = /@@ DONE (\S+)/.exec(out)
   if (r.failed || !done) {
-    return {status: 'failed', msg: `installing the source into ${dest} failed (exit ${r.exitCode}): ${mask(r.stderr, secrets).trim().split('\n').slice(-5).join('\n')}`, rc: r.exitCode, stdout: out, data}
+    return {
+      status: 'failed',
+      msg: `installing the source into ${dest} failed (exit ${r.exitCode}): ${mask(r.stderr, secrets).trim().split('\n').slice(-5).join('\n')}`,
+      rc: r.exitCode,
+      stdout: out,
+      data,
+    }
   }
   const verb = {download: 'downloaded', push: 'pushed', cached: 'reused cached', clone: 'cloned'}[plan.transfer]
   return {

@@ -18,7 +18,7 @@ describe('cli: -e splitting', () => {
     assert.deepEqual(e(`p="a b"`), {p: 'a b'})
   })
 
-  it('keeps {{ }} blocks whole, as Ansible\'s splitter does', () => {
+  it("keeps {{ }} blocks whole, as Ansible's splitter does", () => {
     assert.deepEqual(e('a={{ x | default(1) }} b=2'), {a: '{{ x | default(1) }}', b: '2'})
   })
 
@@ -37,7 +37,10 @@ describe('cli: -e splitting', () => {
 
   it('refuses what is not key=value, never echoing a secret', () => {
     assert.throws(() => e('novalue'), /is not key=value/)
-    assert.throws(() => e('redis_password hunter2'), (err: Error) => /not key=value/.test(err.message) && !err.message.includes('hunter2'))
+    assert.throws(
+      () => e('redis_password hunter2'),
+      (err: Error) => /not key=value/.test(err.message) && !err.message.includes('hunter2'),
+    )
   })
 
   it('splitArgs: unbalanced quotes or blocks are not split; parseKv needs a name before =', () => {

@@ -81,10 +81,71 @@ const BASE_PLAYBOOK = `- name: site
 
 // Characters and fragments that matter to YAML, Handlebars, the shell and our parsers.
 const TOKENS = [
-  ':', ': ', '-', '- ', '[', ']', '{', '}', ',', '#', '&a ', '*a', '!!str ', '!!binary ', '!!map', '|', '>', "'", '"', '%', '@',
-  '`', '\n', '\n  ', '\n    - ', '\t', '  ', '{{', '}}', '{{ x }}', '{{#if a}}', '{{/if}}', '{{> p}}', '<<: *a', '? ', '---\n', '...',
-  '\u0000', '\uFEFF', '\u2028', 'null', '~', 'yes', 'no', '0o7', '0644', '1e999', '-1', 'NaN', 'loop', 'when', 'hosts', 'tasks', 'vars',
-  'children', 'all', '__proto__', 'constructor', 'r[1:99999]', 'r[01:3:0]', 'a[1:3000]b[1:3000]', '$(touch /tmp/fuzz-pwned)', '; rm -rf /', '\\', '\r\n',
+  ':',
+  ': ',
+  '-',
+  '- ',
+  '[',
+  ']',
+  '{',
+  '}',
+  ',',
+  '#',
+  '&a ',
+  '*a',
+  '!!str ',
+  '!!binary ',
+  '!!map',
+  '|',
+  '>',
+  "'",
+  '"',
+  '%',
+  '@',
+  '`',
+  '\n',
+  '\n  ',
+  '\n    - ',
+  '\t',
+  '  ',
+  '{{',
+  '}}',
+  '{{ x }}',
+  '{{#if a}}',
+  '{{/if}}',
+  '{{> p}}',
+  '<<: *a',
+  '? ',
+  '---\n',
+  '...',
+  '\u0000',
+  '\uFEFF',
+  '\u2028',
+  'null',
+  '~',
+  'yes',
+  'no',
+  '0o7',
+  '0644',
+  '1e999',
+  '-1',
+  'NaN',
+  'loop',
+  'when',
+  'hosts',
+  'tasks',
+  'vars',
+  'children',
+  'all',
+  '__proto__',
+  'constructor',
+  'r[1:99999]',
+  'r[01:3:0]',
+  'a[1:3000]b[1:3000]',
+  '$(touch /tmp/fuzz-pwned)',
+  '; rm -rf /',
+  '\\',
+  '\r\n',
 ]
 
 type Mutation = {pos: number; op: 'ins' | 'del' | 'rep'; text: string; len: number}
@@ -199,7 +260,13 @@ describe('fuzz: malformed and hostile input gives typed errors, never a crash', 
       fc.property(
         fc.oneof(
           fc.string({maxLength: 40}),
-          fc.tuple(fc.constantFrom('redis_count', 'redis_port_start', 'x', 'redis_password', '_a', '9bad', 'a-b'), fc.constantFrom('=', ':', ' = ', '=='), fc.oneof(fc.string(), fc.constantFrom(...TOKENS))).map(([k, s, v]) => k + s + v),
+          fc
+            .tuple(
+              fc.constantFrom('redis_count', 'redis_port_start', 'x', 'redis_password', '_a', '9bad', 'a-b'),
+              fc.constantFrom('=', ':', ' = ', '=='),
+              fc.oneof(fc.string(), fc.constantFrom(...TOKENS)),
+            )
+            .map(([k, s, v]) => k + s + v),
           fc.jsonValue().map((v) => JSON.stringify(v)),
           fc.string().map((s) => '@' + s),
         ),
@@ -229,9 +296,12 @@ describe('fuzz: malformed and hostile input gives typed errors, never a crash', 
 
   it('templates: random sources render or fail with a TemplateError', () => {
     fc.assert(
-      fc.property(fc.array(fc.oneof(fc.constantFrom(...TOKENS), fc.string({maxLength: 5})), {maxLength: 12}).map((a) => a.join('')), (src) => {
-        typed(() => renderText(src, {x: '{{ y }}', a: [1, 2], item: 7000, redis_password: '{{ x }}'}, {file: 't.hbs'}))
-      }),
+      fc.property(
+        fc.array(fc.oneof(fc.constantFrom(...TOKENS), fc.string({maxLength: 5})), {maxLength: 12}).map((a) => a.join('')),
+        (src) => {
+          typed(() => renderText(src, {x: '{{ y }}', a: [1, 2], item: 7000, redis_password: '{{ x }}'}, {file: 't.hbs'}))
+        },
+      ),
       {numRuns: runs},
     )
   })
@@ -287,7 +357,10 @@ describe('fuzz: the real CLI on random files', () => {
 
   it('a handful of random inventories, playbooks and -e values: "error: file:line", exit ≥ 1, no stack trace', async () => {
     writeFileSync(join(dir, 't.hbs'), 'x {{ item }}\n')
-    const samples = fc.sample(fc.tuple(text(BASE_INVENTORY), text(BASE_PLAYBOOK), fc.oneof(fc.string({maxLength: 20}), fc.constant('redis_count=3'))), {numRuns: 4, seed: Number(process.env.FUZZ_SEED ?? 4242)})
+    const samples = fc.sample(fc.tuple(text(BASE_INVENTORY), text(BASE_PLAYBOOK), fc.oneof(fc.string({maxLength: 20}), fc.constant('redis_count=3'))), {
+      numRuns: 4,
+      seed: Number(process.env.FUZZ_SEED ?? 4242),
+    })
     // Plus hand-picked ones: each input file broken on its own.
     samples.push([BASE_INVENTORY.replace('hosts:\n        r1', 'hosts:\n       r1'), BASE_PLAYBOOK, 'x=1'])
     samples.push([BASE_INVENTORY, BASE_PLAYBOOK.replace('file:', 'fiel:'), 'x=1'])

@@ -6,11 +6,14 @@ import {orderedTerms, withLimit} from '../../../src/inventory/pattern.js'
 
 // --limit and hosts: patterns with Ansible's rules: ":"/"," unions, "&" intersections and
 // "!" exclusions applied in that order, only exclusions meaning "all but", globs.
-const inv = loadInventory('i.yml', `all:
+const inv = loadInventory(
+  'i.yml',
+  `all:
   children:
     redis: {hosts: {h1: , h2: , h3: }}
     web: {hosts: {h3: , w1: }}
-`)
+`,
+)
 const names = (p: string | string[]) => selectHosts(inv, p).map((h) => h.name)
 
 describe('cli: limit patterns', () => {
@@ -36,7 +39,11 @@ describe('cli: limit patterns', () => {
   })
 
   it('orderedTerms puts unions first and adds "all" when there is none', () => {
-    assert.deepEqual(orderedTerms('!a:&b'), [{op: 'union', name: 'all'}, {op: 'and', name: 'b'}, {op: 'not', name: 'a'}])
+    assert.deepEqual(orderedTerms('!a:&b'), [
+      {op: 'union', name: 'all'},
+      {op: 'and', name: 'b'},
+      {op: 'not', name: 'a'},
+    ])
     assert.deepEqual(orderedTerms(''), [])
   })
 

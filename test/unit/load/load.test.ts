@@ -12,13 +12,16 @@ describe('RangeSet (the verification memory)', () => {
   it('in-order acknowledgements are one range, gaps start new ones', () => {
     const r = new RangeSet()
     for (let i = 0; i < 100_000; i++) if (i !== 500) r.add(i)
-    assert.deepEqual(r.ranges, [[0, 499], [501, 99_999]])
+    assert.deepEqual(r.ranges, [
+      [0, 499],
+      [501, 99_999],
+    ])
     assert.equal(r.count, 99_999)
   })
 
   it('holds exactly the added numbers, in any order (property)', () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({min: 0, max: 300}), {maxLength: 200}), nums => {
+      fc.property(fc.array(fc.integer({min: 0, max: 300}), {maxLength: 200}), (nums) => {
         const r = new RangeSet()
         for (const n of nums) r.add(n)
         const want = [...new Set(nums)].sort((a, b) => a - b)

@@ -27,7 +27,11 @@ describe('the SET-only RESP connection: encoding and reply splitting', () => {
   })
   it('splits +OK and -ERR lines in order and keeps an incomplete tail', () => {
     const {lines, rest} = splitReplies(Buffer.from('+OK\r\n-MOVED 3999 10.0.0.1:7001\r\n+OK\r\n+O'))
-    assert.deepEqual(lines, [{ok: true, text: 'OK'}, {ok: false, text: 'MOVED 3999 10.0.0.1:7001'}, {ok: true, text: 'OK'}])
+    assert.deepEqual(lines, [
+      {ok: true, text: 'OK'},
+      {ok: false, text: 'MOVED 3999 10.0.0.1:7001'},
+      {ok: true, text: 'OK'},
+    ])
     assert.equal(rest.toString(), '+O')
     assert.deepEqual(splitReplies(Buffer.from('')).lines, [])
   })

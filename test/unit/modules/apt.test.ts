@@ -8,7 +8,18 @@ const facts = (installed: Record<string, boolean>, pending?: string[]): AptFacts
 
 test('planApt: one merged install/remove list, the rest with a reason', () => {
   const table: Array<[string, Parameters<typeof planApt>, ReturnType<typeof planApt>]> = [
-    ['all present', ['present', ['make', 'gcc'], facts({make: true, gcc: true})], {install: [], remove: [], ok: [{name: 'make', why: 'already installed'}, {name: 'gcc', why: 'already installed'}]}],
+    [
+      'all present',
+      ['present', ['make', 'gcc'], facts({make: true, gcc: true})],
+      {
+        install: [],
+        remove: [],
+        ok: [
+          {name: 'make', why: 'already installed'},
+          {name: 'gcc', why: 'already installed'},
+        ],
+      },
+    ],
     ['some missing', ['present', ['make', 'gcc', 'tcl'], facts({make: true, gcc: false})], {install: ['gcc', 'tcl'], remove: [], ok: [{name: 'make', why: 'already installed'}]}],
     ['duplicates once', ['present', ['gcc', 'gcc'], facts({})], {install: ['gcc'], remove: [], ok: []}],
     ['pinned version', ['present', ['redis-tools=5:7.0.15-1'], facts({'redis-tools': false})], {install: ['redis-tools=5:7.0.15-1'], remove: [], ok: []}],
@@ -22,8 +33,19 @@ test('planApt: one merged install/remove list, the rest with a reason', () => {
 
 test('apt parsers: dpkg-query status, apt-get -s, summaries, names', () => {
   const dq = parseDpkg('make install ok installed\ngcc deinstall ok config-files\nlibc6 install ok installed\nlibc6 install ok installed\ntcl install ok half-configured\n')
-  assert.deepEqual([...dq], [['make', true], ['gcc', false], ['libc6', true], ['tcl', false]])
-  assert.deepEqual([...parseSimulation('Reading package lists...\nInst gcc-12 [12.2.0-14] (12.2.0-14+deb12u1 Debian:12.9/stable [amd64])\nInst libc6:amd64 [2.36]\nConf gcc-12\n')], ['gcc-12', 'libc6'])
+  assert.deepEqual(
+    [...dq],
+    [
+      ['make', true],
+      ['gcc', false],
+      ['libc6', true],
+      ['tcl', false],
+    ],
+  )
+  assert.deepEqual(
+    [...parseSimulation('Reading package lists...\nInst gcc-12 [12.2.0-14] (12.2.0-14+deb12u1 Debian:12.9/stable [amd64])\nInst libc6:amd64 [2.36]\nConf gcc-12\n')],
+    ['gcc-12', 'libc6'],
+  )
   assert.equal(aptNoChange('0 upgraded, 0 newly installed, 0 to remove and 3 not upgraded.'), true)
   assert.equal(aptNoChange('0 upgraded, 2 newly installed, 0 to remove and 0 not upgraded.'), false)
   assert.deepEqual(packageNames('make, gcc tcl'), ['make', 'gcc', 'tcl'])
@@ -42,8 +64,15 @@ test('apt: installed packages are ok with one dpkg-query and no apt-get (loop it
     calls.push(String(opts?.stdin ?? cmd))
     return exec(cmd, opts)
   }
-  const {results, trips} = await runModule(aptModule, ctx, [{args: {name: 'coreutils'}, item: 'coreutils'}, {args: {name: ['bash', 'dash']}, item: 'x'}])
-  assert.deepEqual(results.map((r) => r.status), ['ok', 'ok'], JSON.stringify(results))
+  const {results, trips} = await runModule(aptModule, ctx, [
+    {args: {name: 'coreutils'}, item: 'coreutils'},
+    {args: {name: ['bash', 'dash']}, item: 'x'},
+  ])
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['ok', 'ok'],
+    JSON.stringify(results),
+  )
   assert.equal(results[0].msg, 'coreutils: already installed')
   assert.equal(trips, 1)
   assert.match(calls[0], /dpkg-query -W -f='\$\{Package\} \$\{Status\}\\n' coreutils bash dash/)
@@ -58,7 +87,7 @@ test('apt: check mode says what it would install and installs nothing; absent of
   const gone = await runModule(aptModule, context('/tmp'), [{args: {name: 'baremetal-no-such-package', state: 'absent'}}])
   assert.equal(gone.results[0].status, 'ok')
   assert.equal(gone.trips, 1)
-  const bad = await runModule(aptModule, context('/tmp'), [{args: {name: "x; rm -rf / #"}}])
+  const bad = await runModule(aptModule, context('/tmp'), [{args: {name: 'x; rm -rf / #'}}])
   assert.equal(bad.results[0].status, 'failed')
   assert.match(bad.results[0].msg ?? '', /invalid package name/)
   assert.equal(bad.trips, 0)
@@ -71,7 +100,10 @@ test('apt update_cache waits while the package lists are locked (hosts sharing /
   const {tmpdir} = await import('node:os')
   const dir = mkdtempSync(join(tmpdir(), 'bm-apt-'))
   // A fake apt-get: locked for the first LOCKED calls, then fine.
-  writeFileSync(join(dir, 'apt-get'), `#!/bin/sh\nn=$(cat ${dir}/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${dir}/n\nif [ $n -le $LOCKED ]; then echo 'E: Could not get lock /var/lib/apt/lists/lock. It is held by process 4242 (apt-get)' >&2; exit 100; fi\necho 'Reading package lists...'\n`)
+  writeFileSync(
+    join(dir, 'apt-get'),
+    `#!/bin/sh\nn=$(cat ${dir}/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${dir}/n\nif [ $n -le $LOCKED ]; then echo 'E: Could not get lock /var/lib/apt/lists/lock. It is held by process 4242 (apt-get)' >&2; exit 100; fi\necho 'Reading package lists...'\n`,
+  )
   chmodSync(join(dir, 'apt-get'), 0o755)
   const run = (locked: number, waitS: number) => {
     writeFileSync(join(dir, 'n'), '0')

@@ -104,10 +104,7 @@ test('command: $(…), backticks and quotes in the command line are data', async
 test('command: injection through chdir/creates/stdin is data too', async () => {
   const ctx = context(dir)
   const pwned = join(dir, 'pwned2')
-  const {results} = await runModule(commandModule, ctx, [
-    {args: {cmd: 'cat', stdin: `$(touch ${pwned})'"`, creates: `$(touch ${pwned})`}},
-    {args: {cmd: 'pwd', chdir: `${dir}/$(touch ${pwned})`}},
-  ])
+  const {results} = await runModule(commandModule, ctx, [{args: {cmd: 'cat', stdin: `$(touch ${pwned})'"`, creates: `$(touch ${pwned})`}}, {args: {cmd: 'pwd', chdir: `${dir}/$(touch ${pwned})`}}])
   assert.equal(results[0].stdout, `$(touch ${pwned})'"\n`)
   assert.equal(results[1].status, 'failed')
   assert.equal(existsSync(pwned), false)

@@ -50,9 +50,18 @@ test('planPush: write, chmod or nothing, by sha256', () => {
 })
 
 test('chunkBySize: uploads split only past the byte limit', () => {
-  assert.deepEqual(chunkBySize([1, 2, 3], (n) => n, 100), [[1, 2, 3]])
-  assert.deepEqual(chunkBySize([60, 30, 20, 200, 5], (n) => n, 100), [[60, 30], [20], [200], [5]])
-  assert.deepEqual(chunkBySize([], (n: number) => n, 100), [])
+  assert.deepEqual(
+    chunkBySize([1, 2, 3], (n) => n, 100),
+    [[1, 2, 3]],
+  )
+  assert.deepEqual(
+    chunkBySize([60, 30, 20, 200, 5], (n) => n, 100),
+    [[60, 30], [20], [200], [5]],
+  )
+  assert.deepEqual(
+    chunkBySize([], (n: number) => n, 100),
+    [],
+  )
 })
 
 test('pushProbePaths / pushFacts: dest, dest/name and their parents decide the target', () => {
@@ -100,7 +109,9 @@ test('template: 100 items: changed, then ok; ≤ 3 round trips; check mode write
   const third = await runModule(templateModule, diffCtx, items)
   assert.deepEqual(statuses(third.results), {changed: 100})
   assert.equal(third.trips, 3)
-  assert.deepEqual(third.results[1].diff, [{path: join(dir, 'tcluster/6380/redis.conf'), before: 'port 6380\ncluster-enabled yes\nbind 0.0.0.0\n', after: 'port 6380\ncluster-enabled yes\nbind 10.0.0.1\n'}])
+  assert.deepEqual(third.results[1].diff, [
+    {path: join(dir, 'tcluster/6380/redis.conf'), before: 'port 6380\ncluster-enabled yes\nbind 0.0.0.0\n', after: 'port 6380\ncluster-enabled yes\nbind 10.0.0.1\n'},
+  ])
 })
 
 test('template: secrets never reach a diff; template errors fail their item only', async () => {
@@ -115,7 +126,10 @@ test('template: secrets never reach a diff; template errors fail their item only
     {args: {src: 'bad.hbs', dest: join(dir, 'bad.conf')}},
     {args: {src: 'missing.hbs', dest: join(dir, 'm.conf')}},
   ])
-  assert.deepEqual(results.map((r) => r.status), ['changed', 'changed', 'failed', 'failed'])
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['changed', 'changed', 'failed', 'failed'],
+  )
   // Not marked secret, but it holds requirepass: no line of it is shown either.
   assert.equal(results[0].diff, undefined)
   assert.match(results[0].msg ?? '', /content differs: secret file, not shown/)
@@ -134,11 +148,11 @@ test('template: a file whose OLD content holds a password is never diffed, thoug
   await writeFile(join(dir, 'was-secret.conf'), 'port 7000\nrequirepass old-s3cret\nmasterauth old-s3cret\n')
   await writeFile(join(dir, 'plain.conf'), 'port 6999\n')
   const ctx = context(dir, {vars: {}, playbookDir: pb, diff: true, check: true})
-  const {results} = await runModule(templateModule, ctx, [
-    {args: {src: 'open.hbs', dest: join(dir, 'was-secret.conf')}},
-    {args: {src: 'open.hbs', dest: join(dir, 'plain.conf')}},
-  ])
-  assert.deepEqual(results.map((r) => r.status), ['changed', 'changed'])
+  const {results} = await runModule(templateModule, ctx, [{args: {src: 'open.hbs', dest: join(dir, 'was-secret.conf')}}, {args: {src: 'open.hbs', dest: join(dir, 'plain.conf')}}])
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['changed', 'changed'],
+  )
   assert.equal(results[0].diff, undefined)
   assert.match(results[0].msg ?? '', /content differs: secret file, not shown/)
   assert.doesNotMatch(JSON.stringify(results), /old-s3cret|requirepass|masterauth/)
@@ -158,10 +172,17 @@ test('copy: content, controller src, remote_src, mode-only change, into a direct
     {args: {content: 'x', dest: '~/no-such-dir/x'}},
   ]
   const first = await runModule(copyModule, ctx, items)
-  assert.deepEqual(first.results.map((r) => r.status), ['changed', 'changed', 'failed', 'failed'], JSON.stringify(first.results))
+  assert.deepEqual(
+    first.results.map((r) => r.status),
+    ['changed', 'changed', 'failed', 'failed'],
+    JSON.stringify(first.results),
+  )
   // remote_src failed: hello.txt did not exist when facts were gathered. Second run: it does.
   const second = await runModule(copyModule, ctx, items.slice(0, 3))
-  assert.deepEqual(second.results.map((r) => r.status), ['ok', 'ok', 'changed'])
+  assert.deepEqual(
+    second.results.map((r) => r.status),
+    ['ok', 'ok', 'changed'],
+  )
   assert.equal(await readFile(join(dir, 'cdest/hello-copy.txt'), 'utf8'), 'hello\n')
   assert.equal((await stat(join(dir, 'cdest/redis-server'))).mode & 0o777, 0o755)
   const third = await runModule(copyModule, ctx, items.slice(0, 3))

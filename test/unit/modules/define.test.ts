@@ -62,11 +62,7 @@ test('defineModule: all items in one fact and one apply round trip; a second run
 
 test('defineModule: check mode says "would …" and changes nothing; invalid items fail alone; failures are masked', async () => {
   const ctx = context(dir, {check: true, secrets: new Set(['hunter2'])})
-  const {results, trips} = await runModule(lineModule, ctx, [
-    {args: {path: 'c1', line: 'x'}},
-    {args: {path: 'bad', line: 'x'}},
-    {args: {path: 'c2', line: 'refuse'}},
-  ])
+  const {results, trips} = await runModule(lineModule, ctx, [{args: {path: 'c1', line: 'x'}}, {args: {path: 'bad', line: 'x'}}, {args: {path: 'c2', line: 'refuse'}}])
   assert.equal(trips, 1)
   assert.deepEqual(results[0], {status: 'changed', msg: `would write ${join(dir, 'c1')}`})
   assert.deepEqual(results[1], {status: 'failed', msg: 'line: bad path bad'})
@@ -78,7 +74,10 @@ test('defineModule: an interrupt skips every item before any round trip', async 
   const ctx = {...context(dir), signal: AbortSignal.abort()}
   const {results, trips} = await runModule(lineModule, ctx, [{args: {path: 'i1', line: 'x'}}, {args: {path: 'i2', line: 'y'}}])
   assert.equal(trips, 0)
-  assert.deepEqual(results, [{status: 'skipped', msg: 'interrupted'}, {status: 'skipped', msg: 'interrupted'}])
+  assert.deepEqual(results, [
+    {status: 'skipped', msg: 'interrupted'},
+    {status: 'skipped', msg: 'interrupted'},
+  ])
 })
 
 test('defineModule: the run scope is shared by the items of one run', async () => {
@@ -87,17 +86,12 @@ test('defineModule: the run scope is shared by the items of one run', async () =
   assert.deepEqual(wants, ['made'])
 })
 
-test('defineModule: a failing step is that item\'s failure with exit code and stderr; a step that never finished is a lost result', async () => {
+test("defineModule: a failing step is that item's failure with exit code and stderr; a step that never finished is a lost result", async () => {
   const failing = defineModule<LineWant, {now?: string}, {}>({
     ...lineDef,
     apply: {step: ({want: w}) => (w.line === 'die' ? 'exit 3' : w.line === 'no' ? 'echo nope >&2; false' : `: > ${quote(w.path)}`), subject: (t) => t.want.path},
   })
-  const {results} = await runModule(failing, context(dir), [
-    {args: {path: 'f1', line: 'ok'}},
-    {args: {path: 'f2', line: 'no'}},
-    {args: {path: 'f3', line: 'die'}},
-    {args: {path: 'f4', line: 'after'}},
-  ])
+  const {results} = await runModule(failing, context(dir), [{args: {path: 'f1', line: 'ok'}}, {args: {path: 'f2', line: 'no'}}, {args: {path: 'f3', line: 'die'}}, {args: {path: 'f4', line: 'after'}}])
   assert.equal(results[0].status, 'changed')
   assert.equal(results[1].status, 'failed')
   assert.equal(results[1].rc, 1)
@@ -106,10 +100,14 @@ test('defineModule: a failing step is that item\'s failure with exit code and st
   assert.match(results[3].msg ?? '', /^no result/)
 })
 
-test('defineModule: grouped commands first; when the group fails, each item\'s own step tells who failed', async () => {
+test("defineModule: grouped commands first; when the group fails, each item's own step tells who failed", async () => {
   const grouped = defineModule<LineWant, {now?: string}, {}>({
     ...lineDef,
-    apply: {...lineDef.apply, batch: (todo) => [`touch -- ${todo.map((t) => quote(t.want.path)).join(' ')}`, ...(todo.some((t) => t.want.line === 'bad') ? ['false'] : [])], step: ({want: w}) => (w.line === 'bad' ? 'echo broken >&2; (exit 2)' : `printf '%s\\n' ${quote(w.line)} > ${quote(w.path)}`)},
+    apply: {
+      ...lineDef.apply,
+      batch: (todo) => [`touch -- ${todo.map((t) => quote(t.want.path)).join(' ')}`, ...(todo.some((t) => t.want.line === 'bad') ? ['false'] : [])],
+      step: ({want: w}) => (w.line === 'bad' ? 'echo broken >&2; (exit 2)' : `printf '%s\\n' ${quote(w.line)} > ${quote(w.path)}`),
+    },
   })
   const ok = await runModule(grouped, context(dir), [{args: {path: 'g1', line: 'x'}}, {args: {path: 'g2', line: 'y'}}])
   assert.deepEqual(statuses(ok.results), {changed: 2})
@@ -136,12 +134,7 @@ test('defineModule: work before the script settles items (a failure, a result) o
     },
   })
   const ctx = context(dir, {secrets: new Set(['hunter2'])})
-  const {results} = await runModule(staged, ctx, [
-    {args: {path: 'b1', line: 'up'}},
-    {args: {path: 'b2', line: 'lost'}},
-    {args: {path: 'b3', line: 'old'}},
-    {args: {path: 'b4', line: 'script'}},
-  ])
+  const {results} = await runModule(staged, ctx, [{args: {path: 'b1', line: 'up'}}, {args: {path: 'b2', line: 'lost'}}, {args: {path: 'b3', line: 'old'}}, {args: {path: 'b4', line: 'script'}}])
   assert.deepEqual(results[0], {status: 'changed', msg: 'uploaded!', data: {path: join(dir, 'b1')}})
   assert.deepEqual(results[1], {status: 'failed', msg: 'upload failed: ********'})
   assert.deepEqual(results[2], {status: 'ok', msg: `${join(dir, 'b3')} already holds it`, data: {path: join(dir, 'b3'), now: 'old'}})
@@ -151,7 +144,7 @@ test('defineModule: work before the script settles items (a failure, a result) o
   assert.deepEqual(check.results[0], {status: 'changed', msg: `would write ${join(dir, 'b5')}!`, data: {path: join(dir, 'b5')}})
 })
 
-test('definePlayModule: runs once for the play; a thrown error is the item\'s failure with its hint, masked, the error kept as data', async () => {
+test("definePlayModule: runs once for the play; a thrown error is the item's failure with its hint, masked, the error kept as data", async () => {
   const play = definePlayModule({
     name: 'toy_cluster',
     description: 'toy',

@@ -52,7 +52,10 @@ test('planFile: facts in, commands or the no-op reason out', () => {
 test('driftStep / batchCommands: recursion probe, and grouping of the same change over many paths', () => {
   assert.equal(driftStep(w({})), undefined)
   assert.equal(driftStep(w({recurse: true})), undefined, 'nothing to compare')
-  assert.equal(driftStep(w({mode: 0o755, recurse: true, owner: 'redis', group: '0'})), 'if [ -d /srv/r ]; then find /srv/r \\( ! -perm 0755 -o ! -user redis -o ! -gid 0 \\) -print 2>/dev/null | head -n 1; fi')
+  assert.equal(
+    driftStep(w({mode: 0o755, recurse: true, owner: 'redis', group: '0'})),
+    'if [ -d /srv/r ]; then find /srv/r \\( ! -perm 0755 -o ! -user redis -o ! -gid 0 \\) -print 2>/dev/null | head -n 1; fi',
+  )
   const mk = (path: string, mode: string) => ({path, ops: [{op: 'mkdir' as const}, {op: 'chmod' as const, arg: mode}]})
   assert.deepEqual(batchCommands([mk('/a', '0755'), mk('/b c', '0755'), mk('/d', '0700')]), ["mkdir -p -- /a '/b c' /d", "chmod 0755 -- /a '/b c'", 'chmod 0700 -- /d'])
   assert.equal(batchCommands([mk('/a', '0755')]), undefined, 'one item: no point')
@@ -98,7 +101,10 @@ test('file: touch, file, absent and recurse on a real tree', async () => {
     {args: {path: base, state: 'directory', mode: 0o755, recurse: true}},
     {args: {path: join(base, 'gone'), state: 'absent'}},
   ])
-  assert.deepEqual(r1.results.map((r) => r.status), ['changed', 'failed', 'changed', 'ok'])
+  assert.deepEqual(
+    r1.results.map((r) => r.status),
+    ['changed', 'failed', 'changed', 'ok'],
+  )
   assert.match(r1.results[1].msg ?? '', /does not exist .*state: touch/)
   assert.equal((await stat(join(base, 'sub/f'))).mode & 0o777, 0o755, 'recurse reached the file inside')
   const r2 = await runModule(fileModule, ctx, [
@@ -106,7 +112,10 @@ test('file: touch, file, absent and recurse on a real tree', async () => {
     {args: {path: base, state: 'directory', mode: 0o755, recurse: true}},
     {args: {path: join(base, 'sub'), state: 'absent'}},
   ])
-  assert.deepEqual(r2.results.map((r) => r.status), ['ok', 'ok', 'changed'])
+  assert.deepEqual(
+    r2.results.map((r) => r.status),
+    ['ok', 'ok', 'changed'],
+  )
   assert.equal(existsSync(join(base, 'sub')), false)
 })
 
@@ -119,7 +128,10 @@ test('file: when the grouped apply fails, items are retried one by one and only 
     {args: {path: join(dir, 'fb/b'), state: 'directory'}},
   ])
   assert.equal(trips, 2)
-  assert.deepEqual(results.map((r) => r.status), ['changed', 'failed', 'changed'])
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['changed', 'failed', 'changed'],
+  )
   assert.match(results[1].msg ?? '', /^file failed with exit code 1 \(general error\): .*blocker\/sub\n.*Not a directory/)
   assert.ok(existsSync(join(dir, 'fb/b')))
 })

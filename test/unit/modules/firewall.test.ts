@@ -46,8 +46,13 @@ describe('firewall: inputs', () => {
     assert.match(normalizeSource('redis1.example').error!, /host names/)
   })
   it('lists of lists and blanks from templated playbook values', () => {
-    assert.deepEqual(flattenList([['198.51.100.1', '198.51.100.2'], '', undefined, '192.0.2.0/24, 192.0.2.9', '["203.0.113.1"]', []]),
-      ['198.51.100.1', '198.51.100.2', '192.0.2.0/24', '192.0.2.9', '203.0.113.1'])
+    assert.deepEqual(flattenList([['198.51.100.1', '198.51.100.2'], '', undefined, '192.0.2.0/24, 192.0.2.9', '["203.0.113.1"]', []]), [
+      '198.51.100.1',
+      '198.51.100.2',
+      '192.0.2.0/24',
+      '192.0.2.9',
+      '203.0.113.1',
+    ])
     assert.deepEqual(flattenList(['6379:6478', 16379]), ['6379:6478', '16379'])
   })
   it('chain names fit in 28 characters', () => {
@@ -62,16 +67,11 @@ describe('firewall: inputs', () => {
 describe('firewall: plan', () => {
   it('from nothing: chain, ACCEPTs, DROP last, then the jumps', () => {
     const p = planFirewall('present', parseListing(FRESH), W)
-    assert.deepEqual(p.commands.map((c) => c.slice(0, 3).join(' ')), [
-      '-N BAREMETAL-baremetal',
-      '-I BAREMETAL-baremetal 1',
-      '-I BAREMETAL-baremetal 1',
-      '-I BAREMETAL-baremetal 1',
-      '-A BAREMETAL-baremetal -m',
-      '-I INPUT 1',
-      '-I INPUT 1',
-    ])
-    assert.ok(p.commands.every((c) => c.includes('--comment') && c[c.indexOf('--comment') + 1] === 'baremetal' || c[0] === '-N'))
+    assert.deepEqual(
+      p.commands.map((c) => c.slice(0, 3).join(' ')),
+      ['-N BAREMETAL-baremetal', '-I BAREMETAL-baremetal 1', '-I BAREMETAL-baremetal 1', '-I BAREMETAL-baremetal 1', '-A BAREMETAL-baremetal -m', '-I INPUT 1', '-I INPUT 1'],
+    )
+    assert.ok(p.commands.every((c) => (c.includes('--comment') && c[c.indexOf('--comment') + 1] === 'baremetal') || c[0] === '-N'))
     assert.deepEqual(p.commands[4], ['-A', 'BAREMETAL-baremetal', '-m', 'comment', '--comment', 'baremetal', '-j', 'DROP'])
     assert.equal(p.removed.length, 0)
   })
@@ -92,7 +92,10 @@ describe('firewall: plan', () => {
   it('DROP not last (a rule appended by hand after it) → re-appended last', () => {
     const listing = parseListing(COMPLETE + '-A BAREMETAL-baremetal -s 192.0.2.9/32 -j ACCEPT\n')
     const p = planFirewall('present', listing, W)
-    assert.deepEqual(p.commands.map((c) => `${c[0]} ${c.at(-1)}`), ['-D DROP', '-D ACCEPT', '-A DROP'])
+    assert.deepEqual(
+      p.commands.map((c) => `${c[0]} ${c.at(-1)}`),
+      ['-D DROP', '-D ACCEPT', '-A DROP'],
+    )
   })
   it('duplicates of our rules are removed', () => {
     const dup = '-A BAREMETAL-baremetal -i lo -m comment --comment baremetal -j ACCEPT\n'
@@ -101,7 +104,10 @@ describe('firewall: plan', () => {
   })
   it('absent: our jumps, then flush and delete our chain; nothing else', () => {
     const p = planFirewall('absent', parseListing(COMPLETE), W)
-    assert.deepEqual(p.commands.map((c) => c.slice(0, 2).join(' ')), ['-D INPUT', '-D INPUT', '-F BAREMETAL-baremetal', '-X BAREMETAL-baremetal'])
+    assert.deepEqual(
+      p.commands.map((c) => c.slice(0, 2).join(' ')),
+      ['-D INPUT', '-D INPUT', '-F BAREMETAL-baremetal', '-X BAREMETAL-baremetal'],
+    )
     assert.ok(p.commands.every((c) => c.includes('BAREMETAL-baremetal')))
   })
   it('absent when nothing is there → no command', () => {
@@ -115,7 +121,10 @@ describe('firewall: plan', () => {
   it('0.0.0.0/0 as a source reads back without -s', () => {
     const p = planFirewall('present', parseListing(FRESH), {...W, sources: ['0.0.0.0/0']})
     assert.ok(p.commands.some((c) => c.join(' ') === '-I BAREMETAL-baremetal 1 -m comment --comment baremetal -j ACCEPT'))
-    const after = parseListing(FRESH + '-N BAREMETAL-baremetal\n-A BAREMETAL-baremetal -m comment --comment baremetal -j ACCEPT\n-A BAREMETAL-baremetal -i lo -m comment --comment baremetal -j ACCEPT\n-A BAREMETAL-baremetal -m comment --comment baremetal -j DROP\n')
+    const after = parseListing(
+      FRESH +
+        '-N BAREMETAL-baremetal\n-A BAREMETAL-baremetal -m comment --comment baremetal -j ACCEPT\n-A BAREMETAL-baremetal -i lo -m comment --comment baremetal -j ACCEPT\n-A BAREMETAL-baremetal -m comment --comment baremetal -j DROP\n',
+    )
     const p2 = planFirewall('present', after, {...W, ranges: [], sources: ['0.0.0.0/0']})
     assert.deepEqual(p2.commands, [])
   })
@@ -123,13 +132,28 @@ describe('firewall: plan', () => {
 
 function stubCtx(stdout: string): ModuleContext {
   const t: Transport = {
-    host: 'h', address: 'h', stats: {connections: 0, execs: 0, uploads: 0},
-    connect: async () => {}, close: async () => {}, upload: async () => {}, putFile: async () => {},
+    host: 'h',
+    address: 'h',
+    stats: {connections: 0, execs: 0, uploads: 0},
+    connect: async () => {},
+    close: async () => {},
+    upload: async () => {},
+    putFile: async () => {},
     exec: async (command: string): Promise<ExecResult> => ({command, exitCode: 0, signal: null, stdout, stderr: '', failed: false, timedOut: false}),
   }
   return {
-    host: 'h', address: 'h', transport: t, facts: {home: '/root', user: 'root', os: 'linux', arch: 'x64', cores: 1, memMb: 1},
-    check: false, diff: false, vars: {}, playbookDir: '/', secrets: new Set(), log: () => {}, signal: new AbortController().signal, playHosts: [],
+    host: 'h',
+    address: 'h',
+    transport: t,
+    facts: {home: '/root', user: 'root', os: 'linux', arch: 'x64', cores: 1, memMb: 1},
+    check: false,
+    diff: false,
+    vars: {},
+    playbookDir: '/',
+    secrets: new Set(),
+    log: () => {},
+    signal: new AbortController().signal,
+    playHosts: [],
   }
 }
 

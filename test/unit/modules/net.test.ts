@@ -69,18 +69,28 @@ test('get_url: download verified, then ok without downloading; mismatch replaces
   await mkdir(join(dir, 'dl'))
   const items = [{args: {url: `${base}/files/redis.tar.gz`, dest: '~/dl/r.tgz', checksum: `sha256:${sha}`, mode: 0o600}}, {args: {url: `${base}/files/redis.tar.gz`, dest: '~/dl/'}}]
   const dry = await runModule(getUrlModule, context(dir, {check: true}), items)
-  assert.deepEqual(dry.results.map((r) => r.status), ['changed', 'changed'])
+  assert.deepEqual(
+    dry.results.map((r) => r.status),
+    ['changed', 'changed'],
+  )
   assert.equal(existsSync(join(dir, 'dl/r.tgz')), false)
 
   const first = await runModule(getUrlModule, ctx, items)
-  assert.deepEqual(first.results.map((r) => r.status), ['changed', 'changed'], JSON.stringify(first.results))
+  assert.deepEqual(
+    first.results.map((r) => r.status),
+    ['changed', 'changed'],
+    JSON.stringify(first.results),
+  )
   assert.equal(first.trips, 2)
   assert.equal(await readFile(join(dir, 'dl/r.tgz'), 'utf8'), BODY)
   assert.equal((await stat(join(dir, 'dl/r.tgz'))).mode & 0o777, 0o600)
   assert.equal(await readFile(join(dir, 'dl/redis.tar.gz'), 'utf8'), BODY)
   const n = hits.length
   const second = await runModule(getUrlModule, ctx, items)
-  assert.deepEqual(second.results.map((r) => r.status), ['ok', 'ok'])
+  assert.deepEqual(
+    second.results.map((r) => r.status),
+    ['ok', 'ok'],
+  )
   assert.equal(second.trips, 1)
   assert.equal(hits.length, n, 'nothing downloaded')
 
@@ -90,7 +100,10 @@ test('get_url: download verified, then ok without downloading; mismatch replaces
     {args: {url: `${base}/missing`, dest: join(dir, 'dl/missing')}},
     {args: {url: `${base}/other.txt`, dest: join(dir, 'nodir/x')}},
   ])
-  assert.deepEqual(bad.results.map((r) => r.status), ['failed', 'failed', 'failed'])
+  assert.deepEqual(
+    bad.results.map((r) => r.status),
+    ['failed', 'failed', 'failed'],
+  )
   assert.equal(bad.results[0].msg, `${join(dir, 'dl/keep')}: checksum mismatch: expected sha256:${sha}, got sha256:${sha256('other\n')} (nothing replaced)`)
   assert.match(bad.results[1].msg ?? '', /^download failed with exit code 22 .*\/missing\n.*404/)
   assert.match(bad.results[2].msg ?? '', /parent directory .*nodir does not exist/)
@@ -187,8 +200,10 @@ test('resolveTarget / planGit: tags, branches, shas, dirty checkouts', () => {
   assert.equal(resolveTarget('v9', f()), undefined)
   const w = (o: Partial<GitWant> = {}): GitWant => ({repo: 'file:///r', dest: '/src', version: 'v1', force: false, ...o})
   assert.equal(planGit(w(), f()).kind, 'noop')
-  assert.deepEqual((planGit(w({version: 'main'}), f()) as {commands: string[]}).commands, ["git -C /src fetch -q origin main", `git -C /src -c advice.detachedHead=false checkout -q --detach ${A}`])
-  assert.deepEqual((planGit(w({depth: 1}), f({state: 'missing', head: undefined})) as {commands: string[]}).commands, ['git -c advice.detachedHead=false clone -q --depth 1 --branch v1 file:///r /src'])
+  assert.deepEqual((planGit(w({version: 'main'}), f()) as {commands: string[]}).commands, ['git -C /src fetch -q origin main', `git -C /src -c advice.detachedHead=false checkout -q --detach ${A}`])
+  assert.deepEqual((planGit(w({depth: 1}), f({state: 'missing', head: undefined})) as {commands: string[]}).commands, [
+    'git -c advice.detachedHead=false clone -q --depth 1 --branch v1 file:///r /src',
+  ])
   assert.match(planGit(w({version: 'main'}), f({dirty: 2})).msg, /local modifications \(2 files\): set force: yes/)
   assert.equal(planGit(w({version: 'main', force: true}), f({dirty: 2})).kind, 'change')
   assert.match(planGit(w({version: 'v9'}), f()).msg, /version v9 not found/)
@@ -221,14 +236,21 @@ test('git: clone at a tag, idempotent, move to an annotated tag / branch / sha, 
   assert.equal(existsSync(join(dir, 'checkout')), false)
 
   const clone = await runModule(gitModule, ctx, [{args: {repo: url, dest: '~/checkout', version: 'v1'}}, {args: {repo: url, dest: '~/shallow', version: 'v2', depth: 1}}])
-  assert.deepEqual(clone.results.map((r) => r.status), ['changed', 'changed'], JSON.stringify(clone.results))
+  assert.deepEqual(
+    clone.results.map((r) => r.status),
+    ['changed', 'changed'],
+    JSON.stringify(clone.results),
+  )
   assert.equal(clone.trips, 2)
   assert.deepEqual(clone.results[0].data, {before: undefined, after: c1, repo: url})
   assert.equal((clone.results[1].data as {after: string}).after, c2)
   assert.equal(await readFile(join(dir, 'checkout/version.txt'), 'utf8'), '1\n')
 
   const again = await runModule(gitModule, ctx, [{args: {repo: url, dest: '~/checkout', version: 'v1'}}, {args: {repo: url, dest: '~/shallow', version: 'v2', depth: 1}}])
-  assert.deepEqual(again.results.map((r) => r.status), ['ok', 'ok'])
+  assert.deepEqual(
+    again.results.map((r) => r.status),
+    ['ok', 'ok'],
+  )
   assert.equal(again.trips, 1)
 
   const v2 = await runModule(gitModule, ctx, [{args: {repo: url, dest: '~/checkout', version: 'v2'}}])

@@ -8,13 +8,7 @@ import {LocalTransport} from '../../../src/transport/local.js'
 
 test('runSteps: exact per-step stdout, stderr and exit codes in one exec', async () => {
   const t = new LocalTransport('local')
-  const b = await runSteps(t, [
-    'printf hi',
-    "printf 'a\\nb\\n'; echo oops >&2",
-    'exit_code() { return 3; }; exit_code',
-    'true',
-    "printf ''",
-  ])
+  const b = await runSteps(t, ['printf hi', "printf 'a\\nb\\n'; echo oops >&2", 'exit_code() { return 3; }; exit_code', 'true', "printf ''"])
   assert.equal(t.stats.execs, 1)
   assert.deepEqual(
     b.steps.map((s) => [s?.rc, s?.stdout, s?.stderr]),
@@ -31,7 +25,10 @@ test('runSteps: exact per-step stdout, stderr and exit codes in one exec', async
 test('runSteps: a step reading stdin cannot swallow the rest of the script', async () => {
   const t = new LocalTransport('local')
   const b = await runSteps(t, ['cat', 'echo second', 'read x; echo "got:$x"'])
-  assert.deepEqual(b.steps.map((s) => s?.stdout), ['', 'second\n', 'got:\n'])
+  assert.deepEqual(
+    b.steps.map((s) => s?.stdout),
+    ['', 'second\n', 'got:\n'],
+  )
 })
 
 test('runSteps: output that imitates a marker cannot shift the split', async () => {
@@ -92,7 +89,10 @@ test('probeStep: one stat and one sha256sum for many paths, odd names included',
     const b = await runSteps(t, [probeStep(paths, true)])
     assert.equal(t.stats.execs, 1)
     const m = parseProbe(paths, b.steps[0]?.stdout ?? '')
-    assert.deepEqual(paths.map((p) => m.get(p)?.type), ['file', 'file', 'directory', 'link', 'directory', 'missing', 'other'])
+    assert.deepEqual(
+      paths.map((p) => m.get(p)?.type),
+      ['file', 'file', 'directory', 'link', 'directory', 'missing', 'other'],
+    )
     assert.equal(m.get(odd)?.sha256, sha256('odd'))
     assert.equal(m.get(join(dir, 'empty'))?.sha256, sha256(''))
     assert.equal(m.get(join(dir, 'empty'))?.size, 0)

@@ -10,11 +10,22 @@ import {runPlaybook, type Reporter} from '../../../src/play/runner.js'
 import type {ModuleSpec} from '../../../src/modules/types.js'
 
 const V = {
-  a: 1, s: 'Hello', l: ['b', 'a', 'b'], n: null, t: true, f: false, port: '6379', d: {k: 'v', n: 2},
-  users: [{name: 'ann', admin: true}, {name: 'bob', admin: false}],
+  a: 1,
+  s: 'Hello',
+  l: ['b', 'a', 'b'],
+  n: null,
+  t: true,
+  f: false,
+  port: '6379',
+  d: {k: 'v', n: 2},
+  users: [
+    {name: 'ann', admin: true},
+    {name: 'bob', admin: false},
+  ],
   groups: {redis: ['h1', 'h2'], all: ['h1', 'h2']},
   hostvars: {h1: {ansible_host: '10.0.0.1'}, h2: {ansible_host: '10.0.0.2'}},
-  inventory_hostname: 'h1', play_hosts: ['h1', 'h2'],
+  inventory_hostname: 'h1',
+  play_hosts: ['h1', 'h2'],
 }
 const r = (src: string, vars: Record<string, unknown> = V) => renderString(src, vars)
 const t = (src: string, vars: Record<string, unknown> = V) => renderText(src, vars, {file: 'x.j2'})
@@ -22,30 +33,94 @@ const t = (src: string, vars: Record<string, unknown> = V) => renderText(src, va
 describe('expressions in {{ }}', () => {
   const cases: Array<[string, unknown]> = [
     // literals
-    ["{{ 'a' }}", 'a'], ['{{ "b" }}', 'b'], ['{{ 42 }}', 42], ['{{ 1.5 }}', 1.5], ['{{ true }}', true], ['{{ False }}', false], ['{{ none }}', null],
-    ['{{ [1, "x"] }}', [1, 'x']], ["{{ {'k': 1} }}", {k: 1}],
+    ["{{ 'a' }}", 'a'],
+    ['{{ "b" }}', 'b'],
+    ['{{ 42 }}', 42],
+    ['{{ 1.5 }}', 1.5],
+    ['{{ true }}', true],
+    ['{{ False }}', false],
+    ['{{ none }}', null],
+    ['{{ [1, "x"] }}', [1, 'x']],
+    ["{{ {'k': 1} }}", {k: 1}],
     // names, attributes, subscripts
-    ['{{ d.k }}', 'v'], ["{{ d['n'] }}", 2], ['{{ l[0] }}', 'b'], ['{{ l[-1] }}', 'b'], ['{{ l[1:] }}', ['a', 'b']], ["{{ groups['redis'] }}", ['h1', 'h2']],
-    ['{{ hostvars[inventory_hostname].ansible_host }}', '10.0.0.1'], ["{{ hostvars['h2']['ansible_host'] }}", '10.0.0.2'],
+    ['{{ d.k }}', 'v'],
+    ["{{ d['n'] }}", 2],
+    ['{{ l[0] }}', 'b'],
+    ['{{ l[-1] }}', 'b'],
+    ['{{ l[1:] }}', ['a', 'b']],
+    ["{{ groups['redis'] }}", ['h1', 'h2']],
+    ['{{ hostvars[inventory_hostname].ansible_host }}', '10.0.0.1'],
+    ["{{ hostvars['h2']['ansible_host'] }}", '10.0.0.2'],
     // arithmetic and concatenation
-    ['{{ a + 2 * 3 }}', 7], ['{{ 7 // 2 }}', 3], ['{{ 7 % 3 }}', 1], ['{{ 2 ** 3 }}', 8], ['{{ 10 - a }}', 9], ["{{ 'x' ~ a ~ 'y' }}", 'x1y'], ['{{ port | int + 10000 }}', 16379],
+    ['{{ a + 2 * 3 }}', 7],
+    ['{{ 7 // 2 }}', 3],
+    ['{{ 7 % 3 }}', 1],
+    ['{{ 2 ** 3 }}', 8],
+    ['{{ 10 - a }}', 9],
+    ["{{ 'x' ~ a ~ 'y' }}", 'x1y'],
+    ['{{ port | int + 10000 }}', 16379],
     // comparisons, membership, logic, inline if
-    ['{{ a == 1 }}', true], ['{{ a != 1 }}', false], ['{{ a < 2 and a >= 1 }}', true], ["{{ 'a' in l }}", true], ["{{ 'z' not in l }}", true], ["{{ 'k' in d }}", true],
-    ['{{ not f }}', true], ['{{ f or a }}', 1], ["{{ 'y' if t else 'n' }}", 'y'], ['{{ (a + 1) * 2 }}', 4],
+    ['{{ a == 1 }}', true],
+    ['{{ a != 1 }}', false],
+    ['{{ a < 2 and a >= 1 }}', true],
+    ["{{ 'a' in l }}", true],
+    ["{{ 'z' not in l }}", true],
+    ["{{ 'k' in d }}", true],
+    ['{{ not f }}', true],
+    ['{{ f or a }}', 1],
+    ["{{ 'y' if t else 'n' }}", 'y'],
+    ['{{ (a + 1) * 2 }}', 4],
     // tests
-    ['{{ nope is defined }}', false], ['{{ nope is not defined }}', true], ['{{ n is none }}', true], ['{{ s is string }}', true], ['{{ a is number }}', true], ['{{ l is string }}', false],
+    ['{{ nope is defined }}', false],
+    ['{{ nope is not defined }}', true],
+    ['{{ n is none }}', true],
+    ['{{ s is string }}', true],
+    ['{{ a is number }}', true],
+    ['{{ l is string }}', false],
     // filters
-    ["{{ nope | default('x') }}", 'x'], ["{{ nope | d('x') }}", 'x'], ["{{ '' | default('x') }}", ''], ["{{ '' | default('x', true) }}", 'x'], ['{{ n | default(5, boolean=true) }}', 5],
-    ["{{ l | join(',') }}", 'b,a,b'], ['{{ l | join }}', 'bab'], ["{{ '42' | int }}", 42], ["{{ 'x' | int }}", 0], ["{{ 'yes' | bool }}", true], ["{{ 'off' | bool }}", false],
-    ['{{ a | string }}', '1'], ['{{ l | length }}', 3], ['{{ s | lower }}', 'hello'], ['{{ s | upper }}', 'HELLO'], ["{{ s | replace('l', 'L') }}", 'HeLLo'],
-    ["{{ 'a-1' | regex_replace('(\\\\w)-(\\\\d)', '\\\\2:\\\\1') }}", '1:a'], ["{{ groups['redis'] | map('extract', hostvars, 'ansible_host') | list }}", ['10.0.0.1', '10.0.0.2']],
-    ["{{ ['h1'] | map('extract', hostvars) | list }}", [{ansible_host: '10.0.0.1'}]], ["{{ users | map(attribute='name') | list }}", ['ann', 'bob']], ["{{ l | map('upper') | list }}", ['B', 'A', 'B']],
-    ["{{ [1, 2, 3, 4] | select('even') | list }}", [2, 4]], ["{{ [1, 2, 3] | reject('equalto', 2) | list }}", [1, 3]], ["{{ users | selectattr('admin') | map(attribute='name') | first }}", 'ann'],
-    ['{{ l | first }}', 'b'], ['{{ l | last }}', 'b'], ['{{ l | unique }}', ['b', 'a']], ['{{ l | sort }}', ['a', 'b', 'b']], ['{{ l | sort(reverse=true) | first }}', 'b'],
-    ['{{ d | to_json }}', '{"k": "v", "n": 2}'], ['{{ d | to_yaml }}', '{k: v, n: 2}\n'], ["{{ '  x ' | trim }}", 'x'], ['{{ range(3) | list }}', [0, 1, 2]], ['{{ range(1, 7, 2) | list }}', [1, 3, 5]],
-    ["{{ 'a b' | quote }}", "'a b'"], ["{{ t | ternary('on', 'off') }}", 'on'], ['{{ s.lower() }}', 'hello'],
+    ["{{ nope | default('x') }}", 'x'],
+    ["{{ nope | d('x') }}", 'x'],
+    ["{{ '' | default('x') }}", ''],
+    ["{{ '' | default('x', true) }}", 'x'],
+    ['{{ n | default(5, boolean=true) }}', 5],
+    ["{{ l | join(',') }}", 'b,a,b'],
+    ['{{ l | join }}', 'bab'],
+    ["{{ '42' | int }}", 42],
+    ["{{ 'x' | int }}", 0],
+    ["{{ 'yes' | bool }}", true],
+    ["{{ 'off' | bool }}", false],
+    ['{{ a | string }}', '1'],
+    ['{{ l | length }}', 3],
+    ['{{ s | lower }}', 'hello'],
+    ['{{ s | upper }}', 'HELLO'],
+    ["{{ s | replace('l', 'L') }}", 'HeLLo'],
+    ["{{ 'a-1' | regex_replace('(\\\\w)-(\\\\d)', '\\\\2:\\\\1') }}", '1:a'],
+    ["{{ groups['redis'] | map('extract', hostvars, 'ansible_host') | list }}", ['10.0.0.1', '10.0.0.2']],
+    ["{{ ['h1'] | map('extract', hostvars) | list }}", [{ansible_host: '10.0.0.1'}]],
+    ["{{ users | map(attribute='name') | list }}", ['ann', 'bob']],
+    ["{{ l | map('upper') | list }}", ['B', 'A', 'B']],
+    ["{{ [1, 2, 3, 4] | select('even') | list }}", [2, 4]],
+    ["{{ [1, 2, 3] | reject('equalto', 2) | list }}", [1, 3]],
+    ["{{ users | selectattr('admin') | map(attribute='name') | first }}", 'ann'],
+    ['{{ l | first }}', 'b'],
+    ['{{ l | last }}', 'b'],
+    ['{{ l | unique }}', ['b', 'a']],
+    ['{{ l | sort }}', ['a', 'b', 'b']],
+    ['{{ l | sort(reverse=true) | first }}', 'b'],
+    ['{{ d | to_json }}', '{"k": "v", "n": 2}'],
+    ['{{ d | to_yaml }}', '{k: v, n: 2}\n'],
+    ["{{ '  x ' | trim }}", 'x'],
+    ['{{ range(3) | list }}', [0, 1, 2]],
+    ['{{ range(1, 7, 2) | list }}', [1, 3, 5]],
+    ["{{ 'a b' | quote }}", "'a b'"],
+    ["{{ t | ternary('on', 'off') }}", 'on'],
+    ['{{ s.lower() }}', 'hello'],
     // the Handlebars helpers that playbooks written for earlier versions use
-    ['{{ add port 10000 }}', 16379], ['{{ add a 2 -1 }}', 2], ['{{ default nope "x" }}', 'x'], ['{{ yesno t }}', 'yes'], ["{{ quote (expanduser '~/d d') }}", "'/home/u/d d'"],
+    ['{{ add port 10000 }}', 16379],
+    ['{{ add a 2 -1 }}', 2],
+    ['{{ default nope "x" }}', 'x'],
+    ['{{ yesno t }}', 'yes'],
+    ["{{ quote (expanduser '~/d d') }}", "'/home/u/d d'"],
   ]
   for (const [src, want] of cases) it(`${src} → ${JSON.stringify(want)}`, () => assert.deepEqual(r(src, {...V, ansible_user_dir: '/home/u'}), want))
 
@@ -106,7 +181,10 @@ describe('errors name the construct, where it is and what to write', () => {
   it('checks syntax without rendering (what the playbook loader runs on every string and template file)', () => {
     checkTemplate('{{ nope | default(1) }}{% if x %}{% endif %}')
     assert.throws(() => checkTemplate('{{ a | nope }}', {file: 'f.j2'}), /unknown filter/)
-    assert.throws(() => checkWhen('a | nope', {file: 'p.yml', line: 3}), (e: unknown) => e instanceof TemplateError && /unknown filter "nope" in condition "a \| nope" \(column 5\)/.test(e.message) && e.where.line === 3)
+    assert.throws(
+      () => checkWhen('a | nope', {file: 'p.yml', line: 3}),
+      (e: unknown) => e instanceof TemplateError && /unknown filter "nope" in condition "a \| nope" \(column 5\)/.test(e.message) && e.where.line === 3,
+    )
   })
 })
 
@@ -139,7 +217,10 @@ describe('{% %} blocks, comments and whitespace as Ansible renders them (trim_bl
     assert.equal(t('{% for x in [] %}x{% else %}none{% endfor %}', vars), 'none')
     assert.equal(t('{% for x in xs if x != "b" %}{{ x }}{% endfor %}', vars), 'ac')
     assert.equal(t('{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}', vars), 'k=v;n=2;')
-    assert.equal(t('{% for h in groups.redis %}{{ hostvars[h].ansible_host }}{{ "," if not loop.last }}{% endfor %}'.replace('"," if not loop.last', '"," if not loop.last else ""'), vars), '10.0.0.1,10.0.0.2')
+    assert.equal(
+      t('{% for h in groups.redis %}{{ hostvars[h].ansible_host }}{{ "," if not loop.last }}{% endfor %}'.replace('"," if not loop.last', '"," if not loop.last else ""'), vars),
+      '10.0.0.1,10.0.0.2',
+    )
   })
   it('set (scoped to its loop, as in Jinja), comments, raw', () => {
     assert.equal(t('{% set x = a + 1 %}{{ x }}', vars), '2')
@@ -172,7 +253,8 @@ describe('the legacy redis.conf.j2', () => {
     assert.equal(renderText(legacy, {item: 6379}, {file: 'redis.conf.j2'}), legacy.replace('{{ item }}', '6379'))
   })
   it('and with the habits such templates grow', () => {
-    const src = '{# per-port config #}\nport {{ item }}\n{% if redis_password is defined %}\nrequirepass {{ redis_password }}\n{% endif %}\ncluster-node-timeout {{ node_timeout | default(5000) }}\nbind {{ bind | join(" ") }}\n'
+    const src =
+      '{# per-port config #}\nport {{ item }}\n{% if redis_password is defined %}\nrequirepass {{ redis_password }}\n{% endif %}\ncluster-node-timeout {{ node_timeout | default(5000) }}\nbind {{ bind | join(" ") }}\n'
     assert.equal(renderText(src, {item: 6380, bind: ['10.0.0.1', '127.0.0.1']}), 'port 6380\ncluster-node-timeout 5000\nbind 10.0.0.1 127.0.0.1\n')
     assert.equal(renderText(src, {item: 6380, bind: ['::1'], redis_password: 's3'}), 'port 6380\nrequirepass s3\ncluster-node-timeout 5000\nbind ::1\n')
   })
@@ -182,10 +264,16 @@ describe('runner: hostvars, groups, play_hosts; errors at load and in when:', ()
   const INV = 'all:\n  hosts:\n    a: {ansible_connection: local, color: red}\n    b: {ansible_connection: local, color: blue}\n'
   const quiet: Reporter = {playStart() {}, taskStart() {}, hostResult() {}, taskEnd() {}, log() {}, warn() {}}
   const seen: string[] = []
-  const probe: ModuleSpec = {name: 'probe_value', description: 'records v', args: {v: {type: 'string'}}, checkMode: true, async run(ctx, items) {
-    for (const it of items) seen.push(`${ctx.host}:${String(it.args.v)}`)
-    return items.map(() => ({status: 'ok' as const}))
-  }}
+  const probe: ModuleSpec = {
+    name: 'probe_value',
+    description: 'records v',
+    args: {v: {type: 'string'}},
+    checkMode: true,
+    async run(ctx, items) {
+      for (const it of items) seen.push(`${ctx.host}:${String(it.args.v)}`)
+      return items.map(() => ({status: 'ok' as const}))
+    },
+  }
   const modules = new Map([...allModules(), [probe.name, probe]])
   const run = (yaml: string) => runPlaybook({inventory: loadInventory('inv.yml', INV), playbook: loadPlaybook('/tmp/pb.yml', modules, yaml), reporter: quiet})
 
@@ -197,13 +285,19 @@ describe('runner: hostvars, groups, play_hosts; errors at load and in when:', ()
     assert.deepEqual(seen.sort(), ['a:a red,blue 2 blue', 'b:b red,blue 2 blue'])
   })
   it('an undefined name in when: stops the run as bad input at the task (exit 5), it does not skip', async () => {
-    await assert.rejects(run("- hosts: all\n  tasks:\n    - probe_value: {v: x}\n      when: ansible_os_family == 'Debian'\n"),
-      (e: unknown) => e instanceof TemplateError && /undefined variable "ansible_os_family" in condition/.test(e.message) && e.where.line === 3)
+    await assert.rejects(
+      run("- hosts: all\n  tasks:\n    - probe_value: {v: x}\n      when: ansible_os_family == 'Debian'\n"),
+      (e: unknown) => e instanceof TemplateError && /undefined variable "ansible_os_family" in condition/.test(e.message) && e.where.line === 3,
+    )
   })
   it('an unknown filter in a task argument or condition fails when the playbook loads', () => {
-    assert.throws(() => loadPlaybook('/tmp/pb.yml', modules, '- hosts: all\n  tasks:\n    - probe_value: {v: "{{ a | nope }}"}\n'),
-      (e: unknown) => e instanceof TemplateError && /unknown filter "nope"/.test(e.message) && e.where.line === 3)
-    assert.throws(() => loadPlaybook('/tmp/pb.yml', modules, '- hosts: all\n  tasks:\n    - probe_value: {v: x}\n      when:\n        - a is frob\n'),
-      (e: unknown) => e instanceof TemplateError && /unknown test "is frob"/.test(e.message) && e.where.line === 5)
+    assert.throws(
+      () => loadPlaybook('/tmp/pb.yml', modules, '- hosts: all\n  tasks:\n    - probe_value: {v: "{{ a | nope }}"}\n'),
+      (e: unknown) => e instanceof TemplateError && /unknown filter "nope"/.test(e.message) && e.where.line === 3,
+    )
+    assert.throws(
+      () => loadPlaybook('/tmp/pb.yml', modules, '- hosts: all\n  tasks:\n    - probe_value: {v: x}\n      when:\n        - a is frob\n'),
+      (e: unknown) => e instanceof TemplateError && /unknown test "is frob"/.test(e.message) && e.where.line === 5,
+    )
   })
 })

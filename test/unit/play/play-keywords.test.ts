@@ -12,7 +12,10 @@ import {loadPlaybook} from '../../../src/play/playbook.js'
 const modules = allModules()
 const load = (text: string, file = 'site.yml') => loadPlaybook(file, modules, text)
 const refused = (text: string, re: RegExp, line: number) =>
-  assert.throws(() => load(text), (e: unknown) => e instanceof PlaybookError && re.test(e.message) && e.where?.line === line)
+  assert.throws(
+    () => load(text),
+    (e: unknown) => e instanceof PlaybookError && re.test(e.message) && e.where?.line === line,
+  )
 
 describe('play keywords', () => {
   it('vars_files: mappings beside the playbook, above play vars', () => {
@@ -25,9 +28,12 @@ describe('play keywords', () => {
     assert.throws(() => load('- hosts: all\n  vars_files: [nope.yml]\n  tasks: []\n'), PlaybookError)
     refused('- hosts: all\n  vars_files: ["{{ env }}.yml"]\n  tasks: []\n', /file name/, 2)
   })
-  it('play tags are every task\'s tags', () => {
+  it("play tags are every task's tags", () => {
     const pb = load('- hosts: all\n  tags: [redis]\n  tasks:\n    - command: echo a\n      tags: [a]\n    - command: echo b\n')
-    assert.deepEqual(pb.plays[0].tasks.map((t) => t.tags), [['a', 'redis'], ['redis']])
+    assert.deepEqual(
+      pb.plays[0].tasks.map((t) => t.tags),
+      [['a', 'redis'], ['redis']],
+    )
   })
   it('remote_user is kept for the connection', () => {
     assert.equal(load('- hosts: all\n  remote_user: ubuntu\n  tasks: []\n').plays[0].remoteUser, 'ubuntu')

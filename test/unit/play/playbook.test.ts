@@ -45,7 +45,7 @@ describe('playbook loading', () => {
     )
   })
 
-  it('rejects an unknown argument with the module\'s argument names', () => {
+  it("rejects an unknown argument with the module's argument names", () => {
     assert.throws(
       () => load('- hosts: all\n  tasks:\n    - file:\n        path: /tmp/x\n        sate: directory\n'),
       (e: unknown) => e instanceof PlaybookError && /unknown argument "sate" for module file/.test(e.message) && /state/.test(e.hint ?? '') && e.where.line === 3,
@@ -53,13 +53,25 @@ describe('playbook loading', () => {
   })
 
   it('rejects bad literal values and missing required arguments at load time', () => {
-    assert.throws(() => load('- hosts: all\n  tasks:\n    - file: {path: /x, state: folder}\n'), (e: unknown) => e instanceof PlaybookError && /directory/.test(e.hint ?? ''))
-    assert.throws(() => load('- hosts: all\n  tasks:\n    - file: {state: directory}\n'), (e: unknown) => e instanceof PlaybookError && /requires argument "path"/.test(e.message))
-    assert.throws(() => load('- hosts: all\n  tasks:\n    - file: {path: /x, mode: 644}\n'), (e: unknown) => e instanceof PlaybookError && /ambiguous/.test(e.message))
+    assert.throws(
+      () => load('- hosts: all\n  tasks:\n    - file: {path: /x, state: folder}\n'),
+      (e: unknown) => e instanceof PlaybookError && /directory/.test(e.hint ?? ''),
+    )
+    assert.throws(
+      () => load('- hosts: all\n  tasks:\n    - file: {state: directory}\n'),
+      (e: unknown) => e instanceof PlaybookError && /requires argument "path"/.test(e.message),
+    )
+    assert.throws(
+      () => load('- hosts: all\n  tasks:\n    - file: {path: /x, mode: 644}\n'),
+      (e: unknown) => e instanceof PlaybookError && /ambiguous/.test(e.message),
+    )
   })
 
   it('rejects malformed YAML with line and column', () => {
-    assert.throws(() => load('- hosts: all\n  tasks:\n   - command: [a\n'), (e: unknown) => e instanceof PlaybookError && e.where.line !== undefined && e.where.col !== undefined)
+    assert.throws(
+      () => load('- hosts: all\n  tasks:\n   - command: [a\n'),
+      (e: unknown) => e instanceof PlaybookError && e.where.line !== undefined && e.where.col !== undefined,
+    )
   })
 
   it('requires hosts and a task module', () => {
@@ -88,8 +100,14 @@ describe('values', () => {
   })
 
   it('-e takes key=value, JSON and rejects anything else', () => {
-    assert.deepEqual(parseExtraVar('a=b=c', () => ({})), {a: 'b=c'})
-    assert.deepEqual(parseExtraVar('{"n": 1}', () => ({})), {n: 1})
+    assert.deepEqual(
+      parseExtraVar('a=b=c', () => ({})),
+      {a: 'b=c'},
+    )
+    assert.deepEqual(
+      parseExtraVar('{"n": 1}', () => ({})),
+      {n: 1},
+    )
     assert.throws(() => parseExtraVar('novalue', () => ({})), /is not key=value/)
   })
 

@@ -45,7 +45,10 @@ describe('runner phases', () => {
     await assert.rejects(run(`- hosts: all\n  tasks:\n${bad}`), (e: {exitCode: number}) => e.exitCode === 5)
     const r = await run(`- hosts: all\n  tasks:\n    - name: change\n      command: "true"\n${bad}    - name: after\n      command: "true"\n`)
     assert.equal(r.exitCode, 2)
-    assert.deepEqual(r.tasks.filter((t) => t.task === 'bad').map((t) => t.status), ['failed', 'failed'])
+    assert.deepEqual(
+      r.tasks.filter((t) => t.task === 'bad').map((t) => t.status),
+      ['failed', 'failed'],
+    )
     assert.match(r.tasks.find((t) => t.task === 'bad')!.msg, /nosuchvar/)
     assert.equal(r.tasks.filter((t) => t.task === 'after').length, 0)
   })
@@ -55,19 +58,36 @@ describe('runner phases', () => {
     const reporter: Reporter = {...quiet, log: (h, m) => logs.push(`${h}: ${m}`)}
     const r = await run('- hosts: a\n  vars:\n    api_token: s3cr3t-Zq\n  tasks:\n    - name: echo\n      command: "echo hello {{ api_token }}"\n', {reporter, verbosity: 3})
     assert.equal(r.exitCode, 0)
-    assert.ok(logs.some((l) => /^a: \$ /.test(l)), logs.join('\n'))
-    assert.ok(logs.some((l) => /stdout: [\s\S]*hello/.test(l)), logs.join('\n'))
+    assert.ok(
+      logs.some((l) => /^a: \$ /.test(l)),
+      logs.join('\n'),
+    )
+    assert.ok(
+      logs.some((l) => /stdout: [\s\S]*hello/.test(l)),
+      logs.join('\n'),
+    )
     assert.ok(!logs.join('\n').includes('s3cr3t-Zq'), 'the secret is masked')
   })
 
   it('the mid-run module context carries the play peers (playHosts / groupHosts) with --limit', async () => {
     let seen: string[][] = []
-    const probe: ModuleSpec = {name: 'peers', description: 'records peers', args: {}, checkMode: true, async run(ctx) {
-      seen = [ctx.playHosts.map((h) => h.host), (ctx.groupHosts ?? []).map((h) => h.host)]
-      return [{status: 'ok'}]
-    }}
+    const probe: ModuleSpec = {
+      name: 'peers',
+      description: 'records peers',
+      args: {},
+      checkMode: true,
+      async run(ctx) {
+        seen = [ctx.playHosts.map((h) => h.host), (ctx.groupHosts ?? []).map((h) => h.host)]
+        return [{status: 'ok'}]
+      },
+    }
     const modules = new Map([...allModules(), [probe.name, probe]])
-    await runPlaybook({inventory: loadInventory('inv.yml', INV), playbook: loadPlaybook('/tmp/pb.yml', modules, '- hosts: all\n  tasks:\n    - name: p\n      peers: {}\n'), reporter: quiet, limit: '!a'})
+    await runPlaybook({
+      inventory: loadInventory('inv.yml', INV),
+      playbook: loadPlaybook('/tmp/pb.yml', modules, '- hosts: all\n  tasks:\n    - name: p\n      peers: {}\n'),
+      reporter: quiet,
+      limit: '!a',
+    })
     assert.deepEqual(seen, [['b'], ['a', 'b']])
   })
 })

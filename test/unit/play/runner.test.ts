@@ -11,9 +11,16 @@ const INV = 'all:\n  hosts:\n    a: {ansible_connection: local}\n    b: {ansible
 const quiet: Reporter = {playStart() {}, taskStart() {}, hostResult() {}, taskEnd() {}, log() {}, warn() {}}
 
 // A run-once module that fails, as a cluster step refusing to go on does.
-const refuse: ModuleSpec = {name: 'refuse_once', description: 'fails once for the play', args: {}, checkMode: true, runOnce: true, async run() {
-  return [{status: 'failed', msg: 'refused for the whole cluster'}]
-}}
+const refuse: ModuleSpec = {
+  name: 'refuse_once',
+  description: 'fails once for the play',
+  args: {},
+  checkMode: true,
+  runOnce: true,
+  async run() {
+    return [{status: 'failed', msg: 'refused for the whole cluster'}]
+  },
+}
 
 async function run(yaml: string, opts: {limit?: string} = {}) {
   const modules = new Map([...allModules(), [refuse.name, refuse]])
@@ -28,19 +35,37 @@ describe('runner', () => {
 
   it('a run-once task that fails stops the play on every host, not only the one it ran on', async () => {
     const r = await run('- hosts: all\n  tasks:\n    - name: cluster step\n      refuse_once: {}\n    - name: after\n      command: "true"\n')
-    assert.deepEqual(r.tasks.map((t) => `${t.host} ${t.task} ${t.status}`), ['a cluster step failed'])
+    assert.deepEqual(
+      r.tasks.map((t) => `${t.host} ${t.task} ${t.status}`),
+      ['a cluster step failed'],
+    )
     assert.equal(r.exitCode, 2)
-    assert.ok(r.warnings.some((w) => /runs once for the play and failed: the play stopped for b too/.test(w)), r.warnings.join('\n'))
+    assert.ok(
+      r.warnings.some((w) => /runs once for the play and failed: the play stopped for b too/.test(w)),
+      r.warnings.join('\n'),
+    )
   })
 
   it('--limit narrows the hosts a task runs on, not the group a cluster step sees', async () => {
     let seen: string[] = []
-    const probe: ModuleSpec = {name: 'probe_group', description: 'records the group', args: {}, checkMode: true, runOnce: true, async run(ctx) {
-      seen = (ctx.groupHosts ?? []).map((h) => h.host)
-      return [{status: 'ok', msg: ctx.playHosts.map((h) => h.host).join(',')}]
-    }}
+    const probe: ModuleSpec = {
+      name: 'probe_group',
+      description: 'records the group',
+      args: {},
+      checkMode: true,
+      runOnce: true,
+      async run(ctx) {
+        seen = (ctx.groupHosts ?? []).map((h) => h.host)
+        return [{status: 'ok', msg: ctx.playHosts.map((h) => h.host).join(',')}]
+      },
+    }
     const modules = new Map([...allModules(), [probe.name, probe]])
-    const r = await runPlaybook({inventory: loadInventory('inv.yml', INV), playbook: loadPlaybook('/tmp/pb.yml', modules, '- hosts: all\n  tasks:\n    - name: p\n      probe_group: {}\n'), reporter: quiet, limit: 'b'})
+    const r = await runPlaybook({
+      inventory: loadInventory('inv.yml', INV),
+      playbook: loadPlaybook('/tmp/pb.yml', modules, '- hosts: all\n  tasks:\n    - name: p\n      probe_group: {}\n'),
+      reporter: quiet,
+      limit: 'b',
+    })
     assert.equal(r.tasks[0].msg, 'b')
     assert.deepEqual(seen, ['a', 'b'])
   })

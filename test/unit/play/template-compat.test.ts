@@ -22,7 +22,12 @@ hb.registerHelper('expanduser', (p: unknown, o: {data?: {root?: Record<string, u
   return typeof home !== 'string' ? s : s === '~' ? home : s.startsWith('~/') ? `${home}/${s.slice(2)}` : s
 })
 hb.registerHelper('redisarg', (v: unknown) => redisArg(v))
-hb.registerHelper('redisargs', (v: unknown) => (Array.isArray(v) ? v.map(String) : String(v ?? '').split(/\s+/)).filter((w) => w !== '').map(redisArg).join(' '))
+hb.registerHelper('redisargs', (v: unknown) =>
+  (Array.isArray(v) ? v.map(String) : String(v ?? '').split(/\s+/))
+    .filter((w) => w !== '')
+    .map(redisArg)
+    .join(' '),
+)
 const old = (src: string, vars: Record<string, unknown>) => hb.compile(src, {strict: true, noEscape: true})(vars)
 
 const defaults = loadYaml('playbooks/defaults.yml').value as Record<string, unknown>
@@ -37,14 +42,38 @@ describe('templates/redis.conf.hbs renders exactly as it did under Handlebars', 
     {redis_extra_config: ['tcp-backlog 200', 'hz 20'], redis_bind: ['10.0.0.1', '127.0.0.1'], redis_cluster_require_full_coverage: 'no'},
     {redis_bind: '10.0.0.1 ::1', redis_appendonly: 'yes', redis_password: 'x', item: 6379, redis_extra_config: []},
   ]
-  variants.forEach((v, i) => it(`variant ${i}`, () => {
-    const vars = {...base, ...v}
-    assert.equal(renderText(src, vars, {file: 'templates/redis.conf.hbs'}), old(src, vars))
-  }))
+  variants.forEach((v, i) =>
+    it(`variant ${i}`, () => {
+      const vars = {...base, ...v}
+      assert.equal(renderText(src, vars, {file: 'templates/redis.conf.hbs'}), old(src, vars))
+    }),
+  )
 })
 
 describe('the strings in playbooks/*.yml render as they did under Handlebars', () => {
-  const vars = {...base, redis_port_start: 7000, redis_count: 3, redis_keep_data: false, ansible_user_dir: '/home/u', redis_cluster_dir: '~/redis_cluster', baremetal_group: 'redis', ansible_host_ip: '10.0.0.1', play_hosts_ips: ['10.0.0.1'], allow_data_loss: false, redis_members: {ips: []}, baremetal_controller_ip: '10.0.0.9', redis_version: '7.0.15', redis_source: 'x.tar.gz', redis_source_sha256: '', allow_partial: false, remove_missing: false, redis_purge: false, redis_port_end: 7002, redis_bus_start: 17000, redis_bus_end: 17002}
+  const vars = {
+    ...base,
+    redis_port_start: 7000,
+    redis_count: 3,
+    redis_keep_data: false,
+    ansible_user_dir: '/home/u',
+    redis_cluster_dir: '~/redis_cluster',
+    baremetal_group: 'redis',
+    ansible_host_ip: '10.0.0.1',
+    play_hosts_ips: ['10.0.0.1'],
+    allow_data_loss: false,
+    redis_members: {ips: []},
+    baremetal_controller_ip: '10.0.0.9',
+    redis_version: '7.0.15',
+    redis_source: 'x.tar.gz',
+    redis_source_sha256: '',
+    allow_partial: false,
+    remove_missing: false,
+    redis_purge: false,
+    redis_port_end: 7002,
+    redis_bus_start: 17000,
+    redis_bus_end: 17002,
+  }
   const strings: string[] = []
   const walk = (v: unknown): void => {
     if (typeof v === 'string' && v.includes('{{')) strings.push(v)
@@ -69,6 +98,6 @@ describe('the strings in playbooks/*.yml render as they did under Handlebars', (
       const after = renderString(s, vars)
       assert.equal(String(after), before, s)
     }
-    assert.ok(compared >= strings.length - 1, `compared ${compared} of ${strings.length}; skipped ${skipped.join(" ; ")}`)
+    assert.ok(compared >= strings.length - 1, `compared ${compared} of ${strings.length}; skipped ${skipped.join(' ; ')}`)
   })
 })

@@ -21,7 +21,10 @@ describe('templates', () => {
       () => renderText('a\nb {{ nope }}', {}, {file: 't.hbs', line: 10}),
       (e: unknown) => e instanceof TemplateError && /"nope"/.test(e.message) && e.where.file === 't.hbs' && e.where.line === 11,
     )
-    assert.throws(() => renderString('x {{ a.b }}', {a: {}}), (e: unknown) => e instanceof TemplateError && /"a\.b"/.test(e.message))
+    assert.throws(
+      () => renderString('x {{ a.b }}', {a: {}}),
+      (e: unknown) => e instanceof TemplateError && /"a\.b"/.test(e.message),
+    )
   })
 
   it('has arithmetic and default helpers', () => {

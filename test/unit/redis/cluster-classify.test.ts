@@ -33,11 +33,13 @@ function line(n: Live, self: boolean): string {
 function probes(live: Live[], known: (addr: string) => string[] = () => [], keys: Record<string, number> = {}): NodeProbeOk[] {
   const ids = new NodeIds()
   const keep = new Set<string>()
-  const byAddr = new Map(live.map(l => [l.addr, l]))
-  return NODES.map(node => {
+  const byAddr = new Map(live.map((l) => [l.addr, l]))
+  return NODES.map((node) => {
     const addr = addrOf(node)
     const me = byAddr.get(addr) ?? {addr}
-    const others = known(addr).filter(a => a !== addr).map(a => line(byAddr.get(a) ?? {addr: a}, false))
+    const others = known(addr)
+      .filter((a) => a !== addr)
+      .map((a) => line(byAddr.get(a) ?? {addr: a}, false))
     const text = [line(me, true), ...others].join('\n') + '\n'
     return probeFromText(node, addr, {cluster_state: 'ok'}, text, keys[addr] ?? 0, ids, keep)
   })
@@ -45,10 +47,7 @@ function probes(live: Live[], known: (addr: string) => string[] = () => [], keys
 
 const everyone = () => NODES.map(addrOf)
 /** Masters with their planned slots and epochs, replicas with their epochs: what step 1 leaves. */
-const setUp = (): Live[] => [
-  ...PLAN.masters.map(m => ({addr: m.addr, slots: rangesToString(m.slots), epoch: m.epoch})),
-  ...PLAN.replicas.map(r => ({addr: r.addr, epoch: r.epoch})),
-]
+const setUp = (): Live[] => [...PLAN.masters.map((m) => ({addr: m.addr, slots: rangesToString(m.slots), epoch: m.epoch})), ...PLAN.replicas.map((r) => ({addr: r.addr, epoch: r.epoch}))]
 
 describe('classify', () => {
   it('calls a fleet of lone empty nodes fresh', () => {
@@ -61,13 +60,19 @@ describe('classify', () => {
 
   it('calls a cluster with other slots an existing cluster, not this plan', () => {
     const [a, b] = PLAN.masters
-    const live = setUp().map(l => (l.addr === a.addr ? {...l, slots: `${a.slots[0][0]}-${b.slots[0][1]}`} : l.addr === b.addr ? {...l, slots: undefined} : l))
+    const live = setUp().map((l) => (l.addr === a.addr ? {...l, slots: `${a.slots[0][0]}-${b.slots[0][1]}`} : l.addr === b.addr ? {...l, slots: undefined} : l))
     assert.deepEqual(classify(PLAN, probes(live, everyone)), {fresh: false, resume: false})
   })
 
   it('does not resume when a member knows a node the inventory does not list', () => {
     const live = [...setUp(), {addr: '127.0.0.1:30099'}]
-    assert.deepEqual(classify(PLAN, probes(live, () => [...everyone(), '127.0.0.1:30099'])), {fresh: false, resume: false})
+    assert.deepEqual(
+      classify(
+        PLAN,
+        probes(live, () => [...everyone(), '127.0.0.1:30099']),
+      ),
+      {fresh: false, resume: false},
+    )
   })
 
   it('refuses a lone node that holds keys', () => {
@@ -94,8 +99,16 @@ describe('converge', () => {
     assert.equal(steps.setup.get(m.addr)!.epoch, m.epoch)
     assert.deepEqual(steps.setup.get(PLAN.replicas[0].addr), {addslots: [], epoch: PLAN.replicas[0].epoch})
     assert.equal(steps.meetTarget, PLAN.seed)
-    assert.deepEqual(steps.meet.sort(), everyone().filter(a => a !== PLAN.seed).sort())
-    assert.deepEqual(steps.replicate, PLAN.replicas.map(r => [r.addr, r.master]))
+    assert.deepEqual(
+      steps.meet.sort(),
+      everyone()
+        .filter((a) => a !== PLAN.seed)
+        .sort(),
+    )
+    assert.deepEqual(
+      steps.replicate,
+      PLAN.replicas.map((r) => [r.addr, r.master]),
+    )
     assert.equal(steps.total, freshCommands(PLAN))
   })
 
@@ -112,19 +125,25 @@ describe('converge', () => {
     const steps = converge(PLAN, probes(setUp(), everyone))
     assert.equal(steps.setup.size, 0)
     assert.deepEqual(steps.meet, [])
-    assert.deepEqual(steps.replicate, PLAN.replicas.map(r => [r.addr, r.master]))
+    assert.deepEqual(
+      steps.replicate,
+      PLAN.replicas.map((r) => [r.addr, r.master]),
+    )
     assert.equal(steps.total, PLAN.replicas.length)
   })
 
   it('has nothing to send for the formed cluster', () => {
-    const live = [...PLAN.masters.map(m => ({addr: m.addr, slots: rangesToString(m.slots), epoch: m.epoch})), ...PLAN.replicas.map(r => ({addr: r.addr, master: r.master, epoch: r.epoch}))]
+    const live = [...PLAN.masters.map((m) => ({addr: m.addr, slots: rangesToString(m.slots), epoch: m.epoch})), ...PLAN.replicas.map((r) => ({addr: r.addr, master: r.master, epoch: r.epoch}))]
     assert.equal(converge(PLAN, probes(live, everyone)).total, 0)
   })
 
   it('lets lone nodes MEET a member when the seed itself is alone (restarted without nodes.conf)', () => {
-    const members = everyone().filter(a => a !== PLAN.seed && a !== PLAN.replicas[0].addr)
-    const live = setUp().map(l => (l.addr === PLAN.seed ? {addr: l.addr} : l))
-    const steps = converge(PLAN, probes(live, a => (members.includes(a) ? members : [])))
+    const members = everyone().filter((a) => a !== PLAN.seed && a !== PLAN.replicas[0].addr)
+    const live = setUp().map((l) => (l.addr === PLAN.seed ? {addr: l.addr} : l))
+    const steps = converge(
+      PLAN,
+      probes(live, (a) => (members.includes(a) ? members : [])),
+    )
     assert.ok(members.includes(steps.meetTarget), steps.meetTarget)
     assert.deepEqual(steps.meet.sort(), [PLAN.seed, PLAN.replicas[0].addr].sort())
   })
@@ -134,14 +153,14 @@ describe('roleMismatches', () => {
   const formed = (swap = false): Live[] => {
     const [r] = PLAN.replicas
     return [
-      ...PLAN.masters.map(m => (swap && m.addr === r.master ? {addr: m.addr, master: r.addr} : {addr: m.addr, slots: rangesToString(m.slots)})),
-      ...PLAN.replicas.map(x => (swap && x === r ? {addr: x.addr, slots: rangesToString(PLAN.masters.find(m => m.addr === r.master)!.slots)} : {addr: x.addr, master: x.master})),
+      ...PLAN.masters.map((m) => (swap && m.addr === r.master ? {addr: m.addr, master: r.addr} : {addr: m.addr, slots: rangesToString(m.slots)})),
+      ...PLAN.replicas.map((x) => (swap && x === r ? {addr: x.addr, slots: rangesToString(PLAN.masters.find((m) => m.addr === r.master)!.slots)} : {addr: x.addr, master: x.master})),
     ]
   }
 
   it('names a replica not yet following its planned master', () => {
     const [r] = PLAN.replicas
-    const live = formed().map(l => (l.addr === r.addr ? {addr: r.addr} : l))
+    const live = formed().map((l) => (l.addr === r.addr ? {addr: r.addr} : l))
     assert.deepEqual(roleMismatches(PLAN, probes(live, everyone)), [`${r.addr} is not yet a replica of ${r.master}`])
   })
 

@@ -17,7 +17,10 @@ describe('redis_config: reading redis.conf', () => {
   })
   it('directives are case-insensitive; repeated lines kept in order', () => {
     const m = parseRedisConf('SAVE 900 1\nsave 300 10\n# x\n\nmaxmemory 1gb\n')
-    assert.deepEqual(m.get('save'), [['900', '1'], ['300', '10']])
+    assert.deepEqual(m.get('save'), [
+      ['900', '1'],
+      ['300', '10'],
+    ])
     assert.equal(configValue('save', m.get('save')!), '900 1 300 10')
     assert.equal(configValue('maxmemory', [['1gb'], ['2gb']]), '2gb', 'last line wins')
   })
@@ -44,8 +47,14 @@ describe('redis_config: plan', () => {
   for (const t of table) {
     it(t.name, () => {
       const p = planConfig(t.applied, t.wanted)
-      assert.deepEqual(p.live.map((c) => c.name), t.live)
-      assert.deepEqual(p.restart.map((c) => c.name), t.restart)
+      assert.deepEqual(
+        p.live.map((c) => c.name),
+        t.live,
+      )
+      assert.deepEqual(
+        p.restart.map((c) => c.name),
+        t.restart,
+      )
       for (const [k, v] of Object.entries(t.values ?? {})) assert.equal(p.live.find((c) => c.name === k)?.value, v)
     })
   }
@@ -64,7 +73,13 @@ describe('redis_config: plan', () => {
 
 describe('redis_config: scripts', () => {
   it('facts: one sha256sum for every snapshot, the wanted hashes on stdin', () => {
-    const s = factsScript('/r c', new Map([[7000, 'aa'], [7001, 'bb']]))
+    const s = factsScript(
+      '/r c',
+      new Map([
+        [7000, 'aa'],
+        [7001, 'bb'],
+      ]),
+    )
     assert.equal((s.match(/sha256sum/g) ?? []).length, 1)
     assert.match(s, /^cd '\/r c'/)
     assert.match(s, /\n7000 aa\n7001 bb\nEOF\n/)
@@ -92,8 +107,16 @@ describe('redis_config: rolling restarts', () => {
   it('per shard: replicas first, then failover, then the old master', () => {
     const plan = planRolling([m('a:1', ['b:1']), r('b:1', 'a:1'), m('c:1', ['d:1']), r('d:1', 'c:1')])
     assert.deepEqual(plan, [
-      [{kind: 'restart', addr: 'b:1', as: 'replica'}, {kind: 'failover', replica: 'b:1', master: 'a:1'}, {kind: 'restart', addr: 'a:1', as: 'replica'}],
-      [{kind: 'restart', addr: 'd:1', as: 'replica'}, {kind: 'failover', replica: 'd:1', master: 'c:1'}, {kind: 'restart', addr: 'c:1', as: 'replica'}],
+      [
+        {kind: 'restart', addr: 'b:1', as: 'replica'},
+        {kind: 'failover', replica: 'b:1', master: 'a:1'},
+        {kind: 'restart', addr: 'a:1', as: 'replica'},
+      ],
+      [
+        {kind: 'restart', addr: 'd:1', as: 'replica'},
+        {kind: 'failover', replica: 'd:1', master: 'c:1'},
+        {kind: 'restart', addr: 'c:1', as: 'replica'},
+      ],
     ])
   })
   it('a master without healthy replicas is never restarted with SHUTDOWN NOSAVE: only by SHUTDOWN SAVE (its keys come back from that RDB); lone nodes too', () => {
@@ -115,7 +138,11 @@ describe('redis_config: rolling restarts', () => {
       if (i % 2) nodes.push(r(`r:${i}`, `m:${i}`))
     }
     const plan = planRolling(nodes)
-    const restarted = plan.flat().filter((s) => s.kind === 'restart').map((s) => (s as {addr: string}).addr).sort()
+    const restarted = plan
+      .flat()
+      .filter((s) => s.kind === 'restart')
+      .map((s) => (s as {addr: string}).addr)
+      .sort()
     assert.deepEqual(restarted, nodes.map((n) => n.addr).sort())
     for (const shard of plan) {
       const masters = shard.filter((s) => s.kind === 'restart' && s.addr.startsWith('m:'))
@@ -131,18 +158,25 @@ describe('redis_config: rolling restarts', () => {
 describe('recap names what changed', () => {
   const rec = (task: string, host: string, status: string, msg: string) => ({play: 'p', task, module: 'm', host, status, msg, items: 1, durationMs: 1, where: {}})
   it('one line per changed task, hosts listed, first line of the message', () => {
-    const result = {tasks: [rec('Instances running', 'h1', 'changed', 'started 2 (7000-7001), 2 already running'), rec('Instances running', 'h2', 'ok', 'all'), rec('Firewall', 'h3', 'changed', 'chain: 1 rule(s) added\nmore')], check: false} as unknown as RunResult
-    assert.deepEqual(changedLines(result), [
-      '  changed: Instances running on h1 — started 2 (7000-7001), 2 already running',
-      '  changed: Firewall on h3 — chain: 1 rule(s) added',
-    ])
+    const result = {
+      tasks: [
+        rec('Instances running', 'h1', 'changed', 'started 2 (7000-7001), 2 already running'),
+        rec('Instances running', 'h2', 'ok', 'all'),
+        rec('Firewall', 'h3', 'changed', 'chain: 1 rule(s) added\nmore'),
+      ],
+      check: false,
+    } as unknown as RunResult
+    assert.deepEqual(changedLines(result), ['  changed: Instances running on h1 — started 2 (7000-7001), 2 already running', '  changed: Firewall on h3 — chain: 1 rule(s) added'])
   })
 })
 
 describe('redis_config: AOF turned on before a restart', () => {
   it('a change that turns appendonly on, with a restart-only one, is flagged: AOF goes on live first', () => {
     const plan = planConfig(conf(), conf('tcp-backlog 200').replace('appendonly no', 'appendonly yes'))
-    assert.deepEqual(plan.restart.map((c) => c.name), ['tcp-backlog'])
+    assert.deepEqual(
+      plan.restart.map((c) => c.name),
+      ['tcp-backlog'],
+    )
     assert.ok(turnsAofOn(plan))
   })
   it('appendonly added where the old config had none (default no) turns it on; turning it off or leaving it does not', () => {

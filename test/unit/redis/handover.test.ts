@@ -33,14 +33,20 @@ describe('handover: dead masters before they restart', () => {
   it('a whole host down: its master is failed over, its replica just starts', () => {
     const dead = ['192.0.2.1:7000', '192.0.2.1:7001']
     const plan = planHandover(down(...dead), liveBut(...dead), entries, new Map(dead.map((a) => [a, nothing])), false)
-    assert.deepEqual(plan.map((h) => h.action), ['failover', 'start'])
+    assert.deepEqual(
+      plan.map((h) => h.action),
+      ['failover', 'start'],
+    )
   })
 
   it('no majority of live masters to vote: TAKEOVER (the dead master is known dead on its host)', () => {
     const dead = ['192.0.2.1:7000', '192.0.2.2:7000']
     const plan = planHandover(down(...dead), liveBut(...dead), entries, new Map(dead.map((a) => [a, nothing])), false)
     // 1 of 3 masters lives: no majority for the first; after it is promoted, 2 of 3 vote.
-    assert.deepEqual(plan.map((h) => h.action === 'failover' && h.takeover), [true, false])
+    assert.deepEqual(
+      plan.map((h) => h.action === 'failover' && h.takeover),
+      [true, false],
+    )
   })
 
   it('no live replica and no data on disk: refused, naming the slots; with allowDataLoss started empty', () => {
@@ -64,10 +70,22 @@ describe('handover: dead masters before they restart', () => {
     assert.equal(dataSurvives({...nothing, log: false, everOk: false}), undefined)
   })
 
-  it('every node down (a cold start): each one\'s own nodes.conf says what it owned', () => {
+  it("every node down (a cold start): each one's own nodes.conf says what it owned", () => {
     const own = {...nothing, ownSlots: [[0, 5460]] as Array<[number, number]>}
-    const plan = planHandover(down('192.0.2.1:7000', '192.0.2.2:7001'), new Set(), [], new Map([['192.0.2.1:7000', own], ['192.0.2.2:7001', nothing]]), false)
-    assert.deepEqual(plan.map((h) => h.action), ['refuse', 'start'])
+    const plan = planHandover(
+      down('192.0.2.1:7000', '192.0.2.2:7001'),
+      new Set(),
+      [],
+      new Map([
+        ['192.0.2.1:7000', own],
+        ['192.0.2.2:7001', nothing],
+      ]),
+      false,
+    )
+    assert.deepEqual(
+      plan.map((h) => h.action),
+      ['refuse', 'start'],
+    )
   })
 
   it('the host script reports what is on disk, one line per port', () => {
@@ -75,21 +93,36 @@ describe('handover: dead masters before they restart', () => {
     assert.match(s, /^dir='\/root\/redis cluster'$/m)
     assert.match(s, /for p in 7000 7001; do/)
     const f = parseDataFacts('noise\n@@ 7000 0 1 0 0 0 1 1 0-5460,6000\n@@ 7001 1 0 1 1 1 0 0 \n')
-    assert.deepEqual(f.get(7000), {running: false, aof: true, rdb: false, saved: false, savePoints: false, log: true, everOk: true, ownSlots: [[0, 5460], [6000, 6000]]})
+    assert.deepEqual(f.get(7000), {
+      running: false,
+      aof: true,
+      rdb: false,
+      saved: false,
+      savePoints: false,
+      log: true,
+      everOk: true,
+      ownSlots: [
+        [0, 5460],
+        [6000, 6000],
+      ],
+    })
     assert.deepEqual(f.get(7001), {running: true, aof: false, rdb: true, saved: true, savePoints: true, log: false, everOk: false, ownSlots: []})
   })
 
-  it('a dead master\'s nodes.conf is rewritten before it starts: itself a replica of the promoted node, owning nothing (real sh + awk)', () => {
+  it("a dead master's nodes.conf is rewritten before it starts: itself a replica of the promoted node, owning nothing (real sh + awk)", () => {
     const dir = mkdtempSync(join(tmpdir(), 'bm-demote-'))
     mkdirSync(join(dir, '7000'))
     const a = 'a'.repeat(40)
     const b = 'b'.repeat(40)
-    writeFileSync(join(dir, '7000/nodes.conf'), [
-      `${a} 192.0.2.1:7000@17000 myself,master - 0 0 14 connected 0-2730 [5->-${b}]`,
-      `${b} 192.0.2.2:7002@17002 slave ${a} 0 1796117516515 14 connected`,
-      'cccc 192.0.2.3:7000@17000 master - 0 1 3 connected 5461-8191',
-      'vars currentEpoch 18 lastVoteEpoch 0',
-    ].join('\n') + '\n')
+    writeFileSync(
+      join(dir, '7000/nodes.conf'),
+      [
+        `${a} 192.0.2.1:7000@17000 myself,master - 0 0 14 connected 0-2730 [5->-${b}]`,
+        `${b} 192.0.2.2:7002@17002 slave ${a} 0 1796117516515 14 connected`,
+        'cccc 192.0.2.3:7000@17000 master - 0 1 3 connected 5461-8191',
+        'vars currentEpoch 18 lastVoteEpoch 0',
+      ].join('\n') + '\n',
+    )
     const r = spawnSync('sh', ['-s'], {input: demoteScript(dir, 7000, b)})
     assert.equal(r.stdout.toString().trim(), '@@ 7000 demoted')
     assert.deepEqual(readFileSync(join(dir, '7000/nodes.conf'), 'utf8').split('\n'), [

@@ -41,15 +41,24 @@ describe('takeRound', () => {
 
   it('a key bigger than the budget still moves, alone', () => {
     const r = takeRound([keysOf(1, [10 << 20, 5]), keysOf(2, [5])], 1 << 20, 1000, 14)
-    assert.deepEqual(r.calls.map(c => [c.slot, c.keys.length]), [[1, 1]])
-    assert.deepEqual(r.rest.map(x => [x.slot, x.keys.length]), [[1, 1], [2, 1]])
+    assert.deepEqual(
+      r.calls.map((c) => [c.slot, c.keys.length]),
+      [[1, 1]],
+    )
+    assert.deepEqual(
+      r.rest.map((x) => [x.slot, x.keys.length]),
+      [
+        [1, 1],
+        [2, 1],
+      ],
+    )
   })
 
   it('small keys: one MIGRATE per slot, at most maxKeys each and maxCalls per round', () => {
     const q = Array.from({length: 32}, (_, i) => keysOf(i, Array(1500).fill(100)))
     const r = takeRound(q, 1 << 30, 1000, 14)
     assert.equal(r.calls.length, 14)
-    assert.ok(r.calls.every(c => c.keys.length === 1000))
+    assert.ok(r.calls.every((c) => c.keys.length === 1000))
     assert.equal(r.rest.length, 32)
   })
 
@@ -158,14 +167,19 @@ describe('open slots after a failover', () => {
 
   it('no failover: the markers are kept as they are', () => {
     const m: OpenSlotMarkers = {slot: 2, owners: [S], migrating: [{node: S, to: T}], importing: [{node: T, from: S}]}
-    const v = resolveOpenSlot(m, new Map([[S, master()], [T, master(0)]]))
+    const v = resolveOpenSlot(
+      m,
+      new Map([
+        [S, master()],
+        [T, master(0)],
+      ]),
+    )
     assert.deepEqual({...v}, {...m})
   })
 })
 
 describe('downReason', () => {
-  const line = (id: string, port: number, flags: string, slots: string, extra = '') =>
-    `${id} 10.0.0.1:${port}@${port + 10000} ${flags} - 0 0 1 connected ${slots}${extra}`.trim()
+  const line = (id: string, port: number, flags: string, slots: string, extra = '') => `${id} 10.0.0.1:${port}@${port + 10000} ${flags} - 0 0 1 connected ${slots}${extra}`.trim()
   it('names slots a failed node still serves in the map of a node importing them', () => {
     const text = [
       line('a'.repeat(40), 7000, 'myself,master', '0-5460', ` [12000-<-${'c'.repeat(40)}]`),

@@ -39,7 +39,7 @@ describe('parseClusterNodes', () => {
   it('reads the Redis 7 format with hostnames', () => {
     const nodes = parseClusterNodes(SIX)
     assert.equal(nodes.length, 6)
-    const me = nodes.find(n => n.myself)!
+    const me = nodes.find((n) => n.myself)!
     assert.equal(me.id, 'e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca')
     assert.equal(me.addr, '127.0.0.1:30001')
     assert.equal(me.busPort, 31001)
@@ -56,7 +56,10 @@ describe('parseClusterNodes', () => {
 
   it('reads fail flags, handshakes, :0@0 addresses and open slots', () => {
     const [me, failed, pfail, hs, noaddr] = parseClusterNodes(MESSY)
-    assert.deepEqual(me.slots, [[0, 99], [101, 101]])
+    assert.deepEqual(me.slots, [
+      [0, 99],
+      [101, 101],
+    ])
     assert.deepEqual(me.migrating, [{slot: 100, to: 'b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2'}])
     assert.deepEqual(me.importing, [{slot: 16383, from: 'c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3'}])
     assert.ok(failed.fail && !failed.pfail && failed.linkState === 'disconnected')
@@ -98,7 +101,10 @@ describe('parseClusterNodes', () => {
     const m = digestClusterNodes(MESSY, ids)
     assert.equal(m.lines, 5)
     assert.equal(m.known.length, 3, 'handshake and noaddr are not known nodes')
-    assert.deepEqual(m.failed.map(x => ids.ids[x]), ['b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2'])
+    assert.deepEqual(
+      m.failed.map((x) => ids.ids[x]),
+      ['b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2'],
+    )
     assert.equal(m.signature, viewSignature(parseClusterNodes(MESSY)))
     const moved = digestClusterNodes(SIX.replace('0-5460', '0-5459').replace('5461-10922', '5460-10922'), ids)
     assert.notEqual(moved.signature, a.signature)
@@ -117,14 +123,40 @@ describe('slot ranges', () => {
     assert.equal(compressSlots([10923, 0, 1, 2, 3, 5, 5, 4]), '0-5,10923')
     assert.equal(compressSlots([]), '')
     assert.equal(compressSlots(Array.from({length: 16384}, (_, i) => i)), '0-16383')
-    assert.equal(rangesToString([[5, 9], [0, 4], [12, 12]]), '0-9,12')
+    assert.equal(
+      rangesToString([
+        [5, 9],
+        [0, 4],
+        [12, 12],
+      ]),
+      '0-9,12',
+    )
   })
   it('round-trips and counts', () => {
     const r = parseSlotRanges('0-5460,10923,10924-16383')
-    assert.deepEqual(r, [[0, 5460], [10923, 16383]])
+    assert.deepEqual(r, [
+      [0, 5460],
+      [10923, 16383],
+    ])
     assert.equal(countSlots(r), 5461 + 5461)
-    assert.equal(expandRanges([[3, 5], [4, 6]]).join(','), '3,4,5,6')
-    assert.deepEqual(mergeRanges([[1, 2], [3, 4], [10, 11]]), [[1, 4], [10, 11]])
+    assert.equal(
+      expandRanges([
+        [3, 5],
+        [4, 6],
+      ]).join(','),
+      '3,4,5,6',
+    )
+    assert.deepEqual(
+      mergeRanges([
+        [1, 2],
+        [3, 4],
+        [10, 11],
+      ]),
+      [
+        [1, 4],
+        [10, 11],
+      ],
+    )
   })
 })
 
@@ -141,12 +173,15 @@ describe('pickBindAddress', () => {
 
 // Six probes built from one text: each node sees the same lines with its own marked myself.
 function probesFrom(text: string, hosts: string[], mutate?: (addr: string, lines: string) => string): NodeProbe[] {
-  const lines = text.trim().split('\n').map(l => l.replace('myself,', ''))
+  const lines = text
+    .trim()
+    .split('\n')
+    .map((l) => l.replace('myself,', ''))
   const all = parseClusterNodes(lines.join('\n'))
   const ids = new NodeIds()
   const keep = new Set<string>()
   return all.map((n, i) => {
-    const own = lines.map(l => (l.startsWith(n.id) ? l.replace(/ (master|slave) /, ' myself,$1 ') : l)).join('\n')
+    const own = lines.map((l) => (l.startsWith(n.id) ? l.replace(/ (master|slave) /, ' myself,$1 ') : l)).join('\n')
     const view = mutate ? mutate(n.addr, own) : own
     return probeFromText({host: hosts[i], ip: n.ip, port: n.port}, n.addr, {cluster_state: 'ok'}, view, 0, ids, keep)
   })
@@ -160,9 +195,12 @@ describe('buildClusterReport', () => {
     assert.deepEqual(r.problems, [])
     assert.ok(r.ok)
     assert.equal(r.slotsCovered, 16384)
-    assert.deepEqual(r.masters.map(m => m.slots), ['0-5460', '5461-10922', '10923-16383'])
+    assert.deepEqual(
+      r.masters.map((m) => m.slots),
+      ['0-5460', '5461-10922', '10923-16383'],
+    )
     assert.equal(r.replicas.length, 3)
-    assert.equal(r.replicas.find(x => x.addr === '127.0.0.1:30004')!.masterAddr, '127.0.0.1:30001')
+    assert.equal(r.replicas.find((x) => x.addr === '127.0.0.1:30004')!.masterAddr, '127.0.0.1:30001')
     assert.deepEqual(r.perHost.h1, {masters: 1, replicas: 1, new: 0, unreachable: 0})
     assert.ok(JSON.parse(JSON.stringify(r)).ok)
     const text = renderClusterReport(r)
@@ -177,10 +215,14 @@ describe('buildClusterReport', () => {
       // 30002 has slot 6000 open towards 30003.
       if (addr === '127.0.0.1:30002') return view.replace(' 5461-10922', ' 5461-10922 [6000->-292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f]')
       // 30006 has not heard of the replica on 30004 yet.
-      if (addr === '127.0.0.1:30006') return view.split('\n').filter(l => !l.includes(':30004@')).join('\n')
+      if (addr === '127.0.0.1:30006')
+        return view
+          .split('\n')
+          .filter((l) => !l.includes(':30004@'))
+          .join('\n')
       return view
     })
-    const down = probes.findIndex(p => p.addr === '127.0.0.1:30005')
+    const down = probes.findIndex((p) => p.addr === '127.0.0.1:30005')
     probes[down] = {node: probes[down].node, addr: probes[down].addr, error: 'connection refused'}
     probes.push(probeFromText({host: 'h4', ip: '127.0.0.1', port: 30007}, '127.0.0.1:30007', {cluster_state: 'fail'}, 'ffff :30007@31007 myself,master - 0 0 0 connected', 0, new NodeIds(), new Set()))
     const r = buildClusterReport(probes)
@@ -188,20 +230,38 @@ describe('buildClusterReport', () => {
     assert.deepEqual(r.newNodes, ['127.0.0.1:30007'])
     assert.deepEqual(r.unreachable, ['127.0.0.1:30005'])
     const texts = problemTexts(r.problems)
-    assert.ok(texts.some(p => /30005 \(host h2\) is unreachable: connection refused/.test(p)), texts.join('\n'))
-    assert.ok(texts.some(p => /30003 disagrees on the slot map: 8 slot\(s\) differ, e\.g\. slot 10923 is served by 127\.0\.0\.1:30002 here but by 127\.0\.0\.1:30003/.test(p)), texts.join('\n'))
-    assert.ok(texts.some(p => /30002 has slot 6000 open \(migrating to 127\.0\.0\.1:30003\)/.test(p)))
+    assert.ok(
+      texts.some((p) => /30005 \(host h2\) is unreachable: connection refused/.test(p)),
+      texts.join('\n'),
+    )
+    assert.ok(
+      texts.some((p) => /30003 disagrees on the slot map: 8 slot\(s\) differ, e\.g\. slot 10923 is served by 127\.0\.0\.1:30002 here but by 127\.0\.0\.1:30003/.test(p)),
+      texts.join('\n'),
+    )
+    assert.ok(texts.some((p) => /30002 has slot 6000 open \(migrating to 127\.0\.0\.1:30003\)/.test(p)))
     assert.ok(texts.includes('127.0.0.1:30006 knows 5 of 6 nodes (missing: 127.0.0.1:30004)'), texts.join('\n'))
     // Callers filter by kind, never by text: each line names its kind and node.
-    assert.deepEqual(r.problems.find(p => p.kind === 'unreachable'), {kind: 'unreachable', node: '127.0.0.1:30005', text: '127.0.0.1:30005 (host h2) is unreachable: connection refused'})
-    assert.deepEqual(r.problems.filter(p => p.kind === 'disagree').map(p => p.node), ['127.0.0.1:30003'])
-    assert.deepEqual(r.problems.filter(p => p.kind === 'open-slot').map(p => p.node), ['127.0.0.1:30002'])
-    assert.deepEqual(r.problems.filter(p => p.kind === 'unaware').map(p => p.node), ['127.0.0.1:30006'])
+    assert.deepEqual(
+      r.problems.find((p) => p.kind === 'unreachable'),
+      {kind: 'unreachable', node: '127.0.0.1:30005', text: '127.0.0.1:30005 (host h2) is unreachable: connection refused'},
+    )
+    assert.deepEqual(
+      r.problems.filter((p) => p.kind === 'disagree').map((p) => p.node),
+      ['127.0.0.1:30003'],
+    )
+    assert.deepEqual(
+      r.problems.filter((p) => p.kind === 'open-slot').map((p) => p.node),
+      ['127.0.0.1:30002'],
+    )
+    assert.deepEqual(
+      r.problems.filter((p) => p.kind === 'unaware').map((p) => p.node),
+      ['127.0.0.1:30006'],
+    )
     assert.deepEqual(r.openSlots, [{addr: '127.0.0.1:30002', slot: 6000, state: 'migrating', peer: '127.0.0.1:30003'}])
     assert.equal(r.perHost.h4.new, 1)
     // The unreachable node is still named by its inventory host, not reported as foreign.
     assert.deepEqual(r.unknownNodes, [])
-    assert.equal(r.replicas.find(x => x.addr === '127.0.0.1:30005')!.host, 'h2')
+    assert.equal(r.replicas.find((x) => x.addr === '127.0.0.1:30005')!.host, 'h2')
   })
 
   it('reports nothing formed when every node is alone', () => {
@@ -210,7 +270,10 @@ describe('buildClusterReport', () => {
     assert.ok(!r.ok)
     assert.match(problemTexts(r.problems).join('\n'), /holds 3 key\(s\)/)
     assert.match(problemTexts(r.problems).join('\n'), /no cluster formed/)
-    assert.deepEqual(r.problems.map(p => p.kind), ['has-keys', 'no-cluster'])
+    assert.deepEqual(
+      r.problems.map((p) => p.kind),
+      ['has-keys', 'no-cluster'],
+    )
   })
 })
 

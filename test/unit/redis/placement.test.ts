@@ -11,26 +11,26 @@ function formed(hosts: number, ports: number, replicas: number): PlacementInput 
   for (let h = 1; h <= hosts; h++) for (let p = 0; p < ports; p++) nodes.push({host: `h${h}`, ip: `192.0.2.${h}`, port: 7000 + p})
   const plan = planCluster(nodes, replicas)
   return {
-    masters: plan.masters.map(m => ({id: m.addr, addr: m.addr, host: m.host, slotCount: m.slotCount})),
-    replicas: plan.replicas.map(r => ({id: r.addr, addr: r.addr, host: r.host, masterId: r.master})),
+    masters: plan.masters.map((m) => ({id: m.addr, addr: m.addr, host: m.host, slotCount: m.slotCount})),
+    replicas: plan.replicas.map((r) => ({id: r.addr, addr: r.addr, host: r.host, masterId: r.master})),
   }
 }
 
 // What a CLUSTER FAILOVER does to the layout: the replica is master of the shard, the old
 // master and the shard's other replicas replicate it.
 function failOver(input: PlacementInput, masterId: string, replicaId: string): PlacementInput {
-  const m = input.masters.find(x => x.id === masterId)!
-  const r = input.replicas.find(x => x.id === replicaId)!
+  const m = input.masters.find((x) => x.id === masterId)!
+  const r = input.replicas.find((x) => x.id === replicaId)!
   assert.equal(r.masterId, masterId, `${replicaId} replicates ${masterId}`)
   return {
-    masters: input.masters.map(x => (x.id === masterId ? {id: r.id, addr: r.addr, host: r.host, slotCount: m.slotCount} : x)),
-    replicas: input.replicas.map(x => (x.id === replicaId ? {id: m.id, addr: m.addr, host: m.host, masterId: r.id} : x.masterId === masterId ? {...x, masterId: r.id} : x)),
+    masters: input.masters.map((x) => (x.id === masterId ? {id: r.id, addr: r.addr, host: r.host, slotCount: m.slotCount} : x)),
+    replicas: input.replicas.map((x) => (x.id === replicaId ? {id: m.id, addr: m.addr, host: m.host, masterId: r.id} : x.masterId === masterId ? {...x, masterId: r.id} : x)),
   }
 }
 
 function perHost(input: PlacementInput): Record<string, number> {
   const out: Record<string, number> = {}
-  for (const h of new Set([...input.masters, ...input.replicas].map(n => n.host))) out[h] = 0
+  for (const h of new Set([...input.masters, ...input.replicas].map((n) => n.host))) out[h] = 0
   for (const m of input.masters) if (m.slotCount > 0) out[m.host]++
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)))
 }
@@ -44,8 +44,8 @@ function apply(input: PlacementInput): PlacementInput {
 // The case as filed: 3 hosts × 4 ports, 1 replica each, failovers gathered 4 masters on h1.
 function drifted(): PlacementInput {
   let s = formed(3, 4, 1)
-  for (const m of s.masters.filter(x => x.host !== 'h1')) {
-    const r = s.replicas.find(x => x.masterId === m.id && x.host === 'h1')
+  for (const m of s.masters.filter((x) => x.host !== 'h1')) {
+    const r = s.replicas.find((x) => x.masterId === m.id && x.host === 'h1')
     if (r && perHost(s).h1 < 4) s = failOver(s, m.id, r.id)
   }
   return s
@@ -53,7 +53,15 @@ function drifted(): PlacementInput {
 
 describe('planPlacement', () => {
   it('a freshly formed cluster is the planned spread: nothing to do', () => {
-    for (const [h, p, r] of [[3, 4, 1], [3, 6, 2], [5, 4, 1], [2, 6, 1], [1, 6, 1], [4, 3, 0], [7, 10, 1]]) {
+    for (const [h, p, r] of [
+      [3, 4, 1],
+      [3, 6, 2],
+      [5, 4, 1],
+      [2, 6, 1],
+      [1, 6, 1],
+      [4, 3, 0],
+      [7, 10, 1],
+    ]) {
       assert.deepEqual(planPlacement(formed(h, p, r)).failovers, [], `${h} hosts × ${p}, ${r} replica(s)`)
     }
   })
@@ -68,7 +76,7 @@ describe('planPlacement', () => {
     for (const f of plan.failovers) {
       assert.equal(f.master.host, 'h1')
       assert.notEqual(f.replica.host, 'h1')
-      assert.equal(s.replicas.find(r => r.id === f.replica.id)?.masterId, f.master.id)
+      assert.equal(s.replicas.find((r) => r.id === f.replica.id)?.masterId, f.master.id)
     }
     const after = apply(s)
     assert.deepEqual(perHost(after), {h1: 2, h2: 2, h3: 2})
@@ -76,8 +84,8 @@ describe('planPlacement', () => {
   })
 
   it('deterministic: the same layout always gives the same ordered failovers', () => {
-    const a = planPlacement(drifted()).failovers.map(f => `${f.master.addr}>${f.replica.addr}`)
-    const b = planPlacement(drifted()).failovers.map(f => `${f.master.addr}>${f.replica.addr}`)
+    const a = planPlacement(drifted()).failovers.map((f) => `${f.master.addr}>${f.replica.addr}`)
+    const b = planPlacement(drifted()).failovers.map((f) => `${f.master.addr}>${f.replica.addr}`)
     assert.deepEqual(a, b)
   })
 
@@ -114,7 +122,10 @@ describe('planPlacement', () => {
     }
     const plan = planPlacement(s)
     assert.deepEqual(plan.before, {h1: 2, h2: 0})
-    assert.deepEqual(plan.failovers.map(f => [f.master.id, f.replica.id]), [['b', 'rb']])
+    assert.deepEqual(
+      plan.failovers.map((f) => [f.master.id, f.replica.id]),
+      [['b', 'rb']],
+    )
   })
 
   it('7 masters over 3 hosts (4, 3, 0): every host ends with 2 or 3', () => {
@@ -122,12 +133,15 @@ describe('planPlacement', () => {
     const r = (id: string, host: string, masterId: string): PlacementReplica => ({id, addr: `${host}:${id}`, host, masterId})
     const s: PlacementInput = {
       masters: [m('a', 'h1'), m('b', 'h1'), m('c', 'h1'), m('d', 'h1'), m('e', 'h2'), m('f', 'h2'), m('g', 'h2')],
-      replicas: ['a', 'b', 'c', 'd', 'e', 'f', 'g'].map(x => r(`r${x}`, 'h3', x)),
+      replicas: ['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((x) => r(`r${x}`, 'h3', x)),
     }
     const plan = planPlacement(s)
     assert.deepEqual([plan.floor, plan.cap], [2, 3])
     assert.equal(plan.failovers.length, 2)
-    assert.ok(Object.values(plan.after).every(n => n === 2 || n === 3), JSON.stringify(plan.after))
+    assert.ok(
+      Object.values(plan.after).every((n) => n === 2 || n === 3),
+      JSON.stringify(plan.after),
+    )
     assert.deepEqual(perHost(apply(s)), plan.after)
   })
 
@@ -144,11 +158,11 @@ describe('planPlacement', () => {
         // Random failovers, as rolling restarts and repairs leave them.
         for (const [i, j] of swaps) {
           const m = s.masters[i % s.masters.length]
-          const reps = s.replicas.filter(r => r.masterId === m.id)
+          const reps = s.replicas.filter((r) => r.masterId === m.id)
           if (reps.length) s = failOver(s, m.id, reps[j % reps.length].id)
         }
         const plan = planPlacement(s)
-        assert.equal(new Set(plan.failovers.map(f => f.master.id)).size, plan.failovers.length)
+        assert.equal(new Set(plan.failovers.map((f) => f.master.id)).size, plan.failovers.length)
         let t = s
         for (const f of plan.failovers) {
           assert.notEqual(f.master.host, f.replica.host)
@@ -158,7 +172,11 @@ describe('planPlacement', () => {
         // Every shard has a replica on every other host in these layouts only when
         // replicas ≥ hosts - 1; otherwise levelling may stop early but never overshoots.
         const counts = Object.values(plan.after)
-        if (replicas >= hosts - 1) assert.ok(counts.every(n => n >= plan.floor && n <= plan.cap), JSON.stringify(plan))
+        if (replicas >= hosts - 1)
+          assert.ok(
+            counts.every((n) => n >= plan.floor && n <= plan.cap),
+            JSON.stringify(plan),
+          )
         assert.ok(Math.max(...counts) <= Math.max(...Object.values(plan.before)))
         assert.ok(Math.max(...counts) - Math.min(...counts) <= Math.max(...Object.values(plan.before)) - Math.min(...Object.values(plan.before)))
         assert.deepEqual(planPlacement(t).failovers, [], 'idempotent')
@@ -177,13 +195,16 @@ describe('placementWarnings', () => {
   it('a host holding ⌈M/2⌉ or more masters: losing it leaves no majority, and up can fix it', () => {
     const w = placementWarnings(drifted())
     assert.equal(w.length, 1, w.join('\n'))
-    assert.match(w[0], /^host h1 holds 4 of 6 masters: losing it leaves 2, short of the 4 \(a majority of all masters\) a failover needs, and the cluster goes down; `baremetal up` hands 2 of them over/)
+    assert.match(
+      w[0],
+      /^host h1 holds 4 of 6 masters: losing it leaves 2, short of the 4 \(a majority of all masters\) a failover needs, and the cluster goes down; `baremetal up` hands 2 of them over/,
+    )
     // 3 of 6 is already too many: the other 3 are not a majority of 6.
     let s = formed(3, 4, 1)
-    const m = s.masters.find(x => x.host === 'h2')!
-    s = failOver(s, m.id, s.replicas.find(r => r.masterId === m.id)!.id)
+    const m = s.masters.find((x) => x.host === 'h2')!
+    s = failOver(s, m.id, s.replicas.find((r) => r.masterId === m.id)!.id)
     const hosts = perHost(s)
-    const heavy = Object.keys(hosts).find(h => hosts[h] === 3)!
+    const heavy = Object.keys(hosts).find((h) => hosts[h] === 3)!
     assert.match(placementWarnings(s).join('\n'), new RegExp(`host ${heavy} holds 3 of 6 masters`))
   })
 
@@ -216,8 +237,22 @@ describe('placementWarnings', () => {
 
   it('status prints them under warnings:, and they do not make the cluster unhealthy', () => {
     const report: ClusterReport = {
-      ok: true, seed: 'h1:1', nodes: 2, reachable: 2, masters: [], replicas: [], perHost: {}, slotsCovered: 16384, uncovered: '',
-      openSlots: [], newNodes: [], unreachable: [], unknownNodes: [], outside: [], problems: [], warnings: ['host h1 holds 4 of 6 masters: …'],
+      ok: true,
+      seed: 'h1:1',
+      nodes: 2,
+      reachable: 2,
+      masters: [],
+      replicas: [],
+      perHost: {},
+      slotsCovered: 16384,
+      uncovered: '',
+      openSlots: [],
+      newNodes: [],
+      unreachable: [],
+      unknownNodes: [],
+      outside: [],
+      problems: [],
+      warnings: ['host h1 holds 4 of 6 masters: …'],
     }
     const text = renderClusterReport(report)
     assert.match(text, /^cluster ok: /)

@@ -18,7 +18,7 @@ function assertInvariants(nodes: ClusterNode[], replicas: number, plan: ClusterP
   const M = plan.masters.length
   assert.equal(M + plan.replicas.length, N, 'every node is used exactly once')
   assert.equal(M, Math.max(1, Math.floor(N / (replicas + 1))))
-  const addrs = new Set([...plan.masters.map(m => m.addr), ...plan.replicas.map(r => r.addr)])
+  const addrs = new Set([...plan.masters.map((m) => m.addr), ...plan.replicas.map((r) => r.addr)])
   assert.equal(addrs.size, N, 'no node planned twice')
 
   // Every slot owned exactly once, each master one contiguous range, sizes balanced.
@@ -32,28 +32,34 @@ function assertInvariants(nodes: ClusterNode[], replicas: number, plan: ClusterP
     assert.ok(m.slotCount === lo || m.slotCount === hi, `master ${m.addr} has ${m.slotCount} slots, want ${lo} or ${hi}`)
     for (let s = a; s <= b; s++) owner[s]++
   }
-  assert.ok(owner.every(c => c === 1), 'each of 16384 slots owned exactly once')
+  assert.ok(
+    owner.every((c) => c === 1),
+    'each of 16384 slots owned exactly once',
+  )
 
   // Distinct epochs 1..N.
-  const epochs = [...plan.masters.map(m => m.epoch), ...plan.replicas.map(r => r.epoch)].sort((a, b) => a - b)
-  assert.deepEqual(epochs, Array.from({length: N}, (_, i) => i + 1))
+  const epochs = [...plan.masters.map((m) => m.epoch), ...plan.replicas.map((r) => r.epoch)].sort((a, b) => a - b)
+  assert.deepEqual(
+    epochs,
+    Array.from({length: N}, (_, i) => i + 1),
+  )
 
   // Masters spread over hosts as evenly as the fleet allows.
   const hostSizes = new Map<string, number>()
   for (const n of nodes) hostSizes.set(n.host, (hostSizes.get(n.host) ?? 0) + 1)
   const equalHosts = new Set(hostSizes.values()).size === 1
   if (equalHosts) {
-    const counts = [...hostSizes.keys()].map(h => plan.perHost[h].masters)
+    const counts = [...hostSizes.keys()].map((h) => plan.perHost[h].masters)
     assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `masters per host ${counts}`)
   }
 
   // Replica links are consistent both ways, and the shared-host report is exact.
-  const masterByAddr = new Map(plan.masters.map(m => [m.addr, m]))
+  const masterByAddr = new Map(plan.masters.map((m) => [m.addr, m]))
   const expectedShared: string[] = []
   for (const m of plan.masters) {
     const seen = new Set<string>()
     for (const ra of m.replicas) {
-      const r = plan.replicas.find(x => x.addr === ra)!
+      const r = plan.replicas.find((x) => x.addr === ra)!
       assert.equal(r.master, m.addr)
       if (r.host === m.host) expectedShared.push(`${ra}:master`)
       else if (seen.has(r.host)) expectedShared.push(`${ra}:replica`)
@@ -61,10 +67,10 @@ function assertInvariants(nodes: ClusterNode[], replicas: number, plan: ClusterP
     }
   }
   for (const r of plan.replicas) assert.ok(masterByAddr.get(r.master)!.replicas.includes(r.addr))
-  assert.deepEqual(plan.sharedHost.map(s => `${s.replica}:${s.sharesWith}`).sort(), expectedShared.sort())
+  assert.deepEqual(plan.sharedHost.map((s) => `${s.replica}:${s.sharesWith}`).sort(), expectedShared.sort())
 
   // Replica counts per master differ by at most one.
-  const per = plan.masters.map(m => m.replicas.length)
+  const per = plan.masters.map((m) => m.replicas.length)
   assert.ok(Math.max(...per) - Math.min(...per) <= 1, `replicas per master ${per}`)
   if (N >= M * (replicas + 1)) assert.ok(Math.min(...per) >= replicas)
 }
@@ -108,7 +114,11 @@ function avoidable(sizes: number[], M: number): boolean {
 
 describe('splitSlots', () => {
   it('rounds like redis-cli', () => {
-    assert.deepEqual(splitSlots(3), [[0, 5460], [5461, 10922], [10923, 16383]])
+    assert.deepEqual(splitSlots(3), [
+      [0, 5460],
+      [5461, 10922],
+      [10923, 16383],
+    ])
     assert.deepEqual(splitSlots(1), [[0, 16383]])
     const r = splitSlots(1000)
     assert.ok(r.every(([a, b]) => b - a + 1 === 16 || b - a + 1 === 17))
@@ -123,9 +133,17 @@ describe('splitSlots', () => {
 describe('interleaveByHost', () => {
   it('deals one node per host in turn', () => {
     const nodes = [
-      {host: 'a', n: 1}, {host: 'a', n: 2}, {host: 'a', n: 3}, {host: 'b', n: 1}, {host: 'c', n: 1}, {host: 'c', n: 2},
+      {host: 'a', n: 1},
+      {host: 'a', n: 2},
+      {host: 'a', n: 3},
+      {host: 'b', n: 1},
+      {host: 'c', n: 1},
+      {host: 'c', n: 2},
     ]
-    assert.deepEqual(interleaveByHost(nodes).map(x => `${x.host}${x.n}`), ['a1', 'b1', 'c1', 'a2', 'c2', 'a3'])
+    assert.deepEqual(
+      interleaveByHost(nodes).map((x) => `${x.host}${x.n}`),
+      ['a1', 'b1', 'c1', 'a2', 'c2', 'a3'],
+    )
   })
 })
 
@@ -139,7 +157,7 @@ describe('planCluster invariants', () => {
           assertInvariants(nodes, R, plan)
           // With two or more hosts no replica sits on its master's host.
           if (Math.min(N, H) >= 2) {
-            const hostOf = new Map(plan.masters.map(m => [m.addr, m.host]))
+            const hostOf = new Map(plan.masters.map((m) => [m.addr, m.host]))
             for (const r of plan.replicas) assert.notEqual(r.host, hostOf.get(r.master), `${r.addr} is on its master's host`)
           }
         })
@@ -151,16 +169,26 @@ describe('planCluster invariants', () => {
     const plan = planCluster(fleet(1000, 10), 0)
     assert.equal(plan.masters.length, 1000)
     assert.equal(plan.replicas.length, 0)
-    assert.ok(plan.masters.every(m => m.slotCount === 16 || m.slotCount === 17))
+    assert.ok(plan.masters.every((m) => m.slotCount === 16 || m.slotCount === 17))
     for (const h of Object.values(plan.perHost)) assert.deepEqual(h, {masters: 100, replicas: 0})
     assert.deepEqual(plan.sharedHost, [])
   })
 
   it('the 6-node, 3-machine layout of the reference write-up', () => {
     const plan = planCluster(fleet(6, 3), 1)
-    assert.deepEqual(plan.masters.map(m => m.slots[0]), [[0, 5460], [5461, 10922], [10923, 16383]])
-    assert.deepEqual(plan.masters.map(m => m.host), ['h0', 'h1', 'h2'])
-    for (const r of plan.replicas) assert.notEqual(r.host, plan.masters.find(m => m.addr === r.master)!.host)
+    assert.deepEqual(
+      plan.masters.map((m) => m.slots[0]),
+      [
+        [0, 5460],
+        [5461, 10922],
+        [10923, 16383],
+      ],
+    )
+    assert.deepEqual(
+      plan.masters.map((m) => m.host),
+      ['h0', 'h1', 'h2'],
+    )
+    for (const r of plan.replicas) assert.notEqual(r.host, plan.masters.find((m) => m.addr === r.master)!.host)
     assert.equal(plan.seed, plan.masters[0].addr)
     assert.deepEqual(plan.sharedHost, [])
   })
@@ -168,7 +196,7 @@ describe('planCluster invariants', () => {
   it('R=2 on 3 hosts puts the two replicas of each master on the two other hosts', () => {
     const plan = planCluster(fleet(300, 3), 2)
     for (const m of plan.masters) {
-      const hosts = m.replicas.map(a => plan.replicas.find(r => r.addr === a)!.host)
+      const hosts = m.replicas.map((a) => plan.replicas.find((r) => r.addr === a)!.host)
       assert.deepEqual(new Set([m.host, ...hosts]).size, 3)
     }
   })
@@ -176,8 +204,8 @@ describe('planCluster invariants', () => {
   it('one host: falls back to same-host replicas and says so', () => {
     const plan = planCluster(fleet(6, 1), 1)
     assert.equal(plan.sharedHost.length, 3)
-    assert.ok(plan.sharedHost.every(s => s.sharesWith === 'master'))
-    assert.ok(plan.warnings.some(w => /share a host with their master/.test(w)))
+    assert.ok(plan.sharedHost.every((s) => s.sharesWith === 'master'))
+    assert.ok(plan.warnings.some((w) => /share a host with their master/.test(w)))
   })
 
   it('is deterministic', () => {
@@ -187,13 +215,23 @@ describe('planCluster invariants', () => {
   it('warns when there are too few nodes for the replicas asked', () => {
     const plan = planCluster(fleet(1, 1), 2)
     assert.equal(plan.masters.length, 1)
-    assert.ok(plan.warnings.some(w => /cannot give/.test(w)))
-    assert.ok(planCluster(fleet(7, 3), 1).warnings.some(w => /extra replicas/.test(w)))
+    assert.ok(plan.warnings.some((w) => /cannot give/.test(w)))
+    assert.ok(planCluster(fleet(7, 3), 1).warnings.some((w) => /extra replicas/.test(w)))
   })
 
   it('rejects duplicates, bad ports, empty inventories, bad replica counts', () => {
     assert.throws(() => planCluster([], 0), /no Redis nodes/)
-    assert.throws(() => planCluster([{host: 'a', ip: '10.0.0.1', port: 7000}, {host: 'b', ip: '10.0.0.1', port: 7000}], 0), /listed twice \(hosts a and b\)/)
+    assert.throws(
+      () =>
+        planCluster(
+          [
+            {host: 'a', ip: '10.0.0.1', port: 7000},
+            {host: 'b', ip: '10.0.0.1', port: 7000},
+          ],
+          0,
+        ),
+      /listed twice \(hosts a and b\)/,
+    )
     assert.throws(() => planCluster([{host: 'a', ip: '10.0.0.1', port: 60000}], 0), /cluster bus/)
     assert.throws(() => planCluster(fleet(3, 1), -1), ClusterError)
     assert.throws(() => planCluster(fleet(3, 1), 1.5), ClusterError)
@@ -205,8 +243,8 @@ describe('planCluster invariants', () => {
         const nodes = unevenFleet(sizes)
         const plan = planCluster(nodes, R)
         assertInvariants(nodes, R, plan)
-        const masterHost = new Map(plan.masters.map(m => [m.addr, m.host]))
-        for (const x of plan.replicas.filter(r => r.host === masterHost.get(r.master))) {
+        const masterHost = new Map(plan.masters.map((m) => [m.addr, m.host]))
+        for (const x of plan.replicas.filter((r) => r.host === masterHost.get(r.master))) {
           for (const y of plan.replicas) {
             if (y.master === x.master) continue
             const fixes = y.host !== masterHost.get(x.master) && x.host !== masterHost.get(y.master)
@@ -223,7 +261,7 @@ describe('planCluster invariants', () => {
       fc.property(fc.array(fc.integer({min: 1, max: 6}), {minLength: 2, maxLength: 4}), fc.integer({min: 1, max: 3}), (sizes, R) => {
         const nodes = unevenFleet(sizes)
         const plan = planCluster(nodes, R)
-        const shared = plan.sharedHost.filter(s => s.sharesWith === 'master').length
+        const shared = plan.sharedHost.filter((s) => s.sharesWith === 'master').length
         if (shared > 0) assert.ok(!avoidable(sizes, plan.masters.length), `avoidable, yet ${shared} replica(s) share their master's host: ${JSON.stringify(sizes)} R=${R}`)
       }),
       {numRuns: 500},

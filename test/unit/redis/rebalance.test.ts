@@ -9,7 +9,7 @@ import {planRebalance, planRoles, type BalanceMaster, type RoleInput, type RoleP
 
 // Masters owning the 16384 slots: `sizes` slots each, dealt in contiguous runs (like a
 // formed cluster) or scattered (like one rebalanced many times).
-function mastersWith(sizes: number[], scatter: (i: number) => number = i => i): BalanceMaster[] {
+function mastersWith(sizes: number[], scatter: (i: number) => number = (i) => i): BalanceMaster[] {
   const order = Array.from({length: CLUSTER_SLOTS}, (_, i) => scatter(i))
   const out: BalanceMaster[] = []
   let pos = 0
@@ -22,19 +22,19 @@ function mastersWith(sizes: number[], scatter: (i: number) => number = i => i): 
 
 // n positive sizes summing to 16384 (plus `empty` masters with none).
 const sizesArb = (maxMasters: number) =>
-  fc.integer({min: 1, max: maxMasters}).chain(n =>
-    fc.array(fc.integer({min: 1, max: 1000}), {minLength: n, maxLength: n}).map(w => {
+  fc.integer({min: 1, max: maxMasters}).chain((n) =>
+    fc.array(fc.integer({min: 1, max: 1000}), {minLength: n, maxLength: n}).map((w) => {
       const total = w.reduce((a, b) => a + b, 0)
-      const sizes = w.map(x => Math.floor((x * CLUSTER_SLOTS) / total))
+      const sizes = w.map((x) => Math.floor((x * CLUSTER_SLOTS) / total))
       sizes[0] += CLUSTER_SLOTS - sizes.reduce((a, b) => a + b, 0)
-      return sizes.filter(s => s > 0).length === sizes.length ? sizes : sizes.map(() => 0).map((_, i, a) => (i === 0 ? CLUSTER_SLOTS - (a.length - 1) : 1))
+      return sizes.filter((s) => s > 0).length === sizes.length ? sizes : sizes.map(() => 0).map((_, i, a) => (i === 0 ? CLUSTER_SLOTS - (a.length - 1) : 1))
     }),
   )
 
 // Independent minimum: the fewest slots any balanced end state can move, by trying every
 // choice of which staying masters get the ⌈⌉ target (small N only).
 function bruteMinimum(have: number[], leaving: boolean[]): number {
-  const stay = have.map((h, i) => ({h, i})).filter(x => !leaving[x.i])
+  const stay = have.map((h, i) => ({h, i})).filter((x) => !leaving[x.i])
   const N = stay.length
   const base = Math.floor(CLUSTER_SLOTS / N)
   const extra = CLUSTER_SLOTS - base * N
@@ -52,7 +52,7 @@ function bruteMinimum(have: number[], leaving: boolean[]): number {
 }
 
 function applyMoves(masters: BalanceMaster[], moves: ReturnType<typeof planRebalance>['moves']): Map<string, Set<number>> {
-  const owned = new Map(masters.map(m => [m.id, new Set(m.slots as number[])]))
+  const owned = new Map(masters.map((m) => [m.id, new Set(m.slots as number[])]))
   for (const mv of moves) {
     assert.notEqual(mv.from, mv.to, 'a move goes somewhere else')
     for (const s of mv.slots) {
@@ -67,8 +67,11 @@ function assertBalanced(masters: BalanceMaster[], leaving: Set<string>, plan: Re
   const owned = applyMoves(masters, plan.moves)
   const seen = new Uint8Array(CLUSTER_SLOTS)
   for (const set of owned.values()) for (const s of set) seen[s]++
-  assert.ok(seen.every(c => c === 1), 'every one of 16384 slots owned exactly once')
-  const staying = masters.filter(m => !leaving.has(m.id))
+  assert.ok(
+    seen.every((c) => c === 1),
+    'every one of 16384 slots owned exactly once',
+  )
+  const staying = masters.filter((m) => !leaving.has(m.id))
   const lo = Math.floor(CLUSTER_SLOTS / staying.length)
   for (const m of masters) {
     const n = owned.get(m.id)!.size
@@ -81,15 +84,18 @@ function assertBalanced(masters: BalanceMaster[], leaving: Set<string>, plan: Re
   // Fewest moves: exactly the sum of the surpluses.
   const surplus = masters.reduce((t, m) => t + (leaving.has(m.id) ? m.slots.length : Math.max(0, m.slots.length - plan.targets[m.id])), 0)
   assert.equal(plan.moved, surplus)
-  assert.equal(plan.moves.reduce((t, m) => t + m.slots.length, 0), plan.moved)
+  assert.equal(
+    plan.moves.reduce((t, m) => t + m.slots.length, 0),
+    plan.moved,
+  )
   // Nothing moves into a master that gives, nor out of one that takes.
-  const givers = new Set(plan.moves.map(m => m.from))
+  const givers = new Set(plan.moves.map((m) => m.from))
   for (const mv of plan.moves) assert.ok(!givers.has(mv.to), `${mv.to} both gives and takes`)
 }
 
 describe('planRebalance', () => {
   it('scale-out 6 → 9 masters: balanced, moves exactly the surplus', () => {
-    const masters = [...mastersWith([2731, 2731, 2731, 2731, 2730, 2730]), ...['n1', 'n2', 'n3'].map(id => ({id, slots: [] as number[]}))]
+    const masters = [...mastersWith([2731, 2731, 2731, 2731, 2730, 2730]), ...['n1', 'n2', 'n3'].map((id) => ({id, slots: [] as number[]}))]
     const plan = planRebalance(masters)
     assertBalanced(masters, new Set(), plan)
     // 9 masters: 16384 = 9 × 1820 + 4; the four ⌈⌉ targets go to the fullest old masters.
@@ -102,7 +108,7 @@ describe('planRebalance', () => {
     const leaving = new Set(['m0000', 'm0003', 'm0006'])
     const plan = planRebalance(masters, leaving)
     assertBalanced(masters, leaving, plan)
-    assert.ok(plan.moves.every(m => leaving.has(m.from)))
+    assert.ok(plan.moves.every((m) => leaving.has(m.from)))
     assert.equal(plan.moved, 1821 * 2 + 1820)
   })
 
@@ -116,13 +122,19 @@ describe('planRebalance', () => {
     fc.assert(
       fc.property(sizesArb(12), fc.integer({min: 0, max: 6}), fc.array(fc.boolean(), {maxLength: 12}), fc.integer({min: 1, max: 16383}), (sizes, added, leaveFlags, stride) => {
         const odd = stride % 2 === 0 ? stride + 1 : stride
-        const masters = [...mastersWith(sizes, i => (i * odd) % CLUSTER_SLOTS), ...Array.from({length: added}, (_, i) => ({id: `new${i}`, slots: [] as number[]}))]
-        const leaving = new Set(masters.filter((_, i) => leaveFlags[i]).map(m => m.id))
+        const masters = [...mastersWith(sizes, (i) => (i * odd) % CLUSTER_SLOTS), ...Array.from({length: added}, (_, i) => ({id: `new${i}`, slots: [] as number[]}))]
+        const leaving = new Set(masters.filter((_, i) => leaveFlags[i]).map((m) => m.id))
         if (leaving.size === masters.length) leaving.delete(masters[0].id)
         const plan = planRebalance(masters, leaving)
         assertBalanced(masters, leaving, plan)
         if (masters.length - leaving.size <= 12) {
-          assert.equal(plan.moved, bruteMinimum(masters.map(m => m.slots.length), masters.map(m => leaving.has(m.id))))
+          assert.equal(
+            plan.moved,
+            bruteMinimum(
+              masters.map((m) => m.slots.length),
+              masters.map((m) => leaving.has(m.id)),
+            ),
+          )
         }
       }),
       {numRuns: 150},
@@ -141,7 +153,7 @@ describe('planRebalance', () => {
     const base = Math.floor(CLUSTER_SLOTS / 1000)
     const sizes = Array.from({length: 1000}, (_, i) => base + (i < CLUSTER_SLOTS - base * 1000 ? 1 : 0))
     const masters = [...mastersWith(sizes), ...Array.from({length: 100}, (_, i) => ({id: `new${i}`, slots: [] as number[]}))]
-    const leaving = new Set(masters.slice(0, 50).map(m => m.id))
+    const leaving = new Set(masters.slice(0, 50).map((m) => m.id))
     const t0 = process.hrtime.bigint()
     const plan = planRebalance(masters, leaving)
     const ms = Number(process.hrtime.bigint() - t0) / 1e6
@@ -156,11 +168,11 @@ function formed(hosts: number, perHost: number, replicas: number): RoleInput & {
   const nodes: ClusterNode[] = []
   for (let h = 0; h < hosts; h++) for (let p = 0; p < perHost; p++) nodes.push({host: `h${h}`, ip: `192.0.2.${h + 1}`, port: 7000 + p})
   const plan = planCluster(nodes, replicas)
-  const hostOf = new Map(nodes.map(n => [`${n.ip}:${n.port}`, n.host]))
+  const hostOf = new Map(nodes.map((n) => [`${n.ip}:${n.port}`, n.host]))
   return {
     replicasPerMaster: replicas,
-    masters: plan.masters.map(m => ({id: m.addr, host: m.host})),
-    replicas: plan.replicas.map(r => ({id: r.addr, host: r.host, master: r.master})),
+    masters: plan.masters.map((m) => ({id: m.addr, host: m.host})),
+    replicas: plan.replicas.map((r) => ({id: r.addr, host: r.host, master: r.master})),
     spare: [],
     hostOf,
   }
@@ -173,18 +185,18 @@ function newHosts(first: number, count: number, perHost: number): Array<{id: str
 }
 
 function assertRoles(input: RoleInput, plan: RolePlan, expectDisjoint: boolean): void {
-  const masters = [...input.masters.map(m => m.id), ...plan.newMasters]
-  const hostOf = new Map([...input.masters, ...input.replicas, ...input.spare].map(n => [n.id, n.host]))
-  const everyone = [...input.masters, ...input.replicas, ...input.spare].map(n => n.id)
+  const masters = [...input.masters.map((m) => m.id), ...plan.newMasters]
+  const hostOf = new Map([...input.masters, ...input.replicas, ...input.spare].map((n) => [n.id, n.host]))
+  const everyone = [...input.masters, ...input.replicas, ...input.spare].map((n) => n.id)
   // Every node exactly once: a master, or a replica of a master.
   for (const id of everyone) {
     const isMaster = masters.includes(id)
-    assert.ok(isMaster !== (id in plan.masterOf), `${id} is ${isMaster ? 'a master and a replica' : 'neither master nor replica'}`)
+    assert.ok(isMaster !== id in plan.masterOf, `${id} is ${isMaster ? 'a master and a replica' : 'neither master nor replica'}`)
     if (!isMaster) assert.ok(masters.includes(plan.masterOf[id]), `${id} follows ${plan.masterOf[id]}, not a master`)
   }
-  const per = new Map(masters.map(m => [m, [] as string[]]))
+  const per = new Map(masters.map((m) => [m, [] as string[]]))
   for (const [r, m] of Object.entries(plan.masterOf)) per.get(m)!.push(r)
-  const counts = [...per.values()].map(l => l.length)
+  const counts = [...per.values()].map((l) => l.length)
   assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `replicas per master ${counts}`)
   // The shared-host report is exact, and empty when the fleet allows.
   const shared: string[] = []
@@ -196,12 +208,15 @@ function assertRoles(input: RoleInput, plan: RolePlan, expectDisjoint: boolean):
       seen.add(hostOf.get(r)!)
     }
   }
-  assert.deepEqual(plan.sharedHost.map(s => `${s.replica}:${s.sharesWith}`).sort(), shared.sort())
+  assert.deepEqual(plan.sharedHost.map((s) => `${s.replica}:${s.sharesWith}`).sort(), shared.sort())
   if (expectDisjoint) assert.deepEqual(plan.sharedHost, [], 'replicas host-disjoint from their master and siblings')
   // attach is exactly the replicas whose master changes.
-  const current = new Map(input.replicas.map(r => [r.id, r.master]))
-  const changed = Object.entries(plan.masterOf).filter(([r, m]) => current.get(r) !== m).map(([r]) => r).sort()
-  assert.deepEqual(plan.attach.map(a => a.replica).sort(), changed)
+  const current = new Map(input.replicas.map((r) => [r.id, r.master]))
+  const changed = Object.entries(plan.masterOf)
+    .filter(([r, m]) => current.get(r) !== m)
+    .map(([r]) => r)
+    .sort()
+  assert.deepEqual(plan.attach.map((a) => a.replica).sort(), changed)
 }
 
 describe('planRoles', () => {
@@ -225,31 +240,38 @@ describe('planRoles', () => {
     const plan = planRoles(input)
     assert.equal(plan.newMasters.length, 2, '16 nodes / 2 = 8 masters: 2 new')
     assertRoles(input, plan, true)
-    const movedExisting = plan.attach.filter(a => input.replicas.some(r => r.id === a.replica)).length
+    const movedExisting = plan.attach.filter((a) => input.replicas.some((r) => r.id === a.replica)).length
     assert.ok(movedExisting <= 2, `${movedExisting} existing replicas re-attached`)
   })
 
   it('scale-in: replicas of leaving masters re-attached host-disjointly, the rest kept', () => {
     const input = formed(4, 4, 1)
     const gone = 'h3'
-    const leaving = new Set([...input.masters, ...input.replicas].filter(n => n.host === gone).map(n => n.id))
+    const leaving = new Set([...input.masters, ...input.replicas].filter((n) => n.host === gone).map((n) => n.id))
     const staying: RoleInput = {
       replicasPerMaster: 1,
-      masters: input.masters.filter(m => !leaving.has(m.id)),
-      replicas: input.replicas.filter(r => !leaving.has(r.id)),
+      masters: input.masters.filter((m) => !leaving.has(m.id)),
+      replicas: input.replicas.filter((r) => !leaving.has(r.id)),
       spare: [],
     }
     const plan = planRoles(staying)
     assertRoles(staying, plan, true)
-    const orphans = staying.replicas.filter(r => leaving.has(r.master!)).map(r => r.id).sort()
-    for (const id of orphans) assert.ok(plan.attach.some(a => a.replica === id), `${id} lost its master and must be re-attached`)
+    const orphans = staying.replicas
+      .filter((r) => leaving.has(r.master!))
+      .map((r) => r.id)
+      .sort()
+    for (const id of orphans)
+      assert.ok(
+        plan.attach.some((a) => a.replica === id),
+        `${id} lost its master and must be re-attached`,
+      )
   })
 
   it('reports the clashes a fleet cannot avoid (one host)', () => {
     const input = {...formed(1, 4, 1), spare: newHosts(0, 1, 6).slice(4)}
     const plan = planRoles(input)
     assertRoles(input, plan, false)
-    assert.ok(plan.sharedHost.some(s => s.sharesWith === 'master'))
+    assert.ok(plan.sharedHost.some((s) => s.sharesWith === 'master'))
     assert.match(plan.warnings.join(' '), /share a host with their master/)
   })
 
@@ -287,7 +309,11 @@ function view(v: Partial<OpenSlotView>): OpenSlotView {
 describe('decideOpenSlot (recovery after an interrupted move)', () => {
   const cases: Array<[string, Partial<OpenSlotView>, {action: string; from?: string | null; to?: string; stable?: string[]}]> = [
     ['both ends open: finish', {owners: [A], migrating: [{node: A, to: B}], importing: [{node: B, from: A}], keys: {[A]: 10, [B]: 3}}, {action: 'finish', from: A, to: B, stable: []}],
-    ['both ends open, nothing moved yet: still finish (clients may write to the target)', {owners: [A], migrating: [{node: A, to: B}], importing: [{node: B, from: A}], keys: {[A]: 10, [B]: 0}}, {action: 'finish', from: A, to: B}],
+    [
+      'both ends open, nothing moved yet: still finish (clients may write to the target)',
+      {owners: [A], migrating: [{node: A, to: B}], importing: [{node: B, from: A}], keys: {[A]: 10, [B]: 0}},
+      {action: 'finish', from: A, to: B},
+    ],
     ['killed after IMPORTING, before MIGRATING: roll back', {owners: [A], importing: [{node: B, from: A}], keys: {[A]: 10, [B]: 0}}, {action: 'rollback', stable: [B]}],
     ['importing target already holds keys: finish', {owners: [A], importing: [{node: B, from: A}], keys: {[A]: 10, [B]: 2}}, {action: 'finish', from: A, to: B}],
     ['source migrating, target neither importing nor holding keys: roll back', {owners: [A], migrating: [{node: A, to: B}], keys: {[A]: 5, [B]: 0}}, {action: 'rollback', stable: [A]}],
@@ -315,7 +341,16 @@ describe('decideOpenSlot (recovery after an interrupted move)', () => {
   })
 
   it('does not guess when keys sit on two non-owners', () => {
-    const d = decideOpenSlot(view({owners: [A], importing: [{node: B, from: A}, {node: C, from: A}], keys: {[A]: 1, [B]: 1, [C]: 1}}))
+    const d = decideOpenSlot(
+      view({
+        owners: [A],
+        importing: [
+          {node: B, from: A},
+          {node: C, from: A},
+        ],
+        keys: {[A]: 1, [B]: 1, [C]: 1},
+      }),
+    )
     assert.equal(d.action, 'stuck')
   })
 

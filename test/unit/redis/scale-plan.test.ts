@@ -2,17 +2,7 @@ import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 import {NodeIds, parseClusterNodes} from '../../../src/redis/nodes.js'
 import type {ClusterNode} from '../../../src/redis/plan.js'
-import {
-  REMOVED_HOST,
-  balanceLine,
-  leavingMessage,
-  planLayout,
-  scaleMessage,
-  shapeOf,
-  type Member,
-  type Observation,
-  type ScaleResult,
-} from '../../../src/redis/scale.js'
+import {REMOVED_HOST, balanceLine, leavingMessage, planLayout, scaleMessage, shapeOf, type Member, type Observation, type ScaleResult} from '../../../src/redis/scale.js'
 import {probeFromText, type ClusterReport} from '../../../src/redis/status.js'
 
 // The scaling pass's pure decisions, from observations written by hand: who becomes a
@@ -34,7 +24,7 @@ function lone(port: number, host: string) {
 }
 
 function observation(members: Member[], loneNodes: ReturnType<typeof lone>[] = []): Observation {
-  return {probes: [], members: new Map(members.map(m => [m.id, m])), lone: loneNodes, leaving: members.filter(m => !m.inInventory), unreachable: []}
+  return {probes: [], members: new Map(members.map((m) => [m.id, m])), lone: loneNodes, leaving: members.filter((m) => !m.inInventory), unreachable: []}
 }
 
 // 3 masters on h1-h3, each with a replica on the next host.
@@ -52,14 +42,17 @@ describe('planLayout', () => {
     const layout = planLayout(observation(THREE()), 1)
     assert.deepEqual(layout.roles.newMasters, [])
     assert.deepEqual(layout.roles.attach, [])
-    assert.deepEqual(layout.balance.map(b => b.id), [id(30001), id(30002), id(30003)])
+    assert.deepEqual(
+      layout.balance.map((b) => b.id),
+      [id(30001), id(30002), id(30003)],
+    )
     assert.deepEqual(layout.leavingIds, [])
   })
 
   it('two new nodes with replicas 1: one becomes an empty master in the balance, the other its replica', () => {
     const layout = planLayout(observation(THREE(), [lone(30007, 'h4'), lone(30008, 'h5')]), 1)
     assert.equal(layout.roles.newMasters.length, 1)
-    const added = layout.balance.find(b => b.id === layout.roles.newMasters[0])!
+    const added = layout.balance.find((b) => b.id === layout.roles.newMasters[0])!
     assert.deepEqual(added.slots, [])
     assert.equal(layout.roles.attach.length, 1)
     assert.equal(layout.roles.attach[0].master, layout.roles.newMasters[0])
@@ -69,8 +62,8 @@ describe('planLayout', () => {
     const members = [...THREE(), member(30009, 'gone', {slots: '16383', leaving: true})]
     const layout = planLayout(observation(members), 1)
     assert.deepEqual(layout.leavingIds, [id(30009)])
-    assert.ok(layout.balance.some(b => b.id === id(30009) && b.slots.length > 0))
-    assert.ok(layout.roles.attach.every(a => a.master !== id(30009)))
+    assert.ok(layout.balance.some((b) => b.id === id(30009) && b.slots.length > 0))
+    assert.ok(layout.roles.attach.every((a) => a.master !== id(30009)))
   })
 })
 
@@ -78,7 +71,11 @@ describe('shapeOf', () => {
   it('counts replicas per slot-holding master, spare nodes and orphans', () => {
     const members = [...THREE(), member(30010, 'h4'), member(30011, 'h4', {of: 30010})]
     assert.deepEqual(shapeOf(observation(members, [lone(30012, 'h5')])), {
-      masters: [{addr: '127.0.0.1:30001', replicas: 1}, {addr: '127.0.0.1:30002', replicas: 1}, {addr: '127.0.0.1:30003', replicas: 1}],
+      masters: [
+        {addr: '127.0.0.1:30001', replicas: 1},
+        {addr: '127.0.0.1:30002', replicas: 1},
+        {addr: '127.0.0.1:30003', replicas: 1},
+      ],
       // the empty master and the lone node
       spare: 2,
       // 30011 follows a master without slots
@@ -102,7 +99,7 @@ describe('leavingMessage', () => {
   })
 })
 
-const report = (sizes: number[]): ClusterReport => ({masters: sizes.map(slotCount => ({slotCount}))}) as unknown as ClusterReport
+const report = (sizes: number[]): ClusterReport => ({masters: sizes.map((slotCount) => ({slotCount}))}) as unknown as ClusterReport
 
 describe('balanceLine', () => {
   it('one size, a range of sizes, no masters', () => {
@@ -114,8 +111,19 @@ describe('balanceLine', () => {
 
 describe('scaleMessage', () => {
   const base = (over: Partial<ScaleResult> = {}): ScaleResult => ({
-    changed: false, openSlots: [], joined: [], newMasters: [], attached: [], plannedSlots: 0, moved: {slots: 0, keys: 0, elapsedMs: 0},
-    leaving: [], removed: [], warnings: [], report: report([8192, 8192]), elapsedMs: 0, ...over,
+    changed: false,
+    openSlots: [],
+    joined: [],
+    newMasters: [],
+    attached: [],
+    plannedSlots: 0,
+    moved: {slots: 0, keys: 0, elapsedMs: 0},
+    leaving: [],
+    removed: [],
+    warnings: [],
+    report: report([8192, 8192]),
+    elapsedMs: 0,
+    ...over,
   })
 
   it('nothing to do, with the balance it ended with', () => {
@@ -130,7 +138,10 @@ describe('scaleMessage', () => {
   it('a real run reports moves with their rate, removals with the one that could not be stopped, and warnings', () => {
     const r = base({
       moved: {slots: 100, keys: 2000, elapsedMs: 4000},
-      removed: [{id: 'x', addr: 'x', stopped: true}, {id: 'y', addr: 'y', stopped: false, note: 'SHUTDOWN refused'}],
+      removed: [
+        {id: 'x', addr: 'x', stopped: true},
+        {id: 'y', addr: 'y', stopped: false, note: 'SHUTDOWN refused'},
+      ],
       warnings: ['host h1 holds 2 of 2 masters'],
     })
     assert.equal(

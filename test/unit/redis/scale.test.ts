@@ -11,22 +11,63 @@ const mem = (used: number, maxmemory: number, keys: number, policy = 'allkeys-lr
 
 describe('planHeadroom', () => {
   it('a receiver close to maxmemory that would receive half a leaving master is named with its bytes', () => {
-    const m = new Map([['L', mem(25, 32, 24_000)], ['A', mem(25, 32, 24_000)], ['B', mem(10, 32, 9_000)]])
-    const short = planHeadroom([{from: 'L', to: 'A', keys: 12_000}, {from: 'L', to: 'B', keys: 12_000}], m)
-    assert.deepEqual(short.map(s => s.id), ['A'])
+    const m = new Map([
+      ['L', mem(25, 32, 24_000)],
+      ['A', mem(25, 32, 24_000)],
+      ['B', mem(10, 32, 9_000)],
+    ])
+    const short = planHeadroom(
+      [
+        {from: 'L', to: 'A', keys: 12_000},
+        {from: 'L', to: 'B', keys: 12_000},
+      ],
+      m,
+    )
+    assert.deepEqual(
+      short.map((s) => s.id),
+      ['A'],
+    )
     assert.equal(short[0].incoming, 12 * MB)
     assert.equal(short[0].maxmemory, 32 * MB)
   })
 
   it('no maxmemory, or enough of it: nothing to refuse', () => {
-    assert.deepEqual(planHeadroom([{from: 'L', to: 'A', keys: 100}], new Map([['L', mem(500, 0, 100)], ['A', mem(500, 0, 100)]])), [])
-    assert.deepEqual(planHeadroom([{from: 'L', to: 'A', keys: 100}], new Map([['L', mem(11, 0, 100)], ['A', mem(5, 32, 100)]])), [])
+    assert.deepEqual(
+      planHeadroom(
+        [{from: 'L', to: 'A', keys: 100}],
+        new Map([
+          ['L', mem(500, 0, 100)],
+          ['A', mem(500, 0, 100)],
+        ]),
+      ),
+      [],
+    )
+    assert.deepEqual(
+      planHeadroom(
+        [{from: 'L', to: 'A', keys: 100}],
+        new Map([
+          ['L', mem(11, 0, 100)],
+          ['A', mem(5, 32, 100)],
+        ]),
+      ),
+      [],
+    )
   })
 
   it('several sources add up on one receiver; output buffers do not count', () => {
-    const m = new Map([['L1', mem(9, 0, 10)], ['L2', mem(9, 0, 10)], ['A', {...mem(20, 32, 10), notCounted: 2 * MB}]])
+    const m = new Map([
+      ['L1', mem(9, 0, 10)],
+      ['L2', mem(9, 0, 10)],
+      ['A', {...mem(20, 32, 10), notCounted: 2 * MB}],
+    ])
     assert.deepEqual(planHeadroom([{from: 'L1', to: 'A', keys: 10}], m), [])
-    const s = planHeadroom([{from: 'L1', to: 'A', keys: 10}, {from: 'L2', to: 'A', keys: 10}], m)
+    const s = planHeadroom(
+      [
+        {from: 'L1', to: 'A', keys: 10},
+        {from: 'L2', to: 'A', keys: 10},
+      ],
+      m,
+    )
     assert.equal(s.length, 1)
     assert.equal(s[0].used, 18 * MB)
     assert.equal(s[0].incoming, 16 * MB)
@@ -34,7 +75,11 @@ describe('planHeadroom', () => {
 })
 
 describe('removalBlockers', () => {
-  const staying = new Map([['A', {master: true, slotCount: 8192}], ['E', {master: true, slotCount: 0}], ['R', {master: false, slotCount: 0}]])
+  const staying = new Map([
+    ['A', {master: true, slotCount: 8192}],
+    ['E', {master: true, slotCount: 0}],
+    ['R', {master: false, slotCount: 0}],
+  ])
   const node = (o: Partial<Parameters<typeof removalBlockers>[0][0]>) => ({id: 'x', addr: '192.0.2.1:7000', master: true, masterId: null, keys: 0, reachable: true, ...o})
 
   it('an empty drained master, and a replica of a staying master (its keys are copies), may go', () => {

@@ -10,7 +10,7 @@ const defaults = loadYaml('playbooks/defaults.yml').value as Record<string, unkn
 const render = (vars: Record<string, unknown> = {}) => renderText(src, {...defaults, inventory_hostname: 'h1', redis_bind: '192.0.2.1', item: 7000, ...vars}, {file: 'templates/redis.conf.hbs'})
 
 describe('templates/redis.conf.hbs', () => {
-  it('min-replicas-to-write is off by default (Redis\' own default)', () => {
+  it("min-replicas-to-write is off by default (Redis' own default)", () => {
     assert.doesNotMatch(render(), /min-replicas/)
   })
   it('redis_min_replicas_to_write: a master refuses writes no replica can take (against writes a failover would throw away)', () => {

@@ -29,8 +29,16 @@ function refused(extra: Record<string, unknown>, re: RegExp, o: ValidateOptions 
 
 describe('validateLayout: every redis_* variable before any host', () => {
   it('accepts the defaults and typical values', () => {
-    const l = validateLayout(hosts(), defaults, {redis_count: '10', redis_allowed_clients: ['10.0.0.0/8', '192.0.2.7'], redis_extra_config: ['tcp-backlog 1024'], redis_maxmemory: '64mb', redis_save: '900 1 300 10'}, 'i.yml')
-    assert.deepEqual(l.map((x) => x.count), [10, 10])
+    const l = validateLayout(
+      hosts(),
+      defaults,
+      {redis_count: '10', redis_allowed_clients: ['10.0.0.0/8', '192.0.2.7'], redis_extra_config: ['tcp-backlog 1024'], redis_maxmemory: '64mb', redis_save: '900 1 300 10'},
+      'i.yml',
+    )
+    assert.deepEqual(
+      l.map((x) => x.count),
+      [10, 10],
+    )
   })
 
   it('a non-number is named as such, not as "at least 1 instance"', () => {
@@ -71,15 +79,31 @@ describe('validateLayout: every redis_* variable before any host', () => {
   it('two hosts with one address: refused when they would share ports or the cluster directory, not when both are apart', () => {
     refused({}, /hosts a and b have the same address 192.0.2.1 and would share ports/, fromCli, 'redis:\n  hosts:\n    a: {ansible_host: 192.0.2.1}\n    b: {ansible_host: 192.0.2.1}\n')
     // b's bus ports (17000…) would take a's data range 17000-17002.
-    refused({}, /would share ports/, fromCli, 'redis:\n  hosts:\n    a: {ansible_host: 192.0.2.1, redis_port_start: 17000, redis_count: 3, redis_cluster_dir: /a}\n    b: {ansible_host: 192.0.2.1, redis_port_start: 7000, redis_count: 3, redis_cluster_dir: /b}\n')
-    refused({}, /would share the cluster directory \/same/, fromCli, 'redis:\n  hosts:\n    a: {ansible_host: 192.0.2.1, redis_port_start: 7000, redis_count: 3, redis_cluster_dir: /same}\n    b: {ansible_host: 192.0.2.1, redis_port_start: 7100, redis_count: 3, redis_cluster_dir: /same}\n')
-    const apart = hosts('redis:\n  hosts:\n    a: {ansible_host: 127.0.0.1, redis_port_start: 7000, redis_count: 3, redis_cluster_dir: /a}\n    b: {ansible_host: 127.0.0.1, redis_port_start: 7100, redis_count: 3, redis_cluster_dir: /b}\n')
+    refused(
+      {},
+      /would share ports/,
+      fromCli,
+      'redis:\n  hosts:\n    a: {ansible_host: 192.0.2.1, redis_port_start: 17000, redis_count: 3, redis_cluster_dir: /a}\n    b: {ansible_host: 192.0.2.1, redis_port_start: 7000, redis_count: 3, redis_cluster_dir: /b}\n',
+    )
+    refused(
+      {},
+      /would share the cluster directory \/same/,
+      fromCli,
+      'redis:\n  hosts:\n    a: {ansible_host: 192.0.2.1, redis_port_start: 7000, redis_count: 3, redis_cluster_dir: /same}\n    b: {ansible_host: 192.0.2.1, redis_port_start: 7100, redis_count: 3, redis_cluster_dir: /same}\n',
+    )
+    const apart = hosts(
+      'redis:\n  hosts:\n    a: {ansible_host: 127.0.0.1, redis_port_start: 7000, redis_count: 3, redis_cluster_dir: /a}\n    b: {ansible_host: 127.0.0.1, redis_port_start: 7100, redis_count: 3, redis_cluster_dir: /b}\n',
+    )
     assert.equal(validateLayout(apart, defaults, {}, 'i.yml').length, 2)
   })
 
   it('redis_version against the controller tarball, both directions', () => {
     const tar = (v: string): ValidateOptions => ({tarballVersion: () => ({path: '/t/redis.tar.gz', version: v})})
-    refused({redis_version: '5.0.3', redis_source: '/t/redis.tar.gz'}, /redis_version is 5.0.3, but the tarball \/t\/redis.tar.gz holds Redis 7.0.15[\s\S]*set redis_version to "7.0.15"/, tar('7.0.15'))
+    refused(
+      {redis_version: '5.0.3', redis_source: '/t/redis.tar.gz'},
+      /redis_version is 5.0.3, but the tarball \/t\/redis.tar.gz holds Redis 7.0.15[\s\S]*set redis_version to "7.0.15"/,
+      tar('7.0.15'),
+    )
     refused({redis_version: '7.0.15', redis_source: '/t/redis.tar.gz'}, /holds Redis 5.0.3/, tar('5.0.3'))
     assert.equal(validateLayout(hosts(), defaults, {redis_version: '5.0.3', redis_source: '/t/redis.tar.gz'}, 'i.yml', tar('5.0.3')).length, 2)
     assert.equal(parseVersionH('#ifndef X\n#define REDIS_VERSION "7.0.15"\n'), '7.0.15')

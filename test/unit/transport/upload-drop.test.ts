@@ -50,8 +50,9 @@ describe('upload script: a drop at any byte leaves no partial file in place', ()
       const ctx = `cut at ${cut}: ${JSON.stringify(script.slice(Math.max(0, cut - 40), cut))}`
       assert.ok(a.equals(Buffer.from(OLD_A)) || a.equals(NEW_A), `a.conf half-written, ${ctx}`)
       if (existsSync(join(dir, 'sub/b.conf'))) assert.ok(readFileSync(join(dir, 'sub/b.conf')).equals(NEW_B), `b.conf half-written, ${ctx}`)
-      const extra = [...readdirSync(dir), ...readdirSync(join(dir, 'sub')).map((f) => `sub/${f}`)]
-        .filter((f) => !['sub', 'sub/a.conf', 'sub/b.conf', 'sub/a.conf.baremetal-tmp', 'sub/b.conf.baremetal-tmp'].includes(f))
+      const extra = [...readdirSync(dir), ...readdirSync(join(dir, 'sub')).map((f) => `sub/${f}`)].filter(
+        (f) => !['sub', 'sub/a.conf', 'sub/b.conf', 'sub/a.conf.baremetal-tmp', 'sub/b.conf.baremetal-tmp'].includes(f),
+      )
       assert.deepEqual(extra, [], `stray files, ${ctx}`)
       if (r.stdout.includes(UPLOAD_DONE)) {
         complete++

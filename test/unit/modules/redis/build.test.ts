@@ -5,13 +5,29 @@ import {buildMarker, effectiveMakeArgs, parseBuildFacts, planBuild, type BuildFa
 import {needsFcommon, parseVersion, supportsDirective, versionFromHeader} from '../../../../src/redis/versions.js'
 
 const facts = (f: Partial<BuildFacts> = {}): BuildFacts => ({
-  srcOk: true, sourceMarker: 'sha256:aa', version: '7.0.15', buildMarker: '', haveServer: true, haveCli: true, haveMake: true, haveCc: true, ...f,
+  srcOk: true,
+  sourceMarker: 'sha256:aa',
+  version: '7.0.15',
+  buildMarker: '',
+  haveServer: true,
+  haveCli: true,
+  haveMake: true,
+  haveCc: true,
+  ...f,
 })
 
 describe('redis_build: -fcommon for 5.0.0–5.0.7', () => {
   const table: Array<[string | null, boolean]> = [
-    ['5.0.0', true], ['5.0.3', true], ['5.0.7', true], ['5.0.8', false], ['5.0.14', false],
-    ['4.0.14', false], ['6.0.20', false], ['7.0.15', false], ['unstable', false], [null, false],
+    ['5.0.0', true],
+    ['5.0.3', true],
+    ['5.0.7', true],
+    ['5.0.8', false],
+    ['5.0.14', false],
+    ['4.0.14', false],
+    ['6.0.20', false],
+    ['7.0.15', false],
+    ['unstable', false],
+    [null, false],
   ]
   for (const [v, want] of table) it(`${v} → ${want}`, () => assert.equal(needsFcommon(v), want))
 

@@ -112,7 +112,7 @@ describe('redis_instances: save', () => {
     assert.match(instancesScript('stopped', [1], o), /SD_SAVE=0/)
     assert.match(instancesScript('stopped', [1], o), /SHUTDOWN \$sd_kind NOW/)
   })
-  it('a failed save fails the port with Redis\' reply', () => {
+  it("a failed save fails the port with Redis' reply", () => {
     const r = parseInstanceReport('@@ 7000 failed not saved, left running (pid 9): ERR Errors trying to SHUTDOWN. Check logs.\n@@ 7001 stopped SHUTDOWN SAVE NOW\n')
     const res = summarizeInstances('stopped', [7000, 7001], r)
     assert.equal(res.status, 'failed')
