@@ -18,17 +18,41 @@ export const EXIT = {
   interrupted: 130,
 } as const
 
+/** What to do about it: one action, or several the user picks from. */
+export type Hint = string | readonly string[]
+
+/** A hint on one line (records, recaps): several actions joined with "; or ". */
+export function hintText(hint: Hint | undefined): string {
+  return hint === undefined ? '' : typeof hint === 'string' ? hint : hint.join('; or ')
+}
+
+// The innermost cause's message, when the message does not already carry it.
+function causeText(error: Error): string {
+  const seen = new Set<unknown>()
+  let c: unknown = error.cause
+  let last = ''
+  while (c !== undefined && c !== null && !seen.has(c)) {
+    seen.add(c)
+    last = c instanceof Error ? c.message : String(c)
+    c = c instanceof Error ? c.cause : undefined
+  }
+  return last && !error.message.includes(last) ? last : ''
+}
+
 export class BaremetalError extends Error {
   code = 'BAREMETAL_ERROR'
   exitCode: number = EXIT.failed
   where: ErrorWhere
+  /** One line (several actions joined); `actions` keeps them apart. */
   hint?: string
+  actions?: readonly string[]
 
-  constructor(message: string, opts: {where?: ErrorWhere; hint?: string; cause?: unknown} = {}) {
+  constructor(message: string, opts: {where?: ErrorWhere; hint?: Hint; cause?: unknown} = {}) {
     super(message, opts.cause === undefined ? undefined : {cause: opts.cause})
     this.name = new.target.name
     this.where = opts.where ?? {}
-    this.hint = opts.hint
+    this.hint = opts.hint === undefined ? undefined : hintText(opts.hint)
+    if (Array.isArray(opts.hint)) this.actions = [...opts.hint]
   }
 
   // "file:line:col: message" is what editors and terminals can jump to.
@@ -44,12 +68,16 @@ export class BaremetalError extends Error {
   describe(): string {
     const loc = this.location()
     let s = loc ? `${loc}: ${this.message}` : this.message
-    if (this.hint) s += `\n  hint: ${this.hint}`
+    const cause = causeText(this)
+    if (cause) s += `\n  cause: ${cause}`
+    if (this.actions && this.actions.length > 1) s += `\n  fix, one of:${this.actions.map((h) => `\n    - ${h}`).join('')}`
+    else if (this.hint) s += `\n  hint: ${this.hint}`
     return s
   }
 
   toJSON(): Record<string, unknown> {
-    return {error: this.name, code: this.code, message: this.message, ...this.where, hint: this.hint}
+    const cause = causeText(this)
+    return {error: this.name, code: this.code, message: this.message, ...this.where, hint: this.hint, ...(this.actions ? {actions: this.actions} : {}), ...(cause ? {cause} : {})}
   }
 }
 

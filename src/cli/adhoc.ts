@@ -5,7 +5,7 @@ import type {HostFacts} from '../modules/types.js'
 import {gatherFacts, transportFor} from '../play/runner.js'
 import type {ConnectOptions as SshOptions} from '../play/runner.js'
 import type {ExecResult, Transport} from '../transport/types.js'
-import {BaremetalError} from '../errors.js'
+import {BaremetalError, hintText} from '../errors.js'
 
 // Ad-hoc commands (ping, exec): the same transports as plays, all hosts at once.
 
@@ -38,7 +38,7 @@ export async function onEveryHost(
           const r = await work(t, h)
           return {host: h.name, address: h.connection.address, status: 'ok', ms: Date.now() - t0, ...r}
         } catch (error) {
-          const msg = error instanceof BaremetalError ? `${error.message}${error.hint ? ` (hint: ${error.hint})` : ''}` : String((error as Error).message ?? error)
+          const msg = error instanceof BaremetalError ? `${error.message}${error.hint ? ` (hint: ${hintText(error.hint)})` : ''}` : String((error as Error).message ?? error)
           return {host: h.name, address: h.connection.address, status: 'unreachable', ms: Date.now() - t0, error: msg}
         } finally {
           await t.close()

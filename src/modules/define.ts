@@ -1,4 +1,4 @@
-import {BaremetalError, ClusterError, TaskError, UnreachableError} from '../errors.js'
+import {BaremetalError, ClusterError, hintText, TaskError, UnreachableError} from '../errors.js'
 import {mask} from '../shell.js'
 import {failureMessage, interrupted, lostStep, runSteps, type Batch, type Plan, type StepResult} from './remote.js'
 import type {ArgSpec, ItemResult, ModuleContext, ModuleSpec, TaskItem} from './types.js'
@@ -258,7 +258,7 @@ async function runEachItem(ctx: ModuleContext, items: readonly TaskItem[], runIt
       out.push(await runItem(ctx, item.args))
     } catch (error) {
       const e = error instanceof BaremetalError ? error : new ClusterError(error instanceof Error ? error.message : String(error), {cause: error})
-      const hint = e.hint ? ` (hint: ${e.hint})` : ''
+      const hint = e.hint ? ` (hint: ${hintText(e.hint)})` : ''
       out.push({status: 'failed', msg: mask(`${prefix}${e.message}${hint}`, ctx.secrets), data: {error: e.toJSON()}})
     }
   }

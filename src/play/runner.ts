@@ -1,5 +1,5 @@
 import pLimit from 'p-limit'
-import {BaremetalError, EXIT, InputError, TaskError, UnreachableError, type ErrorWhere} from '../errors.js'
+import {BaremetalError, EXIT, hintText, InputError, TaskError, UnreachableError, type ErrorWhere} from '../errors.js'
 import {resolve as resolvePath} from 'node:path'
 import {type Connection, type Host, type Inventory, selectHosts} from '../inventory/inventory.js'
 import type {HostFacts, ItemResult, ModuleContext, PlayHost, TaskItem} from '../modules/types.js'
@@ -480,7 +480,7 @@ export function tagSelected(task: Task, tags?: string[], skip?: string[]): boole
 }
 
 function describe(error: unknown): string {
-  if (error instanceof BaremetalError) return error.hint ? `${error.message} (hint: ${error.hint})` : error.message
+  if (error instanceof BaremetalError) return error.hint ? `${error.message} (hint: ${hintText(error.hint)})` : error.message
   return error instanceof Error ? error.message : String(error)
 }
 

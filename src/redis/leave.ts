@@ -70,7 +70,10 @@ export function leaveRefusal(d: LeaveDecision, limit: string, inventory: string)
   }
   return new InputError(`down --limit ${limit} would take members of a live cluster out while it keeps running on ${d.staying.join(', ')}: ${parts.join('; ')}. Nothing was changed`, {
     where: {file: inventory},
-    hint: `to shrink the cluster, remove those hosts from the inventory and run \`baremetal up -i NEW_INVENTORY --remove-missing\` (it drains their slots to the staying masters and stops their nodes), then \`baremetal down -i ${inventory} -l ${limit}\` removes what is left on them; to tear the whole cluster down, run \`baremetal down -i ${inventory}\` without --limit`,
+    hint: [
+      `to shrink the cluster, remove those hosts from the inventory and run \`baremetal up -i NEW_INVENTORY --remove-missing\` (it drains their slots to the staying masters and stops their nodes), then \`baremetal down -i ${inventory} -l ${limit}\` removes what is left on them`,
+      `to tear the whole cluster down, run \`baremetal down -i ${inventory}\` without --limit`,
+    ],
   })
 }
 
