@@ -11,6 +11,20 @@ const MAX_OPEN = 512
 /** Default ioredis commandTimeout of a NodePool. */
 export const POOL_COMMAND_TIMEOUT_MS = 30_000
 
+/**
+ * One plain connection to one node, as every tool here opens it: no offline queue, no
+ * retries, no reconnects (a node that is gone fails the command now, it is not waited for).
+ */
+export const DIRECT = {
+  lazyConnect: true,
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 0,
+  enableReadyCheck: false,
+  // CLIENT SETINFO is two more round trips per node, and unknown to 5.0.x.
+  disableClientInfo: true,
+  retryStrategy: () => null,
+} as const
+
 // Bounded set of open connections: reused across polls for small fleets, and for 1000
 // nodes never more than MAX_OPEN file descriptors at once.
 export class NodePool {
@@ -50,13 +64,7 @@ export class NodePool {
       host: node.ip,
       port: node.port,
       password: this.opts.password || undefined,
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      enableReadyCheck: false,
-      // CLIENT SETINFO is two more round trips per node, and unknown to 5.0.x.
-      disableClientInfo: true,
-      retryStrategy: () => null,
+      ...DIRECT,
       connectTimeout: this.opts.connectTimeoutMs,
       commandTimeout: this.commandTimeoutMs,
     })

@@ -8,6 +8,7 @@ import {Redis} from 'ioredis'
 import pLimit from 'p-limit'
 import {planRolling, type RestartNode, type RollingStep} from './config.js'
 import {nodeAddr, parseClusterInfo, parseClusterNodes} from './nodes.js'
+import {DIRECT} from './pool.js'
 
 export interface RollingTarget {
   host: string
@@ -50,12 +51,7 @@ async function open(ip: string, port: number, passwords: Array<string | undefine
       host: ip,
       port,
       password,
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      enableReadyCheck: false,
-      disableClientInfo: true,
-      retryStrategy: () => null,
+      ...DIRECT,
       connectTimeout: 5000,
       commandTimeout: 10_000,
     })
