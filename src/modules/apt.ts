@@ -108,6 +108,10 @@ export function aptUpdateStep(waitS = 300, pauseS = 2): string {
     '    *"Could not get lock"*|*"Unable to lock directory"*)',
     `      if [ "$bm_w" -ge ${waitS} ]; then printf '%s\\n' "$bm_out" >&2; echo "apt-get update: the package lists stayed locked for ${waitS} s (another apt-get or unattended-upgrades running?)" >&2; exit "$bm_urc"; fi`,
     `      sleep ${pauseS}; bm_w=$((bm_w + ${pauseS}));;`,
+    // apt-get exits 0 when a list could not be fetched (only a W: line says so); Ansible
+    // fails the task then, and installing from stale lists is not what was asked.
+    '    *"Failed to fetch"*|*"Some index files failed to download"*)',
+    `      printf '%s\\n' "$bm_out" >&2; echo "apt-get update could not fetch every package list (no route to the mirror, or a source that is gone): fix the sources (an offline fleet needs a local mirror), or drop update_cache" >&2; exit 100;;`,
     `    *) if [ "$bm_urc" = 0 ]; then printf '%s\\n' "$bm_out"; else printf '%s\\n' "$bm_out" >&2; fi; exit "$bm_urc";;`,
     '  esac',
     'done)',

@@ -200,6 +200,9 @@ class FleetImpl implements Fleet {
         'UsePAM no',
         `AuthorizedKeysFile ${join(h.home, '.ssh', 'authorized_keys')}`,
         'StrictModes no',
+        // ~/.ssh/environment lets a test give one host what the users' servers have and
+        // these hosts lack (an init system's tools on PATH); no host has one by default.
+        'PermitUserEnvironment yes',
         'PrintMotd no',
         'Subsystem sftp /usr/lib/openssh/sftp-server',
         '',

@@ -117,3 +117,20 @@ test('apt update_cache waits while the package lists are locked (hosts sharing /
   assert.match(gaveUp.out, /rc=100/)
   assert.match(gaveUp.err, /held by process 4242[^]*stayed locked for 0 s/)
 })
+
+test('apt update_cache fails when a package list could not be fetched, though apt-get exits 0 (as Ansible fails it)', async () => {
+  const {mkdtempSync, writeFileSync, chmodSync} = await import('node:fs')
+  const {spawnSync} = await import('node:child_process')
+  const {join} = await import('node:path')
+  const {tmpdir} = await import('node:os')
+  const dir = mkdtempSync(join(tmpdir(), 'bm-apt-'))
+  // What apt-get update prints on a host with no route to its mirror, exit 0.
+  writeFileSync(
+    join(dir, 'apt-get'),
+    `#!/bin/sh\necho 'Err:1 http://deb.debian.org/debian bookworm InRelease'\necho "W: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease  Temporary failure resolving 'deb.debian.org'" >&2\necho 'W: Some index files failed to download. They have been ignored, or old ones used instead.' >&2\nexit 0\n`,
+  )
+  chmodSync(join(dir, 'apt-get'), 0o755)
+  const r = spawnSync('sh', ['-c', `${aptUpdateStep(300, 0)}; echo "rc=$?"`], {env: {...process.env, PATH: `${dir}:${process.env.PATH}`}, encoding: 'utf8'})
+  assert.match(r.stdout, /rc=100/)
+  assert.match(r.stderr, /Temporary failure resolving[^]*could not fetch every package list[^]*local mirror/)
+})
