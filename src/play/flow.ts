@@ -33,6 +33,7 @@ export function activeHosts(run: RunState, p: PlayState): Host[] {
 
 /** The play's batches (serial), each a PlayState of its own over the same variables and facts. */
 export function playBatches(p: PlayState): PlayState[] {
+  endedPlays.delete(p.play)
   const batches = serialBatches(p.hosts, p.play.serial)
   if (batches.length === 1) return [p]
   return batches.map((hosts) => {
@@ -113,8 +114,15 @@ async function runMeta(run: RunState, p: PlayState, m: MetaTask): Promise<void> 
   if (m.action === 'flush_handlers') return flushHandlers(run, p)
   const hosts = gateHosts(run, p, m.when, m)
   if (m.action === 'end_host') for (const h of hosts) p.ended.add(h.name)
-  else if (hosts.length > 0) for (const h of p.hosts) p.ended.add(h.name)
+  else if (hosts.length > 0) {
+    for (const h of p.hosts) p.ended.add(h.name)
+    endedPlays.add(p.play)
+  }
 }
+
+// end_play ends the play for every host, the batches serial has not started included.
+const endedPlays = new WeakSet<object>()
+export const playEnded = (p: PlayState): boolean => endedPlays.has(p.play)
 
 /** The active hosts for which every condition holds (evaluated once each); a bad condition fails that host. */
 function gateHosts(run: RunState, p: PlayState, when: Array<string | boolean>, label: {name: string; where: Task['where']}): Host[] {

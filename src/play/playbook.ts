@@ -337,8 +337,6 @@ export function parseTask(src: YamlSource, raw: unknown, path: Array<string | nu
   const loopControl = (t.loop_control ?? {}) as Record<string, unknown>
   for (const k of Object.keys(loopControl)) if (k !== 'loop_var') throw err(`loop_control.${k} is not supported`, ['loop_control', k], 'loop_control takes loop_var')
   const kw = extendInherit(src, {become_user: t.become_user, become_method: t.become_method, delegate_to: t.delegate_to, environment: t.environment}, path, {when: [], tags: [], vars: {}})
-  const notify = nameList(t.notify, 'notify', (m, h) => err(m, ['notify'], h))
-  const listen = nameList(t.listen, 'listen', (m, h) => err(m, ['listen'], h))
   const when = t.when === undefined ? [] : Array.isArray(t.when) ? t.when : [t.when]
   for (const w of when) if (typeof w !== 'string' && typeof w !== 'boolean') throw err('when must be a condition (string) or a list of them', ['when'])
   const tags = tagList(t.tags)
@@ -361,8 +359,8 @@ export function parseTask(src: YamlSource, raw: unknown, path: Array<string | nu
     runOnce: module.runOnce === true || bool(t.run_once),
     become: t.become === undefined ? undefined : bool(t.become),
     vars: tvars as Record<string, unknown>,
-    notify,
-    listen,
+    notify: nameList(t.notify, 'notify', (m, h) => err(m, ['notify'], h)),
+    listen: nameList(t.listen, 'listen', (m, h) => err(m, ['listen'], h)),
     ...(kw.delegateTo !== undefined ? {delegateTo: kw.delegateTo} : {}),
     ...(kw.environment !== undefined ? {environment: kw.environment} : {}),
     ...(kw.becomeUser !== undefined ? {becomeUser: kw.becomeUser} : {}),

@@ -15,7 +15,7 @@ import {conditionError, renderDeep, renderString, renderText} from './template.j
 import {isSecretName, magicVars, resolveVars} from './vars.js'
 import {hostIp} from '../redis/inventory-nodes.js'
 import {closeDelegates, type DelegateTarget, delegateTarget, withEnvironment, withoutExtraVars} from './delegate.js'
-import {type FlowState, newFlow, playBatches, runSections} from './flow.js'
+import {type FlowState, newFlow, playBatches, playEnded, runSections} from './flow.js'
 
 // The linear strategy, as Ansible's default: every host finishes task N before any
 // starts task N+1, hosts run in parallel up to --forks, and a task's loop items go to
@@ -158,7 +158,7 @@ async function runBatches(run: RunState, p: PlayState): Promise<void> {
   for (const [i, b] of batches.entries()) {
     await connectHosts(run, b)
     await runSections(run, b)
-    if (run.aborted || run.signal.aborted) return
+    if (run.aborted || run.signal.aborted || playEnded(b)) return
     const failed = b.hosts.filter((h) => b.failed.has(h.name) || run.unreachable.has(h.name))
     if (batches.length > 1 && failed.length === b.hosts.length && i < batches.length - 1) {
       run.aborted = `serial: every host of batch ${i + 1} (${failed.map((h) => h.name).join(', ')}) failed`

@@ -5,6 +5,7 @@ import type {ModuleSpec} from '../modules/types.js'
 import {loadYaml, type YamlSource} from '../yamlfile.js'
 import type {Block, MetaTask, PlayItem, Task} from './playbook.js'
 import {parseTask} from './playbook.js'
+import {checkRoleTemplate} from './check.js'
 import {hasTemplate} from './template.js'
 
 // A play's structure, expanded when it loads: blocks keep their shape (rescue and always
@@ -154,7 +155,9 @@ function parseItem(load: PlayLoad, src: YamlSource, raw: unknown, path: Path, in
   const key = Object.keys(raw).find((k) => STRUCTURAL.has(k.replace(/^ansible\.builtin\./, '')))
   if (key) return STRUCTURAL.get(key.replace(/^ansible\.builtin\./, ''))!(load, src, raw, path, inh, key)
   if (raw.listen !== undefined) throw errAt(src, [...path, 'listen'], 'listen is a handler keyword', 'move the task under handlers:, or remove listen')
-  return [inheritInto(parseTask(src, raw, path, load.modules), raw, inh)]
+  const task = inheritInto(parseTask(src, raw, path, load.modules), raw, inh)
+  if (inh.roleDir) checkRoleTemplate(task.module.name, task.args, inh.roleDir)
+  return [task]
 }
 
 type Expander = (load: PlayLoad, src: YamlSource, raw: Raw, path: Path, inh: Inherit, key: string) => PlayItem[]

@@ -244,4 +244,11 @@ describe('play flow', () => {
     assert.equal(r.exitCode, 0)
     assert.deepEqual([lines(dir, 'log-a'), lines(dir, 'log-b')], [[], ['t']])
   })
+
+  it('meta end_play ends the play for every host, the batches serial has not started included', async () => {
+    const dir = project({'site.yml': `- hosts: all\n  serial: 1\n  tasks:\n    - ${log('t')}\n    - meta: end_play\n    - ${log('never')}\n`})
+    const r = await run(dir)
+    assert.equal(r.exitCode, 0)
+    assert.deepEqual([lines(dir, 'log-a'), lines(dir, 'log-b')], [['t'], []])
+  })
 })

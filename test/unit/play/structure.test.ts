@@ -3,7 +3,7 @@ import {mkdirSync, mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {describe, it} from 'node:test'
-import {PlaybookError} from '../../../src/errors.js'
+import {InputError, PlaybookError} from '../../../src/errors.js'
 import {allModules} from '../../../src/modules/index.js'
 import {loadPlaybook, type Block} from '../../../src/play/playbook.js'
 import {serialBatches} from '../../../src/play/structure.js'
@@ -84,6 +84,15 @@ describe('play structure at load', () => {
     assert.deepEqual(
       play.handlers.map((h) => h.name),
       ['restart web', 'play handler'],
+    )
+    const badTpl = project({
+      'site.yml': '- hosts: all\n  roles: [web]\n',
+      'roles/web/tasks/main.yml': '- template: {src: a.j2, dest: /tmp/x}\n',
+      'roles/web/templates/a.j2': 'line\n{% macro m() %}{% endmacro %}\n',
+    })
+    assert.throws(
+      () => load(badTpl),
+      (e: unknown) => e instanceof InputError && e.exitCode === 5 && e.where?.file?.endsWith('templates/a.j2') === true,
     )
     const missing = project({'site.yml': '- hosts: all\n  roles: [nope]\n'})
     refusedAt(() => load(missing), /role "nope" not found/, 'site.yml', 2)
