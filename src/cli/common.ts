@@ -299,7 +299,15 @@ function mergeResults(a: RunResult, b: RunResult): RunResult {
   for (const [h, r] of Object.entries(b.recap)) {
     const x = recap[h]
     recap[h] = x
-      ? {ok: x.ok + r.ok, changed: x.changed + r.changed, failed: x.failed + r.failed, skipped: x.skipped + r.skipped, unreachable: x.unreachable + r.unreachable, ignored: x.ignored + r.ignored}
+      ? {
+          ok: x.ok + r.ok,
+          changed: x.changed + r.changed,
+          failed: x.failed + r.failed,
+          skipped: x.skipped + r.skipped,
+          unreachable: x.unreachable + r.unreachable,
+          ignored: x.ignored + r.ignored,
+          rescued: (x.rescued ?? 0) + (r.rescued ?? 0),
+        }
       : r
   }
   return {

@@ -30,8 +30,9 @@
 //     loop: "{{ ports }}"
 
 import {readFile, stat} from 'node:fs/promises'
+import {existsSync} from 'node:fs'
 import {homedir} from 'node:os'
-import {basename, posix, resolve} from 'node:path'
+import {basename, isAbsolute, join, posix, resolve} from 'node:path'
 import {expandHome, mask, quote} from '../shell.js'
 import type {UploadFile} from '../transport/types.js'
 import {defineModule, rethrowHostLoss, type Finish, type ModuleDef, type Todo} from './define.js'
@@ -296,9 +297,14 @@ export function chunkBySize<T>(list: T[], size: (t: T) => number, limit: number)
   return out
 }
 
-/** Controller paths: `~` is the controller user's home, relative paths the playbook's directory. */
-export function controllerPath(ctx: ModuleContext, p: string): string {
-  return resolve(ctx.playbookDir, expandHome(p, homedir()))
+/** Controller paths: `~` is the controller user's home, relative paths the playbook's directory (a role's own dirs first, as Ansible searches them). */
+export function controllerPath(ctx: ModuleContext, p: string, sub: 'files' | 'templates' = 'files'): string {
+  const path = expandHome(p, homedir())
+  if (ctx.roleDir && !isAbsolute(path)) {
+    const found = [join(ctx.roleDir, sub), ctx.roleDir, join(ctx.roleDir, 'tasks')].map((d) => resolve(d, path)).find((f) => existsSync(f))
+    if (found) return found
+  }
+  return resolve(ctx.playbookDir, path)
 }
 
 // Read (or, when big, only hash) each controller file once per task, however many items use it.

@@ -56,7 +56,7 @@ export async function templateWant(ctx: ModuleContext, item: TaskItem, read: (p:
   if (!posix.isAbsolute(dest)) return {error: `template: dest must be absolute (or start with ~/): ${destRaw}`}
   const bad = badPath(dest) ?? dotDotPath(dest)
   if (bad) return {error: `template: ${bad}`}
-  const file = controllerPath(ctx, src)
+  const file = controllerPath(ctx, src, 'templates')
   let mode: ModeArg
   let text: string
   try {

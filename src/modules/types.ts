@@ -42,6 +42,8 @@ export interface ModuleContext {
   vars: Record<string, unknown>
   /** Directory of the playbook file: relative `src` paths resolve against it. */
   playbookDir: string
+  /** A role's task: its templates/ or files/ (then the role dir, its tasks/) are searched first for relative `src`. */
+  roleDir?: string
   /** Strings that must never be printed. */
   secrets: Set<string>
   /** Progress line for long steps (builds). */

@@ -1,7 +1,7 @@
 // Load-time checks of every `{{ }}` string, condition and template file a task uses, so an
 // unknown filter, an unsupported tag or a syntax error stops the run before any host changes.
-import {readFileSync} from 'node:fs'
-import {dirname, resolve} from 'node:path'
+import {existsSync, readFileSync} from 'node:fs'
+import {dirname, isAbsolute, join, resolve} from 'node:path'
 import {homedir} from 'node:os'
 import {expandHome} from '../shell.js'
 import type {YamlSource} from '../yamlfile.js'
@@ -35,4 +35,12 @@ export function checkTaskTemplates(src: YamlSource, t: Record<string, unknown>, 
     }
     checkTemplate(text, {file})
   }
+}
+
+/** A role task's template, found where the module will look (the role's templates/ first), checked at load. */
+export function checkRoleTemplate(module: string, args: Record<string, unknown>, roleDir: string): void {
+  const file = args.src
+  if (!RENDERS_SRC.has(module) || typeof file !== 'string' || !file || hasTemplate(file) || isAbsolute(file)) return
+  const found = [join(roleDir, 'templates'), roleDir, join(roleDir, 'tasks')].map((d) => resolve(d, file)).find((f) => existsSync(f))
+  if (found) checkTemplate(readFileSync(found, 'utf8'), {file: found})
 }

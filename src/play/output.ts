@@ -164,7 +164,8 @@ export function renderRecap(result: RunResult, tty: boolean): string {
   lines.push(bold(result.check ? 'RECAP (check mode: nothing was changed)' : 'RECAP'))
   const hosts = Object.entries(result.recap)
   const width = Math.max(4, ...hosts.map(([h]) => h.length))
-  const fmt = (r: HostRecap) => `ok=${r.ok} changed=${r.changed} failed=${r.failed} unreachable=${r.unreachable} skipped=${r.skipped}${r.ignored ? ` ignored=${r.ignored}` : ''}`
+  const fmt = (r: HostRecap) =>
+    `ok=${r.ok} changed=${r.changed} failed=${r.failed} unreachable=${r.unreachable} skipped=${r.skipped}${r.ignored ? ` ignored=${r.ignored}` : ''}${r.rescued ? ` rescued=${r.rescued}` : ''}`
   const shown = hosts.length > 20 ? hosts.filter(([, r]) => r.failed || r.unreachable).slice(0, 50) : hosts
   for (const [h, r] of shown) lines.push(`  ${h.padEnd(width)}  ${fmt(r)}`)
   if (shown.length < hosts.length) lines.push(`  (${hosts.length - shown.length} more hosts with no failures)`)
@@ -176,8 +177,9 @@ export function renderRecap(result: RunResult, tty: boolean): string {
       unreachable: t.unreachable + r.unreachable,
       skipped: t.skipped + r.skipped,
       ignored: t.ignored + r.ignored,
+      rescued: t.rescued + (r.rescued ?? 0),
     }),
-    {ok: 0, changed: 0, failed: 0, unreachable: 0, skipped: 0, ignored: 0},
+    {ok: 0, changed: 0, failed: 0, unreachable: 0, skipped: 0, ignored: 0, rescued: 0},
   )
   const secs = (result.durationMs / 1000).toFixed(1)
   if (total.changed === 0 && total.failed === 0 && total.unreachable === 0 && !result.aborted) {

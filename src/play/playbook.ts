@@ -1,3 +1,4 @@
+import {existsSync} from 'node:fs'
 import {dirname, resolve} from 'node:path'
 import {type ErrorWhere, PlaybookError} from '../errors.js'
 import {modeProblem} from '../modules/mode.js'
@@ -5,6 +6,7 @@ import type {ArgSpec, ModuleSpec} from '../modules/types.js'
 import {loadYaml, parseYaml, type YamlSource} from '../yamlfile.js'
 import {checkTaskTemplates} from './check.js'
 import {hasTemplate} from './template.js'
+import {checkNotify, extendInherit, flattenTasks, type Inherit, parseHandlers, parseItems, parseRoles, parseSerial, type PlayLoad} from './structure.js'
 
 // A playbook is checked whole when it loads — unknown modules, unknown arguments,
 // missing required ones, bad literal types — so a typo on line 80 fails before line 1
@@ -28,6 +30,18 @@ export interface Task {
   /** Run this task's commands through sudo (task `become:` overrides the play's). */
   become?: boolean
   vars: Record<string, unknown>
+  /** Handler names or listen topics to notify when this task reports changed on a host. */
+  notify: string[]
+  /** Handlers only: the topics it also answers to. */
+  listen: string[]
+  /** delegate_to as written (may be templated): run on localhost or another inventory host. */
+  delegateTo?: string
+  /** Exported for every command of the task (play < block < task, values templated). */
+  environment?: Record<string, unknown>
+  becomeUser?: string
+  becomeMethod?: 'sudo' | 'su'
+  /** The role this task comes from: its templates/ and files/ are searched first for `src`. */
+  roleDir?: string
   where: ErrorWhere
 }
 
@@ -45,6 +59,37 @@ export interface Play {
   secretVars: string[]
   /** The play's `remote_user`: below the inventory's ansible_user, above -u. */
   remoteUser?: string
+  /** pre_tasks, roles + tasks, post_tasks, in that order, handlers flushed after each. Absent: `tasks` is the whole play. */
+  sections?: {pre: PlayItem[]; main: PlayItem[]; post: PlayItem[]}
+  handlers: Task[]
+  /** Batch sizes (numbers, or "30%"); the last one repeats. */
+  serial?: Array<number | string>
+  forceHandlers: boolean
+  /** The directory of the playbook file this play comes from (import_playbook may pull plays from elsewhere). */
+  dir?: string
+  where: ErrorWhere
+}
+
+/** What a play section holds: tasks, blocks (also import/include expansions), and meta actions. */
+export type PlayItem = Task | Block | MetaTask
+
+export interface Block {
+  kind: 'block'
+  name: string
+  block: PlayItem[]
+  rescue: PlayItem[]
+  always: PlayItem[]
+  /** include_tasks: conditions and tags of the include itself, evaluated once per host before its tasks. */
+  gate?: {when: Array<string | boolean>; tags: string[]}
+  where: ErrorWhere
+}
+
+export interface MetaTask {
+  kind: 'meta'
+  name: string
+  action: 'flush_handlers' | 'noop' | 'end_play' | 'end_host'
+  when: Array<string | boolean>
+  tags: string[]
   where: ErrorWhere
 }
 
@@ -71,6 +116,13 @@ const PLAY_KEYS = [
   'serial',
   'remote_user',
   'strategy',
+  'pre_tasks',
+  'post_tasks',
+  'handlers',
+  'roles',
+  'force_handlers',
+  'environment',
+  'become_method',
 ]
 const TASK_KEYS = [
   'name',
@@ -91,65 +143,111 @@ const TASK_KEYS = [
   'run_once',
   'vars',
   'environment',
+  'notify',
+  'listen',
+  'delegate_to',
+  'become_method',
 ]
 
 /** Load a playbook file and validate every task against the module registry. */
 export function loadPlaybook(file: string, modules: Map<string, ModuleSpec>, text?: string): Playbook {
   const src = text === undefined ? loadYaml(file, PlaybookError) : parseYaml(text, file, PlaybookError)
   const abs = resolve(file)
-  return {file, dir: dirname(abs), plays: parsePlays(src, modules)}
+  return {file, dir: dirname(abs), plays: parsePlays(src, modules, [abs])}
 }
 
-function parsePlays(src: YamlSource, modules: Map<string, ModuleSpec>): Play[] {
+// ANSIBLE_ROLES_PATH (colon-separated), searched after roles/ beside the playbook.
+const rolesPathEnv = (): string[] => (process.env.ANSIBLE_ROLES_PATH ?? '').split(':').filter(Boolean)
+
+function parsePlays(src: YamlSource, modules: Map<string, ModuleSpec>, stack: string[]): Play[] {
   const err = (msg: string, path: Array<string | number>, hint?: string) => new PlaybookError(msg, {where: src.where(path), hint})
   const root = src.value
   if (!Array.isArray(root)) throw err('a playbook must be a list of plays', [], 'start each play with "- name: …" and "hosts: …"')
-  return root.map((raw, pi): Play => {
+  return root.flatMap((raw, pi): Play[] => {
     const path = [pi]
     if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw err('each play must be a mapping', path)
     const p = raw as Record<string, unknown>
+    if (p.import_playbook !== undefined || p['ansible.builtin.import_playbook'] !== undefined) return importPlaybook(src, p, path, modules, stack)
     for (const k of Object.keys(p)) {
       if (!PLAY_KEYS.includes(k)) throw err(`unknown play keyword "${k}"`, [...path, k], `a play has ${PLAY_KEYS.join(', ')}${closest(k, PLAY_KEYS)}`)
     }
-    if (typeof p.hosts !== 'string' || !p.hosts.trim()) throw err('a play needs "hosts:" (a group, a host, or all)', path, 'add: hosts: all')
-    const vars = p.vars ?? {}
-    if (typeof vars !== 'object' || Array.isArray(vars)) throw err('play vars must be a mapping', [...path, 'vars'])
-    let defaults = p.defaults ?? {}
-    if (typeof defaults === 'string') {
-      const file = resolve(dirname(resolve(src.file)), defaults)
-      const d = loadYaml(file, PlaybookError)
-      if (!d.value || typeof d.value !== 'object' || Array.isArray(d.value)) throw new PlaybookError('a defaults file must hold a mapping of variables', {where: {file}})
-      defaults = d.value
-    }
-    if (typeof defaults !== 'object' || Array.isArray(defaults)) throw err('play defaults must be a mapping or a file name', [...path, 'defaults'])
-    const tasksRaw = p.tasks ?? []
-    if (!Array.isArray(tasksRaw)) throw err('play tasks must be a list', [...path, 'tasks'], 'write each task as "- name: …" under tasks:')
-    const mfp = p.max_fail_percentage
-    if (mfp !== undefined && (typeof mfp !== 'number' || mfp < 0 || mfp > 100)) throw err('max_fail_percentage must be a number from 0 to 100', [...path, 'max_fail_percentage'])
-    const secretVars = p.secret_vars ?? []
-    if (!Array.isArray(secretVars)) throw err('secret_vars must be a list of variable names', [...path, 'secret_vars'])
-    refuseUnsupported(p, path, err)
-    const playTags = tagList(p.tags)
-    const filesVars = varsFiles(src, p.vars_files, [...path, 'vars_files'])
-    const remoteUser = p.remote_user === undefined ? undefined : String(p.remote_user)
-    if (remoteUser !== undefined && (!remoteUser || remoteUser.includes('{{')))
-      throw err('remote_user must be a user name (templates are not read here)', [...path, 'remote_user'], 'write the name, or set ansible_user in the inventory')
-    return {
-      name: String(p.name ?? p.hosts),
-      hosts: p.hosts,
-      defaults: defaults as Record<string, unknown>,
-      // vars_files sit above play vars in Ansible's precedence.
-      vars: {...(vars as Record<string, unknown>), ...filesVars},
-      // Play tags are every task's tags too, as in Ansible.
-      tasks: tasksRaw.map((t, ti) => parseTask(src, t, [...path, 'tasks', ti], modules)).map((t) => (playTags.length ? {...t, tags: [...new Set([...t.tags, ...playTags])]} : t)),
-      ...(remoteUser !== undefined ? {remoteUser} : {}),
-      maxFailPercentage: mfp as number | undefined,
-      anyErrorsFatal: bool(p.any_errors_fatal),
-      become: bool(p.become),
-      secretVars: secretVars.map(String),
-      where: src.where(path),
-    }
+    return [parsePlay(src, p, path, modules)]
   })
+}
+
+// import_playbook: the other file's plays, in place; its paths relative to the importing file.
+function importPlaybook(src: YamlSource, p: Record<string, unknown>, path: Array<string | number>, modules: Map<string, ModuleSpec>, stack: string[]): Play[] {
+  const key = p.import_playbook !== undefined ? 'import_playbook' : 'ansible.builtin.import_playbook'
+  const err = (msg: string, sub: string, hint?: string) => new PlaybookError(msg, {where: src.where([...path, sub]), hint})
+  for (const k of Object.keys(p)) if (k !== key && k !== 'name') throw err(`import_playbook does not take "${k}" here`, k, 'put vars, when or tags on the plays of the imported playbook')
+  const v = p[key]
+  if (typeof v !== 'string' || !v.trim() || hasTemplate(v)) throw err('import_playbook needs a file name (templates are not read here)', key, 'write import_playbook: other.yml')
+  const file = resolve(dirname(resolve(src.file)), v.trim())
+  if (stack.includes(file)) throw err(`import_playbook: ${v} imports itself (${[...stack, file].join(' → ')})`, key, 'break the import loop')
+  if (!existsSync(file)) throw err(`import_playbook: ${file} does not exist`, key, 'paths are relative to the importing playbook')
+  return parsePlays(loadYaml(file, PlaybookError), modules, [...stack, file]).map((pl) => ({...pl, dir: pl.dir ?? dirname(file)}))
+}
+
+function parsePlay(src: YamlSource, p: Record<string, unknown>, path: Array<string | number>, modules: Map<string, ModuleSpec>): Play {
+  const err = (msg: string, sub: Array<string | number>, hint?: string) => new PlaybookError(msg, {where: src.where([...path, ...sub]), hint})
+  if (typeof p.hosts !== 'string' || !p.hosts.trim()) throw err('a play needs "hosts:" (a group, a host, or all)', [], 'add: hosts: all')
+  const vars = p.vars ?? {}
+  if (typeof vars !== 'object' || Array.isArray(vars)) throw err('play vars must be a mapping', ['vars'])
+  let defaults = p.defaults ?? {}
+  if (typeof defaults === 'string') {
+    const file = resolve(dirname(resolve(src.file)), defaults)
+    const d = loadYaml(file, PlaybookError)
+    if (!d.value || typeof d.value !== 'object' || Array.isArray(d.value)) throw new PlaybookError('a defaults file must hold a mapping of variables', {where: {file}})
+    defaults = d.value
+  }
+  if (typeof defaults !== 'object' || Array.isArray(defaults)) throw err('play defaults must be a mapping or a file name', ['defaults'])
+  const mfp = p.max_fail_percentage
+  if (mfp !== undefined && (typeof mfp !== 'number' || mfp < 0 || mfp > 100)) throw err('max_fail_percentage must be a number from 0 to 100', ['max_fail_percentage'])
+  const secretVars = p.secret_vars ?? []
+  if (!Array.isArray(secretVars)) throw err('secret_vars must be a list of variable names', ['secret_vars'])
+  refuseUnsupported(p, path, (m, pp, h) => new PlaybookError(m, {where: src.where(pp), hint: h}))
+  const filesVars = varsFiles(src, p.vars_files, [...path, 'vars_files'])
+  const remoteUser = p.remote_user === undefined ? undefined : String(p.remote_user)
+  if (remoteUser !== undefined && (!remoteUser || remoteUser.includes('{{')))
+    throw err('remote_user must be a user name (templates are not read here)', ['remote_user'], 'write the name, or set ansible_user in the inventory')
+  const body = playBody(src, p, path, modules)
+  return {
+    name: String(p.name ?? p.hosts),
+    hosts: p.hosts,
+    // Role defaults sit with the play's own defaults, below the inventory.
+    defaults: {...body.defaults, ...(defaults as Record<string, unknown>)},
+    // vars_files sit above play vars in Ansible's precedence.
+    vars: {...(vars as Record<string, unknown>), ...filesVars},
+    tasks: body.tasks,
+    sections: body.sections,
+    handlers: body.handlers,
+    ...(body.serial ? {serial: body.serial} : {}),
+    forceHandlers: bool(p.force_handlers),
+    ...(remoteUser !== undefined ? {remoteUser} : {}),
+    maxFailPercentage: mfp as number | undefined,
+    anyErrorsFatal: bool(p.any_errors_fatal),
+    become: bool(p.become),
+    secretVars: secretVars.map(String),
+    where: src.where(path),
+  }
+}
+
+// pre_tasks, roles, tasks, post_tasks and handlers, with what the play hands down to each task
+// (play tags, environment, become_user: as in Ansible, every task inherits them).
+function playBody(src: YamlSource, p: Record<string, unknown>, path: Array<string | number>, modules: Map<string, ModuleSpec>) {
+  const inh: Inherit = extendInherit(src, {tags: p.tags, environment: p.environment, become_user: p.become_user, become_method: p.become_method}, path, {when: [], tags: [], vars: {}})
+  const dir = dirname(resolve(src.file))
+  const load: PlayLoad = {modules, playbookDir: dir, rolesPath: rolesPathEnv(), handlers: [], defaults: {}, rolesRun: new Set(), handlerRoles: new Set(), stack: [resolve(src.file)]}
+  const pre = parseItems(load, src, p.pre_tasks, [...path, 'pre_tasks'], inh, 'pre_tasks')
+  const roles = parseRoles(load, src, p.roles, [...path, 'roles'], inh)
+  const tasks = parseItems(load, src, p.tasks, [...path, 'tasks'], inh, 'tasks')
+  const post = parseItems(load, src, p.post_tasks, [...path, 'post_tasks'], inh, 'post_tasks')
+  // Role handlers come before the play's own, as Ansible orders them.
+  const handlers = [...load.handlers, ...parseHandlers(load, src, p.handlers, [...path, 'handlers'], inh)]
+  const all = flattenTasks([...pre, ...roles, ...tasks, ...post])
+  checkNotify(all, handlers)
+  const serial = parseSerial(src, p.serial, [...path, 'serial'])
+  return {sections: {pre, main: [...roles, ...tasks], post}, handlers, tasks: all, defaults: load.defaults, serial}
 }
 
 const bool = (v: unknown): boolean => v === true || v === 'yes' || v === 'true' || v === 'True'
@@ -166,26 +264,10 @@ const tagList = (v: unknown): string[] =>
 type ErrAt = (msg: string, path: Array<string | number>, hint?: string) => PlaybookError
 
 // Keywords Ansible has that this runner does not honour fail here, at their line: accepting
-// them and running something else (all hosts at once for serial: 1) is the worst outcome.
+// them and running something else is the worst outcome.
 function refuseUnsupported(p: Record<string, unknown>, path: Array<string | number>, err: ErrAt): void {
-  if (p.serial !== undefined)
-    throw err(
-      'serial is not supported: every task runs on all hosts of the play at once (-f bounds how many)',
-      [...path, 'serial'],
-      'remove serial; to go host by host, run the play once per host with --limit',
-    )
   if (p.strategy !== undefined && p.strategy !== 'linear')
     throw err(`strategy "${String(p.strategy)}" is not supported: plays run with the linear strategy`, [...path, 'strategy'], 'remove strategy (linear is the default)')
-  refuseBecomeUser(p, path, err)
-}
-
-function refuseBecomeUser(t: Record<string, unknown>, path: Array<string | number>, err: ErrAt): void {
-  if (t.become_user !== undefined && t.become_user !== 'root')
-    throw err(
-      `become_user "${String(t.become_user)}" is not supported: become runs commands as root`,
-      [...path, 'become_user'],
-      'remove become_user (root), or connect as that user with ansible_user / remote_user',
-    )
 }
 
 // vars_files: YAML mappings beside the playbook, read at load (their errors carry their own lines).
@@ -206,7 +288,7 @@ function varsFiles(src: YamlSource, v: unknown, path: Array<string | number>): R
   return out
 }
 
-function parseTask(src: YamlSource, raw: unknown, path: Array<string | number>, modules: Map<string, ModuleSpec>): Task {
+export function parseTask(src: YamlSource, raw: unknown, path: Array<string | number>, modules: Map<string, ModuleSpec>): Task {
   const where = src.where(path)
   const err = (msg: string, sub: Array<string | number>, hint?: string) => new PlaybookError(msg, {where: src.where([...path, ...sub]), hint})
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw err('each task must be a mapping', [], 'write "- name: …" then the module, e.g. "  command: echo hi"')
@@ -254,9 +336,7 @@ function parseTask(src: YamlSource, raw: unknown, path: Array<string | number>, 
   }
   const loopControl = (t.loop_control ?? {}) as Record<string, unknown>
   for (const k of Object.keys(loopControl)) if (k !== 'loop_var') throw err(`loop_control.${k} is not supported`, ['loop_control', k], 'loop_control takes loop_var')
-  if (t.environment !== undefined)
-    throw err('environment is not supported: commands run with the login environment', ['environment'], 'set the variables in the command itself (K=V cmd) for command/shell tasks')
-  refuseBecomeUser(t, [], err)
+  const kw = extendInherit(src, {become_user: t.become_user, become_method: t.become_method, delegate_to: t.delegate_to, environment: t.environment}, path, {when: [], tags: [], vars: {}})
   const when = t.when === undefined ? [] : Array.isArray(t.when) ? t.when : [t.when]
   for (const w of when) if (typeof w !== 'string' && typeof w !== 'boolean') throw err('when must be a condition (string) or a list of them', ['when'])
   const tags = tagList(t.tags)
@@ -279,8 +359,25 @@ function parseTask(src: YamlSource, raw: unknown, path: Array<string | number>, 
     runOnce: module.runOnce === true || bool(t.run_once),
     become: t.become === undefined ? undefined : bool(t.become),
     vars: tvars as Record<string, unknown>,
+    notify: nameList(t.notify, 'notify', (m, h) => err(m, ['notify'], h)),
+    listen: nameList(t.listen, 'listen', (m, h) => err(m, ['listen'], h)),
+    ...(kw.delegateTo !== undefined ? {delegateTo: kw.delegateTo} : {}),
+    ...(kw.environment !== undefined ? {environment: kw.environment} : {}),
+    ...(kw.becomeUser !== undefined ? {becomeUser: kw.becomeUser} : {}),
+    ...(kw.becomeMethod !== undefined ? {becomeMethod: kw.becomeMethod} : {}),
     where,
   }
+}
+
+// notify / listen: names as written, matched when the playbook loads (a templated name could not be).
+function nameList(v: unknown, key: string, fail: (msg: string, hint: string) => Error): string[] {
+  if (v === undefined || v === null) return []
+  const list = Array.isArray(v) ? v : [v]
+  for (const n of list) {
+    if (typeof n !== 'string' || !n.trim()) throw fail(`${key} must be a handler name or a list of them`, `write ${key}: restart app`)
+    if (hasTemplate(n)) throw fail(`a templated ${key} name is not supported ("${n}")`, 'write the handler name literally, or notify a listen: topic the handlers share')
+  }
+  return list.map(String)
 }
 
 /** Ansible's `ansible.builtin.copy` and `copy` name the same module. */

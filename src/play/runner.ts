@@ -14,6 +14,8 @@ import {coerceValue, expandSequence, type Play, type Playbook, type Task} from '
 import {conditionError, renderDeep, renderString, renderText} from './template.js'
 import {isSecretName, magicVars, resolveVars} from './vars.js'
 import {hostIp} from '../redis/inventory-nodes.js'
+import {closeDelegates, type DelegateTarget, delegateTarget, withEnvironment, withoutExtraVars} from './delegate.js'
+import {type FlowState, newFlow, playBatches, playEnded, runSections} from './flow.js'
 
 // The linear strategy, as Ansible's default: every host finishes task N before any
 // starts task N+1, hosts run in parallel up to --forks, and a task's loop items go to
@@ -28,6 +30,8 @@ export interface TaskRecord {
   host: string
   status: HostStatus
   ignored?: boolean
+  /** Failed inside a block with a rescue: the rescue decides (counted as rescued, not failed). */
+  rescued?: boolean
   msg: string
   items: number
   diff?: Array<{path: string; before: string; after: string}>
@@ -47,6 +51,8 @@ export interface HostRecap {
   skipped: number
   unreachable: number
   ignored: number
+  /** Failures inside a block with a rescue: not counted as failed (Ansible's rescued=). */
+  rescued: number
 }
 
 export interface RunResult {
@@ -90,7 +96,7 @@ export interface RunOptions {
   verbosity?: number
 }
 
-const emptyRecap = (): HostRecap => ({ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0, ignored: 0})
+const emptyRecap = (): HostRecap => ({ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0, ignored: 0, rescued: 0})
 
 /** How to connect where the inventory does not say: -u and --private-key. */
 export interface ConnectOptions extends SshOptions {
@@ -133,21 +139,36 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
       if (run.signal.aborted) break
       const p = await preparePlay(run, play)
       if (!p) continue
-      await connectHosts(run, p)
-      await runPlayTasks(run, p)
+      await runBatches(run, p)
       if (run.aborted) {
         run.warnings.push(`play "${play.name}" stopped for all hosts: ${run.aborted}`)
         break
       }
     }
   } finally {
+    await closeDelegates(run)
     if (!opts.transports) await closeAll(run.transports)
   }
   return tallyRecap(run)
 }
 
+// serial: the whole play batch by batch; a batch whose every host failed ends the play, as Ansible's.
+async function runBatches(run: RunState, p: PlayState): Promise<void> {
+  const batches = playBatches(p)
+  for (const [i, b] of batches.entries()) {
+    await connectHosts(run, b)
+    await runSections(run, b)
+    if (run.aborted || run.signal.aborted || playEnded(b)) return
+    const failed = b.hosts.filter((h) => b.failed.has(h.name) || run.unreachable.has(h.name))
+    if (batches.length > 1 && failed.length === b.hosts.length && i < batches.length - 1) {
+      run.aborted = `serial: every host of batch ${i + 1} (${failed.map((h) => h.name).join(', ')}) failed`
+      return
+    }
+  }
+}
+
 // What one runPlaybook call carries from play to play (Ansible's TaskQueueManager state).
-interface RunState {
+export interface RunState {
   opts: RunOptions
   started: number
   forks: ReturnType<typeof pLimit>
@@ -165,10 +186,12 @@ interface RunState {
   aborted?: string
   /** The first bad-input error a task raised (template, arguments); how it ends the run depends on what ran before. */
   usageError?: BaremetalError
+  /** delegate_to targets that are not hosts of the play (localhost, other inventory hosts). */
+  delegates: Map<string, Promise<{transport: Transport; facts: HostFacts}>>
 }
 
 // One play's hosts: the ones it works on, its whole group, their variables and facts.
-interface PlayState {
+export interface PlayState extends FlowState {
   play: Play
   hosts: Host[]
   group: Host[]
@@ -193,6 +216,7 @@ function newRun(opts: RunOptions): RunState {
     unreachable: new Set(),
     registered: new Map(),
     secrets: new Set(),
+    delegates: new Map(),
   }
 }
 
@@ -227,7 +251,7 @@ async function preparePlay(run: RunState, play: Play): Promise<PlayState | undef
   // hostvars[h].x, as in Ansible: every host's variables (one shared map, not copies).
   const hostvars = Object.fromEntries(hostVars)
   for (const v of hostVars.values()) v.hostvars = hostvars
-  return {play, hosts, group, hostVars, facts: new Map(), failed: new Set()}
+  return {play, hosts, group, hostVars, facts: new Map(), failed: new Set(), ...newFlow()}
 }
 
 /** Connect and gather facts on every host of the play in parallel; a host that cannot be reached is recorded once. */
@@ -274,25 +298,23 @@ async function connectHost(run: RunState, p: PlayState, h: Host): Promise<void> 
   }
 }
 
-/** The linear strategy: every host finishes a task before any starts the next. */
-async function runPlayTasks(run: RunState, p: PlayState): Promise<void> {
-  for (const task of p.play.tasks) {
-    if (run.signal.aborted) {
-      run.aborted ??= 'interrupted'
-      return
-    }
-    if (!tagSelected(task, run.opts.tags, run.opts.skipTags) || !reachedStart(run, task)) continue
-    const active = p.hosts.filter((h) => !run.unreachable.has(h.name) && !p.failed.has(h.name))
-    if (active.length === 0) return
-    run.opts.reporter.taskStart(displayTask(task, p.hostVars.get(active[0].name)!), active.length)
-    const targets = task.runOnce ? active.slice(0, 1) : active
-    const taskRecords = await runTaskOnHosts(run, p, task, active, targets)
-    shareRunOnce(run, task, active, targets)
-    run.opts.reporter.taskEnd(task, taskRecords)
-    endOnBadInput(run)
-    run.aborted = afterTask(run, p, task, active, taskRecords)
-    if (run.aborted) return
+/** One task of the linear strategy on the given hosts: every host finishes it before any starts the next. */
+export async function runOneTask(run: RunState, p: PlayState, task: Task, active: Host[], o: {handler?: boolean} = {}): Promise<TaskRecord[] | undefined> {
+  if (run.signal.aborted) {
+    run.aborted ??= 'interrupted'
+    return undefined
   }
+  // Handlers are not tag-selected or passed over by --start-at-task: notified means they run.
+  if (!o.handler && (!tagSelected(task, run.opts.tags, run.opts.skipTags) || !reachedStart(run, task))) return undefined
+  if (active.length === 0) return undefined
+  run.opts.reporter.taskStart(displayTask(task, p.hostVars.get(active[0].name)!), active.length)
+  const targets = task.runOnce ? active.slice(0, 1) : active
+  const taskRecords = await runTaskOnHosts(run, p, task, active, targets)
+  shareRunOnce(run, task, active, targets)
+  run.opts.reporter.taskEnd(task, taskRecords)
+  endOnBadInput(run)
+  run.aborted = afterTask(run, p, task, active, taskRecords)
+  return taskRecords
 }
 
 // --start-at-task: Ansible matches the name exactly or as a glob; from there on every task runs.
@@ -348,7 +370,8 @@ async function runOnHost(run: RunState, p: PlayState, task: Task, h: Host, peers
   const trips0 = st.execs + st.uploads
   let rec: TaskRecord
   try {
-    rec = await runTask(p.play, task, h.name, moduleContext(run, p, task, h, peers), run.registered, run.secrets, t0)
+    const target = task.delegateTo === undefined ? undefined : await delegateTarget(run, p, task, h)
+    rec = await runTask(p.play, withoutExtraVars(task, run.opts.extraVars), h.name, moduleContext(run, p, task, h, peers, target), run.registered, run.secrets, t0)
   } catch (error) {
     if (error instanceof UnreachableError) run.unreachable.add(h.name)
     if (error instanceof BaremetalError && error.exitCode === EXIT.usage) run.usageError ??= error
@@ -360,13 +383,16 @@ async function runOnHost(run: RunState, p: PlayState, task: Task, h: Host, peers
   return rec
 }
 
-function moduleContext(run: RunState, p: PlayState, task: Task, h: Host, peers: Pick<ModuleContext, 'playHosts' | 'groupHosts'>): ModuleContext {
+function moduleContext(run: RunState, p: PlayState, task: Task, h: Host, peers: Pick<ModuleContext, 'playHosts' | 'groupHosts'>, target?: DelegateTarget): ModuleContext {
   const {opts, secrets, signal} = run
-  const base = run.transports.get(h.name)!.transport
-  const facts = p.facts.get(h.name)!
-  const become = (task.become ?? p.play.become) && facts.user !== 'root'
+  const base = target?.transport ?? run.transports.get(h.name)!.transport
+  const facts = target?.facts ?? p.facts.get(h.name)!
+  const becomeUser = task.becomeUser ?? 'root'
+  // become_user without become does nothing, as in Ansible.
+  const become = (task.become ?? p.play.become) && facts.user !== becomeUser
   const log = (m: string) => opts.reporter.log(h.name, mask(m, secrets))
-  const transport = become ? new BecomeTransport(base) : base
+  const hostVars = {...p.hostVars.get(h.name)!, ...(run.registered.get(h.name) ?? {})}
+  const transport = withEnvironment(run, task, hostVars, become ? new BecomeTransport(base, becomeUser, task.becomeMethod) : base)
   return {
     host: h.name,
     address: h.connection.address,
@@ -378,18 +404,22 @@ function moduleContext(run: RunState, p: PlayState, task: Task, h: Host, peers: 
     log,
     ...peers,
     transport: (opts.verbosity ?? 0) >= 3 ? new TracingTransport(transport, (m) => log(m)) : transport,
-    vars: {...p.hostVars.get(h.name)!, ...(run.registered.get(h.name) ?? {})},
-    playbookDir: opts.playbook.dir,
+    vars: hostVars,
+    playbookDir: p.play.dir ?? opts.playbook.dir,
+    ...(task.roleDir ? {roleDir: task.roleDir} : {}),
+    ...(target ? {address: target.address} : {}),
     failedHosts: p.hosts.filter((x) => p.failed.has(x.name) || run.unreachable.has(x.name)).map((x) => x.name),
   }
 }
 
 function countRecord(run: RunState, p: PlayState, task: Task, rec: TaskRecord): void {
-  if (rec.status === 'failed' && !task.ignoreErrors) p.failed.add(rec.host)
   if (rec.status === 'failed' && task.ignoreErrors) rec.ignored = true
+  else if (rec.status === 'failed' && p.rescueDepth > 0) rec.rescued = true
+  if (rec.status === 'failed' && !rec.ignored) (rec.rescued ? p.pendingRescue : p.failed).add(rec.host)
   const r = run.recap[rec.host]
   if (rec.status === 'unreachable') r.unreachable++
   else if (rec.ignored) r.ignored++
+  else if (rec.rescued) r.rescued++
   else r[rec.status]++
   for (const w of rec.warnings ?? []) run.warnings.push(w)
   run.records.push(rec)
@@ -415,7 +445,7 @@ function endOnBadInput(run: RunState): void {
 
 /** What a finished task means for the play: run_once failures, any_errors_fatal, max_fail_percentage. */
 function afterTask(run: RunState, p: PlayState, task: Task, active: Host[], taskRecords: TaskRecord[]): string | undefined {
-  const failedHere = taskRecords.some((r) => r.status === 'failed' && !r.ignored)
+  const failedHere = taskRecords.some((r) => r.status === 'failed' && !r.ignored && !r.rescued)
   // A task that runs once acts for the whole play (the cluster): its failure stops every
   // host, as Ansible applies a run_once result to all of them. Nothing is started over
   // a refusal to start it safely.
@@ -472,7 +502,7 @@ function displayTask(task: Task, vars: Record<string, unknown>): Task {
   }
 }
 
-export function tagSelected(task: Task, tags?: string[], skip?: string[]): boolean {
+export function tagSelected(task: Pick<Task, 'tags'>, tags?: string[], skip?: string[]): boolean {
   if (task.tags.includes('always')) return !(skip ?? []).includes('always')
   if (skip?.some((t) => task.tags.includes(t))) return false
   if (!tags || tags.length === 0 || tags.includes('all')) return !task.tags.includes('never')
@@ -493,7 +523,7 @@ interface RecordLabel {
 
 const labelOf = (task: Task): RecordLabel => ({name: task.name, module: task.module.name, where: task.where})
 
-function record(play: Play, label: RecordLabel, host: string, status: HostStatus, msg: string, items: number, t0: number, extra: Partial<TaskRecord> = {}): TaskRecord {
+export function record(play: Play, label: RecordLabel, host: string, status: HostStatus, msg: string, items: number, t0: number, extra: Partial<TaskRecord> = {}): TaskRecord {
   return {play: play.name, task: label.name, module: label.module, host, status, msg, items, durationMs: Date.now() - t0, where: label.where, ...extra}
 }
 

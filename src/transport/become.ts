@@ -9,6 +9,7 @@ export class BecomeTransport implements Transport {
   constructor(
     private inner: Transport,
     private user = 'root',
+    private method: 'sudo' | 'su' = 'sudo',
   ) {}
 
   get host(): string {
@@ -25,7 +26,10 @@ export class BecomeTransport implements Transport {
     return this.inner.connect()
   }
 
+  // su runs /bin/sh, not the user's login shell: system users (nobody, daemon) have
+  // nologin there, and modules write POSIX sh.
   private wrap(command: string): string {
+    if (this.method === 'su') return `su -s /bin/sh ${quote(this.user)} -c ${quote(command)}`
     return `sudo -n -H -u ${quote(this.user)} -- sh -c ${quote(command)}`
   }
 

@@ -121,7 +121,7 @@ describe('cli habits e2e (2 hosts)', () => {
     assert.equal(invWins.code, 0, show(invWins))
   })
 
-  it("a play's remote_user is the SSH user (above -u, below the inventory's ansible_user); serial is refused at its line, exit 5", async () => {
+  it("a play's remote_user is the SSH user (above -u, below the inventory's ansible_user); strategy: free (still unsupported) is refused at its line, exit 5", async () => {
     const bare = join(work, 'bare-ru.yml')
     const hosts = fleet.hosts.map((h) => `    ${h.name}: {ansible_host: ${h.ip}}`).join('\n')
     writeFileSync(bare, `all:\n  vars:\n    ansible_ssh_known_hosts_file: ${fleet.knownHostsPath}\n  hosts:\n${hosts}\n`)
@@ -137,11 +137,11 @@ describe('cli habits e2e (2 hosts)', () => {
     const invWins = await cli(['run', '-i', inv, asUser('bm-no-such-user'), '--json'])
     assert.equal(invWins.code, 0, show(invWins))
     await clean()
-    const serial = await cli(['run', '-i', inv, pb('serial', MARKERS.replace('- hosts: all\n', '- hosts: all\n  serial: 1\n')), '--json'])
-    assert.equal(serial.code, 5, show(serial))
-    const e = serial.json?.error ?? {}
-    assert.match(e.message ?? '', /serial is not supported/, show(serial))
-    assert.ok(String(e.file).endsWith('serial.yml') && e.line === 2, `at serial.yml:2: ${JSON.stringify(e)}`)
+    const free = await cli(['run', '-i', inv, pb('free', MARKERS.replace('- hosts: all\n', '- hosts: all\n  strategy: free\n')), '--json'])
+    assert.equal(free.code, 5, show(free))
+    const e = free.json?.error ?? {}
+    assert.match(e.message ?? '', /strategy "free" is not supported/, show(free))
+    assert.ok(String(e.file).endsWith('free.yml') && e.line === 2, `at free.yml:2: ${JSON.stringify(e)}`)
     assert.deepEqual(await onHosts('ls ~/habits'), ['', ''], 'nothing ran')
   })
 

@@ -39,15 +39,19 @@ describe('play keywords', () => {
     assert.equal(load('- hosts: all\n  remote_user: ubuntu\n  tasks: []\n').plays[0].remoteUser, 'ubuntu')
     refused('- hosts: all\n  remote_user: "{{ u }}"\n  tasks: []\n', /remote_user must be a user name/, 2)
   })
-  it('serial, a strategy other than linear and become_user other than root are refused at their line', () => {
-    refused('- hosts: all\n  serial: 1\n  tasks: []\n', /serial is not supported/, 2)
+  it('a strategy other than linear stays refused at its line; serial and become_user load', () => {
     refused('- hosts: all\n  strategy: free\n  tasks: []\n', /strategy "free" is not supported/, 2)
     assert.equal(load('- hosts: all\n  strategy: linear\n  become_user: root\n  tasks: []\n').plays.length, 1)
-    refused('- hosts: all\n  become_user: redis\n  tasks: []\n', /become_user "redis" is not supported/, 2)
+    assert.deepEqual(load('- hosts: all\n  serial: [1, "50%"]\n  tasks: []\n').plays[0].serial, [1, '50%'])
+    refused('- hosts: all\n  serial: "{{ n }}"\n  tasks: []\n', /is not a batch size/, 2)
+    assert.equal(load('- hosts: all\n  become_user: redis\n  tasks: [{command: id}]\n').plays[0].tasks[0].becomeUser, 'redis')
   })
-  it('task environment, become_user and unknown loop_control keys are refused at their line', () => {
-    refused('- hosts: all\n  tasks:\n    - command: env\n      environment: {A: 1}\n', /environment is not supported/, 4)
-    refused('- hosts: all\n  tasks:\n    - command: id\n      become: true\n      become_user: postgres\n', /become_user "postgres"/, 5)
+  it('task environment and become_user load; bad forms and unknown loop_control keys are refused at their line', () => {
+    assert.deepEqual(load('- hosts: all\n  environment: {A: 1, B: x}\n  tasks:\n    - command: env\n      environment: {A: 2}\n').plays[0].tasks[0].environment, {A: 2, B: 'x'})
+    refused('- hosts: all\n  tasks:\n    - command: env\n      environment: "{{ envs }}"\n', /environment must be a mapping/, 4)
+    refused('- hosts: all\n  tasks:\n    - command: env\n      environment: {1A: x}\n', /not an environment variable name/, 4)
+    refused('- hosts: all\n  tasks:\n    - command: id\n      become: true\n      become_user: "{{ u }}"\n', /become_user must be a user name/, 5)
+    refused('- hosts: all\n  tasks:\n    - command: id\n      become: true\n      become_method: doas\n', /become_method "doas" is not supported/, 5)
     refused('- hosts: all\n  tasks:\n    - command: echo {{ item }}\n      loop: [1]\n      loop_control: {label: x}\n', /loop_control.label is not supported/, 5)
   })
 })

@@ -18,8 +18,8 @@ async function run(yaml: string, opts: Partial<RunOptions> = {}, inv = INV) {
 describe('runner phases', () => {
   it('tallies the recap per host and the exit code from it', async () => {
     const r = await run('- hosts: all\n  tasks:\n    - name: one\n      command: "true"\n    - name: two\n      command: "false"\n      when: inventory_hostname == "b"\n')
-    assert.deepEqual(r.recap.a, {ok: 0, changed: 1, failed: 0, skipped: 1, unreachable: 0, ignored: 0})
-    assert.deepEqual(r.recap.b, {ok: 0, changed: 1, failed: 1, skipped: 0, unreachable: 0, ignored: 0})
+    assert.deepEqual(r.recap.a, {ok: 0, changed: 1, failed: 0, skipped: 1, unreachable: 0, ignored: 0, rescued: 0})
+    assert.deepEqual(r.recap.b, {ok: 0, changed: 1, failed: 1, skipped: 0, unreachable: 0, ignored: 0, rescued: 0})
     assert.equal(r.exitCode, 2)
     assert.ok(r.tasks.every((t) => typeof t.roundTrips === 'number'))
   })
