@@ -45,6 +45,8 @@ export interface Play {
   secretVars: string[]
   /** The play's `remote_user`: below the inventory's ansible_user, above -u. */
   remoteUser?: string
+  /** gather_facts (default yes): whether the ansible_* facts are variables. */
+  gatherFacts?: boolean
   where: ErrorWhere
 }
 
@@ -146,6 +148,7 @@ function parsePlays(src: YamlSource, modules: Map<string, ModuleSpec>): Play[] {
       maxFailPercentage: mfp as number | undefined,
       anyErrorsFatal: bool(p.any_errors_fatal),
       become: bool(p.become),
+      gatherFacts: p.gather_facts === undefined || bool(p.gather_facts),
       secretVars: secretVars.map(String),
       where: src.where(path),
     }
@@ -292,6 +295,11 @@ export function normalizeModule(name: string): string {
 }
 
 function checkArgNames(module: ModuleSpec, args: Record<string, unknown>, fail: (msg: string, hint: string) => Error): Record<string, unknown> {
+  if (module.freeArgs) {
+    const bad = module.freeArgs(args)
+    if (bad) throw fail(bad.msg, bad.hint)
+    return args
+  }
   const out: Record<string, unknown> = {}
   const known = Object.keys(module.args)
   for (const [k, v] of Object.entries(args)) {
@@ -314,6 +322,7 @@ function checkArgNames(module: ModuleSpec, args: Record<string, unknown>, fail: 
 }
 
 function checkLiteral(module: ModuleSpec, name: string, spec: ArgSpec, v: unknown, fail: (msg: string, hint: string) => Error): void {
+  if (spec.unsupported && v !== false && v !== undefined && !['no', 'false', 'False'].includes(String(v))) throw fail(`argument "${name}" of ${module.name} is not supported`, spec.unsupported)
   if (typeof v === 'string' && hasTemplate(v)) return
   if (spec.choices && v !== undefined && !spec.choices.includes(String(v))) {
     throw fail(`argument "${name}" of ${module.name} is "${String(v)}"`, `use one of: ${spec.choices.join(', ')}`)
