@@ -104,7 +104,8 @@ function commands(w: ServiceWant, f: ServiceFacts): Array<{cmd: string; did: str
 export function planService(w: ServiceWant, f: ServiceFacts): Plan<ServiceChange> {
   if (f.init === 'none') return {kind: 'fail', msg: noInitMessage(w, f)}
   if (w.daemonReload && f.init !== 'systemd') return {kind: 'fail', msg: `daemon_reload needs systemd; this host runs SysV init (remove daemon_reload)`}
-  if (!f.found && (w.state !== undefined || w.enabled !== undefined)) return {kind: 'fail', msg: `could not find the requested service ${w.name} (${f.init === 'systemd' ? 'no such unit' : `no /etc/init.d/${w.name}`})`}
+  if (!f.found && (w.state !== undefined || w.enabled !== undefined))
+    return {kind: 'fail', msg: `could not find the requested service ${w.name} (${f.init === 'systemd' ? 'no such unit' : `no /etc/init.d/${w.name}`})`}
   const cmds = commands(w, f)
   const reload = w.daemonReload ? ['systemctl daemon-reload'] : []
   const now = `${f.active ? 'running' : 'stopped'}, ${f.enabled ? 'enabled' : 'disabled'}`

@@ -127,7 +127,10 @@ export const statModule = defineModule<StatWant, Record<string, unknown>, Record
   want,
   probe: (_ctx, wants) => ({steps: wants.map(statStep)}),
   parse: (wants, steps) => wants.map((w, k) => (steps[k] ? parseStatStep(w, steps[k]!) : undefined)),
-  plan: (w, f) => ({kind: 'noop', msg: f.exists ? `${w.path} exists (${f.isdir ? 'directory' : f.islnk ? 'symlink' : f.isreg ? 'file' : 'special'}, mode ${String(f.mode)})` : `${w.path} does not exist`}),
+  plan: (w, f) => ({
+    kind: 'noop',
+    msg: f.exists ? `${w.path} exists (${f.isdir ? 'directory' : f.islnk ? 'symlink' : f.isreg ? 'file' : 'special'}, mode ${String(f.mode)})` : `${w.path} does not exist`,
+  }),
   data: (_ctx, _w, f) => ({stat: f, changed: false}),
   apply: {step: () => ':'},
 })
