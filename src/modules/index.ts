@@ -11,6 +11,7 @@ import {failModule} from './fail.js'
 import {lineinfileModule} from './lineinfile.js'
 import {svcModule, systemdModule} from './service.js'
 import {setFactModule} from './set_fact.js'
+import {setupModule} from './setup.js'
 import {statModule} from './stat.js'
 import {commandModule, shellModule} from './command.js'
 import {copyModule} from './copy.js'
@@ -48,6 +49,7 @@ export const genericModules: ModuleSpec[] = [
   firewallModule,
   debugModule,
   setFactModule,
+  setupModule,
   assertModule,
   failModule,
 ]

@@ -385,7 +385,8 @@ function moduleContext(run: RunState, p: PlayState, task: Task, h: Host, peers: 
     log,
     ...peers,
     transport: (opts.verbosity ?? 0) >= 3 ? new TracingTransport(transport, (m) => log(m)) : transport,
-    vars: {...p.hostVars.get(h.name)!, ...(run.registered.get(h.name) ?? {})},
+    // -e beats everything, registered results and set_fact too (as in Ansible).
+    vars: {...p.hostVars.get(h.name)!, ...(run.registered.get(h.name) ?? {}), ...(opts.extraVars ?? {})},
     playbookDir: opts.playbook.dir,
     failedHosts: p.hosts.filter((x) => p.failed.has(x.name) || run.unreachable.has(x.name)).map((x) => x.name),
   }

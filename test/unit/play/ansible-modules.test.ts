@@ -85,6 +85,29 @@ describe('Ansible controller modules through the runner', () => {
     assert.equal(off.tasks[0].status, 'ok', off.tasks[0].msg)
   })
 
+  it('setup gathers the facts in a gather_facts: false play; -e wins over set_fact', async () => {
+    const r = await run(
+      `- hosts: a
+  gather_facts: false
+  tasks:
+    - setup:
+    - set_fact: {pinned: from-fact, free: from-fact}
+    - assert:
+        that:
+          - ansible_hostname == expected
+          - ansible_facts.os_family | length > 0
+          - pinned == "from-e"
+          - free == "from-fact"
+`,
+      {expected: hostname().split('.')[0], pinned: 'from-e'},
+    )
+    assert.deepEqual(
+      r.tasks.map((t) => `${t.module} ${t.status} ${t.roundTrips}`),
+      ['setup ok 1', 'set_fact ok 0', 'assert ok 0'],
+      r.tasks.map((t) => t.msg).join('\n'),
+    )
+  })
+
   it('refuses at load, with the line and what to write instead: backup, bad set_fact names, bad assert syntax', () => {
     const cases: Array<[string, RegExp]> = [
       ['lineinfile: {path: /tmp/x, line: a, backup: yes}', /argument "backup" of lineinfile is not supported[\s\S]*copy: remote_src/],
