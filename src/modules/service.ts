@@ -1,5 +1,5 @@
-// service / systemd: start, stop, restart or reload a system service and enable it at
-// boot, as Ansible's service and systemd. Works where the host has an init system to ask:
+// service: start, stop, restart or reload a system service and enable it at boot, as
+// Ansible's service and systemd (the same module under both names). Works where the host has an init system to ask:
 // systemd running as PID 1 (/run/systemd/system exists, systemctl present), or SysV init
 // (PID 1 is init, the `service` command and /etc/init.d/NAME). Where there is none (a
 // container, a network-namespace test host) the task fails on that host, naming what is
