@@ -49,7 +49,11 @@ export async function onEveryHost(
 }
 
 export async function pingHosts(inv: Inventory, pattern: string, opts: {forks: number; ssh: SshOptions}): Promise<AdhocHostResult[]> {
-  return onEveryHost(inv, pattern, opts, async (t) => ({facts: await gatherFacts(t)}))
+  // ping prints what it always printed: the Ansible facts (the host's environment among them) stay in the runner.
+  return onEveryHost(inv, pattern, opts, async (t) => {
+    const {ansible: _ansible, ...facts} = await gatherFacts(t)
+    return {facts}
+  })
 }
 
 export async function execOnHosts(inv: Inventory, pattern: string, command: string, opts: {forks: number; ssh: SshOptions; timeoutMs?: number}): Promise<AdhocHostResult[]> {

@@ -4,6 +4,15 @@
 // instances, form and manage the cluster). A new module is its own file plus one line here.
 
 import {aptModule} from './apt.js'
+import {assertModule} from './assert.js'
+import {blockinfileModule} from './blockinfile.js'
+import {debugModule} from './debug.js'
+import {failModule} from './fail.js'
+import {lineinfileModule} from './lineinfile.js'
+import {svcModule, systemdModule} from './service.js'
+import {setFactModule} from './set_fact.js'
+import {setupModule} from './setup.js'
+import {statModule} from './stat.js'
 import {commandModule, shellModule} from './command.js'
 import {copyModule} from './copy.js'
 import {fileModule} from './file.js'
@@ -22,7 +31,28 @@ import {templateModule} from './template.js'
 import type {ModuleSpec} from './types.js'
 import {unarchiveModule} from './unarchive.js'
 
-export const genericModules: ModuleSpec[] = [commandModule, shellModule, aptModule, fileModule, copyModule, templateModule, getUrlModule, unarchiveModule, gitModule, firewallModule]
+export const genericModules: ModuleSpec[] = [
+  commandModule,
+  shellModule,
+  aptModule,
+  fileModule,
+  copyModule,
+  templateModule,
+  lineinfileModule,
+  blockinfileModule,
+  statModule,
+  getUrlModule,
+  unarchiveModule,
+  gitModule,
+  svcModule,
+  systemdModule,
+  firewallModule,
+  debugModule,
+  setFactModule,
+  setupModule,
+  assertModule,
+  failModule,
+]
 
 export const redisModules: ModuleSpec[] = [
   redisSourceModule,

@@ -16,6 +16,8 @@ export interface ArgSpec {
   secret?: boolean
   /** Relative paths are resolved against the playbook's directory on the controller. */
   controllerPath?: boolean
+  /** Accepted by Ansible, not here: any value but false/no fails at load with this hint (what to write instead). */
+  unsupported?: string
 }
 
 export interface HostFacts {
@@ -28,6 +30,8 @@ export interface HostFacts {
   memMb: number
   /** The controller's address as this host sees it (SSH_CLIENT), e.g. for firewall rules. */
   controllerIp?: string
+  /** Ansible's facts without the ansible_ prefix (hostname, os_family, default_ipv4, …): see src/play/facts.ts. */
+  ansible?: Record<string, unknown>
 }
 
 export interface ModuleContext {
@@ -46,6 +50,8 @@ export interface ModuleContext {
   roleDir?: string
   /** Strings that must never be printed. */
   secrets: Set<string>
+  /** -v count (debug's verbosity threshold). */
+  verbosity?: number
   /** Progress line for long steps (builds). */
   log(msg: string): void
   /** Aborted when the user interrupts: stop starting new work. */
@@ -95,12 +101,16 @@ export interface ItemResult {
   data?: Record<string, unknown>
   /** Lines the recap repeats at the end (a data loss that was allowed, say). */
   warnings?: string[]
+  /** Host variables this result sets for later tasks (set_fact), above play vars. */
+  facts?: Record<string, unknown>
 }
 
 /** One loop item after templating and argument validation. */
 export interface TaskItem {
   args: Record<string, unknown>
   item?: unknown
+  /** Every variable this item sees (the loop variable too): for modules that evaluate expressions (assert, debug var). */
+  vars?: Record<string, unknown>
 }
 
 export interface ModuleSpec {
@@ -110,6 +120,8 @@ export interface ModuleSpec {
   args: Record<string, ArgSpec>
   /** `command: echo hi` style: the string is stored in args[freeForm]. */
   freeForm?: string
+  /** Arguments are the user's own names (set_fact): checked by this at load instead of against args; returns why they are bad. */
+  freeArgs?(args: Record<string, unknown>): {msg: string; hint: string} | undefined
   /** Whether the module can plan without changing anything. */
   checkMode: boolean
   /** Modules like redis_cluster run once for the play (on the first host's context), not per host. */

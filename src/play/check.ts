@@ -25,6 +25,11 @@ export function checkTaskTemplates(src: YamlSource, t: Record<string, unknown>, 
       list.forEach((w, i) => checkWhen(w as string | boolean, src.where(Array.isArray(v) ? [...path, k, i] : [...path, k])))
     } else walk(src, v, [...path, k])
   }
+  // assert's `that:` is conditions, not templates: the when-language check applies.
+  if (module === 'assert' && (typeof args.that === 'string' || Array.isArray(args.that))) {
+    const list = Array.isArray(args.that) ? args.that : [args.that]
+    list.forEach((c, i) => typeof c === 'string' && checkWhen(c, src.where(Array.isArray(args.that) ? [...path, module, 'that', i] : [...path, module, 'that'])))
+  }
   const file = args.src
   if (RENDERS_SRC.has(module) && typeof file === 'string' && file && !hasTemplate(file)) {
     let text: string

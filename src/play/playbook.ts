@@ -59,6 +59,8 @@ export interface Play {
   secretVars: string[]
   /** The play's `remote_user`: below the inventory's ansible_user, above -u. */
   remoteUser?: string
+  /** gather_facts (default yes): whether the ansible_* facts are variables. */
+  gatherFacts?: boolean
   /** pre_tasks, roles + tasks, post_tasks, in that order, handlers flushed after each. Absent: `tasks` is the whole play. */
   sections?: {pre: PlayItem[]; main: PlayItem[]; post: PlayItem[]}
   handlers: Task[]
@@ -227,6 +229,7 @@ function parsePlay(src: YamlSource, p: Record<string, unknown>, path: Array<stri
     maxFailPercentage: mfp as number | undefined,
     anyErrorsFatal: bool(p.any_errors_fatal),
     become: bool(p.become),
+    gatherFacts: p.gather_facts === undefined || bool(p.gather_facts),
     secretVars: secretVars.map(String),
     where: src.where(path),
   }
@@ -389,6 +392,11 @@ export function normalizeModule(name: string): string {
 }
 
 function checkArgNames(module: ModuleSpec, args: Record<string, unknown>, fail: (msg: string, hint: string) => Error): Record<string, unknown> {
+  if (module.freeArgs) {
+    const bad = module.freeArgs(args)
+    if (bad) throw fail(bad.msg, bad.hint)
+    return args
+  }
   const out: Record<string, unknown> = {}
   const known = Object.keys(module.args)
   for (const [k, v] of Object.entries(args)) {
@@ -411,6 +419,7 @@ function checkArgNames(module: ModuleSpec, args: Record<string, unknown>, fail: 
 }
 
 function checkLiteral(module: ModuleSpec, name: string, spec: ArgSpec, v: unknown, fail: (msg: string, hint: string) => Error): void {
+  if (spec.unsupported && v !== false && v !== undefined && !['no', 'false', 'False'].includes(String(v))) throw fail(`argument "${name}" of ${module.name} is not supported`, spec.unsupported)
   if (typeof v === 'string' && hasTemplate(v)) return
   if (spec.choices && v !== undefined && !spec.choices.includes(String(v))) {
     throw fail(`argument "${name}" of ${module.name} is "${String(v)}"`, `use one of: ${spec.choices.join(', ')}`)

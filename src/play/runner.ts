@@ -13,6 +13,7 @@ import {evaluate, ExprError} from './expr.js'
 import {coerceValue, expandSequence, type Play, type Playbook, type Task} from './playbook.js'
 import {conditionError, renderDeep, renderString, renderText} from './template.js'
 import {isSecretName, magicVars, resolveVars} from './vars.js'
+import {factVars, FACTS_SCRIPT, parseFacts} from './facts.js'
 import {hostIp} from '../redis/inventory-nodes.js'
 import {closeDelegates, type DelegateTarget, delegateTarget, withEnvironment, withoutExtraVars} from './delegate.js'
 import {type FlowState, newFlow, playBatches, playEnded, runSections} from './flow.js'
@@ -120,15 +121,12 @@ export function connectionOf(host: Host, o: ConnectOptions): Connection {
   return {...c, user, privateKeyFile}
 }
 
-const FACTS_SCRIPT = `printf '%s\\n' "$HOME" "$(id -un)" "$(uname -s)" "$(uname -m)" "$(nproc 2>/dev/null || echo 1)" "$(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo 2>/dev/null)" "$( . /etc/os-release 2>/dev/null; echo "$PRETTY_NAME")" "\${SSH_CLIENT%% *}"`
-
-/** One round trip per host: what modules need (home for ~, cores for make -j). */
+/** One round trip per host: what modules need (home for ~, cores for make -j) and Ansible's common facts. */
 export async function gatherFacts(t: Transport): Promise<HostFacts> {
   await t.connect()
-  const r = await t.exec(FACTS_SCRIPT, {timeoutMs: 30000})
+  const r = await t.exec('sh -s', {stdin: FACTS_SCRIPT, timeoutMs: 30000})
   if (r.failed) throw new UnreachableError(`cannot read host facts (exit ${r.exitCode}): ${r.stderr.trim().slice(-300)}`, {where: {host: t.host}})
-  const [home, user, kernel, arch, cores, mem, pretty, client] = r.stdout.split('\n')
-  return {home: home || '/root', user, os: pretty || kernel, arch, cores: Math.max(1, Number(cores) || 1), memMb: Number(mem) || 0, controllerIp: client || '127.0.0.1'}
+  return parseFacts(r.stdout)
 }
 
 /** Run every play of a playbook; never throws for host failures, only for bad input. */
@@ -259,8 +257,16 @@ async function connectHosts(run: RunState, p: PlayState): Promise<void> {
   await Promise.all(p.hosts.map((h) => run.forks(() => connectHost(run, p, h))))
   for (const h of p.hosts) {
     const f = p.facts.get(h.name)
-    if (f) Object.assign(p.hostVars.get(h.name)!, {ansible_user_dir: f.home, ansible_processor_vcpus: f.cores, baremetal_controller_ip: f.controllerIp})
+    if (f) exposeFacts(p.hostVars.get(h.name)!, f, p.play.gatherFacts !== false)
   }
+}
+
+// Facts sit below play vars and -e, as in Ansible: a variable the user set wins. Without
+// gather_facts only the few the bundled playbooks read are kept (Ansible would have none).
+function exposeFacts(vars: Record<string, unknown>, f: HostFacts, gather: boolean): void {
+  Object.assign(vars, {ansible_user_dir: f.home, ansible_processor_vcpus: f.cores, baremetal_controller_ip: f.controllerIp})
+  if (!gather) return
+  for (const [k, v] of Object.entries(factVars(f))) if (!(k in vars) || k === 'ansible_user_dir' || k === 'ansible_processor_vcpus') vars[k] = v
 }
 
 // Who each transport this runner opened logs in as (transports handed in by the CLI
@@ -391,7 +397,8 @@ function moduleContext(run: RunState, p: PlayState, task: Task, h: Host, peers: 
   // become_user without become does nothing, as in Ansible.
   const become = (task.become ?? p.play.become) && facts.user !== becomeUser
   const log = (m: string) => opts.reporter.log(h.name, mask(m, secrets))
-  const hostVars = {...p.hostVars.get(h.name)!, ...(run.registered.get(h.name) ?? {})}
+  // -e beats everything, registered results and set_fact too (as in Ansible).
+  const hostVars = {...p.hostVars.get(h.name)!, ...(run.registered.get(h.name) ?? {}), ...(opts.extraVars ?? {})}
   const transport = withEnvironment(run, task, hostVars, become ? new BecomeTransport(base, becomeUser, task.becomeMethod) : base)
   return {
     host: h.name,
@@ -399,6 +406,7 @@ function moduleContext(run: RunState, p: PlayState, task: Task, h: Host, peers: 
     facts,
     check: opts.check ?? false,
     diff: opts.diff ?? false,
+    verbosity: opts.verbosity ?? 0,
     signal,
     secrets,
     log,
@@ -543,7 +551,7 @@ async function runTask(play: Play, task: Task, host: string, ctx: ModuleContext,
     const vars = loopItems ? {...baseVars, [task.loopVar]: units[i]} : baseVars
     if (!whenTrue(task, vars)) continue
     const args = renderDeep(task.args, vars, where) as Record<string, unknown>
-    items.push({args: coerceArgs(task, args), item: units[i]})
+    items.push({args: coerceArgs(task, args), item: units[i], vars})
     itemIndex.push(i)
   }
   for (const it of items) {
@@ -563,6 +571,7 @@ async function runTask(play: Play, task: Task, host: string, ctx: ModuleContext,
     const itemVars = loopItems ? {...baseVars, [task.loopVar]: units[i]} : baseVars
     results[i] = applyResultConditions(task, results[i], itemVars)
   }
+  setFacts(registered, host, results)
   // register: what Ansible users read (rc, stdout, stdout_lines, changed, failed, results).
   if (task.register) {
     const res = loopItems
@@ -586,6 +595,13 @@ async function runTask(play: Play, task: Task, host: string, ctx: ModuleContext,
   const data = task.noLog ? undefined : maskDeep(results.length === 1 ? results[0].data : mergeData(results), secrets)
   const warnings = results.flatMap((r) => r.warnings ?? []).map((w) => mask(w, secrets))
   return record(play, labelOf(task), host, status, msg, loopItems ? loopItems.length : 1, t0, {diff: diffs && diffs.length ? diffs : undefined, data, ...(warnings.length ? {warnings} : {})})
+}
+
+// set_fact: per host, visible to later tasks, above play vars (kept with registered results).
+function setFacts(registered: Map<string, Record<string, unknown>>, host: string, results: ItemResult[]): void {
+  for (const r of results) {
+    if (r.facts && r.status !== 'failed' && r.status !== 'skipped') registered.set(host, {...(registered.get(host) ?? {}), ...r.facts})
+  }
 }
 
 // Loop items: a list, a "{{ var }}" that is a list, or with_sequence; undefined without a loop.
@@ -659,6 +675,7 @@ function whenTrue(task: Task, vars: Record<string, unknown>): boolean {
 }
 
 function coerceArgs(task: Task, args: Record<string, unknown>): Record<string, unknown> {
+  if (task.module.freeArgs) return args
   const out: Record<string, unknown> = {}
   for (const [name, spec] of Object.entries(task.module.args)) {
     let v = args[name]

@@ -286,8 +286,8 @@ describe('runner: hostvars, groups, play_hosts; errors at load and in when:', ()
   })
   it('an undefined name in when: stops the run as bad input at the task (exit 5), it does not skip', async () => {
     await assert.rejects(
-      run("- hosts: all\n  tasks:\n    - probe_value: {v: x}\n      when: ansible_os_family == 'Debian'\n"),
-      (e: unknown) => e instanceof TemplateError && /undefined variable "ansible_os_family" in condition/.test(e.message) && e.where.line === 3,
+      run("- hosts: all\n  tasks:\n    - probe_value: {v: x}\n      when: ansible_no_such_fact == 'Debian'\n"),
+      (e: unknown) => e instanceof TemplateError && /undefined variable "ansible_no_such_fact" in condition/.test(e.message) && e.where.line === 3,
     )
   })
   it('an unknown filter in a task argument or condition fails when the playbook loads', () => {
