@@ -111,7 +111,13 @@ export function parseInstanceReport(stdout: string): Map<number, PortReport> {
 export function parsePhases(stdout: string): Record<string, number> | undefined {
   const line = stdout.split('\n').find((l) => l.startsWith('@@T '))
   if (!line) return undefined
-  const at = new Map(line.slice(4).trim().split(/\s+/).map((kv) => kv.split('=') as [string, string]))
+  const at = new Map(
+    line
+      .slice(4)
+      .trim()
+      .split(/\s+/)
+      .map((kv) => kv.split('=') as [string, string]),
+  )
   const names: Array<[string, string, string]> = [
     ['verify', 'start', 'verified'],
     ['shutdown', 'verified', 'shutdown'],

@@ -278,7 +278,8 @@ describe('redis_instances: fork-free stop helpers', () => {
     rmSync(root, {recursive: true, force: true})
   })
   it('parsePhases: ms per phase from the stamps; none without %N', () => {
-    const s = '@@ 7000 stopped\n@@T start=1700000000000000000 verified=1700000000100000000 shutdown=1700000000350000000 exited=1700000000400000000 reported=1700000000410000000 removed=1700000000500000000\n'
+    const s =
+      '@@ 7000 stopped\n@@T start=1700000000000000000 verified=1700000000100000000 shutdown=1700000000350000000 exited=1700000000400000000 reported=1700000000410000000 removed=1700000000500000000\n'
     assert.deepEqual(parsePhases(s), {verify: 100, shutdown: 250, exit: 50, report: 10, remove: 90})
     assert.equal(parsePhases('@@T start=1700000000%N verified=1700000001%N\n'), undefined)
     assert.equal(parsePhases('@@ 7000 stopped\n'), undefined)
