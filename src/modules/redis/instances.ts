@@ -592,7 +592,7 @@ pw_of() {
 shutdown_burst() {
   for sb_port in $1; do
     if [ -z "$CLI" ]; then echo "ERR redis-cli not found" > "$T/$sb_port.sd"; continue; fi
-    pw_of "$sb_port"
+    eval "pw_v=\$pw_$sb_port"
     [ "$SD_SAVE" = 1 ] && : > "$T/$sb_port.t0"
     if [ -n "$pw_v" ]; then REDISCLI_AUTH=$pw_v $TO "$CLI" -h "$bind" -p "$sb_port" SHUTDOWN $sd_kind $2 > "$T/$sb_port.sd" 2>&1 < /dev/null &
     else $TO "$CLI" -h "$bind" -p "$sb_port" SHUTDOWN $sd_kind $2 > "$T/$sb_port.sd" 2>&1 < /dev/null &
@@ -658,7 +658,8 @@ stop_targets() {
       echo "$vpid" > "$T/$st_port.fb"
       if [ "$pid_ok" = 1 ]; then echo "from its pidfile" > "$T/$st_port.fbwhy"; else echo "serving the port from $dir/$st_port" > "$T/$st_port.fbwhy"; fi
     fi
-    if [ -n "$mine" ]; then ST_BURST="$ST_BURST $st_port"
+    # Its password now (a read of its redis.conf): nothing but forks in the burst loop.
+    if [ -n "$mine" ]; then pw_of "$st_port"; eval "pw_$st_port=\$pw_v"; ST_BURST="$ST_BURST $st_port"
     elif [ "$SD_SAVE" = 1 ]; then echo "it does not answer on $bind:$st_port (still starting?): nothing can save its data" > "$T/$st_port.err"; fi
   done
 }
