@@ -6,6 +6,11 @@
 //   bin_dir    path    where the binaries go (default ~/redis/bin)
 //   make_args  string  extra make arguments, e.g. "MALLOC=libc BUILD_TLS=yes"
 //   jobs       int     make -j (default: the host's core count)
+//   build_once bool    hosts of one platform (OS release, architecture, libc) that want the
+//                      same binaries get them from one host: one that has them, else the
+//                      first that needs them compiles and the others copy its binaries
+//                      through the controller, sha256-checked, each running redis-server
+//                      --version before install (default true; playbooks: redis_build_once)
 //
 // A marker, bin_dir/.baremetal-build, records the source identity and the make arguments
 // of the binaries in place: the same source and arguments mean no make at all. Redis
@@ -24,6 +29,7 @@ import {expandHome, mask, quote} from '../../shell.js'
 import {splitWords} from '../command.js'
 import {defineItemModule} from '../define.js'
 import type {ItemResult, ModuleContext} from '../types.js'
+import {type Artifact, fetchBinaries, installScript, type PlatformFacts, platformKey, rendezvousFor} from './build_once.js'
 
 const BUILD_TIMEOUT_MS = 2 * 60 * 60_000
 
@@ -54,9 +60,13 @@ export interface BuildFacts {
   haveCli: boolean
   haveMake: boolean
   haveCc: boolean
+  /** OS release, architecture, libc: whether another host's binaries run here (build_once). */
+  platform: Partial<PlatformFacts>
+  /** sha256 of the installed binaries, by name. */
+  sha: Record<string, string>
 }
 
-export type BuildPlan = {action: 'noop'; reason: string} | {action: 'fail'; msg: string; missingSource?: boolean} | {action: 'build'; makeArgs: string[]; marker: string}
+export type BuildPlan = {action: 'noop'; reason: string; marker: string} | {action: 'fail'; msg: string; missingSource?: boolean} | {action: 'build'; makeArgs: string[]; marker: string}
 
 // Rebuild only when the binaries are missing or come from another tree or other arguments.
 export function planBuild(facts: BuildFacts, userArgs: string[], src: string): BuildPlan {
@@ -66,7 +76,7 @@ export function planBuild(facts: BuildFacts, userArgs: string[], src: string): B
   const identity = facts.sourceMarker || `unmarked:${facts.version ?? 'unknown'}`
   const marker = buildMarker(identity, makeArgs)
   if (facts.buildMarker === marker && facts.haveServer && facts.haveCli) {
-    return {action: 'noop', reason: `redis ${facts.version ?? '(unknown version)'} already built from ${identity.slice(0, 19)} with the same make arguments`}
+    return {action: 'noop', reason: `redis ${facts.version ?? '(unknown version)'} already built from ${identity.slice(0, 19)} with the same make arguments`, marker}
   }
   if (!facts.haveMake || !facts.haveCc) {
     const missing = [!facts.haveMake && 'make', !facts.haveCc && 'a C compiler (gcc or cc)'].filter(Boolean).join(' and ')
@@ -77,7 +87,7 @@ export function planBuild(facts: BuildFacts, userArgs: string[], src: string): B
 
 // key=value lines; the build marker spans several (bm=…) and is joined back.
 export function parseBuildFacts(stdout: string): BuildFacts {
-  const f: BuildFacts = {srcOk: false, sourceMarker: '', version: null, buildMarker: '', haveServer: false, haveCli: false, haveMake: false, haveCc: false}
+  const f: BuildFacts = {srcOk: false, sourceMarker: '', version: null, buildMarker: '', haveServer: false, haveCli: false, haveMake: false, haveCc: false, platform: {}, sha: {}}
   const bm: string[] = []
   for (const line of stdout.split('\n')) {
     const eq = line.indexOf('=')
@@ -92,6 +102,11 @@ export function parseBuildFacts(stdout: string): BuildFacts {
     else if (k === 'cli') f.haveCli = v === 'yes'
     else if (k === 'make') f.haveMake = v === 'yes'
     else if (k === 'cc') f.haveCc = v === 'yes'
+    else if (k === 'os' || k === 'arch' || k === 'libc') f.platform[k] = v.trim()
+    else if (k === 'sha') {
+      const m = /^([0-9a-f]{64})\s+.*\/([^/]+)$/.exec(v.trim())
+      if (m) f.sha[m[2]] = m[1]
+    }
   }
   f.buildMarker = bm.join('\n').trim()
   return f
@@ -109,6 +124,10 @@ function factsScript(src: string, bin: string): string {
       `[ -x "$bin/redis-cli" ] && echo cli=yes`,
       `command -v make >/dev/null 2>&1 && echo make=yes`,
       `{ command -v cc || command -v gcc || command -v clang; } >/dev/null 2>&1 && echo cc=yes`,
+      `echo "os=$(. /etc/os-release 2>/dev/null; echo "$ID:$VERSION_ID")"`,
+      `echo "arch=$(uname -m)"`,
+      `echo "libc=$(ldd --version 2>&1 | head -n 1)"`,
+      `[ -f "$bin/redis-server" ] && sha256sum "$bin/redis-server" "$bin/redis-cli" 2>/dev/null | sed 's/^/sha=/'`,
       `exit 0`,
     ].join('\n') + '\n'
   )
@@ -136,8 +155,17 @@ function buildScript(src: string, bin: string, jobs: number, makeArgs: string[],
   )
 }
 
+interface Build {
+  src: string
+  bin: string
+  jobs: number
+  userArgs: string[]
+  facts: BuildFacts
+  plan: Extract<BuildPlan, {action: 'build'}>
+  data: Record<string, unknown>
+}
+
 async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promise<ItemResult> {
-  const secrets = [...ctx.secrets]
   const src = expandHome(String(args.src ?? '~/redis_src'), ctx.facts.home).replace(/(.)\/+$/, '$1')
   const bin = expandHome(String(args.bin_dir ?? '~/redis/bin'), ctx.facts.home).replace(/(.)\/+$/, '$1')
   const jobs = Math.max(1, Number(args.jobs ?? 0) || ctx.facts.cores || 1)
@@ -156,7 +184,56 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
     if (ctx.check && plan.missingSource) return {status: 'changed', msg: `would build once the source is in ${src}`, data}
     return {status: 'failed', msg: plan.msg, data}
   }
-  if (plan.action === 'noop') return {status: 'ok', msg: plan.reason, data: {...data, built: false}}
+  // Hosts of one platform wanting the same binaries meet here: one compiles, the rest copy.
+  const platform = platformKey(facts.platform)
+  const shared = args.build_once !== false && !ctx.check && platform !== null && ctx.playHosts.length > 1
+  const key = `${platform}\n${plan.marker}`
+  if (plan.action === 'noop') {
+    if (shared) rendezvousFor(ctx.playHosts).offer(key, ctx.host, () => fetchBinaries(ctx.transport, ctx.host, bin))
+    return {status: 'ok', msg: plan.reason, data: {...data, built: false}}
+  }
+  const b: Build = {src, bin, jobs, userArgs, facts, plan, data}
+  if (!shared) return buildHere(ctx, b)
+  const rv = rendezvousFor(ctx.playHosts)
+  const role = await rv.need(key, ctx.host, 3000)
+  if (role.role === 'build') {
+    let artifact: Promise<Artifact | undefined> = Promise.resolve(undefined)
+    try {
+      const res = await buildHere(ctx, b)
+      if (res.status === 'changed') artifact = fetchBinaries(ctx.transport, ctx.host, bin)
+      return res
+    } finally {
+      rv.built(key, ctx.host, artifact)
+    }
+  }
+  if (!role.artifact) return buildHere(ctx, b, `${role.from} could not provide the binaries: built here`)
+  return copyHere(ctx, b, role.artifact, platform)
+}
+
+// The binaries of a host of the same platform, verified here; a copy that does not run builds here.
+async function copyHere(ctx: ModuleContext, b: Build, artifact: Artifact, platform: string): Promise<ItemResult> {
+  const started = Date.now()
+  const r = await ctx.transport.exec('sh -s', {stdin: installScript(b.bin, artifact, b.facts.sha, b.facts.version, b.plan.marker, ctx.host), timeoutMs: 10 * 60_000})
+  const out = mask(r.stdout, ctx.secrets)
+  const shas = Object.fromEntries(artifact.files.map((f) => [f.name, f.sha256]))
+  if (out.includes('@@ COPIED')) {
+    const sent = artifact.files.filter((f) => b.facts.sha[f.name] !== f.sha256).length
+    const ms = Date.now() - started
+    return {
+      status: 'changed',
+      msg: `redis ${b.facts.version ?? ''} copied from ${artifact.from} (built there; same platform ${platform}), sha256 verified, ${sent ? `installed into ${b.bin}` : 'binaries already in place, marker written'} in ${ms} ms`,
+      data: {...b.data, built: false, copied_from: artifact.from, sha256: shas, ms},
+    }
+  }
+  const bad = /@@ BADSHA (.*)/.exec(out)
+  if (bad) return {status: 'failed', msg: `the copy of ${bad[1]} from ${artifact.from} arrived damaged (sha256 differs): re-run`, data: b.data}
+  const why = (/@@ NOTRUN (.*)/.exec(out)?.[1] ?? `exit ${r.exitCode}: ${mask(r.stderr, ctx.secrets).trim().split('\n').slice(-3).join(' ')}`).trim()
+  return buildHere(ctx, b, `the binaries from ${artifact.from} do not run here (${why}): built here`)
+}
+
+async function buildHere(ctx: ModuleContext, b: Build, note = ''): Promise<ItemResult> {
+  const {src, bin, jobs, userArgs, facts, plan, data} = b
+  const secrets = [...ctx.secrets]
   const cmd = `make -j${jobs} ${plan.makeArgs.join(' ')}`.trim()
   if (ctx.check) return {status: 'changed', msg: `would build redis ${facts.version ?? ''} (${cmd}) and install it into ${bin}`, data}
   if (ctx.signal.aborted) return {status: 'failed', msg: 'interrupted before the build started'}
@@ -185,7 +262,11 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
     return {status: 'failed', msg: `installing the binaries into ${bin} failed (exit ${r.exitCode}): ${why}`, rc: r.exitCode, data}
   }
   ctx.log(`built redis ${facts.version ?? ''} in ${seconds}s`)
-  return {status: 'changed', msg: `built redis ${facts.version ?? ''} in ${seconds}s (${cmd}), installed into ${bin}`, data: {...data, built: true, seconds, make_args: plan.makeArgs}}
+  return {
+    status: 'changed',
+    msg: `${note ? `${note}; ` : ''}built redis ${facts.version ?? ''} in ${seconds}s (${cmd}), installed into ${bin}`,
+    data: {...data, built: true, seconds, make_args: plan.makeArgs},
+  }
 }
 
 export const redisBuildModule = defineItemModule({
@@ -196,6 +277,7 @@ export const redisBuildModule = defineItemModule({
     bin_dir: {type: 'path', default: '~/redis/bin'},
     make_args: {type: 'string', default: ''},
     jobs: {type: 'int'},
+    build_once: {type: 'bool', default: true},
   },
   runItem,
 })

@@ -103,6 +103,38 @@ export function parseInstanceReport(stdout: string): Map<number, PortReport> {
   return out
 }
 
+/**
+ * The stop script's "@@T start=NS verified=NS …" stamps as milliseconds per phase (verify,
+ * shutdown, exit, report, remove): what the teardown's time went to, in the JSON record.
+ * A host whose date has no %N gives nothing.
+ */
+export function parsePhases(stdout: string): Record<string, number> | undefined {
+  const line = stdout.split('\n').find((l) => l.startsWith('@@T '))
+  if (!line) return undefined
+  const at = new Map(
+    line
+      .slice(4)
+      .trim()
+      .split(/\s+/)
+      .map((kv) => kv.split('=') as [string, string]),
+  )
+  const names: Array<[string, string, string]> = [
+    ['verify', 'start', 'verified'],
+    ['shutdown', 'verified', 'shutdown'],
+    ['exit', 'shutdown', 'exited'],
+    ['report', 'exited', 'reported'],
+    ['remove', 'reported', 'removed'],
+  ]
+  const out: Record<string, number> = {}
+  for (const [name, from, to] of names) {
+    const a = at.get(from)
+    const b = at.get(to)
+    if (!a || !b || !/^\d{10,}$/.test(a) || !/^\d{10,}$/.test(b)) continue
+    out[name] = Number((BigInt(b) - BigInt(a)) / 1_000_000n)
+  }
+  return Object.keys(out).length ? out : undefined
+}
+
 /** "6379-6381, 7000" for [6379, 6380, 6381, 7000]: a recap line for 100 ports stays short. */
 export function portList(ports: number[]): string {
   const s = [...ports].sort((a, b) => a - b)
@@ -243,8 +275,12 @@ read_pid() {
   case "$rp_v" in *[!0-9]*) rp_v=$(printf '%s' "$rp_v" | tr -dc '0-9');; esac
   printf '%s' "$rp_v"
 }
+# The command line of pid $1 into co_v. From /proc with the read builtin (it drops the NULs;
+# redis-server's title, "redis-server ADDR:PORT [cluster]", is one string before them).
 cmdline_of() {
-  if [ -r "/proc/$1/cmdline" ]; then tr '\000' ' ' < "/proc/$1/cmdline"; else ps -p "$1" -o args= 2>/dev/null; fi
+  co_v=""
+  if [ -r "/proc/$1/cmdline" ]; then read -r co_v < "/proc/$1/cmdline" 2>/dev/null
+  else co_v=$(ps -p "$1" -o args= 2>/dev/null); fi
 }
 LISTENERS=""
 refresh_listeners() {
@@ -313,7 +349,8 @@ owner() {
   o_port=$1; mine=""; foreign=""; pid_ok=0; vpid=""
   fpid=$(read_pid "$dir/$o_port/redis.pid")
   if is_alive "$fpid" && same_net "$fpid"; then
-    case "$(cmdline_of "$fpid") " in *redis-server*":$o_port "*) pid_ok=1; vpid=$fpid;; esac
+    cmdline_of "$fpid"
+    case "$co_v " in *redis-server*":$o_port "*) pid_ok=1; vpid=$fpid;; esac
   fi
   alive=0; ipid=""; iconf=""
   is_listening "$o_port" || return 0
@@ -526,19 +563,67 @@ wait_gone() {
     snooze
   done
 }
+# Where a teardown's time goes (the record's phases_ms): one date per phase, not per port.
+PHASES=""
+stamp() { PHASES="$PHASES $1=$(date +%s%N 2>/dev/null)"; }
+# File $1 into rd_v, lines joined by $2 (default: newline), with builtins only: the stop
+# path reads a few files per port, and a cat per read on a host busy with 100 dying
+# instances is what made a teardown take half a minute.
+NL='
+'
+slurp() {
+  rd_v=""; rd_p=""; rd_s=$NL; [ $# -ge 2 ] && rd_s=$2
+  [ -f "$1" ] || return 1
+  while IFS= read -r rd_l || [ -n "$rd_l" ]; do rd_v="$rd_v$rd_p$rd_l"; rd_p=$rd_s; done < "$1"
+}
+# requirepass of port $1 into pw_v, as pw_for reads it (the last line wins, quotes
+# stripped), without a fork.
+pw_of() {
+  pw_v=$PW; [ "$HAVE_PW" = 1 ] && return 0
+  pw_v=""
+  [ -r "$dir/$1/redis.conf" ] || return 0
+  while read -r pw_k pw_r || [ -n "$pw_k" ]; do [ "$pw_k" = requirepass ] && pw_v=$pw_r; done < "$dir/$1/redis.conf"
+  case "$pw_v" in \"*\") pw_v=$(printf '%s' "$pw_v" | sed 's/^"\(.*\)"$/\1/');; esac
+}
+# SHUTDOWN ($sd_kind, then $2: NOW or nothing) to every port of $1 at once, each reply in
+# $T/PORT.sd. Nothing but one redis-cli per port between the first and the last: a burst
+# spread over a slow loop leaves the survivors storming reconnects to the dead ones, and
+# that storm slows everything that comes after it on the host.
+shutdown_burst() {
+  for sb_port in $1; do
+    if [ -z "$CLI" ]; then echo "ERR redis-cli not found" > "$T/$sb_port.sd"; continue; fi
+    eval "pw_v=\$pw_$sb_port"
+    [ "$SD_SAVE" = 1 ] && : > "$T/$sb_port.t0"
+    if [ -n "$pw_v" ]; then REDISCLI_AUTH=$pw_v $TO "$CLI" -h "$bind" -p "$sb_port" SHUTDOWN $sd_kind $2 > "$T/$sb_port.sd" 2>&1 < /dev/null &
+    else $TO "$CLI" -h "$bind" -p "$sb_port" SHUTDOWN $sd_kind $2 > "$T/$sb_port.sd" 2>&1 < /dev/null &
+    fi
+  done
+  wait
+}
 # Teardown (SD_NOW=1) says NOW: a master would otherwise wait up to shutdown-timeout (10 s on
-# 7.x) for replicas that are being stopped too. Older versions refuse NOW: without it.
-# SD_SAVE=1 says SAVE: the RDB is written before the exit (with save "" neither NOSAVE nor
-# SIGTERM writes one); a save takes as long as the dataset needs, hence its own timeout.
-shutdown_port() {
+# 7.x) for replicas that are being stopped too. Older versions refuse NOW: those ports get
+# a second burst without it. SD_SAVE=1 says SAVE: the RDB is written before the exit (with
+# save "" neither NOSAVE nor SIGTERM writes one); a save takes as long as the dataset needs,
+# hence its own timeout. Each port ends with $T/PORT.via (how) or $T/PORT.err (the refusal).
+shutdown_ports() {
   sd_kind=NOSAVE
-  if [ "$SD_SAVE" = 1 ]; then sd_kind=SAVE; [ -n "$TO" ] && TO="timeout $save_s"; touch "$T/$1.t0"; fi
-  sd_how="SHUTDOWN $sd_kind"
-  if [ "$SD_NOW" = 1 ]; then
-    sd_how="SHUTDOWN $sd_kind NOW"; sd_out=$(cli "$1" SHUTDOWN $sd_kind NOW)
-    case "$sd_out" in *"syntax error"*|*"wrong number"*) sd_how="SHUTDOWN $sd_kind"; sd_out=$(cli "$1" SHUTDOWN $sd_kind);; esac
-  else sd_out=$(cli "$1" SHUTDOWN $sd_kind); fi
-  case "$sd_out" in *NOAUTH*|*WRONGPASS*|*ERR*|*rror*) printf '%s\n' "$sd_out" | tail -n 3 > "$T/$1.err";; *) echo "$sd_how" > "$T/$1.via";; esac
+  if [ "$SD_SAVE" = 1 ]; then sd_kind=SAVE; [ -n "$TO" ] && TO="timeout $save_s"; fi
+  sd_now=""; [ "$SD_NOW" = 1 ] && sd_now=NOW
+  shutdown_burst "$1" "$sd_now"
+  sd_again=""
+  if [ -n "$sd_now" ]; then
+    for sd_port in $1; do
+      slurp "$T/$sd_port.sd"
+      case "$rd_v" in *"syntax error"*|*"wrong number"*) sd_again="$sd_again $sd_port";; esac
+    done
+    [ -n "$sd_again" ] && shutdown_burst "$sd_again" ""
+  fi
+  for sd_port in $1; do
+    sd_how="SHUTDOWN $sd_kind"
+    case " $sd_again " in *" $sd_port "*) ;; *) [ -n "$sd_now" ] && sd_how="$sd_how NOW";; esac
+    slurp "$T/$sd_port.sd"
+    case "$rd_v" in *NOAUTH*|*WRONGPASS*|*ERR*|*rror*) printf '%s\n' "$rd_v" > "$T/$sd_port.err";; *) echo "$sd_how" > "$T/$sd_port.via";; esac
+  done
 }
 # A save-shutdown counts once the process is gone and a new RDB file is in its directory;
 # then the marker says so (the lead's drift repair trusts that dump.rdb).
@@ -546,13 +631,20 @@ saved_rdb() {
   [ -f "$T/$1.t0" ] && [ -n "$(find "$dir/$1" -maxdepth 1 -name '*.rdb' -newer "$T/$1.t0" 2>/dev/null | head -n 1)" ] || return 1
   now > "$dir/$1/${SAVED_MARKER}.tmp" && mv -f "$dir/$1/${SAVED_MARKER}.tmp" "$dir/$1/${SAVED_MARKER}"
 }
-# SHUTDOWN to each of our instances, then wait. Without save, an instance that does not exit
-# gets SIGTERM, but only through the pid of its own pidfile, checked by command line. With
-# save never: SIGTERM does not save, so a failed save leaves the instance running, reported.
-stop_ports() {
-  refresh_listeners
+# SIGTERM to the verified pid of port $1 (never any other), the reason appended to its via.
+sigterm_port() {
+  slurp "$T/$1.fb" && [ -n "$rd_v" ] || return 1
+  st_fb=$rd_v
+  kill -TERM "$st_fb" 2>/dev/null || return 1
+  slurp "$T/$1.fbwhy" " "
+  echo "SIGTERM to pid $st_fb $rd_v" >> "$T/$1.via"
+}
+# Which of our instances serve the ports of $1: $T/PORT.target (the pid to wait for) and,
+# when the pid is verified, $T/PORT.fb (the only pid SIGTERM may go to). Ports that answer
+# go to ST_BURST. Nothing is stopped yet: every check first, then the burst.
+stop_targets() {
+  ST_BURST=""
   for st_port in $1; do
-    rm -f "$T/$st_port".*
     owner "$st_port"
     st_target=$mine
     [ -z "$st_target" ] && st_target=$vpid
@@ -566,52 +658,92 @@ stop_ports() {
       echo "$vpid" > "$T/$st_port.fb"
       if [ "$pid_ok" = 1 ]; then echo "from its pidfile" > "$T/$st_port.fbwhy"; else echo "serving the port from $dir/$st_port" > "$T/$st_port.fbwhy"; fi
     fi
-    # All ports at once: one after the other, 100 SHUTDOWNs on a busy host take minutes.
-    if [ -n "$mine" ]; then shutdown_port "$st_port" &
+    # Its password now (a read of its redis.conf): nothing but forks in the burst loop.
+    if [ -n "$mine" ]; then pw_of "$st_port"; eval "pw_$st_port=\$pw_v"; ST_BURST="$ST_BURST $st_port"
     elif [ "$SD_SAVE" = 1 ]; then echo "it does not answer on $bind:$st_port (still starting?): nothing can save its data" > "$T/$st_port.err"; fi
   done
-  wait
+}
+# SHUTDOWN to each of our instances, all at once, then wait for all their pids in one loop.
+# Without save, an instance that does not exit gets SIGTERM, but only through its verified
+# pid. With save never: SIGTERM does not save, so a failed save leaves the instance running,
+# reported. Ports that failed end up in ST_FAILED.
+stop_ports() {
+  stamp start
+  refresh_listeners
+  st_rm=""; for st_port in $1; do st_rm="$st_rm $T/$st_port.*"; done
+  rm -f $st_rm
+  stop_targets "$1"
+  stamp verified
+  [ -n "$ST_BURST" ] && shutdown_ports "$ST_BURST"
+  stamp shutdown
   st_targets=""
   for st_port in $1; do
-    [ -f "$T/$st_port.target" ] || continue
-    if [ "$SD_SAVE" != 1 ] && [ ! -f "$T/$st_port.via" ] && [ -f "$T/$st_port.fb" ]; then
-      st_fb=$(cat "$T/$st_port.fb")
-      kill -TERM "$st_fb" 2>/dev/null && echo "SIGTERM to pid $st_fb $(cat "$T/$st_port.fbwhy")" > "$T/$st_port.via"
-    fi
+    slurp "$T/$st_port.target" || continue
+    st_target=$rd_v
+    [ "$SD_SAVE" != 1 ] && [ ! -f "$T/$st_port.via" ] && sigterm_port "$st_port"
     # A refused save-shutdown leaves the instance running: nothing to wait for.
-    [ -f "$T/$st_port.via" ] && st_targets="$st_targets $(cat "$T/$st_port.target")"
+    [ -f "$T/$st_port.via" ] && st_targets="$st_targets $st_target"
   done
   [ -n "$st_targets" ] && wait_gone "$st_targets" "$wait_s"
+  stamp exited
+  # Still there after SHUTDOWN: SIGTERM to all of them, then one more wait for all.
+  st_late=""
   for st_port in $1; do
-    [ -f "$T/$st_port.target" ] || continue
-    st_target=$(cat "$T/$st_port.target")
-    if [ "$SD_SAVE" != 1 ] && is_alive "$st_target" && [ -f "$T/$st_port.fb" ] && [ "$(cat "$T/$st_port.fb")" = "$st_target" ] && ! grep -q SIGTERM "$T/$st_port.via" 2>/dev/null; then
-      kill -TERM "$st_target" 2>/dev/null && echo "SIGTERM to pid $st_target $(cat "$T/$st_port.fbwhy")" >> "$T/$st_port.via"
-      wait_gone "$st_target" "$wait_s"
-    fi
+    [ "$SD_SAVE" != 1 ] && slurp "$T/$st_port.target" || continue
+    st_target=$rd_v
+    is_alive "$st_target" && slurp "$T/$st_port.fb" && [ "$rd_v" = "$st_target" ] || continue
+    slurp "$T/$st_port.via"
+    case "$rd_v" in *SIGTERM*) continue;; esac
+    sigterm_port "$st_port" && st_late="$st_late $st_target"
+  done
+  [ -n "$st_late" ] && wait_gone "$st_late" "$wait_s"
+  stop_report "$1"
+  stamp reported
+}
+stop_report() {
+  ST_FAILED=""
+  for st_port in $1; do
+    slurp "$T/$st_port.target" || continue
+    st_target=$rd_v
     if is_alive "$st_target" && [ "$SD_SAVE" = 1 ]; then
-      st_why="did not exit within $wait_s seconds"; [ -f "$T/$st_port.err" ] && st_why=$(tr '\n' ' ' < "$T/$st_port.err" | sed 's/ *$//')
+      st_why="did not exit within $wait_s seconds"; slurp "$T/$st_port.err" " " && st_why=$rd_v
       echo "@@ $st_port failed not saved, left running (pid $st_target): $st_why"
     elif is_alive "$st_target"; then
       echo "@@ $st_port failed still running (pid $st_target) after $wait_s seconds"
-      [ -f "$T/$st_port.err" ] && sed 's/^/| /' "$T/$st_port.err"
+      slurp "$T/$st_port.err" && printf '%s\n' "$rd_v" | sed 's/^/| /'
     elif [ "$SD_SAVE" = 1 ] && ! saved_rdb "$st_port"; then
       echo "@@ $st_port failed stopped, but no new RDB file in $dir/$st_port: the save did not happen (was it still loading?)"
     else
-      echo "@@ $st_port stopped $(tr '\n' ' ' < "$T/$st_port.via" 2>/dev/null)"
+      slurp "$T/$st_port.via" " "
+      echo "@@ $st_port stopped $rd_v"
+      continue
     fi
+    ST_FAILED="$ST_FAILED $st_port"
   done
 }
 # Never the directory of an instance still running (one that stop_ports did not see, or
-# that outlived it): asked again, after the stop.
-remove_port() {
-  [ -d "$dir/$1" ] || return 0
-  owner "$1"
-  if [ -n "$vpid" ]; then echo "@@ $1 failed still running (pid $vpid): $dir/$1 kept"; return 0; fi
+# that outlived it): asked again, after the stop. One rm (or find) for all the directories.
+remove_ports() {
+  refresh_listeners
+  rp_dirs=""
+  for rp_port in $1; do
+    case " $ST_FAILED " in *" $rp_port "*) continue;; esac
+    [ -d "$dir/$rp_port" ] || continue
+    owner "$rp_port"
+    if [ -n "$vpid" ]; then echo "@@ $rp_port failed still running (pid $vpid): $dir/$rp_port kept"; continue; fi
+    rp_dirs="$rp_dirs $rp_port"
+  done
+  [ -n "$rp_dirs" ] || return 0
+  set --
+  for rp_port in $rp_dirs; do set -- "$@" "$dir/$rp_port"; done
   if [ "$keep_data" = 1 ]; then
-    find "$dir/$1" -mindepth 1 -maxdepth 1 ! -name 'dump*.rdb' ! -name 'appendonly*' ! -name 'nodes*.conf' ! -name '${SAVED_MARKER}' -exec rm -rf {} + && echo "@@ $1 removed keeping data files"
+    find "$@" -mindepth 1 -maxdepth 1 ! -name 'dump*.rdb' ! -name 'appendonly*' ! -name 'nodes*.conf' ! -name '${SAVED_MARKER}' -exec rm -rf {} + || return 0
+    for rp_port in $rp_dirs; do echo "@@ $rp_port removed keeping data files"; done
   else
-    rm -rf "$dir/$1" && echo "@@ $1 removed"
+    rm -rf "$@"
+    for rp_port in $rp_dirs; do
+      if [ -e "$dir/$rp_port" ]; then echo "@@ $rp_port failed $dir/$rp_port could not be removed"; else echo "@@ $rp_port removed"; fi
+    done
   fi
 }
 status_ports() {
@@ -633,12 +765,11 @@ export function instancesScript(mode: InstanceState | 'status', ports: number[],
   const main: Record<typeof mode, string[]> = {
     status: ['status_ports "$PORTS"'],
     started: ['start_ports "$PORTS"'],
-    stopped: ['stop_ports "$PORTS"', ...(o.remove ? ['refresh_listeners', 'for rp in $PORTS; do', `  grep -q "^@@ $rp failed" "$T/report" 2>/dev/null || remove_port "$rp"`, 'done'] : [])],
+    stopped: ['stop_ports "$PORTS"', ...(o.remove ? ['remove_ports "$PORTS"', 'stamp removed'] : []), 'echo "@@T$PHASES"'],
     // Rolling: one port down at a time, so a cluster with replicas keeps serving.
     restarted: ['for rs in $PORTS; do', '  stop_ports "$rs"', '  start_ports "$rs"', 'done'],
   }
-  const body = mode === 'stopped' && o.remove ? ['stop_ports "$PORTS" | tee "$T/report"', ...main.stopped.slice(1)] : main[mode]
-  return libScript(mode, ports, o, body)
+  return libScript(mode, ports, o, main[mode])
 }
 
 /**
@@ -731,6 +862,8 @@ export const redisInstancesModule: ModuleSpec = {
         const res = ctx.check ? planCheck(g.state, itemPorts, reports, g.opts.remove) : summarizeInstances(g.state, itemPorts, reports, {remove: g.opts.remove})
         if (res.status === 'failed' && trouble) res.msg = `${res.msg}${trouble}`
         res.msg = res.msg ? mask(res.msg, secrets) : res.msg
+        const phases = mode === 'stopped' ? parsePhases(r.stdout) : undefined
+        if (phases) res.data = {...res.data, phases_ms: phases}
         results[index] = res
       }
     }

@@ -13,6 +13,8 @@ const facts = (f: Partial<BuildFacts> = {}): BuildFacts => ({
   haveCli: true,
   haveMake: true,
   haveCc: true,
+  platform: {},
+  sha: {},
   ...f,
 })
 
@@ -89,7 +91,18 @@ describe('redis_build: plan', () => {
   })
   it('parses the facts script output (multi-line marker)', () => {
     const f = parseBuildFacts(`src=yes\nsm=sha256:aa\nvh=#define REDIS_VERSION "5.0.3"\nbm=source sha256:aa\nbm=make MALLOC=libc\nserver=yes\nmake=yes\ncc=yes\n`)
-    assert.deepEqual(f, {srcOk: true, sourceMarker: 'sha256:aa', version: '5.0.3', buildMarker: 'source sha256:aa\nmake MALLOC=libc', haveServer: true, haveCli: false, haveMake: true, haveCc: true})
+    assert.deepEqual(f, {
+      srcOk: true,
+      sourceMarker: 'sha256:aa',
+      version: '5.0.3',
+      buildMarker: 'source sha256:aa\nmake MALLOC=libc',
+      haveServer: true,
+      haveCli: false,
+      haveMake: true,
+      haveCc: true,
+      platform: {},
+      sha: {},
+    })
   })
 })
 

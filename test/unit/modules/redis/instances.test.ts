@@ -4,7 +4,7 @@ import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync}
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
-import {instancesScript, libScript, parseInstanceReport, planCheck, portList, resolvePorts, summarizeInstances} from '../../../../src/modules/redis/instances.js'
+import {instancesScript, libScript, type ScriptOpts, parseInstanceReport, parsePhases, planCheck, portList, resolvePorts, summarizeInstances} from '../../../../src/modules/redis/instances.js'
 
 describe('redis_instances: ports', () => {
   it('port_start + count', () => assert.deepEqual(resolvePorts({port_start: 6379, count: 3}).ports, [6379, 6380, 6381]))
@@ -110,7 +110,10 @@ describe('redis_instances: save', () => {
     assert.match(instancesScript('stopped', [1], {...o, save: true}), /SD_SAVE=1/)
     assert.match(instancesScript('restarted', [1], {...o, save: true}), /SD_SAVE=1/)
     assert.match(instancesScript('stopped', [1], o), /SD_SAVE=0/)
-    assert.match(instancesScript('stopped', [1], o), /SHUTDOWN \$sd_kind NOW/)
+    // Teardown says NOW (one burst, then without NOW for the ports of a version that refuses it).
+    assert.match(instancesScript('stopped', [1], o), /SD_NOW=1/)
+    assert.match(instancesScript('stopped', [1], o), /sd_now=NOW/)
+    assert.match(instancesScript('restarted', [1], o), /SD_NOW=0/)
   })
   it("a failed save fails the port with Redis' reply", () => {
     const r = parseInstanceReport('@@ 7000 failed not saved, left running (pid 9): ERR Errors trying to SHUTDOWN. Check logs.\n@@ 7001 stopped SHUTDOWN SAVE NOW\n')
@@ -249,5 +252,36 @@ describe('redis_instances: identity without a pidfile', () => {
       other.kill('SIGKILL')
       rmSync(root, {recursive: true, force: true})
     }
+  })
+})
+
+// Issue 14: the stop path reads files, passwords and command lines with builtins only.
+describe('redis_instances: fork-free stop helpers', () => {
+  const put = (root: string, rel: string, text: string) => writeFileSync(join(root, rel), text)
+  const root = mkdtempSync(join(tmpdir(), 'bm-stop-'))
+  const o = {dir: join(root, 'd'), bin: join(root, 'bin'), bind: '127.0.0.1', waitSeconds: 1, remove: false, keepData: false, save: false}
+  const run = (body: string[], opts: ScriptOpts = o) => execFileSync('sh', ['-s'], {input: libScript('stopped', [7000], opts, body), encoding: 'utf8'})
+  it('pw_of reads requirepass as pw_for does: the last line wins, quotes stripped; the given password wins', () => {
+    mkdirSync(join(root, 'd', '7000'), {recursive: true})
+    for (const conf of ['port 7000\n', 'requirepass  a b  \n', 'requirepass one\n  requirepass "two words"\nport 7000', '\trequirepass\tx$y\\z\n']) {
+      put(root, 'd/7000/redis.conf', conf)
+      assert.equal(run(['pw_of 7000; printf "[%s]" "$pw_v"']), run(['printf "[%s]" "$(pw_for 7000)"']), JSON.stringify(conf))
+    }
+    assert.equal(run(['pw_of 7000; printf "[%s]" "$pw_v"'], {...o, password: 'given'}), '[given]')
+  })
+  it('slurp joins lines (no trailing separator) and fails on a missing file; cmdline_of reads /proc', () => {
+    put(root, 'f', 'SHUTDOWN NOSAVE NOW\nSIGTERM to pid 1 from its pidfile\n')
+    assert.equal(run([`slurp ${join(root, 'f')} " "; printf "[%s]" "$rd_v"`]), '[SHUTDOWN NOSAVE NOW SIGTERM to pid 1 from its pidfile]')
+    assert.equal(run([`slurp ${join(root, 'f')}; printf "[%s]" "$rd_v"`]), '[SHUTDOWN NOSAVE NOW\nSIGTERM to pid 1 from its pidfile]')
+    assert.equal(run([`slurp ${join(root, 'nope')} && echo yes || echo no`]).trim(), 'no')
+    assert.match(run(['cmdline_of $$; printf "[%s]" "$co_v"']), /^\[sh/)
+    rmSync(root, {recursive: true, force: true})
+  })
+  it('parsePhases: ms per phase from the stamps; none without %N', () => {
+    const s =
+      '@@ 7000 stopped\n@@T start=1700000000000000000 verified=1700000000100000000 shutdown=1700000000350000000 exited=1700000000400000000 reported=1700000000410000000 removed=1700000000500000000\n'
+    assert.deepEqual(parsePhases(s), {verify: 100, shutdown: 250, exit: 50, report: 10, remove: 90})
+    assert.equal(parsePhases('@@T start=1700000000%N verified=1700000001%N\n'), undefined)
+    assert.equal(parsePhases('@@ 7000 stopped\n'), undefined)
   })
 })
