@@ -61,23 +61,55 @@ export function writeSet(buf: Buffer, off: number, prefix: Buffer, counter: numb
   buf[off++] = 13
   buf[off++] = 10
   const key = off
-  buf.set(prefix, off)
-  off = writeUint(buf, off + prefix.length, counter)
+  off = writeKey(buf, off, prefix, counter)
   buf[off++] = 13
   buf[off++] = 10
   buf[off++] = 36
   off = writeUint(buf, off, vlen)
   buf[off++] = 13
   buf[off++] = 10
-  // Doubling copies: log2(size / key) of them whatever the data size.
-  const start = off
+  off = repeatKey(buf, off, key, klen, vlen)
+  buf[off++] = 13
+  buf[off++] = 10
+  return off
+}
+
+function writeKey(buf: Buffer, off: number, prefix: Buffer, counter: number): number {
+  buf.set(prefix, off)
+  return writeUint(buf, off + prefix.length, counter)
+}
+
+// The key at buf[key..key+klen) repeated to vlen bytes at off, by doubling copies:
+// log2(size / key) of them whatever the data size.
+function repeatKey(buf: Buffer, off: number, key: number, klen: number, vlen: number): number {
   let have = 0
   while (have < vlen) {
     const n = Math.min(have === 0 ? klen : have, vlen - have)
-    buf.copyWithin(start + have, have === 0 ? key : start, (have === 0 ? key : start) + n)
+    buf.copyWithin(off + have, have === 0 ? key : off, (have === 0 ? key : off) + n)
     have += n
   }
-  off = start + vlen
+  return off + vlen
+}
+
+/** The value of `<prefix><counter>` (as writeSet sends it) at the start of buf; returns its length. buf needs valueLength(…) + key bytes. */
+export function writeValue(buf: Buffer, prefix: Buffer, counter: number, size: number): number {
+  const klen = prefix.length + digitCount(counter)
+  const vlen = size < 0 ? 2 * klen : size
+  // The key goes after the value's room, then is repeated into it.
+  writeKey(buf, vlen, prefix, counter)
+  repeatKey(buf, 0, vlen, klen, vlen)
+  return vlen
+}
+
+const GET_HEAD = Buffer.from('*2\r\n$3\r\nGET\r\n$')
+
+/** Encodes `GET <prefix><counter>` at off. */
+export function writeGet(buf: Buffer, off: number, prefix: Buffer, counter: number): number {
+  buf.set(GET_HEAD, off)
+  off = writeUint(buf, off + GET_HEAD.length, prefix.length + digitCount(counter))
+  buf[off++] = 13
+  buf[off++] = 10
+  off = writeKey(buf, off, prefix, counter)
   buf[off++] = 13
   buf[off++] = 10
   return off
@@ -94,7 +126,10 @@ export function setLength(prefixLength: number, counter: number, size: number): 
 export interface ReplySink {
   ok(): void
   error(text: string): void
-  /** A reply a SET-only connection cannot have caused. */
+  /** A bulk string (buf[start..end), valid during the call only), or null for a nil; only a connection that sends GET accepts them. */
+  bulk?(buf: Buffer, start: number, end: number): void
+  nil?(): void
+  /** A reply this connection cannot have caused. */
   protocol(message: string): void
 }
 
@@ -104,6 +139,9 @@ export interface ReplySink {
  */
 export class ReplyParser {
   private tail: Buffer | undefined
+
+  /** bulks: bulk strings are replies this connection can have caused (it sends GET). */
+  constructor(private readonly bulks = false) {}
 
   feed(chunk: Buffer, sink: ReplySink): boolean {
     let buf = chunk
@@ -120,8 +158,14 @@ export class ReplyParser {
         sink.ok()
         continue
       }
+      if (kind === 0x24 && this.bulks) {
+        const next = this.bulk(buf, i, sink)
+        if (next < 0) break
+        i = next
+        continue
+      }
       if (kind !== 0x2b && kind !== 0x2d) {
-        sink.protocol(`unexpected reply type ${JSON.stringify(String.fromCharCode(kind))} on a SET-only connection`)
+        sink.protocol(`unexpected reply type ${JSON.stringify(String.fromCharCode(kind))} on a ${this.bulks ? 'GET' : 'SET'}-only connection`)
         return false
       }
       const end = buf.indexOf(CRLF, i)
@@ -134,6 +178,21 @@ export class ReplyParser {
     return true
   }
 
+  // `$<len>\r\n<bytes>\r\n` or `$-1\r\n` at i: the offset after it, or -1 while incomplete.
+  private bulk(buf: Buffer, i: number, sink: ReplySink): number {
+    const end = buf.indexOf(CRLF, i)
+    if (end < 0) return -1
+    if (buf[i + 1] === 0x2d) {
+      sink.nil!()
+      return end + 2
+    }
+    let n = 0
+    for (let k = i + 1; k < end; k++) n = n * 10 + buf[k] - 48
+    if (end + 2 + n + 2 > buf.length) return -1
+    sink.bulk!(buf, end + 2, end + 2 + n)
+    return end + 2 + n + 2
+  }
+
   reset(): void {
     this.tail = undefined
   }
@@ -142,6 +201,7 @@ export class ReplyParser {
 export const KIND_SET = 0
 export const KIND_ASKING = 1
 export const KIND_AUTH = 2
+export const KIND_GET = 3
 
 /** The requests a connection waits replies for, oldest first: typed arrays, grown by doubling. */
 export class Ring {
@@ -201,9 +261,11 @@ export class Ring {
 }
 
 /** Whoever issued the requests on a connection hears of each outcome here. */
-export interface SetOwner {
+export interface DataOwner {
   /** A SET's `+OK`. */
   acked(client: number, counter: number, t0: number): void
+  /** A GET's value (valid during the call only), or null: the key does not exist. */
+  got(client: number, counter: number, value: Buffer | null): void
   /** A SET that failed: Redis's error line or the connection's failure. */
   failed(client: number, counter: number, t0: number, hops: number, text: string): void
   /** The current time (ms, performance.now()): read once per turn of the loop, not per request. */
@@ -212,10 +274,10 @@ export interface SetOwner {
 
 const AUTH_REFUSED = /^(NOAUTH|WRONGPASS|ERR invalid password)/
 
-export class SetConnection implements ReplySink {
+export class DataConnection implements ReplySink {
   private socket?: Socket
   private readonly ring = new Ring()
-  private readonly parser = new ReplyParser()
+  private readonly parser: ReplyParser
   private out: Buffer = Buffer.allocUnsafe(16 * 1024)
   private readonly spare: Buffer[] = []
   private outLen = 0
@@ -227,9 +289,12 @@ export class SetConnection implements ReplySink {
     private readonly host: string,
     private readonly port: number,
     private readonly password: string | undefined,
-    private readonly owner: SetOwner,
+    private readonly owner: DataOwner,
+    /** GET instead of SET: the connection of verify. */
+    private readonly reads = false,
     private readonly timeoutMs = 10_000,
   ) {
+    this.parser = new ReplyParser(reads)
     // A reply that does not come within the timeout means the link is gone: fail them all.
     this.timer = setInterval(() => {
       if (this.ring.size && this.owner.now() - this.ring.t0[this.ring.first()] > this.timeoutMs) this.drop(`Command timed out after ${this.timeoutMs} ms`)
@@ -237,8 +302,8 @@ export class SetConnection implements ReplySink {
     this.timer.unref()
   }
 
-  /** Queue one SET (after ASKING when asking); its outcome goes to the owner, never synchronously. */
-  set(client: number, prefix: Buffer, counter: number, size: number, t0: number, hops: number, asking: boolean): void {
+  /** Queue one SET, or GET (after ASKING when asking); its outcome goes to the owner, never synchronously. */
+  send(client: number, prefix: Buffer, counter: number, size: number, t0: number, hops: number, asking: boolean): void {
     if (!this.open()) {
       // Fail fast for a moment after a failure instead of reconnecting per request.
       const text = `connect ECONNREFUSED ${this.host}:${this.port} (retrying)`
@@ -251,8 +316,8 @@ export class SetConnection implements ReplySink {
       this.outLen += ASKING.length
       this.ring.push(client, counter, t0, hops, KIND_ASKING)
     }
-    this.outLen = writeSet(this.out, this.outLen, prefix, counter, size)
-    this.ring.push(client, counter, t0, hops, KIND_SET)
+    this.outLen = this.reads ? writeGet(this.out, this.outLen, prefix, counter) : writeSet(this.out, this.outLen, prefix, counter, size)
+    this.ring.push(client, counter, t0, hops, this.reads ? KIND_GET : KIND_SET)
     this.scheduleFlush()
   }
 
@@ -325,6 +390,27 @@ export class SetConnection implements ReplySink {
     const t0 = r.t0[at]
     r.shift()
     if (kind === KIND_SET) this.owner.acked(client, counter, t0)
+    else if (kind === KIND_GET) this.drop('a simple string for a GET')
+  }
+
+  bulk(buf: Buffer, start: number, end: number): void {
+    this.value(buf.subarray(start, end))
+  }
+
+  nil(): void {
+    this.value(null)
+  }
+
+  private value(v: Buffer | null): void {
+    if (!this.socket) return
+    const r = this.ring
+    if (r.size === 0) return this.protocol('a reply with no request waiting')
+    const at = r.first()
+    if (r.kind[at] !== KIND_GET) return this.drop('a bulk string for a SET')
+    const client = r.client[at]
+    const counter = r.counter[at]
+    r.shift()
+    this.owner.got(client, counter, v)
   }
 
   error(text: string): void {
@@ -340,7 +426,7 @@ export class SetConnection implements ReplySink {
     const hops = r.hops[at]
     r.shift()
     // ASKING's own error is not the SET's outcome: the SET's reply follows.
-    if (kind === KIND_SET) this.owner.failed(client, counter, t0, hops, text)
+    if (kind === KIND_SET || kind === KIND_GET) this.owner.failed(client, counter, t0, hops, text)
   }
 
   protocol(message: string): void {
@@ -360,7 +446,7 @@ export class SetConnection implements ReplySink {
     const failed: Array<[number, number, number, number]> = []
     while (r.size) {
       const at = r.first()
-      if (r.kind[at] === KIND_SET) failed.push([r.client[at], r.counter[at], r.t0[at], r.hops[at]])
+      if (r.kind[at] === KIND_SET || r.kind[at] === KIND_GET) failed.push([r.client[at], r.counter[at], r.t0[at], r.hops[at]])
       r.shift()
     }
     for (const [client, counter, t0, hops] of failed) this.owner.failed(client, counter, t0, hops, text)

@@ -1,7 +1,7 @@
 import {Redis} from 'ioredis'
 import {ClusterError} from '../errors.js'
 import type {ClusterNode} from '../redis/plan.js'
-import {SetConnection, writeUint, type SetOwner} from './resp.js'
+import {DataConnection, writeUint, type DataOwner} from './resp.js'
 
 // The write path of `baremetal load`: our own slot map and one SET-only connection per master
 // (resp.ts) instead of ioredis's Cluster client, whose per-command bookkeeping (and its
@@ -62,6 +62,8 @@ const REFRESH_EVERY_MS = 200
 /** Where a router's requests end: their own +OK, or a failure no redirection could fix. */
 export interface RouterSink {
   acked(client: number, counter: number, t0: number): void
+  /** A GET's value (a router of reads only). */
+  got(client: number, counter: number, value: Buffer | null): void
   failed(client: number, counter: number, t0: number, text: string): void
   /** The client's key prefix (`<uuid>-`) and its CRC16. */
   prefix(client: number): Buffer
@@ -70,11 +72,11 @@ export interface RouterSink {
 
 const now = () => performance.now()
 
-export class SlotRouter implements SetOwner {
+export class SlotRouter implements DataOwner {
   private readonly owner: Array<string | undefined> = new Array(16384)
   private readonly conns = new Map<string, Redis>()
-  private readonly data = new Map<string, SetConnection>()
-  private readonly bySlot: Array<SetConnection | undefined> = new Array(16384)
+  private readonly data = new Map<string, DataConnection>()
+  private readonly bySlot: Array<DataConnection | undefined> = new Array(16384)
   private refreshing?: Promise<void>
   private lastRefresh = 0
 
@@ -84,6 +86,8 @@ export class SlotRouter implements SetOwner {
     private readonly sink: RouterSink,
     /** Value length in bytes, or < 0 for the key twice. */
     private readonly size: number,
+    /** GET the keys instead (verify). */
+    private readonly reads = false,
   ) {}
 
   now(): number {
@@ -112,11 +116,11 @@ export class SlotRouter implements SetOwner {
     return c
   }
 
-  private dataConn(addr: string): SetConnection {
+  private dataConn(addr: string): DataConnection {
     let c = this.data.get(addr)
     if (!c) {
       const i = addr.lastIndexOf(':')
-      c = new SetConnection(addr.slice(0, i), Number(addr.slice(i + 1)), this.password || undefined, this)
+      c = new DataConnection(addr.slice(0, i), Number(addr.slice(i + 1)), this.password || undefined, this, this.reads)
       this.data.set(addr, c)
     }
     return c
@@ -154,14 +158,14 @@ export class SlotRouter implements SetOwner {
     this.bySlot[slot] = this.dataConn(addr)
   }
 
-  /** SET `<prefix><counter>` on its slot's master; the outcome goes to the sink, after any redirections. */
+  /** SET (or GET) `<prefix><counter>` on its slot's master; the outcome goes to the sink, after any redirections. */
   send(client: number, counter: number, t0: number): void {
     this.issue(client, counter, counterSlot(this.sink.prefixCrc(client), counter), t0, 0)
   }
 
   private issue(client: number, counter: number, slot: number, t0: number, hops: number): void {
     const c = this.bySlot[slot]
-    if (c) return c.set(client, this.sink.prefix(client), counter, this.size, t0, hops, false)
+    if (c) return c.send(client, this.sink.prefix(client), counter, this.size, t0, hops, false)
     this.refresh(true).then(
       () => {
         if (this.bySlot[slot]) this.issue(client, counter, slot, t0, hops)
@@ -173,6 +177,10 @@ export class SlotRouter implements SetOwner {
 
   acked(client: number, counter: number, t0: number): void {
     this.sink.acked(client, counter, t0)
+  }
+
+  got(client: number, counter: number, value: Buffer | null): void {
+    this.sink.got(client, counter, value)
   }
 
   // Redirections are followed as Redis Cluster specifies them: MOVED updates the map (and
@@ -191,7 +199,7 @@ export class SlotRouter implements SetOwner {
       void this.refresh().catch(() => {})
       return this.issue(client, counter, slot, t0, hops + 1)
     }
-    this.dataConn(target).set(client, this.sink.prefix(client), counter, this.size, t0, hops + 1, true)
+    this.dataConn(target).send(client, this.sink.prefix(client), counter, this.size, t0, hops + 1, true)
   }
 
   async close(): Promise<void> {

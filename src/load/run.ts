@@ -1,22 +1,24 @@
-import {Cluster} from 'ioredis'
 import {ClusterError} from '../errors.js'
 import {NodePool, describeRedisError} from '../redis/pool.js'
 import {parseClusterInfo} from '../redis/nodes.js'
 import type {ClusterNode} from '../redis/plan.js'
 import {Worker} from 'node:worker_threads'
 import {Histogram, type HistogramState} from './histogram.js'
-import {keyOf, RangeSet, valueOf, type WorkerKeys} from './keys.js'
+import {RangeSet, type WorkerKeys} from './keys.js'
+import {Verifier} from './verifier.js'
 import {Writer} from './writer.js'
 
-// `baremetal load`: N cluster clients (each its own connections and slot map, MOVED/ASK
-// followed: router.ts), each SETting `<uuid>-<counter>` in a loop, one request in flight
-// per client like the legacy workload's worker processes, or `pipeline` of them (written
-// to the node's connection as issued, as redis-benchmark -P does); then, with
-// verify, every acknowledged key read back and compared with the value derived from its
-// name. With a pipeline, acknowledgements come back out of order across slots (each
-// node answers for itself): every counter is recorded on its own reply, never inferred.
+// `baremetal load`: N cluster clients, each SETting `<uuid>-<counter>` in a loop with
+// `pipeline` requests in flight (1: one at a time, like the legacy workload's processes), on
+// shared sets of connections with our own slot map (MOVED/ASK followed: router.ts), on one
+// thread or split over worker threads (writer.ts, worker.ts); then, with verify, every
+// acknowledged key read back and compared with the value derived from its name (verifier.ts).
+// Acknowledgements come back out of order across nodes: every counter is recorded on its own
+// reply, never inferred.
 
-// Chosen by measurement (bench/README.md, load): see the report of issue 14.
+// Defaults by measurement (50 clients, 6 local masters, 2 cores shared with the servers):
+// 16 in flight per client reaches the servers' rate where 1 leaves them idle, and a second
+// thread only takes CPU from the servers on the same machine.
 export const DEFAULT_PIPELINE = 16
 export const DEFAULT_THREADS = 1
 
@@ -146,27 +148,6 @@ export async function pickSeeds(nodes: readonly ClusterNode[], password?: string
     })
   }
   return seeds
-}
-
-function newCluster(seeds: readonly ClusterNode[], password?: string, autoPipelining = false): Cluster {
-  return new Cluster(
-    seeds.map((n) => ({host: n.ip, port: n.port})),
-    {
-      redisOptions: {password: password || undefined, connectTimeout: 5000, commandTimeout: 10_000, disableClientInfo: true},
-      scaleReads: 'master',
-      maxRedirections: 32,
-      retryDelayOnMoved: 0,
-      retryDelayOnFailover: 100,
-      retryDelayOnClusterDown: 200,
-      retryDelayOnTryAgain: 100,
-      slotsRefreshTimeout: 3000,
-      enableAutoPipelining: autoPipelining,
-    },
-  )
-}
-
-async function closeClients(clients: readonly Cluster[]): Promise<void> {
-  await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())))
 }
 
 interface Snapshot {
@@ -423,11 +404,7 @@ export function latencyOf(h: Histogram): LatencyMs {
   return {p50: ms(h.percentile(0.5)), p90: ms(h.percentile(0.9)), p99: ms(h.percentile(0.99)), p999: ms(h.percentile(0.999)), max: ms(h.max), mean: ms(h.mean())}
 }
 
-const SAMPLES = 10
-const IN_FLIGHT = 2000
-
-// Reads back every acknowledged key (auto-pipelined GETs, a bounded number in flight),
-// retrying reads that fail so a transient error is not reported as a lost key.
+// Reads back every acknowledged key (verifier.ts).
 export async function verifyKeys(
   nodes: readonly ClusterNode[],
   workers: readonly WorkerKeys[],
@@ -435,50 +412,12 @@ export async function verifyKeys(
 ): Promise<VerifyResult> {
   const started = Date.now()
   const seeds = await pickSeeds(nodes, opts.password)
-  const client = newCluster(seeds, opts.password, true)
-  client.on('error', () => {})
-  const res: VerifyResult = {checked: 0, lost: 0, wrong: 0, unreadable: 0, durationMs: 0, lostSamples: [], wrongSamples: [], unreadableSamples: [], errors: {}}
-  const total = workers.reduce((n, w) => n + w.acked.count, 0)
-  const check = async (key: string) => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const got = await client.get(key)
-        res.checked++
-        if (got === null) {
-          res.lost++
-          if (res.lostSamples.length < SAMPLES) res.lostSamples.push(key)
-        } else if (got !== valueOf(key, opts.dataSize)) {
-          res.wrong++
-          if (res.wrongSamples.length < SAMPLES) res.wrongSamples.push(key)
-        }
-        return
-      } catch (error) {
-        const kind = errorKind(error)
-        res.errors[kind] = (res.errors[kind] ?? 0) + 1
-        if (attempt >= 5) {
-          res.unreadable++
-          if (res.unreadableSamples.length < SAMPLES) res.unreadableSamples.push(key)
-          return
-        }
-        await new Promise((r) => setTimeout(r, 200 * (attempt + 1)))
-      }
-    }
-  }
-  const timer = opts.progress ? setInterval(() => opts.progress!(res.checked + res.unreadable, total), 250) : undefined
+  const v = new Verifier(seeds, opts.password, workers, opts.dataSize ?? -1, errorKind)
+  const timer = opts.progress ? setInterval(() => opts.progress!(v.res.checked + v.res.unreadable, v.total), 250) : undefined
   try {
-    const inFlight = new Set<Promise<void>>()
-    for (const w of workers) {
-      for (const n of w.acked) {
-        const p: Promise<void> = check(keyOf(w.uuid, n)).finally(() => inFlight.delete(p))
-        inFlight.add(p)
-        if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight)
-      }
-    }
-    await Promise.all(inFlight)
+    const res = await v.run()
+    return {...res, durationMs: Date.now() - started}
   } finally {
     if (timer) clearInterval(timer)
-    await closeClients([client])
   }
-  res.durationMs = Date.now() - started
-  return res
 }
