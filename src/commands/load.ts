@@ -24,7 +24,10 @@ Ctrl-C (or SIGTERM) stops writing and still verifies and reports; a second one e
     ...redisFlags,
     'extra-vars': extraVarsFlag,
     clients: Flags.integer({char: 'c', description: 'concurrent cluster clients', default: 50, min: 1}),
-    connections: Flags.integer({description: 'sets of connections (one per master each) the clients share, round robin (default: one per worker thread; --connections equal to --clients: one set per client)', min: 1}),
+    connections: Flags.integer({
+      description: 'sets of connections (one per master each) the clients share, round robin (default: one per worker thread; --connections equal to --clients: one set per client)',
+      min: 1,
+    }),
     pipeline: Flags.integer({
       char: 'P',
       description: 'requests in flight per client (as redis-benchmark -P; 1: one at a time); each acknowledgement is recorded as its own reply arrives',

@@ -65,6 +65,8 @@ export interface RouterSink {
   /** A GET's value (a router of reads only). */
   got(client: number, counter: number, value: Buffer | null): void
   failed(client: number, counter: number, t0: number, text: string): void
+  /** A MOVED or ASK followed (the request goes on; not a failure). */
+  redirected(kind: 'MOVED' | 'ASK'): void
   /** The client's key prefix (`<uuid>-`) and its CRC16. */
   prefix(client: number): Buffer
   prefixCrc(client: number): number
@@ -194,6 +196,7 @@ export class SlotRouter implements DataOwner {
     }
     const slot = Number(m[2])
     const target = `${m[3] || this.owner[slot]?.slice(0, this.owner[slot]!.lastIndexOf(':')) || '127.0.0.1'}:${m[4]}`
+    this.sink.redirected(m[1] as 'MOVED' | 'ASK')
     if (m[1] === 'MOVED') {
       this.setOwner(slot, target)
       void this.refresh().catch(() => {})

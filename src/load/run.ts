@@ -81,6 +81,8 @@ export interface LoadResult {
   latencyMs: LatencyMs
   /** Failed requests by kind (MOVED, TRYAGAIN, CLUSTERDOWN, TIMEOUT, CONNECTION_CLOSED, …). */
   errors: Record<string, number>
+  /** Redirections followed (MOVED, ASK): not failures, the request went on to the slot's node. */
+  redirects: Record<string, number>
   /** Acknowledged keys per worker (for verify and --record). */
   workers: WorkerKeys[]
   /** Ranges kept in memory for all acknowledged keys (compactness). */
@@ -200,14 +202,24 @@ export interface ThreadResult {
   acked: number
   failed: number
   errors: Record<string, number>
+  redirects: Record<string, number>
   hist: HistogramState
   keys: Array<{uuid: string; ranges: Array<[number, number]>}>
 }
 
 /** The threads' outcomes as one: counts and errors added, histograms merged, every client's keys kept. */
-export function mergeThreads(parts: readonly ThreadResult[]): {sent: number; acked: number; failed: number; errors: Record<string, number>; hist: Histogram; workers: WorkerKeys[]} {
+export function mergeThreads(parts: readonly ThreadResult[]): {
+  sent: number
+  acked: number
+  failed: number
+  errors: Record<string, number>
+  redirects: Record<string, number>
+  hist: Histogram
+  workers: WorkerKeys[]
+} {
   const hist = new Histogram()
   const errors: Record<string, number> = {}
+  const redirects: Record<string, number> = {}
   const workers: WorkerKeys[] = []
   let sent = 0
   let acked = 0
@@ -218,18 +230,19 @@ export function mergeThreads(parts: readonly ThreadResult[]): {sent: number; ack
     failed += p.failed
     hist.merge(p.hist)
     for (const [k, n] of Object.entries(p.errors)) errors[k] = (errors[k] ?? 0) + n
+    for (const [k, n] of Object.entries(p.redirects)) redirects[k] = (redirects[k] ?? 0) + n
     for (const w of p.keys) {
       const set = new RangeSet()
       for (const r of w.ranges) set.ranges.push([r[0], r[1]])
       workers.push({uuid: w.uuid, acked: set})
     }
   }
-  return {sent, acked, failed, errors, hist, workers}
+  return {sent, acked, failed, errors, redirects, hist, workers}
 }
 
 export function threadResult(w: Writer): ThreadResult {
   const t = w.tally
-  return {sent: t.sent, acked: t.acked, failed: t.failed, errors: t.errors, hist: t.hist.state(), keys: w.keys().map((k) => ({uuid: k.uuid, ranges: k.acked.ranges}))}
+  return {sent: t.sent, acked: t.acked, failed: t.failed, errors: t.errors, redirects: t.redirects, hist: t.hist.state(), keys: w.keys().map((k) => ({uuid: k.uuid, ranges: k.acked.ranges}))}
 }
 
 function checkLoadOptions(opts: LoadOptions): {pipeline: number; threads: number} {
@@ -271,6 +284,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     opsPerSec: (merged.acked * 1000) / Math.max(1, durationMs),
     latencyMs: latencyOf(merged.hist),
     errors: merged.errors,
+    redirects: merged.redirects,
     workers: merged.workers,
     ranges: merged.workers.reduce((n, w) => n + w.acked.ranges.length, 0),
   }

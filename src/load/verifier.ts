@@ -100,6 +100,8 @@ export class Verifier implements RouterSink {
   // A reading router sends GET only: never called.
   acked(): void {}
 
+  redirected(): void {}
+
   got(i: number, counter: number, value: Buffer | null): void {
     const res = this.res
     res.checked++

@@ -224,6 +224,7 @@ describe('load --pipeline: every acknowledged key known', () => {
     const r = await done
     assert.equal(r.code, 0, show(r))
     assert.ok(r.json.load.acked > 1000, `only ${r.json.load.acked} acknowledged`)
+    assert.ok((r.json.load.redirects.MOVED ?? 0) + (r.json.load.redirects.ASK ?? 0) > 0, `redirections met: ${JSON.stringify(r.json.load.redirects)}`)
     assert.equal(r.json.verify.checked, r.json.load.acked)
     assert.equal(r.json.verify.lost, 0)
     assert.equal(r.json.verify.wrong, 0)

@@ -258,12 +258,13 @@ describe('threads: work split and results merged', () => {
     const h2 = new Histogram()
     for (let i = 1; i <= 100; i++) (i % 2 ? h1 : h2).record(i * 10)
     const m = mergeThreads([
-      {sent: 10, acked: 8, failed: 2, errors: {MOVED: 1, TRYAGAIN: 1}, hist: h1.state(), keys: [{uuid: 'a', ranges: [[0, 7]]}]},
+      {sent: 10, acked: 8, failed: 2, errors: {MOVED: 1, TRYAGAIN: 1}, redirects: {ASK: 2}, hist: h1.state(), keys: [{uuid: 'a', ranges: [[0, 7]]}]},
       {
         sent: 5,
         acked: 4,
         failed: 1,
         errors: {MOVED: 1},
+        redirects: {ASK: 1, MOVED: 4},
         hist: h2.state(),
         keys: [
           {
@@ -278,6 +279,7 @@ describe('threads: work split and results merged', () => {
     ])
     assert.deepEqual([m.sent, m.acked, m.failed], [15, 12, 3])
     assert.deepEqual(m.errors, {MOVED: 2, TRYAGAIN: 1})
+    assert.deepEqual(m.redirects, {ASK: 3, MOVED: 4})
     assert.equal(m.hist.count, 100)
     assert.equal(m.hist.max, 1000)
     assert.ok(m.hist.percentile(0.5) >= 500 && m.hist.percentile(0.5) <= 515, `p50 ${m.hist.percentile(0.5)}`)
