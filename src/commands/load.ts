@@ -6,12 +6,12 @@ import {EXIT, InputError} from '../errors.js'
 import {loadRecord, saveRecord, toRecord} from '../load/keys.js'
 import {loadProgressView, type LoadProgressView} from '../load/progress.js'
 import {renderLoadReport, type LoadReport} from '../load/report.js'
-import {runLoad, verifyKeys, type LoadResult} from '../load/run.js'
+import {DEFAULT_PIPELINE, DEFAULT_THREADS, runLoad, verifyKeys, type LoadResult} from '../load/run.js'
 import type {ClusterNode} from '../redis/plan.js'
 
 export default class Load extends BaseCommand<LoadReport> {
   static override summary = 'Write keys into the cluster from N cluster clients; report ops/s, latency, errors; with --verify, read every acknowledged key back'
-  static override description = `Each client SETs <uuid>-<counter> to a value derived from the key (the key twice, or --data-size bytes of it), one request in flight per client (--pipeline N: N of them), until --duration or --requests.
+  static override description = `Each client SETs <uuid>-<counter> to a value derived from the key (the key twice, or --data-size bytes of it), --pipeline requests in flight per client (1: one at a time), over --workers threads, until --duration or --requests.
 The acknowledged keys are remembered as uuid + counter ranges (a few bytes per client), so --verify can read all of them back and report lost and wrong keys.
 Ctrl-C (or SIGTERM) stops writing and still verifies and reports; a second one exits at once.`
   static override examples = [
@@ -24,8 +24,17 @@ Ctrl-C (or SIGTERM) stops writing and still verifies and reports; a second one e
     ...redisFlags,
     'extra-vars': extraVarsFlag,
     clients: Flags.integer({char: 'c', description: 'concurrent cluster clients', default: 50, min: 1}),
-    connections: Flags.integer({description: 'sets of connections (one per master each) the clients share, round robin (default: one per client)', min: 1}),
-    pipeline: Flags.integer({char: 'P', description: 'requests in flight per client, sent in one write (as redis-benchmark -P); each acknowledgement is recorded as it arrives', default: 1, min: 1}),
+    connections: Flags.integer({
+      description: 'sets of connections (one per master each) the clients share, round robin (default: one per worker thread; --connections equal to --clients: one set per client)',
+      min: 1,
+    }),
+    pipeline: Flags.integer({
+      char: 'P',
+      description: 'requests in flight per client (as redis-benchmark -P; 1: one at a time); each acknowledgement is recorded as its own reply arrives',
+      default: DEFAULT_PIPELINE,
+      min: 1,
+    }),
+    workers: Flags.integer({description: 'worker threads the clients are split over (each its own connections)', default: DEFAULT_THREADS, min: 1}),
     duration: Flags.string({char: 'd', description: 'seconds to write for (default 10 when --requests is not given)'}),
     requests: Flags.integer({char: 'n', description: 'stop after this many SETs', min: 0}),
     'data-size': Flags.integer({description: 'value length in bytes (default: the key twice, ~80 bytes)', min: 0}),
@@ -79,13 +88,14 @@ Ctrl-C (or SIGTERM) stops writing and still verifies and reports; a second one e
   private async write(
     report: LoadReport,
     o: {nodes: readonly ClusterNode[]; password?: string; durationMs?: number; dataSize?: number; signal: AbortSignal; view: LoadProgressView},
-    flags: {clients: number; pipeline: number; connections?: number; requests?: number; record?: string},
+    flags: {clients: number; pipeline: number; workers: number; connections?: number; requests?: number; record?: string},
   ): Promise<LoadResult['workers']> {
     const load = await runLoad({
       nodes: o.nodes,
       password: o.password,
       clients: flags.clients,
       pipeline: flags.pipeline,
+      threads: flags.workers,
       connections: flags.connections,
       durationMs: o.durationMs,
       requests: flags.requests,

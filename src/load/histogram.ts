@@ -20,6 +20,13 @@ function upperOf(b: number): number {
   return ((SUB + m + 1) << (e - SUB_BITS)) - 1
 }
 
+export interface HistogramState {
+  counts: number[]
+  count: number
+  sum: number
+  max: number
+}
+
 export class Histogram {
   private readonly counts = new Float64Array(BUCKETS)
   count = 0
@@ -44,6 +51,26 @@ export class Histogram {
       if (seen >= want) return Math.min(upperOf(b), this.max)
     }
     return this.max
+  }
+
+  /** What a worker thread posts back: plain numbers, cloned across threads. */
+  state(): HistogramState {
+    return {counts: Array.from(this.counts), count: this.count, sum: this.sum, max: this.max}
+  }
+
+  static from(state: HistogramState): Histogram {
+    const h = new Histogram()
+    h.merge(state)
+    return h
+  }
+
+  /** Adds another histogram's requests to this one (threads' histograms at the end of a run). */
+  merge(o: HistogramState | Histogram): void {
+    const counts: ArrayLike<number> = o instanceof Histogram ? o.counts : o.counts
+    for (let b = 0; b < BUCKETS; b++) this.counts[b] += counts[b] ?? 0
+    this.count += o.count
+    this.sum += o.sum
+    if (o.max > this.max) this.max = o.max
   }
 
   mean(): number {

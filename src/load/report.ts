@@ -29,11 +29,11 @@ export function renderLoadReport(r: LoadReport): string {
   if (r.load) {
     const l = r.load
     lines.push(
-      `load: ${l.clients} client(s)${l.pipeline > 1 ? ` × ${l.pipeline} in flight` : ''}${l.connections < l.clients ? ` over ${l.connections} connection set(s)` : ''}, ${(l.durationMs / 1000).toFixed(1)} s, ${fmt(l.acked)} SETs acknowledged of ${fmt(l.sent)} sent (${fmt(l.opsPerSec)} ops/s), ` +
+      `load: ${l.clients} client(s)${l.pipeline > 1 ? ` × ${l.pipeline} in flight` : ''}${l.connections < l.clients ? ` over ${l.connections} connection set(s)` : ''}${l.threads > 1 ? ` on ${l.threads} threads` : ''}, ${(l.durationMs / 1000).toFixed(1)} s, ${fmt(l.acked)} SETs acknowledged of ${fmt(l.sent)} sent (${fmt(l.opsPerSec)} ops/s), ` +
         `value ${l.dataSize === null ? 'the key twice' : `${l.dataSize} bytes`}`,
     )
     lines.push(`latency: p50 ${l.latencyMs.p50} ms, p90 ${l.latencyMs.p90} ms, p99 ${l.latencyMs.p99} ms, p99.9 ${l.latencyMs.p999} ms, max ${l.latencyMs.max} ms`)
-    lines.push(`errors: ${errorsLine(l.errors)}`)
+    lines.push(`errors: ${errorsLine(l.errors)}${Object.keys(l.redirects ?? {}).length ? `; redirections followed: ${errorsLine(l.redirects)}` : ''}`)
     lines.push(`memory for verification: ${fmt(l.ranges)} counter range(s) over ${l.clients} uuid(s)`)
   }
   if (r.record) lines.push(`key record written to ${r.record}`)

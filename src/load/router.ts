@@ -1,7 +1,7 @@
 import {Redis} from 'ioredis'
 import {ClusterError} from '../errors.js'
 import type {ClusterNode} from '../redis/plan.js'
-import {RespConnection} from './resp.js'
+import {DataConnection, writeUint, type DataOwner} from './resp.js'
 
 // The write path of `baremetal load`: our own slot map and one SET-only connection per master
 // (resp.ts) instead of ioredis's Cluster client, whose per-command bookkeeping (and its
@@ -22,6 +22,12 @@ const TABLE = (() => {
   return t
 })()
 
+/** CRC16/XMODEM of b[s..e), continuing from crc (so a key's fixed prefix is hashed once). */
+export function crc16(b: Uint8Array, s = 0, e = b.length, crc = 0): number {
+  for (let i = s; i < e; i++) crc = ((crc << 8) & 0xffff) ^ TABLE[((crc >> 8) ^ b[i]) & 0xff]
+  return crc
+}
+
 /** The key's hash slot, as Redis computes it (CRC16/XMODEM of the key or its {hash tag}, mod 16384). */
 export function keySlot(key: string | Buffer): number {
   const b = typeof key === 'string' ? Buffer.from(key) : key
@@ -35,26 +41,60 @@ export function keySlot(key: string | Buffer): number {
       e = close
     }
   }
-  let crc = 0
-  for (let i = s; i < e; i++) crc = ((crc << 8) & 0xffff) ^ TABLE[((crc >> 8) ^ b[i]) & 0xff]
-  return crc & 16383
+  return crc16(b, s, e) & 16383
+}
+
+const DIGITS = new Uint8Array(20)
+
+/**
+ * The slot of `<prefix><counter>` from the prefix's CRC: the load's keys are a uuid, a dash
+ * and digits (no hash tag), so only the digits are hashed per request, without a string.
+ */
+export function counterSlot(prefixCrc: number, counter: number): number {
+  const end = writeUint(DIGITS, 0, counter)
+  return crc16(DIGITS, 0, end, prefixCrc) & 16383
 }
 
 const REDIRECT = /^(MOVED|ASK) (\d+) (\S*):(\d+)/
 const MAX_HOPS = 16
 const REFRESH_EVERY_MS = 200
 
-export class SlotRouter {
+/** Where a router's requests end: their own +OK, or a failure no redirection could fix. */
+export interface RouterSink {
+  acked(client: number, counter: number, t0: number): void
+  /** A GET's value (a router of reads only). */
+  got(client: number, counter: number, value: Buffer | null): void
+  failed(client: number, counter: number, t0: number, text: string): void
+  /** A MOVED or ASK followed (the request goes on; not a failure). */
+  redirected(kind: 'MOVED' | 'ASK'): void
+  /** The client's key prefix (`<uuid>-`) and its CRC16. */
+  prefix(client: number): Buffer
+  prefixCrc(client: number): number
+}
+
+const now = () => performance.now()
+
+export class SlotRouter implements DataOwner {
   private readonly owner: Array<string | undefined> = new Array(16384)
   private readonly conns = new Map<string, Redis>()
-  private readonly data = new Map<string, RespConnection>()
+  private readonly data = new Map<string, DataConnection>()
+  private readonly bySlot: Array<DataConnection | undefined> = new Array(16384)
   private refreshing?: Promise<void>
   private lastRefresh = 0
 
   constructor(
     private readonly seeds: readonly ClusterNode[],
-    private readonly password?: string,
+    private readonly password: string | undefined,
+    private readonly sink: RouterSink,
+    /** Value length in bytes, or < 0 for the key twice. */
+    private readonly size: number,
+    /** GET the keys instead (verify). */
+    private readonly reads = false,
   ) {}
+
+  now(): number {
+    return now()
+  }
 
   private conn(addr: string): Redis {
     let c = this.conns.get(addr)
@@ -78,11 +118,11 @@ export class SlotRouter {
     return c
   }
 
-  private dataConn(addr: string): RespConnection {
+  private dataConn(addr: string): DataConnection {
     let c = this.data.get(addr)
     if (!c) {
       const i = addr.lastIndexOf(':')
-      c = new RespConnection(addr.slice(0, i), Number(addr.slice(i + 1)), this.password || undefined)
+      c = new DataConnection(addr.slice(0, i), Number(addr.slice(i + 1)), this.password || undefined, this, this.reads)
       this.data.set(addr, c)
     }
     return c
@@ -105,7 +145,7 @@ export class SlotRouter {
         const reply = (await this.conn(addr).call('CLUSTER', 'SLOTS')) as Array<[number, number, [string, number, ...unknown[]], ...unknown[]]>
         for (const [start, end, [ip, port]] of reply) {
           const at = `${ip || addr.slice(0, addr.lastIndexOf(':'))}:${port}`
-          for (let s = start; s <= end; s++) this.owner[s] = at
+          for (let s = start; s <= end; s++) this.setOwner(s, at)
         }
         return
       } catch (error) {
@@ -115,46 +155,54 @@ export class SlotRouter {
     throw new ClusterError(`no node answered CLUSTER SLOTS (asked ${candidates.length}): ${last instanceof Error ? last.message : String(last)}`)
   }
 
-  /** SET on the slot's master; resolves on its reply, rejects with Redis's (or the connection's) error. */
-  async set(key: string, value: string): Promise<void> {
-    const slot = keySlot(key)
-    for (let hop = 0; ; hop++) {
-      let addr = this.owner[slot]
-      if (!addr) {
-        await this.refresh(true)
-        addr = this.owner[slot]
-        if (!addr) throw new Error(`CLUSTERDOWN Hash slot ${slot} is not served`)
-      }
-      try {
-        await this.dataConn(addr).send(['SET', key, value])
-        return
-      } catch (error) {
-        const msg = error instanceof Error ? error.message : String(error)
-        const m = REDIRECT.exec(msg)
-        if (!m || hop >= MAX_HOPS) {
-          // The map may be stale after a failover: refresh in the background.
-          if (!/^(OOM|NOAUTH|WRONGPASS)/.test(msg)) void this.refresh().catch(() => {})
-          throw error
-        }
-        const target = `${m[3] || addr.slice(0, addr.lastIndexOf(':'))}:${m[4]}`
-        if (m[1] === 'MOVED') {
-          this.owner[slot] = target
-          void this.refresh().catch(() => {})
-          continue
-        }
-        // ASKING and the SET leave back to back on one connection: the flag covers that SET only.
-        const c = this.dataConn(target)
-        const asking = c.send(['ASKING'])
-        const set = c.send(['SET', key, value])
-        await asking.catch(() => {})
-        const setErr = await set.then(
-          () => undefined,
-          (e: Error) => e,
-        )
-        if (!setErr) return
-        if (!REDIRECT.test(setErr.message) || hop >= MAX_HOPS) throw setErr
-      }
+  private setOwner(slot: number, addr: string): void {
+    this.owner[slot] = addr
+    this.bySlot[slot] = this.dataConn(addr)
+  }
+
+  /** SET (or GET) `<prefix><counter>` on its slot's master; the outcome goes to the sink, after any redirections. */
+  send(client: number, counter: number, t0: number): void {
+    this.issue(client, counter, counterSlot(this.sink.prefixCrc(client), counter), t0, 0)
+  }
+
+  private issue(client: number, counter: number, slot: number, t0: number, hops: number): void {
+    const c = this.bySlot[slot]
+    if (c) return c.send(client, this.sink.prefix(client), counter, this.size, t0, hops, false)
+    this.refresh(true).then(
+      () => {
+        if (this.bySlot[slot]) this.issue(client, counter, slot, t0, hops)
+        else this.sink.failed(client, counter, t0, `CLUSTERDOWN Hash slot ${slot} is not served`)
+      },
+      (e: Error) => this.sink.failed(client, counter, t0, e.message),
+    )
+  }
+
+  acked(client: number, counter: number, t0: number): void {
+    this.sink.acked(client, counter, t0)
+  }
+
+  got(client: number, counter: number, value: Buffer | null): void {
+    this.sink.got(client, counter, value)
+  }
+
+  // Redirections are followed as Redis Cluster specifies them: MOVED updates the map (and
+  // refreshes it), ASK sends ASKING + the SET, back to back on one connection, once.
+  failed(client: number, counter: number, t0: number, hops: number, text: string): void {
+    const m = text.charCodeAt(0) === 0x4d || text.charCodeAt(0) === 0x41 ? REDIRECT.exec(text) : null
+    if (!m || hops >= MAX_HOPS) {
+      // The map may be stale after a failover: refresh in the background.
+      if (!/^(OOM|NOAUTH|WRONGPASS)/.test(text)) void this.refresh().catch(() => {})
+      return this.sink.failed(client, counter, t0, text)
     }
+    const slot = Number(m[2])
+    const target = `${m[3] || this.owner[slot]?.slice(0, this.owner[slot]!.lastIndexOf(':')) || '127.0.0.1'}:${m[4]}`
+    this.sink.redirected(m[1] as 'MOVED' | 'ASK')
+    if (m[1] === 'MOVED') {
+      this.setOwner(slot, target)
+      void this.refresh().catch(() => {})
+      return this.issue(client, counter, slot, t0, hops + 1)
+    }
+    this.dataConn(target).send(client, this.sink.prefix(client), counter, this.size, t0, hops + 1, true)
   }
 
   async close(): Promise<void> {

@@ -1,28 +1,37 @@
-import {Cluster} from 'ioredis'
 import {ClusterError} from '../errors.js'
 import {NodePool, describeRedisError} from '../redis/pool.js'
 import {parseClusterInfo} from '../redis/nodes.js'
 import type {ClusterNode} from '../redis/plan.js'
-import {Histogram} from './histogram.js'
-import {keyOf, newWorker, valueOf, type WorkerKeys} from './keys.js'
-import {SlotRouter} from './router.js'
+import {Worker} from 'node:worker_threads'
+import {Histogram, type HistogramState} from './histogram.js'
+import {RangeSet, type WorkerKeys} from './keys.js'
+import {Verifier} from './verifier.js'
+import {Writer} from './writer.js'
 
-// `baremetal load`: N cluster clients (each its own connections and slot map, MOVED/ASK
-// followed: router.ts), each SETting `<uuid>-<counter>` in a loop, one request in flight
-// per client like the legacy workload's worker processes, or `pipeline` of them (written
-// to the node's connection as issued, as redis-benchmark -P does); then, with
-// verify, every acknowledged key read back and compared with the value derived from its
-// name. With a pipeline, acknowledgements come back out of order across slots (each
-// node answers for itself): every counter is recorded on its own reply, never inferred.
+// `baremetal load`: N cluster clients, each SETting `<uuid>-<counter>` in a loop with
+// `pipeline` requests in flight (1: one at a time, like the legacy workload's processes), on
+// shared sets of connections with our own slot map (MOVED/ASK followed: router.ts), on one
+// thread or split over worker threads (writer.ts, worker.ts); then, with verify, every
+// acknowledged key read back and compared with the value derived from its name (verifier.ts).
+// Acknowledgements come back out of order across nodes: every counter is recorded on its own
+// reply, never inferred.
+
+// Defaults by measurement (50 clients, 6 local masters, 2 cores shared with the servers):
+// 16 in flight per client reaches the servers' rate where 1 leaves them idle, and a second
+// thread only takes CPU from the servers on the same machine.
+export const DEFAULT_PIPELINE = 16
+export const DEFAULT_THREADS = 1
 
 export interface LoadOptions {
   /** Candidate seed nodes (the inventory's); the first few that serve a formed cluster are used. */
   nodes: readonly ClusterNode[]
   password?: string
   clients: number
-  /** Requests in flight per client (default 1). */
+  /** Requests in flight per client (default DEFAULT_PIPELINE). */
   pipeline?: number
-  /** Sets of connections (one per master each) the clients share (default: one per client). */
+  /** Worker threads the clients are split over (default DEFAULT_THREADS). */
+  threads?: number
+  /** Sets of connections (one per master each) the clients share (default: one per thread). */
   connections?: number
   /** Stop after this long… */
   durationMs?: number
@@ -60,6 +69,8 @@ export interface LoadResult {
   clients: number
   pipeline: number
   connections: number
+  /** Worker threads that wrote. */
+  threads: number
   seeds: string[]
   dataSize: number | null
   durationMs: number
@@ -70,6 +81,8 @@ export interface LoadResult {
   latencyMs: LatencyMs
   /** Failed requests by kind (MOVED, TRYAGAIN, CLUSTERDOWN, TIMEOUT, CONNECTION_CLOSED, …). */
   errors: Record<string, number>
+  /** Redirections followed (MOVED, ASK): not failures, the request went on to the slot's node. */
+  redirects: Record<string, number>
   /** Acknowledged keys per worker (for verify and --record). */
   workers: WorkerKeys[]
   /** Ranges kept in memory for all acknowledged keys (compactness). */
@@ -139,64 +152,20 @@ export async function pickSeeds(nodes: readonly ClusterNode[], password?: string
   return seeds
 }
 
-function newCluster(seeds: readonly ClusterNode[], password?: string, autoPipelining = false): Cluster {
-  return new Cluster(
-    seeds.map((n) => ({host: n.ip, port: n.port})),
-    {
-      redisOptions: {password: password || undefined, connectTimeout: 5000, commandTimeout: 10_000, disableClientInfo: true},
-      scaleReads: 'master',
-      maxRedirections: 32,
-      retryDelayOnMoved: 0,
-      retryDelayOnFailover: 100,
-      retryDelayOnClusterDown: 200,
-      retryDelayOnTryAgain: 100,
-      slotsRefreshTimeout: 3000,
-      enableAutoPipelining: autoPipelining,
-    },
-  )
-}
-
-async function closeClients(clients: readonly Cluster[]): Promise<void> {
-  await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())))
-}
-
-interface Tally {
+interface Snapshot {
   sent: number
   acked: number
   failed: number
-  errors: Record<string, number>
   hist: Histogram
 }
 
-// One request in flight at a time; a client runs `pipeline` of these over one shared
-// counter, so its counters are handed out once each whatever order the replies take.
-async function writeLane(client: SlotRouter, w: WorkerKeys, next: {n: number}, t: Tally, stopped: () => boolean, dataSize?: number): Promise<void> {
-  while (!stopped()) {
-    const n = next.n++
-    t.sent++
-    const key = keyOf(w.uuid, n)
-    const t0 = process.hrtime.bigint()
-    try {
-      await client.set(key, valueOf(key, dataSize))
-      t.hist.record(Number(process.hrtime.bigint() - t0) / 1000)
-      w.acked.add(n)
-      t.acked++
-    } catch (error) {
-      t.failed++
-      const kind = errorKind(error)
-      t.errors[kind] = (t.errors[kind] ?? 0) + 1
-      // A cluster that is down must not be hammered in a tight loop.
-      if (kind !== 'MOVED' && kind !== 'ASK') await new Promise((r) => setTimeout(r, 50))
-    }
-  }
-}
-
-function progressTimer(opts: LoadOptions, t: Tally, started: number, fraction: () => number): NodeJS.Timeout | undefined {
+function progressTimer(opts: LoadOptions, snap: () => Snapshot, started: number, fraction: (sent: number) => number): NodeJS.Timeout | undefined {
   if (!opts.progress) return undefined
   let lastAcked = 0
   let lastAt = started
   return setInterval(() => {
     const now = Date.now()
+    const t = snap()
     const rate = ((t.acked - lastAcked) * 1000) / Math.max(1, now - lastAt)
     lastAcked = t.acked
     lastAt = now
@@ -205,7 +174,7 @@ function progressTimer(opts: LoadOptions, t: Tally, started: number, fraction: (
       sent: t.sent,
       acked: t.acked,
       errors: t.failed,
-      fraction: fraction(),
+      fraction: fraction(t.sent),
       opsPerSec: rate,
       p50Ms: t.hist.percentile(0.5) / 1000,
       p99Ms: t.hist.percentile(0.99) / 1000,
@@ -213,57 +182,235 @@ function progressTimer(opts: LoadOptions, t: Tally, started: number, fraction: (
   }, 250)
 }
 
+/** How many of n go to part i of k (the first n % k parts one more). */
+export function share(n: number, k: number, i: number): number {
+  return Math.floor(n / k) + (i < n % k ? 1 : 0)
+}
+
+/** The options of each thread: clients, connection sets and a request budget split as evenly as they go. */
+export function splitWork(o: {clients: number; sets: number; requests?: number; threads: number}): Array<{clients: number; sets: number; requests?: number}> {
+  const k = Math.max(1, Math.min(o.threads, o.clients))
+  return Array.from({length: k}, (_, i) => {
+    const clients = share(o.clients, k, i)
+    return {clients, sets: Math.max(1, Math.min(clients, share(o.sets, k, i))), requests: o.requests === undefined ? undefined : share(o.requests, k, i)}
+  })
+}
+
+/** One thread's outcome, as the worker posts it back (plain data). */
+export interface ThreadResult {
+  sent: number
+  acked: number
+  failed: number
+  errors: Record<string, number>
+  redirects: Record<string, number>
+  hist: HistogramState
+  keys: Array<{uuid: string; ranges: Array<[number, number]>}>
+}
+
+/** The threads' outcomes as one: counts and errors added, histograms merged, every client's keys kept. */
+export function mergeThreads(parts: readonly ThreadResult[]): {
+  sent: number
+  acked: number
+  failed: number
+  errors: Record<string, number>
+  redirects: Record<string, number>
+  hist: Histogram
+  workers: WorkerKeys[]
+} {
+  const hist = new Histogram()
+  const errors: Record<string, number> = {}
+  const redirects: Record<string, number> = {}
+  const workers: WorkerKeys[] = []
+  let sent = 0
+  let acked = 0
+  let failed = 0
+  for (const p of parts) {
+    sent += p.sent
+    acked += p.acked
+    failed += p.failed
+    hist.merge(p.hist)
+    for (const [k, n] of Object.entries(p.errors)) errors[k] = (errors[k] ?? 0) + n
+    for (const [k, n] of Object.entries(p.redirects)) redirects[k] = (redirects[k] ?? 0) + n
+    for (const w of p.keys) {
+      const set = new RangeSet()
+      for (const r of w.ranges) set.ranges.push([r[0], r[1]])
+      workers.push({uuid: w.uuid, acked: set})
+    }
+  }
+  return {sent, acked, failed, errors, redirects, hist, workers}
+}
+
+export function threadResult(w: Writer): ThreadResult {
+  const t = w.tally
+  return {sent: t.sent, acked: t.acked, failed: t.failed, errors: t.errors, redirects: t.redirects, hist: t.hist.state(), keys: w.keys().map((k) => ({uuid: k.uuid, ranges: k.acked.ranges}))}
+}
+
+function checkLoadOptions(opts: LoadOptions): {pipeline: number; threads: number} {
+  if (!(opts.clients >= 1)) throw new ClusterError(`--clients must be at least 1, got ${opts.clients}`)
+  const pipeline = opts.pipeline ?? DEFAULT_PIPELINE
+  if (!(Number.isInteger(pipeline) && pipeline >= 1)) throw new ClusterError(`--pipeline must be a whole number ≥ 1, got ${opts.pipeline}`)
+  const threads = opts.threads ?? DEFAULT_THREADS
+  if (!(Number.isInteger(threads) && threads >= 1)) throw new ClusterError(`--workers must be a whole number ≥ 1, got ${opts.threads}`)
+  if (opts.connections !== undefined && !(Number.isInteger(opts.connections) && opts.connections >= 1)) throw new ClusterError(`--connections must be a whole number ≥ 1, got ${opts.connections}`)
+  if (opts.durationMs === undefined && opts.requests === undefined) throw new ClusterError('give a duration or a number of requests')
+  return {pipeline, threads}
+}
+
 // The write phase; never throws for request failures (they are counted by kind).
 export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
-  if (!(opts.clients >= 1)) throw new ClusterError(`--clients must be at least 1, got ${opts.clients}`)
-  const pipeline = opts.pipeline ?? 1
-  if (!(Number.isInteger(pipeline) && pipeline >= 1)) throw new ClusterError(`--pipeline must be a whole number ≥ 1, got ${opts.pipeline}`)
-  if (opts.durationMs === undefined && opts.requests === undefined) throw new ClusterError('give a duration or a number of requests')
+  const {pipeline, threads} = checkLoadOptions(opts)
   const seeds = await pickSeeds(opts.nodes, opts.password)
-  const sets = Math.min(opts.clients, opts.connections ?? opts.clients)
-  if (!(Number.isInteger(sets) && sets >= 1)) throw new ClusterError(`--connections must be a whole number ≥ 1, got ${opts.connections}`)
-  // Each client its own connections (the legacy workload's processes), or clients sharing
-  // `connections` sets of them: what they issue in one tick then leaves in one write per node.
-  const routers = Array.from({length: sets}, () => new SlotRouter(seeds, opts.password))
-  const clients = Array.from({length: opts.clients}, (_, i) => routers[i % sets])
-  // Connections and slot maps first, so that the rate measures writes only.
-  await Promise.all(routers.map((c) => c.refresh(true)))
-  const workers = clients.map(() => newWorker())
-  const t: Tally = {sent: 0, acked: 0, failed: 0, errors: {}, hist: new Histogram()}
-  const started = Date.now()
-  const deadline = opts.durationMs === undefined ? Infinity : started + opts.durationMs
-  const budget = opts.requests ?? Infinity
-  const stopped = () => opts.signal?.aborted === true || Date.now() >= deadline || t.sent >= budget
-  const fraction = () => Math.min(1, Math.max(opts.durationMs === undefined ? 0 : (Date.now() - started) / opts.durationMs, opts.requests === undefined ? 0 : t.sent / opts.requests))
-  const timer = progressTimer(opts, t, started, fraction)
-  try {
-    await Promise.all(
-      clients.flatMap((client, i) => {
-        const next = {n: 0}
-        return Array.from({length: pipeline}, () => writeLane(client, workers[i], next, t, stopped, opts.dataSize))
-      }),
-    )
-  } finally {
-    if (timer) clearInterval(timer)
-    await Promise.all(routers.map((c) => c.close()))
-  }
-  const durationMs = Date.now() - started
+  // One set per thread unless told: 50 clients each on connections of their own made 300
+  // sockets of 6 masters carry one or two requests per write, and the write syscalls, not
+  // Redis, set the rate (25k vs 118k SET/s at pipeline 16 on the same cluster).
+  const sets = Math.min(opts.clients, opts.connections ?? Math.min(threads, opts.clients))
+  const parts = splitWork({clients: opts.clients, sets, requests: opts.requests, threads})
+  const budget = opts.requests
+  const fraction = (started: number) => (sent: number) =>
+    Math.min(1, Math.max(opts.durationMs === undefined ? 0 : (Date.now() - started) / opts.durationMs, budget === undefined ? 0 : sent / Math.max(1, budget)))
+  const run = parts.length === 1 ? runHere : runThreads
+  const {durationMs, merged} = await run(opts, seeds, pipeline, parts, fraction)
   return {
     clients: opts.clients,
     pipeline,
     connections: sets,
+    threads: parts.length,
     seeds: seeds.map((n) => `${n.ip}:${n.port}`),
     dataSize: opts.dataSize ?? null,
     durationMs,
-    sent: t.sent,
-    acked: t.acked,
-    failed: t.failed,
-    opsPerSec: (t.acked * 1000) / Math.max(1, durationMs),
-    latencyMs: latencyOf(t.hist),
-    errors: t.errors,
-    workers,
-    ranges: workers.reduce((n, w) => n + w.acked.ranges.length, 0),
+    sent: merged.sent,
+    acked: merged.acked,
+    failed: merged.failed,
+    opsPerSec: (merged.acked * 1000) / Math.max(1, durationMs),
+    latencyMs: latencyOf(merged.hist),
+    errors: merged.errors,
+    redirects: merged.redirects,
+    workers: merged.workers,
+    ranges: merged.workers.reduce((n, w) => n + w.acked.ranges.length, 0),
   }
+}
+
+type Part = {clients: number; sets: number; requests?: number}
+type Ran = {durationMs: number; merged: ReturnType<typeof mergeThreads>}
+
+// One thread: the writer runs on this event loop.
+async function runHere(opts: LoadOptions, seeds: ClusterNode[], pipeline: number, parts: Part[], fraction: (started: number) => (sent: number) => number): Promise<Ran> {
+  const w = new Writer({seeds, password: opts.password, clients: parts[0].clients, pipeline, sets: parts[0].sets, dataSize: opts.dataSize}, errorKind)
+  let timer: NodeJS.Timeout | undefined
+  const onAbort = () => w.stop()
+  try {
+    await w.connect()
+    const started = Date.now()
+    timer = progressTimer(opts, () => w.tally, started, fraction(started))
+    opts.signal?.addEventListener('abort', onAbort)
+    if (opts.signal?.aborted) w.stop()
+    await w.run({durationMs: opts.durationMs, requests: parts[0].requests})
+    const durationMs = Date.now() - started
+    return {durationMs, merged: mergeThreads([threadResult(w)])}
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort)
+    if (timer) clearInterval(timer)
+    await w.close()
+  }
+}
+
+/** What a worker thread is given (workerData): its share of the clients and of the budget. */
+export interface ThreadJob {
+  seeds: ClusterNode[]
+  password?: string
+  clients: number
+  pipeline: number
+  sets: number
+  dataSize?: number
+  durationMs?: number
+  requests?: number
+  progress: boolean
+}
+
+export type ThreadMessage =
+  {type: 'ready'} | {type: 'failed'; message: string} | {type: 'progress'; sent: number; acked: number; failed: number; hist: HistogramState} | {type: 'done'; result: ThreadResult}
+
+// Several threads: each a Writer of its own clients and connections (worker.ts); they connect,
+// start together, post their tallies four times a second and their keys at the end.
+async function runThreads(opts: LoadOptions, seeds: ClusterNode[], pipeline: number, parts: Part[], fraction: (started: number) => (sent: number) => number): Promise<Ran> {
+  const url = new URL('./worker.js', import.meta.url)
+  const jobs: ThreadJob[] = parts.map((p) => ({
+    seeds,
+    password: opts.password,
+    clients: p.clients,
+    pipeline,
+    sets: p.sets,
+    dataSize: opts.dataSize,
+    durationMs: opts.durationMs,
+    requests: p.requests,
+    progress: Boolean(opts.progress),
+  }))
+  const threads = jobs.map((job) => new Worker(url, {workerData: job}))
+  const latest: Snapshot[] = jobs.map(() => ({sent: 0, acked: 0, failed: 0, hist: new Histogram()}))
+  const results: ThreadResult[] = []
+  let timer: NodeJS.Timeout | undefined
+  const stop = () => threads.forEach((t) => t.postMessage({type: 'stop'}))
+  try {
+    const ready = threads.map((t, i) => threadDone(t, i, latest, results))
+    await Promise.all(ready.map((r) => r.ready))
+    const started = Date.now()
+    threads.forEach((t) => t.postMessage({type: 'start'}))
+    opts.signal?.addEventListener('abort', stop)
+    if (opts.signal?.aborted) stop()
+    const merged = (): Snapshot => {
+      const m = {sent: 0, acked: 0, failed: 0, hist: new Histogram()}
+      for (const s of latest) {
+        m.sent += s.sent
+        m.acked += s.acked
+        m.failed += s.failed
+        m.hist.merge(s.hist)
+      }
+      return m
+    }
+    timer = progressTimer(opts, merged, started, fraction(started))
+    await Promise.all(ready.map((r) => r.done))
+    const durationMs = Date.now() - started
+    await Promise.all(ready.map((r) => r.exited))
+    return {durationMs, merged: mergeThreads(results)}
+  } finally {
+    opts.signal?.removeEventListener('abort', stop)
+    if (timer) clearInterval(timer)
+    await Promise.all(threads.map((t) => t.terminate()))
+  }
+}
+
+function deferred(): {promise: Promise<void>; resolve: () => void; reject: (e: Error) => void} {
+  let resolve!: () => void
+  let reject!: (e: Error) => void
+  const promise = new Promise<void>((a, b) => {
+    resolve = a
+    reject = b
+  })
+  return {promise, resolve, reject}
+}
+
+function threadDone(t: Worker, i: number, latest: Snapshot[], results: ThreadResult[]): {ready: Promise<void>; done: Promise<void>; exited: Promise<void>} {
+  const ready = deferred()
+  const done = deferred()
+  const fail = (e: Error) => {
+    ready.reject(e)
+    done.reject(e)
+  }
+  // Awaited only once every thread is ready: a failure before that must not go unhandled.
+  done.promise.catch(() => {})
+  const exited = new Promise<void>((resolve) => t.once('exit', () => resolve()))
+  t.on('message', (m: ThreadMessage) => {
+    if (m.type === 'ready') ready.resolve()
+    else if (m.type === 'failed') fail(new ClusterError(m.message))
+    else if (m.type === 'progress') latest[i] = {sent: m.sent, acked: m.acked, failed: m.failed, hist: Histogram.from(m.hist)}
+    else {
+      results[i] = m.result
+      done.resolve()
+    }
+  })
+  t.once('error', (e) => fail(e))
+  t.once('exit', (code) => fail(new ClusterError(`load worker thread ${i + 1} exited (${code}) before reporting`)))
+  return {ready: ready.promise, done: done.promise, exited}
 }
 
 export function latencyOf(h: Histogram): LatencyMs {
@@ -271,11 +418,7 @@ export function latencyOf(h: Histogram): LatencyMs {
   return {p50: ms(h.percentile(0.5)), p90: ms(h.percentile(0.9)), p99: ms(h.percentile(0.99)), p999: ms(h.percentile(0.999)), max: ms(h.max), mean: ms(h.mean())}
 }
 
-const SAMPLES = 10
-const IN_FLIGHT = 2000
-
-// Reads back every acknowledged key (auto-pipelined GETs, a bounded number in flight),
-// retrying reads that fail so a transient error is not reported as a lost key.
+// Reads back every acknowledged key (verifier.ts).
 export async function verifyKeys(
   nodes: readonly ClusterNode[],
   workers: readonly WorkerKeys[],
@@ -283,50 +426,12 @@ export async function verifyKeys(
 ): Promise<VerifyResult> {
   const started = Date.now()
   const seeds = await pickSeeds(nodes, opts.password)
-  const client = newCluster(seeds, opts.password, true)
-  client.on('error', () => {})
-  const res: VerifyResult = {checked: 0, lost: 0, wrong: 0, unreadable: 0, durationMs: 0, lostSamples: [], wrongSamples: [], unreadableSamples: [], errors: {}}
-  const total = workers.reduce((n, w) => n + w.acked.count, 0)
-  const check = async (key: string) => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const got = await client.get(key)
-        res.checked++
-        if (got === null) {
-          res.lost++
-          if (res.lostSamples.length < SAMPLES) res.lostSamples.push(key)
-        } else if (got !== valueOf(key, opts.dataSize)) {
-          res.wrong++
-          if (res.wrongSamples.length < SAMPLES) res.wrongSamples.push(key)
-        }
-        return
-      } catch (error) {
-        const kind = errorKind(error)
-        res.errors[kind] = (res.errors[kind] ?? 0) + 1
-        if (attempt >= 5) {
-          res.unreadable++
-          if (res.unreadableSamples.length < SAMPLES) res.unreadableSamples.push(key)
-          return
-        }
-        await new Promise((r) => setTimeout(r, 200 * (attempt + 1)))
-      }
-    }
-  }
-  const timer = opts.progress ? setInterval(() => opts.progress!(res.checked + res.unreadable, total), 250) : undefined
+  const v = new Verifier(seeds, opts.password, workers, opts.dataSize ?? -1, errorKind)
+  const timer = opts.progress ? setInterval(() => opts.progress!(v.res.checked + v.res.unreadable, v.total), 250) : undefined
   try {
-    const inFlight = new Set<Promise<void>>()
-    for (const w of workers) {
-      for (const n of w.acked) {
-        const p: Promise<void> = check(keyOf(w.uuid, n)).finally(() => inFlight.delete(p))
-        inFlight.add(p)
-        if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight)
-      }
-    }
-    await Promise.all(inFlight)
+    const res = await v.run()
+    return {...res, durationMs: Date.now() - started}
   } finally {
     if (timer) clearInterval(timer)
-    await closeClients([client])
   }
-  res.durationMs = Date.now() - started
-  return res
 }

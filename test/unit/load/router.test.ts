@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {encodeCommand, splitReplies} from '../../../src/load/resp.js'
+import {encodeCommand, ReplyParser} from '../../../src/load/resp.js'
 import {keySlot} from '../../../src/load/router.js'
 
 // Values from redis-cli CLUSTER KEYSLOT (and the cluster spec's CRC16 check value).
@@ -25,18 +25,23 @@ describe('the SET-only RESP connection: encoding and reply splitting', () => {
     assert.equal(encodeCommand(['SET', 'k', 'vé']).toString(), '*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nvé\r\n')
     assert.equal(encodeCommand(['SET', 'a\r\nb', '']).toString(), '*3\r\n$3\r\nSET\r\n$4\r\na\r\nb\r\n$0\r\n\r\n')
   })
-  it('splits +OK and -ERR lines in order and keeps an incomplete tail', () => {
-    const {lines, rest} = splitReplies(Buffer.from('+OK\r\n-MOVED 3999 10.0.0.1:7001\r\n+OK\r\n+O'))
-    assert.deepEqual(lines, [
-      {ok: true, text: 'OK'},
-      {ok: false, text: 'MOVED 3999 10.0.0.1:7001'},
-      {ok: true, text: 'OK'},
-    ])
-    assert.equal(rest.toString(), '+O')
-    assert.deepEqual(splitReplies(Buffer.from('')).lines, [])
+  it('parses +OK and -ERR replies in order, across reads split anywhere', () => {
+    const wire = Buffer.from('+OK\r\n-MOVED 3999 10.0.0.1:7001\r\n+OK\r\n+QUEUED\r\n-ASK 1 h:2\r\n')
+    for (let cut = 0; cut <= wire.length; cut++) {
+      const p = new ReplyParser()
+      const got: string[] = []
+      const sink = {ok: () => got.push('ok'), error: (t: string) => got.push(t), protocol: (m: string) => got.push(`protocol ${m}`)}
+      p.feed(wire.subarray(0, cut), sink)
+      p.feed(wire.subarray(cut), sink)
+      assert.deepEqual(got, ['ok', 'MOVED 3999 10.0.0.1:7001', 'ok', 'ok', 'ASK 1 h:2'], `cut at ${cut}`)
+    }
   })
   it('refuses any other reply type: a SET-only connection cannot have caused it', () => {
-    assert.throws(() => splitReplies(Buffer.from('+OK\r\n$3\r\nabc\r\n')), /unexpected reply type "\$"/)
-    assert.throws(() => splitReplies(Buffer.from(':1\r\n')), /unexpected reply type/)
+    for (const wire of ['+OK\r\n$3\r\nabc\r\n', ':1\r\n']) {
+      const got: string[] = []
+      const ok = new ReplyParser().feed(Buffer.from(wire), {ok: () => got.push('ok'), error: (t) => got.push(t), protocol: (m) => got.push(m)})
+      assert.equal(ok, false)
+      assert.match(got[got.length - 1], /unexpected reply type/)
+    }
   })
 })
