@@ -218,8 +218,8 @@ function parsePlay(src: YamlSource, p: Record<string, unknown>, path: Array<stri
     hosts: p.hosts,
     // Role defaults sit with the play's own defaults, below the inventory.
     defaults: {...body.defaults, ...(defaults as Record<string, unknown>)},
-    // vars_files sit above play vars in Ansible's precedence.
-    vars: {...(vars as Record<string, unknown>), ...filesVars},
+    // vars_files sit above play vars, role vars above both, in Ansible's precedence.
+    vars: {...(vars as Record<string, unknown>), ...filesVars, ...body.roleVars},
     tasks: body.tasks,
     sections: body.sections,
     handlers: body.handlers,
@@ -240,7 +240,7 @@ function parsePlay(src: YamlSource, p: Record<string, unknown>, path: Array<stri
 function playBody(src: YamlSource, p: Record<string, unknown>, path: Array<string | number>, modules: Map<string, ModuleSpec>) {
   const inh: Inherit = extendInherit(src, {tags: p.tags, environment: p.environment, become_user: p.become_user, become_method: p.become_method}, path, {when: [], tags: [], vars: {}})
   const dir = dirname(resolve(src.file))
-  const load: PlayLoad = {modules, playbookDir: dir, rolesPath: rolesPathEnv(), handlers: [], defaults: {}, rolesRun: new Set(), handlerRoles: new Set(), stack: [resolve(src.file)]}
+  const load: PlayLoad = {modules, playbookDir: dir, rolesPath: rolesPathEnv(), handlers: [], defaults: {}, roleVars: {}, rolesRun: new Set(), handlerRoles: new Set(), stack: [resolve(src.file)]}
   const pre = parseItems(load, src, p.pre_tasks, [...path, 'pre_tasks'], inh, 'pre_tasks')
   const roles = parseRoles(load, src, p.roles, [...path, 'roles'], inh)
   const tasks = parseItems(load, src, p.tasks, [...path, 'tasks'], inh, 'tasks')
@@ -250,7 +250,7 @@ function playBody(src: YamlSource, p: Record<string, unknown>, path: Array<strin
   const all = flattenTasks([...pre, ...roles, ...tasks, ...post])
   checkNotify(all, handlers)
   const serial = parseSerial(src, p.serial, [...path, 'serial'])
-  return {sections: {pre, main: [...roles, ...tasks], post}, handlers, tasks: all, defaults: load.defaults, serial}
+  return {sections: {pre, main: [...roles, ...tasks], post}, handlers, tasks: all, defaults: load.defaults, roleVars: load.roleVars, serial}
 }
 
 const bool = (v: unknown): boolean => v === true || v === 'yes' || v === 'true' || v === 'True'

@@ -36,6 +36,8 @@ export interface PlayLoad {
   rolesPath: string[]
   handlers: Task[]
   defaults: Record<string, unknown>
+  /** Every role's vars/: the whole play sees them, as Ansible's default (private_role_vars = False). */
+  roleVars: Record<string, unknown>
   rolesRun: Set<string>
   handlerRoles: Set<string>
   /** Files being expanded, outermost first: an import of one of them is a loop. */
@@ -353,6 +355,9 @@ function expandRole(load: PlayLoad, src: YamlSource, spec: Raw, path: Path, inh:
   if (from('tasks_from') && !tasksFile) throw errAt(src, [...path, 'tasks_from'], `role ${r.name} has no tasks/${from('tasks_from')}`)
   Object.assign(load.defaults, roleMapping(roleFile(dir, 'defaults', from('defaults_from')), 'defaults'))
   const roleVars = roleMapping(roleFile(dir, 'vars', from('vars_from')), 'vars')
+  // The entry's own vars: too (Ansible 2.14 shows both to the play's later tasks); role
+  // parameters stay the role's.
+  Object.assign(load.roleVars, roleVars, isMapping(spec.vars) ? spec.vars : {})
   // Role vars sit above play vars, role parameters above both (Ansible's order).
   const child = extendInherit(src, spec, path, {...inh, vars: {...inh.vars, ...roleVars, ...r.params}, roleDir: dir})
   child.vars = {...child.vars, ...r.params}

@@ -48,7 +48,7 @@ function snapshot(): Record<string, string> {
   const out: Record<string, string> = {}
   for (const h of fleet.hosts) {
     const r = spawnSync('find', [join(h.home, 'compat'), '-printf', '%P\\t%y\\t%m\\n'], {encoding: 'utf8'})
-    for (const line of r.stdout.trim().split('\n').filter(Boolean)) {
+    for (const line of r.stdout.split('\n').filter(Boolean)) {
       const [rel, type, mode] = line.split('\t')
       out[`${h.name}:${rel || '.'}`] = `${type} ${mode}${type === 'f' ? `\n${readFileSync(join(h.home, 'compat', rel), 'utf8')}` : ''}`
     }
