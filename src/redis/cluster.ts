@@ -311,24 +311,20 @@ async function applySteps(
 
 // cluster_state:ok on every node: the declared timeout back on all of them (also the ones
 // an earlier, killed run left short), each read back; a node that refuses fails the task.
+// `restored` names only the nodes found off the declared value before this run.
 async function restoreAfterForming(run: FormRun, reachable: readonly NodeProbeOk[], short: ReadonlyMap<string, number>): Promise<NodeTimeoutOutcome> {
   const declared = run.opts.declaredNodeTimeout
   const formingMs = short.size > 0 ? Math.min(...short.values()) : undefined
   const drift = timeoutDrift(reachable, declared)
-  const changed = new Set([...short.keys(), ...drift.map((d) => d.addr)])
-  if (!declared || changed.size === 0) return {formingMs, restored: [], was: ''}
+  const out = {formingMs, restored: drift.map((d) => d.addr), was: driftSummary(drift)}
+  if (!declared || (short.size === 0 && drift.length === 0)) return out
   const targets = reachable.flatMap((p) => {
     const ms = declared(p.node)
     return ms === undefined ? [] : [{node: p.node, ms}]
   })
   run.log(`redis_cluster: cluster-node-timeout back to the declared value on ${targets.length} node(s)`)
   await setNodeTimeouts(run.pool, targets, run.concurrency, run.opts.password)
-  const was = new Map<number, number>()
-  for (const a of changed) {
-    const v = short.get(a) ?? drift.find((d) => d.addr === a)!.have
-    was.set(v, (was.get(v) ?? 0) + 1)
-  }
-  return {formingMs, restored: [...changed], was: [...was].map(([v, k]) => `${v} on ${k} node(s)`).join(', ')}
+  return out
 }
 
 // 1. Slots and distinct epochs, one pipeline per node, all before any MEET

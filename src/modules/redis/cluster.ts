@@ -59,6 +59,8 @@ export interface ClusterSummary {
   problems: string[]
   warnings: string[]
   commands: number
+  /** The short cluster-node-timeout a fresh formation ran under, and the nodes given the declared one back. */
+  nodeTimeout: FormResult['nodeTimeout']
   elapsedMs: number
 }
 
@@ -88,6 +90,7 @@ export function summarize(result: FormResult): ClusterSummary {
     problems: problemTexts(report.problems),
     warnings: plan.warnings,
     commands: result.commands,
+    nodeTimeout: result.nodeTimeout,
     elapsedMs: result.elapsedMs,
   }
 }
@@ -123,6 +126,11 @@ function timeoutNote(result: FormResult, check: boolean): string {
   const t = result.nodeTimeout
   if (t.restored.length === 0) return ''
   return `; ${check ? 'would restore' : 'restored'} the declared cluster-node-timeout on ${t.restored.length} node(s) (running ${t.was})`
+}
+
+function formingNote(result: FormResult): string {
+  const ms = result.nodeTimeout.formingMs
+  return ms === undefined ? '' : `, under cluster-node-timeout ${ms} until formed, then the declared value again`
 }
 
 async function scaledResult(ctx: ModuleContext, nodes: ClusterNode[], result: FormResult, scaled: ScaleResult, password: string | undefined): Promise<ItemResult> {
@@ -213,7 +221,7 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   const verb = result.action === 'formed' ? 'formed' : 'finished forming'
   return {
     status: 'changed',
-    msg: `${verb} ${planLine(result.plan)} in ${(result.elapsedMs / 1000).toFixed(1)} s (${result.commands} commands, seed ${result.plan.seed})${tail}`,
+    msg: `${verb} ${planLine(result.plan)} in ${(result.elapsedMs / 1000).toFixed(1)} s (${result.commands} commands, seed ${result.plan.seed}${formingNote(result)})${tail}`,
     data,
   }
 }
