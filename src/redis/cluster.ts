@@ -55,6 +55,8 @@ export interface FormResult {
   newNodes: string[]
   unreachable: string[]
   nodeTimeout: NodeTimeoutOutcome
+  /** Found formed: the probe round `report` was judged from, for the scaling step to start from (nothing was written to the cluster since). */
+  probes?: NodeProbe[]
   elapsedMs: number
 }
 
@@ -214,7 +216,17 @@ async function formReached(run: FormRun, reached: Reached): Promise<FormResult> 
   if (run.opts.check) {
     if (steps.total === 0) run.log(`cluster already formed: ${before.masters.length} masters, ${before.replicas.length} replicas`)
     const nodeTimeout = await restoreDrift(run, reachable)
-    return result(run, {changed: steps.total > 0 || nodeTimeout.restored.length > 0, action, commands: steps.total, plan, report: before, newNodes: [], unreachable, nodeTimeout})
+    return result(run, {
+      changed: steps.total > 0 || nodeTimeout.restored.length > 0,
+      action,
+      commands: steps.total,
+      plan,
+      report: before,
+      newNodes: [],
+      unreachable,
+      nodeTimeout,
+      probes: reached.probes,
+    })
   }
   const short = state.fresh ? shortTimeouts(run, reachable) : new Map<string, number>()
   const {sent, report, nodeTimeout} = await applySteps(run, plan, reachable, steps, short)
@@ -261,6 +273,7 @@ async function settleFormed(run: FormRun, reached: Reached, report: ClusterRepor
   const {opts, log} = run
   const pending = (r: ClusterReport) => settlePending(r, opts.allowPartial)
   let settled = report
+  let probes = reached.probes
   if (!opts.check && pending(report).length > 0) {
     log(`redis_cluster: cluster formed but not settled yet (${pending(report)[0]}): waiting`)
     await waitFor(
@@ -268,7 +281,8 @@ async function settleFormed(run: FormRun, reached: Reached, report: ClusterRepor
       opts.signal,
       run.nodes.length,
       async () => {
-        settled = buildClusterReport(await probeAll(run.pool, run.nodes, run.concurrency))
+        probes = await probeAll(run.pool, run.nodes, run.concurrency)
+        settled = buildClusterReport(probes)
         return pending(settled)
       },
       'the cluster to settle',
@@ -283,7 +297,7 @@ async function settleFormed(run: FormRun, reached: Reached, report: ClusterRepor
   }
   log(`cluster already formed: ${settled.masters.length} masters, ${settled.replicas.length} replicas${settled.newNodes.length ? `, ${settled.newNodes.length} new node(s) left alone` : ''}`)
   const nodeTimeout = await restoreDrift(run, reached.probes)
-  return result(run, {changed: false, action: 'none', commands: 0, plan: reached.plan, report: settled, newNodes: settled.newNodes, unreachable: reached.unreachable, nodeTimeout})
+  return result(run, {changed: false, action: 'none', commands: 0, plan: reached.plan, report: settled, newNodes: settled.newNodes, unreachable: reached.unreachable, nodeTimeout, probes})
 }
 
 // The formation proper, phase by phase; returns the commands sent, the agreed report and

@@ -179,6 +179,8 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
       log: (msg) => ctx.log(msg),
       signal: ctx.signal,
       timeoutMs: timeoutSec === undefined ? undefined : timeoutSec * 1000,
+      // The formation's probe round, just taken: not asked again.
+      probes: result.probes,
     })
     if (scaled.changed) return scaledResult(ctx, nodes, result, scaled, password)
     if (scaled.skipped) scaleNote = `; scaling skipped: ${scaled.skipped}`
