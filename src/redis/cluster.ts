@@ -5,7 +5,7 @@ import {resolveIp} from './inventory-nodes.js'
 import {CLUSTER_SLOTS, NodeIds, digestClusterNodes, rangesToString} from './nodes.js'
 import {planCluster, nodeAddr, type ClusterNode, type ClusterPlan} from './plan.js'
 import {NodePool, describeRedisError, infoAll, probeAll} from './pool.js'
-import {driftProblems, driftSummary, formingNodeTimeoutMs, freshNode, meetPairs, setNodeTimeouts, timeoutDrift, type DeclaredTimeout} from './node-timeout.js'
+import {driftProblems, driftSummary, formingNodeTimeoutMs, freshMeets, freshNode, meetPairs, setNodeTimeouts, timeoutDrift, type DeclaredTimeout} from './node-timeout.js'
 import {buildClusterReport, leftOut, probeOk, problemTexts, type ClusterReport, type NodeProbe, type NodeProbeOk} from './status.js'
 
 // Forming and checking a Redis Cluster from the controller with plain per-node
@@ -173,7 +173,8 @@ async function reach(run: FormRun, plan: ClusterPlan): Promise<Reached | FormRes
     return result(run, {
       changed: true,
       action: 'formed',
-      commands: freshCommands(plan),
+      // The mesh MEETs every pair, not every node the seed (freshCommands counts those).
+      commands: freshCommands(plan) - (plan.masters.length + plan.replicas.length - 1) + freshMeets(plan.masters.length + plan.replicas.length),
       plan,
       report: buildClusterReport(probes),
       newNodes: [],
@@ -219,7 +220,7 @@ async function formReached(run: FormRun, reached: Reached): Promise<FormResult> 
     return result(run, {
       changed: steps.total > 0 || nodeTimeout.restored.length > 0,
       action,
-      commands: steps.total,
+      commands: state.fresh ? steps.total - steps.meet.length + freshMeets(reachable.length) : steps.total,
       plan,
       report: before,
       newNodes: [],
@@ -229,7 +230,12 @@ async function formReached(run: FormRun, reached: Reached): Promise<FormResult> 
     })
   }
   const short = state.fresh ? shortTimeouts(run, reachable) : new Map<string, number>()
-  const {sent, report, nodeTimeout} = await applySteps(run, plan, reachable, steps, short)
+  const {sent, report, nodeTimeout} = await applySteps(run, plan, reachable, steps, short).catch(async (error) => {
+    // A formation that fails (or is interrupted) leaves no node on the short value if it can
+    // help it; what it cannot reach now, the next run finds and restores.
+    if (short.size > 0) await undoShort(run, reachable, short)
+    throw error
+  })
   run.log(`redis_cluster: ${plan.masters.length} masters, ${plan.replicas.length} replicas ready in ${((Date.now() - run.started) / 1000).toFixed(1)} s`)
   return result(run, {changed: sent > 0, action, commands: sent, plan, report, newNodes: [], unreachable, nodeTimeout})
 }
@@ -341,6 +347,15 @@ async function restoreAfterForming(run: FormRun, reachable: readonly NodeProbeOk
   return out
 }
 
+async function undoShort(run: FormRun, reachable: readonly NodeProbeOk[], short: ReadonlyMap<string, number>): Promise<void> {
+  const declared = run.opts.declaredNodeTimeout!
+  await forEachNode(
+    reachable.filter((p) => short.has(p.addr)),
+    run.concurrency,
+    (p) => setNodeTimeouts(run.pool, [{node: p.node, ms: declared(p.node)!}], 1, run.opts.password).catch(() => {}),
+  )
+}
+
 // 1. Slots and distinct epochs, one pipeline per node, all before any MEET
 //    (SET-CONFIG-EPOCH is refused once a node knows another).
 //    Fresh nodes first take the short forming timeout, in the same pipeline (no extra round trip).
@@ -360,7 +375,8 @@ async function assignSlots(run: FormRun, steps: Steps, nodeOf: (addr: string) =>
         for (const chunk of s.addslots) pipe.call('CLUSTER', 'ADDSLOTS', ...chunk.map(String))
         if (s.epoch !== undefined) pipe.call('CLUSTER', 'SET-CONFIG-EPOCH', String(s.epoch))
         const res = (await pipe.exec()) ?? []
-        sent += res.length
+        // Counted as the cluster commands check mode reports; the CONFIG SET is not one.
+        sent += res.length - (ms === undefined ? 0 : 1)
         for (const [err] of res) if (err) throw err
       })
       .catch((error) => {
@@ -399,7 +415,11 @@ async function meetMesh(run: FormRun, reachable: readonly NodeProbeOk[], seed: s
   )
   if (pairs.length === 0) return 0
   const from = new Map<string, ClusterNode[]>()
-  for (const [a, b] of pairs) from.set(a, [...(from.get(a) ?? []), byAddr.get(b)!])
+  for (const [a, b] of pairs) {
+    const list = from.get(a) ?? []
+    list.push(byAddr.get(b)!)
+    from.set(a, list)
+  }
   const ips = new Map<ClusterNode, string>()
   for (const p of reachable) ips.set(p.node, await resolveIp(p.node.ip, p.node.host))
   run.log(`redis_cluster: ${pairs.length} MEET(s) among ${reachable.length} node(s)`)

@@ -76,6 +76,12 @@ export function meetPairs(addrs: readonly string[], seed: string): Array<[string
   return out
 }
 
+/** How many MEETs meetPairs sends for N fresh nodes (what check mode counts). */
+export function freshMeets(n: number): number {
+  if (n <= MESH_MAX) return (n * (n - 1)) / 2
+  return (MESH_SEEDS * (MESH_SEEDS - 1)) / 2 + (n - MESH_SEEDS) * MESH_SEEDS
+}
+
 /** The declared cluster-node-timeout of a node (from its host's variables), undefined when not known. */
 export type DeclaredTimeout = (node: ClusterNode) => number | undefined
 
@@ -113,7 +119,7 @@ export function driftProblems(drift: readonly TimeoutDrift[]): ClusterProblem[] 
   const shown = drift.slice(0, 10).map((d) => ({
     kind: 'node-timeout' as const,
     node: d.addr,
-    text: `${d.addr} (host ${d.node.host}) runs with cluster-node-timeout ${d.have}, declared ${d.want} (a formation interrupted before restoring it): run up to restore it`,
+    text: `${d.addr} (host ${d.node.host}) runs with cluster-node-timeout ${d.have}, declared ${d.want} (a formation interrupted before restoring it, or a change not applied yet): run up to restore it`,
   }))
   return drift.length > 10 ? [...shown, {kind: 'node-timeout', text: `… and ${drift.length - 10} more node(s) with a cluster-node-timeout other than declared`}] : shown
 }

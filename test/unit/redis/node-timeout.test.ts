@@ -10,6 +10,7 @@ import {
   driftProblems,
   driftSummary,
   formingNodeTimeoutMs,
+  freshMeets,
   freshNode,
   meetPairs,
   timeoutDrift,
@@ -81,6 +82,7 @@ describe('meetPairs: who MEETs whom on a fresh formation', () => {
     )
     const at = meetPairs(addrs(MESH_MAX), addrs(MESH_MAX)[0])
     assert.equal(at.length, (MESH_MAX * (MESH_MAX - 1)) / 2)
+    for (const n of [1, 2, 20, MESH_MAX, MESH_MAX + 1, 1000]) assert.equal(freshMeets(n), meetPairs(addrs(n), addrs(n)[0]).length, `${n} nodes`)
   })
 
   it('above MESH_MAX: every node MEETs the same MESH_SEEDS seeds (the planned seed among them), which MEET each other', () => {
