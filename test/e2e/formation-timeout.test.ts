@@ -65,67 +65,75 @@ describe(`formation under a short cluster-node-timeout on Redis ${redisVersion()
     assert.deepEqual(new Set(await states()), new Set(['ok']))
   })
 
-  it('(b) a controller killed mid-formation: up --check and status report the short timeout, up restores it', async () => {
-    // Fresh again: no keys were written, so every node may be reset.
-    await withNodes((r) => r.call('CLUSTER', 'RESET', 'HARD'))
-    const run = startCli(['up', '-i', inv, ...redisArgs(), '--tags', 'cluster', '--json'], {timeoutMs: 600_000})
-    // The trigger: the first node that reports the short value (set in the same pipeline
-    // as its slots, seconds before the restore) means the formation is under way.
-    let seen = ''
-    const watchers = nodes().map((n) => {
-      const c = new Redis({host: n.host, port: n.port, maxRetriesPerRequest: 1})
-      c.on('error', () => {})
-      return c
-    })
-    let ended = false
-    void run.result.then(() => (ended = true))
-    try {
-      while (!seen && !ended) {
-        const vals = await Promise.all(
-          watchers.map((c) =>
-            c.call('CONFIG', 'GET', 'cluster-node-timeout').then(
-              (v) => (v as string[])[1],
-              () => '',
+  // Two moments: right after the first node took the short value (the others still fresh),
+  // and once every node has it (the formation past its slots, meeting or waiting).
+  for (const trigger of ['first', 'all'] as const) {
+    it(`(b, ${trigger}) a controller killed mid-formation: up --check and status report the short timeout, up restores it`, async () => {
+      // Fresh again: no keys were written, so every node may be reset.
+      await withNodes((r) => r.call('CLUSTER', 'RESET', 'HARD'))
+      const run = startCli(['up', '-i', inv, ...redisArgs(), '--tags', 'cluster', '--json'], {timeoutMs: 600_000})
+      // The trigger: nodes reporting the short value (set in the same pipeline as their
+      // slots, a second or more before the restore) mean the formation is under way.
+      let seen = ''
+      const watchers = nodes().map((n) => {
+        const c = new Redis({host: n.host, port: n.port, maxRetriesPerRequest: 1})
+        c.on('error', () => {})
+        return c
+      })
+      let ended = false
+      void run.result.then(() => (ended = true))
+      try {
+        while (!seen && !ended) {
+          const vals = await Promise.all(
+            watchers.map((c) =>
+              c.call('CONFIG', 'GET', 'cluster-node-timeout').then(
+                (v) => (v as string[])[1],
+                () => '',
+              ),
             ),
-          ),
-        )
-        if (vals.some((v) => v && v !== DECLARED)) {
-          run.signal('SIGKILL')
-          seen = vals.find((v) => v && v !== DECLARED)!
-        } else await sleep(5)
+          )
+          const short = vals.filter((v) => v && v !== DECLARED)
+          if (trigger === 'first' ? short.length > 0 : short.length === vals.length) {
+            run.signal('SIGKILL')
+            seen = vals.find((v) => v && v !== DECLARED)!
+          } else await sleep(5)
+        }
+      } finally {
+        for (const c of watchers) c.disconnect()
       }
-    } finally {
-      for (const c of watchers) c.disconnect()
-    }
-    const killed = await run.result
-    assert.equal(seen, '1000', `no node ever ran a short cluster-node-timeout; the run ended ${killed.code}:\n${killed.stdout.slice(-2000)}`)
-    assert.equal(killed.code, null, 'the controller was killed before it finished')
-    await sleep(500)
-    const left = (await timeouts()).filter(([, v]) => v !== DECLARED)
-    assert.ok(left.length > 0, 'the killed run left nodes on the short timeout')
+      const killed = await run.result
+      assert.equal(seen, '1000', `no node ever ran a short cluster-node-timeout; the run ended ${killed.code}:\n${killed.stdout.slice(-2000)}`)
+      assert.equal(killed.code, null, 'the controller was killed before it finished')
+      await sleep(500)
+      const left = (await timeouts()).filter(([, v]) => v !== DECLARED)
+      assert.ok(left.length > 0, 'the killed run left nodes on the short timeout')
+      console.log(`# killed (${trigger}): ${left.length} node(s) left on ${seen}; states ${(await states()).join(',')}`)
 
-    const check = await up('--check')
-    const ct = clusterTask(check)
-    assert.match(ct?.msg ?? '', /would restore the declared cluster-node-timeout on \d+ node\(s\) \(running 1000 on \d+ node\(s\)\)/, show(check))
-    assert.equal((await timeouts()).filter(([, v]) => v !== DECLARED).length >= left.length, true, 'check mode changed nothing')
+      const check = await up('--check')
+      const ct = clusterTask(check)
+      assert.match(ct?.msg ?? '', /would restore the declared cluster-node-timeout on \d+ node\(s\) \(running 1000 on \d+ node\(s\)\)/, show(check))
+      assert.equal((await timeouts()).filter(([, v]) => v !== DECLARED).length >= left.length, true, 'check mode changed nothing')
 
-    const st = await cli(['status', '-i', inv, '--json'], {timeoutMs: 60_000})
-    assert.notEqual(st.code, 0, show(st))
-    const problems = (st.json?.problems ?? []) as string[]
-    for (const [addr] of left)
-      assert.ok(
-        problems.some((p) => p.includes(addr) && /cluster-node-timeout 1000, declared 6000/.test(p)),
-        `status does not name ${addr}: ${problems.join('; ')}`,
-      )
+      const st = await cli(['status', '-i', inv, '--json'], {timeoutMs: 60_000})
+      assert.notEqual(st.code, 0, show(st))
+      const problems = (st.json?.problems ?? []) as string[]
+      for (const [addr] of left)
+        assert.ok(
+          problems.some((p) => p.includes(addr) && /cluster-node-timeout 1000, declared 6000/.test(p)),
+          `status does not name ${addr}: ${problems.join('; ')}`,
+        )
 
-    const fix = await up()
-    assert.equal(fix.code, 0, show(fix))
-    const ft = clusterTask(fix)
-    assert.equal(ft?.status, 'changed')
-    assert.match(ft?.msg ?? '', /restored the declared cluster-node-timeout on \d+ node\(s\)/, show(fix))
-    for (const [addr, v] of await timeouts()) assert.equal(v, DECLARED, `${addr} runs cluster-node-timeout ${v}`)
-    assert.deepEqual(new Set(await states()), new Set(['ok']))
-    const after = await cli(['status', '-i', inv, '--json'], {timeoutMs: 60_000})
-    assert.equal(after.code, 0, show(after))
-  })
+      console.log(`# up --check: ${ct?.msg}`)
+      const fix = await up()
+      assert.equal(fix.code, 0, show(fix))
+      const ft = clusterTask(fix)
+      assert.equal(ft?.status, 'changed')
+      assert.match(ft?.msg ?? '', /restored the declared cluster-node-timeout on \d+ node\(s\)/, show(fix))
+      console.log(`# up: ${ft?.msg}`)
+      for (const [addr, v] of await timeouts()) assert.equal(v, DECLARED, `${addr} runs cluster-node-timeout ${v}`)
+      assert.deepEqual(new Set(await states()), new Set(['ok']))
+      const after = await cli(['status', '-i', inv, '--json'], {timeoutMs: 60_000})
+      assert.equal(after.code, 0, show(after))
+    })
+  }
 })
