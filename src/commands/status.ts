@@ -4,6 +4,7 @@ import {connectionFlags, extraVarsFlag, redisFlags} from '../cli/flags.js'
 import {redisTarget} from '../cli/redis-target.js'
 import {EXIT} from '../errors.js'
 import {checkCluster} from '../redis/cluster.js'
+import {declaredNodeTimeouts} from '../redis/node-timeout.js'
 import {type ClusterReport, problemTexts, renderClusterReport} from '../redis/status.js'
 
 // --json prints problems as text, as before they were typed.
@@ -20,8 +21,8 @@ export default class Status extends BaseCommand<StatusJson> {
 
   protected async work(): Promise<Outcome<StatusJson>> {
     const {flags} = await this.parse(Status)
-    const {nodes, password} = await redisTarget(flags, sshOptions(flags))
-    const report = await checkCluster(nodes, {password})
+    const {hosts, nodes, password} = await redisTarget(flags, sshOptions(flags))
+    const report = await checkCluster(nodes, {password, declaredNodeTimeout: declaredNodeTimeouts(hosts)})
     return {result: {...report, problems: problemTexts(report.problems)}, exitCode: report.ok ? EXIT.ok : EXIT.failed, text: renderClusterReport(report)}
   }
 }

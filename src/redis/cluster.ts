@@ -5,6 +5,7 @@ import {resolveIp} from './inventory-nodes.js'
 import {CLUSTER_SLOTS, NodeIds, digestClusterNodes, rangesToString} from './nodes.js'
 import {planCluster, nodeAddr, type ClusterNode, type ClusterPlan} from './plan.js'
 import {NodePool, describeRedisError, infoAll, probeAll} from './pool.js'
+import {driftProblems, driftSummary, formingNodeTimeoutMs, freshMeets, freshNode, meetPairs, setNodeTimeouts, timeoutDrift, type DeclaredTimeout} from './node-timeout.js'
 import {buildClusterReport, leftOut, probeOk, problemTexts, type ClusterReport, type NodeProbe, type NodeProbeOk} from './status.js'
 
 // Forming and checking a Redis Cluster from the controller with plain per-node
@@ -23,6 +24,8 @@ export interface ClusterOptions {
   concurrency?: number
   connectTimeoutMs?: number
   signal?: AbortSignal
+  /** Each node's declared cluster-node-timeout: a runtime value that differs is reported (status) or restored (formCluster). */
+  declaredNodeTimeout?: DeclaredTimeout
 }
 
 export interface FormOptions extends ClusterOptions {
@@ -51,7 +54,19 @@ export interface FormResult {
   report: ClusterReport
   newNodes: string[]
   unreachable: string[]
+  nodeTimeout: NodeTimeoutOutcome
+  /** Found formed: the probe round `report` was judged from, for the scaling step to start from (nothing was written to the cluster since). */
+  probes?: NodeProbe[]
   elapsedMs: number
+}
+
+export interface NodeTimeoutOutcome {
+  /** The short cluster-node-timeout fresh nodes were formed under (node-timeout.ts), when they were. */
+  formingMs?: number
+  /** Nodes given their declared value back after running another (check mode: that would be). */
+  restored: string[]
+  /** What those ran before, e.g. "1000 on 8 node(s)". */
+  was: string
 }
 
 // Default wait scales with the fleet: gossip needs more rounds to reach 1000 nodes than 6.
@@ -68,7 +83,10 @@ const NODE_DOWN_MS = 10_000
 export async function checkCluster(nodes: readonly ClusterNode[], opts: ClusterOptions = {}): Promise<ClusterReport> {
   const pool = new NodePool({password: opts.password, connectTimeoutMs: opts.connectTimeoutMs ?? 5000})
   try {
-    return buildClusterReport(await probeAll(pool, nodes, opts.concurrency ?? DEFAULT_CONCURRENCY))
+    const probes = await probeAll(pool, nodes, opts.concurrency ?? DEFAULT_CONCURRENCY)
+    const report = buildClusterReport(probes)
+    const drift = driftProblems(timeoutDrift(probes, opts.declaredNodeTimeout))
+    return drift.length === 0 ? report : {...report, ok: false, problems: [...report.problems, ...drift]}
   } finally {
     await pool.closeAll()
   }
@@ -118,8 +136,25 @@ export async function formCluster(nodes: readonly ClusterNode[], plan: ClusterPl
   }
 }
 
-function result(run: FormRun, r: Omit<FormResult, 'elapsedMs'>): FormResult {
-  return {...r, elapsedMs: Date.now() - run.started}
+function result(run: FormRun, r: Omit<FormResult, 'elapsedMs' | 'nodeTimeout'> & {nodeTimeout?: NodeTimeoutOutcome}): FormResult {
+  return {...r, nodeTimeout: r.nodeTimeout ?? {restored: [], was: ''}, elapsedMs: Date.now() - run.started}
+}
+
+// Nodes left on another cluster-node-timeout than declared (a run killed between the
+// formation's CONFIG SET and its restore) get the declared one back, read back to check;
+// check mode only says which would.
+async function restoreDrift(run: FormRun, probes: readonly NodeProbe[]): Promise<NodeTimeoutOutcome> {
+  const drift = timeoutDrift(probes, run.opts.declaredNodeTimeout)
+  const out = {restored: drift.map((d) => d.addr), was: driftSummary(drift)}
+  if (drift.length === 0 || run.opts.check) return out
+  run.log(`redis_cluster: restoring the declared cluster-node-timeout on ${drift.length} node(s) (now ${out.was})`)
+  await setNodeTimeouts(
+    run.pool,
+    drift.map((d) => ({node: d.node, ms: d.want})),
+    run.concurrency,
+    run.opts.password,
+  )
+  return out
 }
 
 // Probe every node; unreachable ones fail the call unless allowPartial (then the plan is
@@ -138,7 +173,8 @@ async function reach(run: FormRun, plan: ClusterPlan): Promise<Reached | FormRes
     return result(run, {
       changed: true,
       action: 'formed',
-      commands: freshCommands(plan),
+      // The mesh MEETs every pair, not every node the seed (freshCommands counts those).
+      commands: freshCommands(plan) - (plan.masters.length + plan.replicas.length - 1) + freshMeets(plan.masters.length + plan.replicas.length),
       plan,
       report: buildClusterReport(probes),
       newNodes: [],
@@ -180,11 +216,41 @@ async function formReached(run: FormRun, reached: Reached): Promise<FormResult> 
   if (!run.opts.check && steps.total === 0) return await settleFormed(run, reached, before)
   if (run.opts.check) {
     if (steps.total === 0) run.log(`cluster already formed: ${before.masters.length} masters, ${before.replicas.length} replicas`)
-    return result(run, {changed: steps.total > 0, action, commands: steps.total, plan, report: before, newNodes: [], unreachable})
+    const nodeTimeout = await restoreDrift(run, reachable)
+    return result(run, {
+      changed: steps.total > 0 || nodeTimeout.restored.length > 0,
+      action,
+      commands: state.fresh ? steps.total - steps.meet.length + freshMeets(reachable.length) : steps.total,
+      plan,
+      report: before,
+      newNodes: [],
+      unreachable,
+      nodeTimeout,
+      probes: reached.probes,
+    })
   }
-  const {sent, report} = await applySteps(run, plan, reachable, steps)
+  const short = state.fresh ? shortTimeouts(run, reachable) : new Map<string, number>()
+  const {sent, report, nodeTimeout} = await applySteps(run, plan, reachable, steps, short).catch(async (error) => {
+    // A formation that fails (or is interrupted) leaves no node on the short value if it can
+    // help it; what it cannot reach now, the next run finds and restores.
+    if (short.size > 0) await undoShort(run, reachable, short)
+    throw error
+  })
   run.log(`redis_cluster: ${plan.masters.length} masters, ${plan.replicas.length} replicas ready in ${((Date.now() - run.started) / 1000).toFixed(1)} s`)
-  return result(run, {changed: sent > 0, action, commands: sent, plan, report, newNodes: [], unreachable})
+  return result(run, {changed: sent > 0, action, commands: sent, plan, report, newNodes: [], unreachable, nodeTimeout})
+}
+
+// Fresh nodes (node-timeout.ts: alone, empty) and the short timeout each forms under;
+// nodes whose declared value is not known, or not longer, keep theirs.
+function shortTimeouts(run: FormRun, reachable: readonly NodeProbeOk[]): Map<string, number> {
+  const declared = run.opts.declaredNodeTimeout
+  const out = new Map<string, number>()
+  if (!declared) return out
+  for (const p of reachable) {
+    const ms = freshNode(p) ? formingNodeTimeoutMs(reachable.length, declared(p.node)) : undefined
+    if (ms !== undefined) out.set(p.addr, ms)
+  }
+  return out
 }
 
 // A cluster that is not this plan's formation: refuse strays and mixed clusters, else
@@ -213,6 +279,7 @@ async function settleFormed(run: FormRun, reached: Reached, report: ClusterRepor
   const {opts, log} = run
   const pending = (r: ClusterReport) => settlePending(r, opts.allowPartial)
   let settled = report
+  let probes = reached.probes
   if (!opts.check && pending(report).length > 0) {
     log(`redis_cluster: cluster formed but not settled yet (${pending(report)[0]}): waiting`)
     await waitFor(
@@ -220,7 +287,8 @@ async function settleFormed(run: FormRun, reached: Reached, report: ClusterRepor
       opts.signal,
       run.nodes.length,
       async () => {
-        settled = buildClusterReport(await probeAll(run.pool, run.nodes, run.concurrency))
+        probes = await probeAll(run.pool, run.nodes, run.concurrency)
+        settled = buildClusterReport(probes)
         return pending(settled)
       },
       'the cluster to settle',
@@ -234,39 +302,81 @@ async function settleFormed(run: FormRun, reached: Reached, report: ClusterRepor
     })
   }
   log(`cluster already formed: ${settled.masters.length} masters, ${settled.replicas.length} replicas${settled.newNodes.length ? `, ${settled.newNodes.length} new node(s) left alone` : ''}`)
-  return result(run, {changed: false, action: 'none', commands: 0, plan: reached.plan, report: settled, newNodes: settled.newNodes, unreachable: reached.unreachable})
+  const nodeTimeout = await restoreDrift(run, reached.probes)
+  return result(run, {changed: false, action: 'none', commands: 0, plan: reached.plan, report: settled, newNodes: settled.newNodes, unreachable: reached.unreachable, nodeTimeout, probes})
 }
 
-// The formation proper, phase by phase; returns the commands sent and the agreed report.
-async function applySteps(run: FormRun, plan: ClusterPlan, reachable: readonly NodeProbeOk[], steps: Steps): Promise<{sent: number; report: ClusterReport}> {
+// The formation proper, phase by phase; returns the commands sent, the agreed report and
+// what became of the nodes' cluster-node-timeout.
+async function applySteps(
+  run: FormRun,
+  plan: ClusterPlan,
+  reachable: readonly NodeProbeOk[],
+  steps: Steps,
+  short: ReadonlyMap<string, number>,
+): Promise<{sent: number; report: ClusterReport; nodeTimeout: NodeTimeoutOutcome}> {
   const byAddr = new Map(reachable.map((p) => [p.addr, p]))
   const nodeOf = (addr: string) => byAddr.get(addr)!.node
-  let sent = await assignSlots(run, steps, nodeOf)
+  let sent = await assignSlots(run, steps, nodeOf, short)
   checkAbort(run.opts.signal)
-  sent += await meetSeed(run, steps, nodeOf)
+  const fresh = reachable.every((p) => p.view.lines === 1)
+  sent += fresh ? await meetMesh(run, reachable, steps.meetTarget) : await meetSeed(run, steps, nodeOf)
   sent += await awaitKnown(run, reachable)
   sent += await attachReplicas(run, reachable, steps, nodeOf)
   const report = await awaitAgreement(run, plan, reachable)
+  const nodeTimeout = await restoreAfterForming(run, reachable, short)
   await awaitSync(run, plan, reachable, nodeOf)
-  return {sent, report}
+  return {sent, report, nodeTimeout}
+}
+
+// cluster_state:ok on every node: the declared timeout back on all of them (also the ones
+// an earlier, killed run left short), each read back; a node that refuses fails the task.
+// `restored` names only the nodes found off the declared value before this run.
+async function restoreAfterForming(run: FormRun, reachable: readonly NodeProbeOk[], short: ReadonlyMap<string, number>): Promise<NodeTimeoutOutcome> {
+  const declared = run.opts.declaredNodeTimeout
+  const formingMs = short.size > 0 ? Math.min(...short.values()) : undefined
+  const drift = timeoutDrift(reachable, declared)
+  const out = {formingMs, restored: drift.map((d) => d.addr), was: driftSummary(drift)}
+  if (!declared || (short.size === 0 && drift.length === 0)) return out
+  const targets = reachable.flatMap((p) => {
+    const ms = declared(p.node)
+    return ms === undefined ? [] : [{node: p.node, ms}]
+  })
+  run.log(`redis_cluster: cluster-node-timeout back to the declared value on ${targets.length} node(s)`)
+  await setNodeTimeouts(run.pool, targets, run.concurrency, run.opts.password)
+  return out
+}
+
+async function undoShort(run: FormRun, reachable: readonly NodeProbeOk[], short: ReadonlyMap<string, number>): Promise<void> {
+  const declared = run.opts.declaredNodeTimeout!
+  await forEachNode(
+    reachable.filter((p) => short.has(p.addr)),
+    run.concurrency,
+    (p) => setNodeTimeouts(run.pool, [{node: p.node, ms: declared(p.node)!}], 1, run.opts.password).catch(() => {}),
+  )
 }
 
 // 1. Slots and distinct epochs, one pipeline per node, all before any MEET
 //    (SET-CONFIG-EPOCH is refused once a node knows another).
-async function assignSlots(run: FormRun, steps: Steps, nodeOf: (addr: string) => ClusterNode): Promise<number> {
+//    Fresh nodes first take the short forming timeout, in the same pipeline (no extra round trip).
+async function assignSlots(run: FormRun, steps: Steps, nodeOf: (addr: string) => ClusterNode, short: ReadonlyMap<string, number>): Promise<number> {
   const setup = [...steps.setup]
   if (setup.length === 0) return 0
   let sent = 0
-  run.log(`redis_cluster: assigning slots and config epochs on ${setup.length} node(s)`)
+  const forming = short.size > 0 ? `, cluster-node-timeout ${Math.min(...short.values())} on ${short.size} fresh node(s) until formed` : ''
+  run.log(`redis_cluster: assigning slots and config epochs on ${setup.length} node(s)${forming}`)
   await forEachNode(setup, run.concurrency, async ([addr, s]) => {
     const node = nodeOf(addr)
     await run.pool
       .run(node, async (r) => {
         const pipe = r.pipeline()
+        const ms = short.get(addr)
+        if (ms !== undefined) pipe.call('CONFIG', 'SET', 'cluster-node-timeout', String(ms))
         for (const chunk of s.addslots) pipe.call('CLUSTER', 'ADDSLOTS', ...chunk.map(String))
         if (s.epoch !== undefined) pipe.call('CLUSTER', 'SET-CONFIG-EPOCH', String(s.epoch))
         const res = (await pipe.exec()) ?? []
-        sent += res.length
+        // Counted as the cluster commands check mode reports; the CONFIG SET is not one.
+        sent += res.length - (ms === undefined ? 0 : 1)
         for (const [err] of res) if (err) throw err
       })
       .catch((error) => {
@@ -291,6 +401,42 @@ async function meetSeed(run: FormRun, steps: Steps, nodeOf: (addr: string) => Cl
         throw nodeError(node, `CLUSTER MEET ${seedIp} ${seed.port} failed: ${describeRedisError(error, run.opts.password)}`)
       })
     sent++
+  })
+  return sent
+}
+
+// 2'. A fresh formation: nodes MEET each other directly (meetPairs: every pair up to
+//     MESH_MAX nodes, else several seeds), one pipeline per sending node.
+async function meetMesh(run: FormRun, reachable: readonly NodeProbeOk[], seed: string): Promise<number> {
+  const byAddr = new Map(reachable.map((p) => [p.addr, p.node]))
+  const pairs = meetPairs(
+    reachable.map((p) => p.addr),
+    seed,
+  )
+  if (pairs.length === 0) return 0
+  const from = new Map<string, ClusterNode[]>()
+  for (const [a, b] of pairs) {
+    const list = from.get(a) ?? []
+    list.push(byAddr.get(b)!)
+    from.set(a, list)
+  }
+  const ips = new Map<ClusterNode, string>()
+  for (const p of reachable) ips.set(p.node, await resolveIp(p.node.ip, p.node.host))
+  run.log(`redis_cluster: ${pairs.length} MEET(s) among ${reachable.length} node(s)`)
+  let sent = 0
+  await forEachNode([...from], run.concurrency, async ([addr, peers]) => {
+    const node = byAddr.get(addr)!
+    await run.pool
+      .run(node, async (r) => {
+        const pipe = r.pipeline()
+        for (const o of peers) pipe.call('CLUSTER', 'MEET', ips.get(o)!, String(o.port))
+        const res = (await pipe.exec()) ?? []
+        sent += res.length
+        for (const [err] of res) if (err) throw err
+      })
+      .catch((error) => {
+        throw nodeError(node, `CLUSTER MEET failed: ${describeRedisError(error, run.opts.password)}`)
+      })
   })
   return sent
 }

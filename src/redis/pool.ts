@@ -128,9 +128,14 @@ export async function probeAll(pool: NodePool, nodes: readonly ClusterNode[], co
     const addr = nodeAddr(node)
     try {
       return await pool.run(node, async (r) => {
-        const res = (await r.pipeline().call('CLUSTER', 'INFO').call('CLUSTER', 'NODES').dbsize().exec()) ?? []
-        for (const [err] of res) if (err) throw err
-        return probeFromText(node, addr, parseClusterInfo(String(res[0][1])), String(res[1][1]), Number(res[2][1]), ids, keep)
+        // The runtime cluster-node-timeout rides along (no extra round trip): a formation
+        // that died before restoring it shows here. CONFIG may be renamed away: not judged then.
+        const res = (await r.pipeline().call('CLUSTER', 'INFO').call('CLUSTER', 'NODES').dbsize().call('CONFIG', 'GET', 'cluster-node-timeout').exec()) ?? []
+        for (const [err] of res.slice(0, 3)) if (err) throw err
+        const probe = probeFromText(node, addr, parseClusterInfo(String(res[0][1])), String(res[1][1]), Number(res[2][1]), ids, keep)
+        const nt = res[3] && !res[3][0] ? Number((res[3][1] as string[])[1]) : NaN
+        if (Number.isFinite(nt)) probe.nodeTimeoutMs = nt
+        return probe
       })
     } catch (error) {
       return {node, addr, error: describeRedisError(error)}

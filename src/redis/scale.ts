@@ -38,6 +38,8 @@ export interface ScaleOptions extends ClusterOptions {
   moveConcurrency?: number
   /** Slots per batch (default 32). */
   batchSlots?: number
+  /** A probe round of `nodes` taken just now with nothing written since (formCluster's): the first observation starts from it instead of asking every node again. */
+  probes?: readonly NodeProbe[]
 }
 
 export interface RemovedNode {
@@ -92,8 +94,9 @@ export interface Observation {
 
 // Everything the steps decide from: one probe round over the inventory, full lines for
 // every id any member knows, and the own lines of members the inventory does not list.
-async function observe(pool: NodePool, nodes: readonly ClusterNode[], concurrency: number): Promise<Observation> {
-  const probes = await probeAll(pool, nodes, concurrency)
+async function observe(pool: NodePool, nodes: readonly ClusterNode[], concurrency: number, fresh?: readonly NodeProbe[]): Promise<Observation> {
+  const usable = fresh !== undefined && fresh.length === nodes.length && fresh.every((p, i) => p.addr === nodeAddr(nodes[i]))
+  const probes = usable ? [...fresh] : await probeAll(pool, nodes, concurrency)
   const ok = probes.filter(probeOk)
   const unreachable = probes.filter((p) => !probeOk(p)).map((p) => p.addr)
   // A node importing a slot ignores the slot's new owner after a failover (Redis keeps
@@ -530,7 +533,7 @@ export async function scaleCluster(nodes: readonly ClusterNode[], opts: ScaleOpt
       result,
       started,
       twins,
-      obs: await observe(pool, nodes, concurrency),
+      obs: await observe(pool, nodes, concurrency, opts.probes),
     }
     return await scalePass(run)
   } finally {

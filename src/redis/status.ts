@@ -28,6 +28,8 @@ export interface NodeProbeOk {
    *  to explain disagreements): 1000 full views would be a million objects. */
   entries?: NodeEntry[]
   dbsize: number
+  /** Runtime cluster-node-timeout (CONFIG GET), when it could be read. */
+  nodeTimeoutMs?: number
   error?: undefined
 }
 
@@ -121,6 +123,8 @@ export type ProblemKind =
   | 'open-slot'
   /** Marked failed by the cluster. */
   | 'failed'
+  /** Runs with another cluster-node-timeout than declared (an interrupted formation's short one). */
+  | 'node-timeout'
 
 export interface ClusterProblem {
   kind: ProblemKind

@@ -206,8 +206,8 @@ describe('redis cluster on loopback', {skip: !hasRedis && 'redis-server not inst
     const r = await formCluster(nodes, plan, {check: true, timeoutMs: 20_000})
     assert.equal(r.changed, true)
     assert.equal(r.action, 'formed')
-    // 3 masters × ADDSLOTS chunks (6 of ≤1000 slots each) + 6 epochs + 5 MEETs + 3 REPLICATE.
-    assert.equal(r.commands, 3 * 6 + 6 + 5 + 3)
+    // 3 masters × ADDSLOTS chunks (6 of ≤1000 slots each) + 6 epochs + 15 MEETs (every pair of 6: the mesh) + 3 REPLICATE.
+    assert.equal(r.commands, 3 * 6 + 6 + 15 + 3)
     const report = await checkCluster(nodes)
     assert.equal(report.newNodes.length, 6)
     assert.ok(!report.ok)

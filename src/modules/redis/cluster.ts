@@ -12,6 +12,11 @@
 //   allow_data_loss bool   carry out a step that loses acknowledged writes instead of refusing
 //                          it (default false)
 //
+// Fresh nodes form under a short cluster-node-timeout (src/redis/node-timeout.ts) and get
+// their host's redis_cluster_node_timeout back once every node says cluster_state:ok; a
+// node found running another value than that (a run killed in between) gets it back too
+// (changed; check mode: "would restore").
+//
 // Nodes come from each host's variables: ports redis_port_start (default 6379) up to
 // redis_port_start + redis_count - 1 (redis_count default 100), at redis_bind when set,
 // else at the host's address (names are resolved: MEET on 5.0.x takes numeric IPs only).
@@ -32,6 +37,7 @@
 
 import {ClusterError} from '../../errors.js'
 import {defaultTimeoutMs, formCluster, type FormResult} from '../../redis/cluster.js'
+import {declaredNodeTimeouts} from '../../redis/node-timeout.js'
 import {clusterNodesFromHosts} from '../../redis/inventory-nodes.js'
 import {planCluster, type ClusterNode, type ClusterPlan} from '../../redis/plan.js'
 import {scaleCluster, scaleMessage, type ScaleResult} from '../../redis/scale.js'
@@ -53,6 +59,8 @@ export interface ClusterSummary {
   problems: string[]
   warnings: string[]
   commands: number
+  /** The short cluster-node-timeout a fresh formation ran under, and the nodes given the declared one back. */
+  nodeTimeout: FormResult['nodeTimeout']
   elapsedMs: number
 }
 
@@ -82,6 +90,7 @@ export function summarize(result: FormResult): ClusterSummary {
     problems: problemTexts(report.problems),
     warnings: plan.warnings,
     commands: result.commands,
+    nodeTimeout: result.nodeTimeout,
     elapsedMs: result.elapsedMs,
   }
 }
@@ -112,6 +121,18 @@ function clusterHosts(ctx: ModuleContext, args: Record<string, unknown>): Array<
 
 // An existing cluster that scaling changed: healthy after it, then masters back to the
 // planned spread across hosts (check mode: the layout after scaling is not known yet).
+// "; cluster-node-timeout restored on 3 node(s) (were 1000 on 3 node(s))", or '' when none was.
+function timeoutNote(result: FormResult, check: boolean): string {
+  const t = result.nodeTimeout
+  if (t.restored.length === 0) return ''
+  return `; ${check ? 'would restore' : 'restored'} the declared cluster-node-timeout on ${t.restored.length} node(s) (running ${t.was})`
+}
+
+function formingNote(result: FormResult): string {
+  const ms = result.nodeTimeout.formingMs
+  return ms === undefined ? '' : `, under cluster-node-timeout ${ms} until formed, then the declared value again`
+}
+
 async function scaledResult(ctx: ModuleContext, nodes: ClusterNode[], result: FormResult, scaled: ScaleResult, password: string | undefined): Promise<ItemResult> {
   const data = {
     ...summarize({...result, report: scaled.report, newNodes: scaled.report.newNodes}),
@@ -120,7 +141,11 @@ async function scaledResult(ctx: ModuleContext, nodes: ClusterNode[], result: Fo
   const problems = problemTexts(scaled.report.problems)
   if (!ctx.check && problems.length > 0) return {status: 'failed', msg: `scaled, but the cluster is unhealthy: ${problems.slice(0, 5).join('; ')}`, data}
   const placed = ctx.check ? undefined : await restorePlacement(nodes, scaled.report, {password, log: (msg) => ctx.log(msg), signal: ctx.signal})
-  return {status: placed?.status === 'failed' ? 'failed' : 'changed', msg: `${scaleMessage(scaled, ctx.check)}${placed?.msg ? `; ${placed.msg}` : ''}`, data: {...data, placement: placed}}
+  return {
+    status: placed?.status === 'failed' ? 'failed' : 'changed',
+    msg: `${scaleMessage(scaled, ctx.check)}${placed?.msg ? `; ${placed.msg}` : ''}${timeoutNote(result, ctx.check)}`,
+    data: {...data, placement: placed},
+  }
 }
 
 async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promise<ItemResult> {
@@ -140,6 +165,7 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
     allowPartial: args.allow_partial === true,
     log: (msg) => ctx.log(msg),
     signal: ctx.signal,
+    declaredNodeTimeout: declaredNodeTimeouts(hosts),
   })
   let scaleNote = ''
   if (result.action === 'none') {
@@ -153,6 +179,8 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
       log: (msg) => ctx.log(msg),
       signal: ctx.signal,
       timeoutMs: timeoutSec === undefined ? undefined : timeoutSec * 1000,
+      // The formation's probe round, just taken: not asked again.
+      probes: result.probes,
     })
     if (scaled.changed) return scaledResult(ctx, nodes, result, scaled, password)
     if (scaled.skipped) scaleNote = `; scaling skipped: ${scaled.skipped}`
@@ -167,7 +195,7 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
         : `${result.unreachable.length} unreachable node(s) left out`
       : '',
   ].filter(Boolean)
-  const tail = extras.length ? `; ${extras.join(', ')}` : ''
+  const tail = (extras.length ? `; ${extras.join(', ')}` : '') + timeoutNote(result, ctx.check)
 
   if (result.action === 'none') {
     // Found formed: healthy is ok; anything `check` would complain about fails the task
@@ -181,11 +209,12 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
       return {status: 'ok', msg: `cluster formed; would wait for ${result.unreachable.length} node(s) not reachable now to rejoin once started or let through${now ? ` (now: ${now})` : ''}`, data}
     }
     if (problems.length > 0) {
-      return {status: 'failed', msg: `cluster formed but unhealthy: ${problemTexts(problems.slice(0, 5)).join('; ')}${problems.length > 5 ? '; …' : ''}`, data}
+      return {status: 'failed', msg: `cluster formed but unhealthy: ${problemTexts(problems.slice(0, 5)).join('; ')}${problems.length > 5 ? '; …' : ''}${timeoutNote(result, ctx.check)}`, data}
     }
     const placed = await restorePlacement(nodes, result.report, {password, check: ctx.check, log: (msg) => ctx.log(msg), signal: ctx.signal})
     if (placed.status !== 'ok') return {status: placed.status, msg: placed.msg, data: {...data, placement: placed}}
-    return {status: 'ok', msg: `cluster already formed: ${summary.masters.length} masters, ${summary.replicas.length} replicas${tail}${scaleNote}`, data}
+    const status = result.nodeTimeout.restored.length > 0 ? 'changed' : 'ok'
+    return {status, msg: `cluster already formed: ${summary.masters.length} masters, ${summary.replicas.length} replicas${tail}${scaleNote}`, data}
   }
   if (ctx.check) {
     const what = result.action === 'formed' ? `would form ${planLine(result.plan)}` : `would finish an interrupted formation of ${planLine(result.plan)}`
@@ -194,7 +223,7 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   const verb = result.action === 'formed' ? 'formed' : 'finished forming'
   return {
     status: 'changed',
-    msg: `${verb} ${planLine(result.plan)} in ${(result.elapsedMs / 1000).toFixed(1)} s (${result.commands} commands, seed ${result.plan.seed})${tail}`,
+    msg: `${verb} ${planLine(result.plan)} in ${(result.elapsedMs / 1000).toFixed(1)} s (${result.commands} commands, seed ${result.plan.seed}${formingNote(result)})${tail}`,
     data,
   }
 }
