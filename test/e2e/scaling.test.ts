@@ -61,7 +61,10 @@ interface Background {
 // the moves this file times out on scale with the keys written.
 function backgroundLoad(inv: string): Background {
   let pid = 0
-  const done = cli(['load', '-i', inv, '--clients', '6', '--pipeline', '1', '--connections', '6', '--duration', '1800', '--verify', '--json'], {timeoutMs: 2_400_000, onSpawn: (p) => running.add((pid = p))})
+  const done = cli(['load', '-i', inv, '--clients', '6', '--pipeline', '1', '--connections', '6', '--duration', '1800', '--verify', '--json'], {
+    timeoutMs: 2_400_000,
+    onSpawn: (p) => running.add((pid = p)),
+  })
   void done.finally(() => running.delete(pid))
   return {
     done,
