@@ -31,6 +31,12 @@ export function loadYaml(file: string, ErrorClass: ErrorCtor = InputError, text?
   return parseYaml(src, file, ErrorClass)
 }
 
+// PyYAML, which Ansible reads with, takes yes/no/on/off/true/false as booleans but not
+// y/Y/n/N: `answer: n` is the string "n" there, and must be here.
+function pyYamlBool(test: RegExp): RegExp {
+  return new RegExp(test.source.replace(/\bY\|y\||\bN\|n\|/, ''), test.flags)
+}
+
 export function parseYaml(src: string, file: string, ErrorClass: ErrorCtor = InputError): YamlSource {
   const lineCounter = new LineCounter()
   const doc = parseDocument(src, {
@@ -38,7 +44,10 @@ export function parseYaml(src: string, file: string, ErrorClass: ErrorCtor = Inp
     lineCounter,
     prettyErrors: false,
     uniqueKeys: true,
-    customTags: (tags) => tags.filter((t) => typeof t === 'string' || ((t as {format?: string}).format !== 'TIME' && t.tag !== 'tag:yaml.org,2002:timestamp')),
+    customTags: (tags) =>
+      tags
+        .filter((t) => typeof t === 'string' || ((t as {format?: string}).format !== 'TIME' && t.tag !== 'tag:yaml.org,2002:timestamp'))
+        .map((t) => (typeof t !== 'string' && t.tag === 'tag:yaml.org,2002:bool' && t.test ? {...t, test: pyYamlBool(t.test)} : t)),
   })
   const first = doc.errors[0]
   if (first) {
