@@ -259,6 +259,9 @@ export class Parser {
         } else x = {k: 'item', o: x, i: a!, pos: t.pos}
         this.expect(']')
       } else if (this.is('(') && !t.space) {
+        // No variable holds a function: a bare name that is not a global fails here, at load,
+        // not when a host first renders it.
+        if (x.k === 'name' && !(x.n in GLOBALS)) throw unknownFunction(x.n, x.pos)
         const {args, kw} = this.args()
         x = {k: 'call', f: x, args, kw, pos: t.pos}
       } else return x
@@ -523,10 +526,19 @@ function call(n: Extract<Node, {k: 'call'}>, s: Scope): unknown {
   }
   const f = evalNode(n.f, s)
   if (f && typeof f === 'object' && '__global' in f) return GLOBALS[(f as {__global: string}).__global](args, n.pos)
-  if (n.f.k === 'name' && n.f.n === 'lookup') throw new ExprError('lookup() is not supported', n.pos, 'pass the value with -e or a variable file instead')
+  if (n.f.k === 'name') throw unknownFunction(n.f.n, n.pos)
   throw new ExprError(
     `"${pathName(n.f)}" is not a function this tool knows`,
     n.pos,
+    `functions: ${Object.keys(GLOBALS).join(', ')}; methods: ${Object.keys(METHODS).join(', ')}; filters are written x | name(args)`,
+  )
+}
+
+function unknownFunction(name: string, pos: number): ExprError {
+  if (name === 'lookup' || name === 'query' || name === 'q') return new ExprError(`${name}() is not supported`, pos, 'pass the value with -e or a variable file instead')
+  return new ExprError(
+    `"${name}" is not a function this tool knows`,
+    pos,
     `functions: ${Object.keys(GLOBALS).join(', ')}; methods: ${Object.keys(METHODS).join(', ')}; filters are written x | name(args)`,
   )
 }

@@ -140,6 +140,29 @@ describe('an Ansible project, run by baremetal (and by ansible-playbook where in
     assert.deepEqual(snapshot(), want)
   })
 
+  // What stays unsupported fails at load through the real CLI: exit 5, its file:line:col,
+  // and what to write instead; nothing runs.
+  it('every construct that stays unsupported is refused at load with its line and a fix', async () => {
+    const cases: Array<[string, string, RegExp]> = [
+      ['strategy: free', '- hosts: cache\n  strategy: free\n  tasks: []\n', /strategy "free" is not supported/],
+      ['include_role', '- hosts: cache\n  tasks:\n    - include_role: {name: kv}\n', /include_role is not supported/],
+      ['local_action', '- hosts: cache\n  tasks:\n    - local_action: command echo hi\n', /local_action/],
+      ['include_tasks with a loop', '- hosts: cache\n  tasks:\n    - include_tasks: tasks/extra.yml\n      loop: [1, 2]\n', /loop/],
+      ['lineinfile backup', '- hosts: cache\n  tasks:\n    - lineinfile: {path: /tmp/x, line: a, backup: yes}\n', /backup/],
+      ['setup gather_subset', '- hosts: cache\n  tasks:\n    - setup: {gather_subset: [network]}\n', /gather_subset/],
+      ['meta: refresh_inventory', '- hosts: cache\n  tasks:\n    - meta: refresh_inventory\n', /refresh_inventory/],
+      ['become_method: doas', '- hosts: cache\n  become: yes\n  become_method: doas\n  tasks: []\n', /doas/],
+      ['lookup()', "- hosts: cache\n  tasks:\n    - debug: {msg: \"{{ lookup('file', '/etc/hostname') }}\"}\n", /lookup/],
+    ]
+    for (const [what, text, message] of cases) {
+      writeFileSync(join(project, 'refused.yml'), text)
+      const r = await runIn(project, process.execPath, [BIN, 'run', 'refused.yml', '--syntax-check'])
+      assert.equal(r.code, 5, `${what}: ${show(r)}`)
+      assert.match(r.stderr + r.stdout, message, what)
+      assert.match(r.stderr + r.stdout, /refused\.yml:\d+:\d+/, `${what} names its file:line:col`)
+    }
+  })
+
   // Compared with the same expectation as baremetal's run: the two leave the same files.
   it('ansible-playbook on the same hosts leaves the same files', {skip: !HAVE_ANSIBLE && 'ansible-playbook is not installed (apt-get install ansible)'}, async () => {
     wipe()
