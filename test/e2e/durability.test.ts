@@ -121,9 +121,12 @@ describe(`durability on Redis ${redisVersion()}: repairs and restarts lose no ac
     await acked.assertNoneLost()
     assert.ok(st.acked > 0)
     assert.equal(after.masters.length + after.replicas.length, 12, 'its instances rejoined')
+    // Promoted by us, or (a loaded machine reaching this step past the node timeout) some or
+    // all already by Redis: never one started as the empty owner of its slots.
     const fo = byName(r, 'Dead masters failed over before they restart')[0]
     const ours = Number(/failed over (\d+) dead master/.exec(fo.msg)?.[1] ?? 0)
-    assert.ok(ours >= 1 && ours <= h.n, fo.msg)
+    if (fo.status === 'changed') assert.ok(ours >= 1 && ours <= h.n, fo.msg)
+    else assert.match(fo.msg, /safe to start: (it owns no slot|a replica)/, fo.msg)
   })
 
   it('case 8: a master whose replica is not in sync is never handed to it, and CLUSTER FAILOVER is not sent (no client pause); the task fails naming why', async () => {
