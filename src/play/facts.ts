@@ -4,6 +4,9 @@ import type {HostFacts} from '../modules/types.js'
 // lines, then the environment after a marker; parseFacts turns them into what the
 // modules need (home, cores, …) and Ansible's common facts, named as Ansible names them
 // without the ansible_ prefix (the runner exposes both ansible_x and ansible_facts.x).
+// No probe may ask DNS: `hostname -f` on a host whose resolver does not answer took 10 s,
+// on every connection of every command. The fqdn is what /etc/hosts says (the first name
+// with a dot on the hostname's line), as getfqdn finds it there.
 
 /** The fact script (POSIX sh; every probe tolerates a missing tool). */
 export const FACTS_SCRIPT = `echo "home=$HOME"
@@ -18,7 +21,7 @@ echo "kernel=$(uname -r)"
 echo "kernel_version=$(uname -v)"
 echo "nodename=$(uname -n)"
 echo "hostname=$(hostname 2>/dev/null || uname -n)"
-echo "fqdn=$(hostname -f 2>/dev/null)"
+echo "fqdn=$(awk -v h="$(hostname 2>/dev/null || uname -n)" '!/^[[:space:]]*#/ { for (i = 2; i <= NF; i++) if ($i == h) { for (j = 2; j <= NF; j++) if (index($j, ".")) { print $j; exit } print $2; exit } }' /etc/hosts 2>/dev/null)"
 echo "vcpus=$(nproc 2>/dev/null || echo 1)"
 echo "cpuinfo=$(awk -F': *' '/^physical id/{p[$2]=1} /^cpu cores/{c=$2} /^siblings/{s=$2} END{n=0; for (k in p) n++; print n "|" c "|" s}' /proc/cpuinfo 2>/dev/null)"
 echo "mem=$(awk '/^MemTotal/{t=int($2/1024)} /^MemFree/{f=int($2/1024)} /^SwapTotal/{s=int($2/1024)} END{print t "|" f "|" s}' /proc/meminfo 2>/dev/null)"
