@@ -6,7 +6,7 @@ import {Worker} from 'node:worker_threads'
 import {Histogram, type HistogramState} from './histogram.js'
 import {RangeSet, type WorkerKeys} from './keys.js'
 import {Verifier} from './verifier.js'
-import {Writer} from './writer.js'
+import {type Tally, Writer} from './writer.js'
 
 // `baremetal load`: N cluster clients, each SETting `<uuid>-<counter>` in a loop with
 // `pipeline` requests in flight (1: one at a time, like the legacy workload's processes), on
@@ -197,26 +197,13 @@ export function splitWork(o: {clients: number; sets: number; requests?: number; 
 }
 
 /** One thread's outcome, as the worker posts it back (plain data). */
-export interface ThreadResult {
-  sent: number
-  acked: number
-  failed: number
-  errors: Record<string, number>
-  redirects: Record<string, number>
+export interface ThreadResult extends Omit<Tally, 'hist'> {
   hist: HistogramState
   keys: Array<{uuid: string; ranges: Array<[number, number]>}>
 }
 
 /** The threads' outcomes as one: counts and errors added, histograms merged, every client's keys kept. */
-export function mergeThreads(parts: readonly ThreadResult[]): {
-  sent: number
-  acked: number
-  failed: number
-  errors: Record<string, number>
-  redirects: Record<string, number>
-  hist: Histogram
-  workers: WorkerKeys[]
-} {
+export function mergeThreads(parts: readonly ThreadResult[]): Tally & {workers: WorkerKeys[]} {
   const hist = new Histogram()
   const errors: Record<string, number> = {}
   const redirects: Record<string, number> = {}
