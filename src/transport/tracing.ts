@@ -1,4 +1,5 @@
-import type {ExecOptions, ExecResult, HeldCommand, Transport, TransportStats, UploadFile} from './types.js'
+import type {ExecOptions, ExecResult, HeldCommand, Transport, UploadFile} from './types.js'
+import {WrappedTransport} from './wrapped.js'
 
 // -vvv, as Ansible's: every command a module runs on the host, then its exit status and
 // output. The caller's `log` masks secrets; what is printed is cut so a 250-line script
@@ -19,27 +20,15 @@ function stdinText(stdin: string | Buffer | undefined): string | undefined {
   return text.includes('\u0000') || text.includes('\ufffd') ? `(${stdin.length} bytes of binary data)` : text
 }
 
-export class TracingTransport implements Transport {
+export class TracingTransport extends WrappedTransport {
   constructor(
-    private inner: Transport,
+    inner: Transport,
     private log: (msg: string) => void,
-  ) {}
-
-  get host(): string {
-    return this.inner.host
-  }
-  get address(): string {
-    return this.inner.address
-  }
-  get stats(): TransportStats {
-    return this.inner.stats
+  ) {
+    super(inner)
   }
 
-  connect(): Promise<void> {
-    return this.inner.connect()
-  }
-
-  async exec(command: string, opts?: ExecOptions): Promise<ExecResult> {
+  override async exec(command: string, opts?: ExecOptions): Promise<ExecResult> {
     const input = stdinText(opts?.stdin)
     this.log(`$ ${cut(command)}${input !== undefined ? `\n      stdin: ${cut(input)}` : ''}`)
     const r = await this.inner.exec(command, opts)
@@ -50,18 +39,14 @@ export class TracingTransport implements Transport {
     return r
   }
 
-  upload(files: UploadFile[]): Promise<void> {
+  override upload(files: UploadFile[]): Promise<void> {
     this.log(`upload ${files.map((f) => f.path).join(', ')}`)
     return this.inner.upload(files)
   }
 
-  putFile(localPath: string, remotePath: string, mode?: number): Promise<void> {
+  override putFile(localPath: string, remotePath: string, mode?: number): Promise<void> {
     this.log(`put ${localPath} → ${remotePath}`)
     return this.inner.putFile(localPath, remotePath, mode)
-  }
-
-  close(): Promise<void> {
-    return this.inner.close()
   }
 
   get hold(): Transport['hold'] {
