@@ -457,6 +457,10 @@ rdb_first() {
 launch() {
   # Whatever this start writes, the marker's "fresh save" no longer holds.
   rm -f "$dir/$1/${SAVED_MARKER}"
+  # A stale pidfile (of the instance that died) must go: redis-server truncates it before it
+  # writes its pid, so a read of the old pid, then a look at the mtime, takes a live start for
+  # one that "exited right after starting". Only ports nothing of ours serves get here.
+  rm -f "$dir/$1/redis.pid"
   wc -c < "$dir/$1/redis.log" > "$T/$1.off" 2>/dev/null || echo 0 > "$T/$1.off"
   if [ -f "$T/$1.rdbfirst" ]; then ( cd "$dir/$1" && exec "$bin/redis-server" ./redis.conf --appendonly no ) > "$T/$1.out" 2>&1 < /dev/null
   else ( cd "$dir/$1" && exec "$bin/redis-server" ./redis.conf ) > "$T/$1.out" 2>&1 < /dev/null; fi
