@@ -226,8 +226,10 @@ export class ViewConnections {
   /** One command; NOAUTH from an address reached without a password: again, with it (never printing it). */
   async call(addr: string, ...args: string[]): Promise<unknown> {
     let c = this.conns.get(addr)
+    // A connection that failed or closed is opened again: long users (load) outlive a restart.
+    if (c && (await c.then((r) => r.status !== 'ready', () => true))) c = undefined
     if (!c) {
-      c = this.open(addr, undefined)
+      c = this.open(addr, this.authed.has(addr) ? this.password : undefined)
       this.conns.set(addr, c)
     }
     try {
@@ -236,7 +238,7 @@ export class ViewConnections {
       const noauth = /NOAUTH|Authentication required/i.test(errText(error))
       if (!this.password || this.authed.has(addr) || !noauth) throw new Error(describeRedisError(error, this.password))
       this.authed.add(addr)
-      const old = c
+      const old: Promise<Redis> = c
       const p = this.open(addr, this.password)
       this.conns.set(addr, p)
       void old.then((r) => r.disconnect()).catch(() => {})
