@@ -236,13 +236,14 @@ export class ViewConnections {
       return await (await c).call(args[0], ...args.slice(1))
     } catch (error) {
       const noauth = /NOAUTH|Authentication required/i.test(errText(error))
-      if (!this.password || this.authed.has(addr) || !noauth) throw new Error(describeRedisError(error, this.password))
-      this.authed.add(addr)
-      const old: Promise<Redis> = c
-      const p = this.open(addr, this.password)
-      this.conns.set(addr, p)
-      void old.then((r) => r.disconnect()).catch(() => {})
-      return (await p).call(args[0], ...args.slice(1))
+      if (!this.password || !noauth) throw new Error(describeRedisError(error, this.password))
+      // Calls in parallel on one fresh connection all meet NOAUTH: the first reopens with the password, the others use that.
+      if (!this.authed.has(addr)) {
+        this.authed.add(addr)
+        this.conns.set(addr, this.open(addr, this.password))
+        void c.then((r) => r.disconnect()).catch(() => {})
+      } else if (this.conns.get(addr) === c) throw new Error(describeRedisError(error, this.password))
+      return (await this.conns.get(addr)!).call(args[0], ...args.slice(1))
     }
   }
 
