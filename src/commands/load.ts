@@ -2,11 +2,13 @@ import {Flags} from '@oclif/core'
 import {BaseCommand, type Outcome} from '../cli/base-command.js'
 import {extraVarsFlag, inventoryFlags, redisFlags} from '../cli/flags.js'
 import {redisTarget} from '../cli/redis-target.js'
+import {sentinelTarget, topologyOf} from '../cli/sentinel-target.js'
 import {EXIT, InputError} from '../errors.js'
 import {loadRecord, saveRecord, toRecord} from '../load/keys.js'
 import {loadProgressView, type LoadProgressView} from '../load/progress.js'
 import {renderLoadReport, type LoadReport} from '../load/report.js'
 import {DEFAULT_PIPELINE, DEFAULT_THREADS, runLoad, verifyKeys, type LoadResult} from '../load/run.js'
+import {type RouteSpec, sentinelRoutes} from '../load/routes.js'
 import type {ClusterNode} from '../redis/plan.js'
 
 export default class Load extends BaseCommand<LoadReport> {
@@ -41,6 +43,11 @@ Ctrl-C (or SIGTERM) stops writing and still verifies and reports; a second one e
     verify: Flags.boolean({description: 'read every acknowledged key back; exit 2 if any is lost or wrong', default: false}),
     record: Flags.string({description: 'write the acknowledged keys (uuid + counter ranges) to this file'}),
     'verify-record': Flags.string({description: 'write nothing: read back the keys of a record written by --record'}),
+    via: Flags.string({
+      description:
+        "redis_topology: sentinel only: reach each group's master through HAProxy's write frontends or by asking the Sentinels (default: haproxy when the inventory has HAProxy hosts, else sentinel). Keys map to groups by hash slot, the slots split evenly in port order",
+      options: ['haproxy', 'sentinel'],
+    }),
   }
 
   protected async work(): Promise<Outcome<LoadReport>> {
@@ -59,7 +66,7 @@ Ctrl-C (or SIGTERM) stops writing and still verifies and reports; a second one e
     try {
       const duration = flags.duration === undefined ? undefined : Number(flags.duration)
       if (duration !== undefined && !(duration > 0)) throw new InputError(`--duration must be a positive number of seconds, got ${flags.duration}`)
-      const {nodes, password} = await redisTarget(flags, {})
+      const {nodes, password, routes} = await loadTarget(flags)
       const report: LoadReport = {ok: true}
       let workers: LoadResult['workers']
       let dataSize = flags['data-size']
@@ -69,10 +76,10 @@ Ctrl-C (or SIGTERM) stops writing and still verifies and reports; a second one e
         dataSize = rec.dataSize
       } else {
         const durationMs = duration !== undefined ? duration * 1000 : flags.requests === undefined ? 10_000 : undefined
-        workers = await this.write(report, {nodes, password, durationMs, dataSize, signal: ac.signal, view}, flags)
+        workers = await this.write(report, {nodes, password, routes, durationMs, dataSize, signal: ac.signal, view}, flags)
       }
       if (flags.verify || flags['verify-record']) {
-        report.verify = await verifyKeys(nodes, workers, {password, dataSize, progress: view.verify})
+        report.verify = await verifyKeys(nodes, workers, {password, dataSize, progress: view.verify, routes})
         view.clear()
         const v = report.verify
         if (v.lost > 0 || v.wrong > 0 || v.unreadable > 0) report.ok = false
@@ -87,12 +94,13 @@ Ctrl-C (or SIGTERM) stops writing and still verifies and reports; a second one e
   // The writing phase: its summary goes into the report, its acknowledged keys are returned (and recorded with --record).
   private async write(
     report: LoadReport,
-    o: {nodes: readonly ClusterNode[]; password?: string; durationMs?: number; dataSize?: number; signal: AbortSignal; view: LoadProgressView},
+    o: {nodes: readonly ClusterNode[]; password?: string; routes?: RouteSpec; durationMs?: number; dataSize?: number; signal: AbortSignal; view: LoadProgressView},
     flags: {clients: number; pipeline: number; workers: number; connections?: number; requests?: number; record?: string},
   ): Promise<LoadResult['workers']> {
     const load = await runLoad({
       nodes: o.nodes,
       password: o.password,
+      routes: o.routes,
       clients: flags.clients,
       pipeline: flags.pipeline,
       threads: flags.workers,
@@ -113,4 +121,20 @@ Ctrl-C (or SIGTERM) stops writing and still verifies and reports; a second one e
     }
     return workers
   }
+}
+
+// A Redis Cluster's nodes, or a Sentinel topology's routes (each group one shard: routes.ts).
+async function loadTarget(flags: {inventory: string; group: string; limit?: string; 'extra-vars'?: string[]; via?: string}): Promise<{nodes: ClusterNode[]; password?: string; routes?: RouteSpec}> {
+  const topo = await topologyOf(flags)
+  if (topo.topology !== 'sentinel') {
+    if (flags.via) throw new InputError(`--via is for redis_topology: sentinel; the group "${flags.group}" is a Redis Cluster`, {hint: 'leave --via out: a cluster client follows the slots itself'})
+    const {nodes, password} = await redisTarget(flags, {})
+    return {nodes, password}
+  }
+  const t = await sentinelTarget(topo)
+  const via = (flags.via ?? (t.layout.haproxy.length ? 'haproxy' : 'sentinel')) as 'haproxy' | 'sentinel'
+  if (via === 'haproxy' && t.layout.haproxy.length === 0) {
+    throw new InputError('--via haproxy, but the inventory has no HAProxy hosts', {where: {file: t.inv.file}, hint: 'use --via sentinel, or list the HAProxy hosts in the group redis_haproxy_hosts_group names (default "haproxy")'})
+  }
+  return {nodes: [], password: t.password, routes: sentinelRoutes(t.layout, via)}
 }

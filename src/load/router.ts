@@ -1,7 +1,9 @@
 import {Redis} from 'ioredis'
 import {ClusterError} from '../errors.js'
 import type {ClusterNode} from '../redis/plan.js'
+import {ViewConnections} from '../redis/sentinel-view.js'
 import {DataConnection, writeUint, type DataOwner} from './resp.js'
+import {resolveRoutes, type RouteSpec} from './routes.js'
 
 // The write path of `baremetal load`: our own slot map and one SET-only connection per master
 // (resp.ts) instead of ioredis's Cluster client, whose per-command bookkeeping (and its
@@ -90,7 +92,11 @@ export class SlotRouter implements DataOwner {
     private readonly size: number,
     /** GET the keys instead (verify). */
     private readonly reads = false,
+    /** Where the slot map comes from when it is not a Redis Cluster's CLUSTER SLOTS (routes.ts). */
+    private readonly routes?: RouteSpec,
   ) {}
+
+  private routeConns?: ViewConnections
 
   now(): number {
     return now()
@@ -138,6 +144,11 @@ export class SlotRouter implements DataOwner {
   }
 
   private async readSlots(): Promise<void> {
+    if (this.routes) {
+      this.routeConns ??= new ViewConnections(this.password)
+      for (const r of await resolveRoutes(this.routes, this.routeConns)) for (let s = r.start; s <= r.end; s++) this.setOwner(s, r.addr)
+      return
+    }
     const candidates = [...new Set([...this.conns.keys(), ...this.seeds.map((n) => `${n.ip}:${n.port}`)])]
     let last: unknown
     for (const addr of candidates) {
@@ -207,6 +218,7 @@ export class SlotRouter implements DataOwner {
 
   async close(): Promise<void> {
     for (const c of this.data.values()) c.close()
+    await this.routeConns?.close()
     await Promise.all([...this.conns.values()].map((c) => c.quit().catch(() => c.disconnect())))
   }
 }

@@ -5,6 +5,7 @@ import type {ClusterNode} from '../redis/plan.js'
 import {Worker} from 'node:worker_threads'
 import {Histogram, type HistogramState} from './histogram.js'
 import {RangeSet, type WorkerKeys} from './keys.js'
+import {routeSeeds, type RouteSpec} from './routes.js'
 import {Verifier} from './verifier.js'
 import {type Tally, Writer} from './writer.js'
 
@@ -42,6 +43,8 @@ export interface LoadOptions {
   signal?: AbortSignal
   /** Called about four times a second while writing. */
   progress?: (p: LoadProgress) => void
+  /** Not a Redis Cluster: where the slot map comes from (routes.ts); nodes are then not asked. */
+  routes?: RouteSpec
 }
 
 export interface LoadProgress {
@@ -246,7 +249,7 @@ function checkLoadOptions(opts: LoadOptions): {pipeline: number; threads: number
 // The write phase; never throws for request failures (they are counted by kind).
 export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const {pipeline, threads} = checkLoadOptions(opts)
-  const seeds = await pickSeeds(opts.nodes, opts.password)
+  const seeds = opts.routes ? [] : await pickSeeds(opts.nodes, opts.password)
   // One set per thread unless told: 50 clients each on connections of their own made 300
   // sockets of 6 masters carry one or two requests per write, and the write syscalls, not
   // Redis, set the rate (25k vs 118k SET/s at pipeline 16 on the same cluster).
@@ -262,7 +265,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     pipeline,
     connections: sets,
     threads: parts.length,
-    seeds: seeds.map((n) => `${n.ip}:${n.port}`),
+    seeds: opts.routes ? routeSeeds(opts.routes) : seeds.map((n) => `${n.ip}:${n.port}`),
     dataSize: opts.dataSize ?? null,
     durationMs,
     sent: merged.sent,
@@ -282,7 +285,7 @@ type Ran = {durationMs: number; merged: ReturnType<typeof mergeThreads>}
 
 // One thread: the writer runs on this event loop.
 async function runHere(opts: LoadOptions, seeds: ClusterNode[], pipeline: number, parts: Part[], fraction: (started: number) => (sent: number) => number): Promise<Ran> {
-  const w = new Writer({seeds, password: opts.password, clients: parts[0].clients, pipeline, sets: parts[0].sets, dataSize: opts.dataSize}, errorKind)
+  const w = new Writer({seeds, password: opts.password, clients: parts[0].clients, pipeline, sets: parts[0].sets, dataSize: opts.dataSize, routes: opts.routes}, errorKind)
   let timer: NodeJS.Timeout | undefined
   const onAbort = () => w.stop()
   try {
@@ -312,6 +315,7 @@ export interface ThreadJob {
   durationMs?: number
   requests?: number
   progress: boolean
+  routes?: RouteSpec
 }
 
 export type ThreadMessage =
@@ -331,6 +335,7 @@ async function runThreads(opts: LoadOptions, seeds: ClusterNode[], pipeline: num
     durationMs: opts.durationMs,
     requests: p.requests,
     progress: Boolean(opts.progress),
+    routes: opts.routes,
   }))
   const threads = jobs.map((job) => new Worker(url, {workerData: job}))
   const latest: Snapshot[] = jobs.map(() => ({sent: 0, acked: 0, failed: 0, hist: new Histogram()}))
@@ -409,11 +414,11 @@ export function latencyOf(h: Histogram): LatencyMs {
 export async function verifyKeys(
   nodes: readonly ClusterNode[],
   workers: readonly WorkerKeys[],
-  opts: {password?: string; dataSize?: number; progress?: (checked: number, total: number) => void},
+  opts: {password?: string; dataSize?: number; progress?: (checked: number, total: number) => void; routes?: RouteSpec},
 ): Promise<VerifyResult> {
   const started = Date.now()
-  const seeds = await pickSeeds(nodes, opts.password)
-  const v = new Verifier(seeds, opts.password, workers, opts.dataSize ?? -1, errorKind)
+  const seeds = opts.routes ? [] : await pickSeeds(nodes, opts.password)
+  const v = new Verifier(seeds, opts.password, workers, opts.dataSize ?? -1, errorKind, opts.routes)
   const timer = opts.progress ? setInterval(() => opts.progress!(v.res.checked + v.res.unreadable, v.total), 250) : undefined
   try {
     const res = await v.run()

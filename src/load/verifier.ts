@@ -2,6 +2,7 @@ import type {ClusterNode} from '../redis/plan.js'
 import {keyOf, type WorkerKeys} from './keys.js'
 import {writeValue} from './resp.js'
 import {crc16, SlotRouter, type RouterSink} from './router.js'
+import type {RouteSpec} from './routes.js'
 
 // `load --verify`: every acknowledged key read back with GET over the write path's own
 // connections (router.ts, reads mode), a bounded number in flight, and compared byte for byte
@@ -45,8 +46,9 @@ export class Verifier implements RouterSink {
     private readonly workers: readonly WorkerKeys[],
     private readonly size: number,
     private readonly errorKind: (text: string) => string,
+    routes?: RouteSpec,
   ) {
-    this.router = new SlotRouter(seeds, password, this, size, true)
+    this.router = new SlotRouter(seeds, password, this, size, true, routes)
     this.prefixes = workers.map((w) => Buffer.from(`${w.uuid}-`))
     this.crcs = this.prefixes.map((p) => crc16(p))
     this.total = workers.reduce((n, w) => n + w.acked.count, 0)

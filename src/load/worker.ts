@@ -8,7 +8,7 @@ import {Writer} from './writer.js'
 const job = workerData as ThreadJob
 const port = parentPort!
 const post = (m: ThreadMessage) => port.postMessage(m)
-const w = new Writer({seeds: job.seeds, password: job.password, clients: job.clients, pipeline: job.pipeline, sets: job.sets, dataSize: job.dataSize}, errorKind)
+const w = new Writer({seeds: job.seeds, password: job.password, clients: job.clients, pipeline: job.pipeline, sets: job.sets, dataSize: job.dataSize, routes: job.routes}, errorKind)
 
 async function main(): Promise<void> {
   try {

@@ -1,6 +1,7 @@
 import type {ClusterNode} from '../redis/plan.js'
 import {Histogram} from './histogram.js'
 import {newWorker, type WorkerKeys} from './keys.js'
+import type {RouteSpec} from './routes.js'
 import {crc16, SlotRouter, type RouterSink} from './router.js'
 
 // The write loop of one thread: `clients` writers, each `pipeline` requests in flight over one
@@ -20,6 +21,8 @@ export interface WriterOptions {
   sets: number
   /** Value length in bytes; undefined: the key twice. */
   dataSize?: number
+  /** The slot map's source when not a Redis Cluster (Sentinel groups, HAProxy). */
+  routes?: RouteSpec
 }
 
 export interface Tally {
@@ -55,7 +58,7 @@ export class Writer implements RouterSink {
     private readonly errorKind: (text: string) => string,
   ) {
     const size = opts.dataSize ?? -1
-    this.routers = Array.from({length: Math.max(1, Math.min(opts.clients, opts.sets))}, () => new SlotRouter(opts.seeds, opts.password, this, size))
+    this.routers = Array.from({length: Math.max(1, Math.min(opts.clients, opts.sets))}, () => new SlotRouter(opts.seeds, opts.password, this, size, false, opts.routes))
     this.clients = Array.from({length: opts.clients}, (_, i) => {
       const keys = newWorker()
       const prefix = Buffer.from(`${keys.uuid}-`)

@@ -1,0 +1,113 @@
+import {ClusterError} from '../errors.js'
+import type {SentinelGroup, SentinelLayout} from './sentinel-layout.js'
+import {classifyView, describeReplica, readSentinelView, type GroupView, type SentinelView, ViewConnections} from './sentinel-view.js'
+
+// `baremetal failover`: a planned switch of a group's master through its Sentinels
+// (SENTINEL FAILOVER), refused while it could lose writes or pick a side of a split, and
+// waited on until the new master is confirmed everywhere.
+
+export interface FailoverResult {
+  group: string
+  from: string
+  to: string
+  /** SENTINEL FAILOVER sent → every Sentinel names the new master, it says master, the old one replicates from it. */
+  ms: number
+  /** SENTINEL FAILOVER sent → the first Sentinel names the new master (clients that ask Sentinel move then). */
+  switchedMs: number
+  /** Who turned the old master into a replica: the Sentinels, or baremetal (REPLICAOF, once every Sentinel named the new one). */
+  demotedBy: 'sentinel' | 'baremetal'
+  sentinel: string
+}
+
+const POLL_MS = 50
+
+/** Why a failover of this group must not start now; empty when it may. Pure. */
+export function failoverRefusal(view: SentinelView, name: string): string[] {
+  const g = view.groups.find((x) => x.name === name)
+  if (!g) return [`the Sentinels were not asked about ${name}`]
+  const why: string[] = []
+  const named = [...new Set(g.answers.filter((a) => a.master).map((a) => a.master!))]
+  if (named.length > 1) why.push(`the Sentinels disagree on the master (${named.join(' vs ')}): a failover now could pick a side of a split`)
+  if (named.length === 0) why.push('no Sentinel names a master for it')
+  const health = classifyView(view).groups.find((x) => x.name === name)
+  if (health?.reasons.some((r) => /members say they are master|but it says/.test(r))) why.push(...health.reasons.filter((r) => /members say they are master|but it says/.test(r)))
+  if (g.master && g.roles.find((r) => r.addr === g.master)?.role !== 'master') why.push(`the named master ${g.master} does not confirm it is master (ROLE)`)
+  if (g.master && !g.replicas.some((r) => r.inSync)) {
+    why.push(`no replica is in sync (${g.replicas.map((r) => `${r.addr}: ${describeReplica(r)}`).join('; ') || 'none'}): the promoted one would miss acknowledged writes`)
+  }
+  return why
+}
+
+function groupOnly(layout: SentinelLayout, g: SentinelGroup): SentinelLayout {
+  return {...layout, groups: [g]}
+}
+
+function confirmed(v: GroupView, from: string): string | undefined {
+  const named = new Set(v.answers.filter((a) => !a.error).map((a) => a.master))
+  if (named.size !== 1) return undefined
+  const to = [...named][0]
+  if (!to || to === from) return undefined
+  if (v.roles.find((r) => r.addr === to)?.role !== 'master') return undefined
+  const old = v.roles.find((r) => r.addr === from)
+  // An old master that does not answer cannot say whom it follows: confirmed without it (up rejoins it).
+  if (old && !old.error && !(old.role === 'replica' && old.masterAddr === to)) return undefined
+  return to
+}
+
+/** One group's failover; the group must have passed failoverRefusal. */
+export async function failoverGroup(layout: SentinelLayout, g: SentinelGroup, o: {password?: string; timeoutMs: number}): Promise<FailoverResult> {
+  const conns = new ViewConnections(o.password)
+  const one = groupOnly(layout, g)
+  try {
+    const before = await readSentinelView(one, {conns})
+    const why = failoverRefusal(before, g.name)
+    if (why.length) throw new ClusterError(`failover of ${g.name} refused: ${why.join('; ')}`, {hint: 'baremetal status shows the group; repair it (baremetal up) and try again'})
+    const from = before.groups[0].master!
+    const sentinel = before.groups[0].answers.find((a) => a.master === from)!.sentinel
+    const t0 = performance.now()
+    try {
+      await conns.call(sentinel, 'SENTINEL', 'FAILOVER', g.name)
+    } catch (error) {
+      throw new ClusterError(`${sentinel} refused SENTINEL FAILOVER ${g.name}: ${(error as Error).message}`, {hint: 'NOGOODSLAVE: the Sentinel knows no healthy replica yet; INPROG: a failover is running, wait for it'})
+    }
+    let switchedMs: number | undefined
+    let demotedBy: FailoverResult['demotedBy'] = 'sentinel'
+    const deadline = t0 + o.timeoutMs
+    for (;;) {
+      const v = (await readSentinelView(one, {conns})).groups[0]
+      const now = performance.now()
+      if (switchedMs === undefined && v.answers.some((a) => a.master && a.master !== from)) switchedMs = now - t0
+      const to = confirmed(v, from)
+      if (to) return {group: g.name, from, to, ms: Math.round(now - t0), switchedMs: Math.round(switchedMs ?? now - t0), demotedBy, sentinel}
+      demotedBy = (await demoteOldMaster(conns, v, from)) ? 'baremetal' : demotedBy
+      if (now > deadline) {
+        throw new ClusterError(`failover of ${g.name} not confirmed after ${Math.round(now - t0)} ms: ${v.answers.map((a) => `${a.sentinel} names ${a.master ?? a.error ?? 'nothing'}`).join('; ')}`, {
+          hint: 'baremetal status shows where it stands; the Sentinels go on with it (failover-timeout)',
+        })
+      }
+      await new Promise((r) => setTimeout(r, POLL_MS))
+    }
+  } finally {
+    await conns.close()
+  }
+}
+
+// Once every Sentinel names the new master, the old one still takes writes until a Sentinel
+// gets round to reconfiguring it (seconds: its role-mismatch check waits 4 publish periods),
+// and every write it takes then is thrown away when it resyncs. We make it the replica the
+// Sentinels' configuration already says it is, at once.
+async function demoteOldMaster(conns: ViewConnections, v: GroupView, from: string): Promise<boolean> {
+  const named = new Set(v.answers.filter((a) => !a.error).map((a) => a.master))
+  const to = named.size === 1 ? [...named][0] : undefined
+  if (!to || to === from) return false
+  if (v.roles.find((r) => r.addr === to)?.role !== 'master') return false
+  if (v.roles.find((r) => r.addr === from)?.role !== 'master') return false
+  const i = to.lastIndexOf(':')
+  try {
+    await conns.call(from, 'REPLICAOF', to.slice(0, i), to.slice(i + 1))
+    return true
+  } catch {
+    // 5.0.3 knows REPLICAOF too; any error here leaves it to the Sentinels.
+    return false
+  }
+}

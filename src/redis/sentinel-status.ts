@@ -1,0 +1,92 @@
+import type {SentinelLayout} from './sentinel-layout.js'
+import {classifyView, describeReplica, type Health, type SentinelView} from './sentinel-view.js'
+
+// `baremetal status` for redis_topology: sentinel, as data (the --json document) and as text.
+
+export interface SentinelStatusGroup {
+  name: string
+  port: number
+  health: Health
+  /** ip:port every reachable Sentinel names (and ROLE confirms or not: see reasons); null when they disagree or none answers. */
+  master: string | null
+  masterHost: string | null
+  /** Every reachable Sentinel names the same master. */
+  agree: boolean
+  sentinels: Array<{sentinel: string; master: string | null; error?: string}>
+  replicas: Array<{addr: string; host: string | null; state: string | null; link: string | null; lagBytes: number | null; lagSeconds: number | null; inSync: boolean}>
+  reasons: string[]
+}
+
+export interface SentinelStatusReport {
+  topology: 'sentinel'
+  ok: boolean
+  health: Health
+  quorum: number
+  reachableSentinels: number
+  /** Sentinels a failover needs: the quorum to agree, a majority to authorize. */
+  needed: number
+  quorumReachable: boolean
+  sentinels: Array<{addr: string; reachable: boolean; error?: string}>
+  groups: SentinelStatusGroup[]
+  /** Every reason, "<group>: <reason>". */
+  problems: string[]
+}
+
+export function sentinelStatusReport(layout: SentinelLayout, view: SentinelView): SentinelStatusReport {
+  const health = classifyView(view)
+  const hostOf = new Map<string, string>()
+  for (const g of layout.groups) for (const m of [g.master, ...g.replicas]) hostOf.set(`${m.ip}:${g.port}`, m.host)
+  const groups = view.groups.map((g, i): SentinelStatusGroup => {
+    const named = new Set(g.answers.filter((a) => a.master).map((a) => a.master))
+    return {
+      name: g.name,
+      port: g.port,
+      health: health.groups[i].health,
+      master: g.master ?? null,
+      masterHost: g.master ? (hostOf.get(g.master) ?? null) : null,
+      agree: named.size === 1,
+      sentinels: g.answers.map((a) => ({sentinel: a.sentinel, master: a.master ?? null, ...(a.error ? {error: a.error} : {})})),
+      replicas: g.replicas.map((r) => ({
+        addr: r.addr,
+        host: hostOf.get(r.addr) ?? null,
+        state: r.state ?? null,
+        link: r.link ?? null,
+        lagBytes: r.lagBytes ?? null,
+        lagSeconds: r.lagSeconds ?? null,
+        inSync: r.inSync,
+      })),
+      reasons: health.groups[i].reasons,
+    }
+  })
+  return {
+    topology: 'sentinel',
+    ok: health.health === 'ok',
+    health: health.health,
+    quorum: view.quorum,
+    reachableSentinels: health.reachableSentinels,
+    needed: health.needed,
+    quorumReachable: health.quorumReachable,
+    sentinels: view.sentinels,
+    groups,
+    problems: groups.flatMap((g) => g.reasons.map((r) => `${g.name}: ${r}`)),
+  }
+}
+
+export function renderSentinelStatus(r: SentinelStatusReport, view: SentinelView): string {
+  const lines: string[] = []
+  for (const g of r.groups) {
+    const v = view.groups.find((x) => x.name === g.name)!
+    const answered = g.sentinels.filter((s) => s.master).length
+    lines.push(`[${g.health.toUpperCase()}] ${g.name} (port ${g.port})`)
+    lines.push(g.master ? `  master  ${g.master}${g.masterHost ? ` (${g.masterHost})` : ''}, named by ${answered}/${g.sentinels.length} Sentinels` : `  master  none agreed (${g.sentinels.map((s) => `${s.sentinel}: ${s.master ?? s.error ?? 'unknown'}`).join('; ')})`)
+    v.replicas.forEach((rep, k) => {
+      const host = g.replicas[k]?.host
+      lines.push(`  replica ${rep.addr}${host ? ` (${host})` : ''}: ${rep.inSync ? 'in sync, ' : ''}${describeReplica(rep)}`)
+    })
+    for (const why of g.reasons) lines.push(`  ! ${why}`)
+  }
+  const down = r.sentinels.filter((s) => !s.reachable)
+  lines.push(`Sentinels: ${r.reachableSentinels}/${r.sentinels.length} answer (quorum ${r.quorum}, a failover needs ${r.needed})${down.length ? `; not answering: ${down.map((s) => `${s.addr} (${s.error})`).join(', ')}` : ''}`)
+  lines.push(r.ok ? `[OK] ${r.groups.length} group(s) healthy.` : `[${r.health.toUpperCase()}] ${r.problems.length} problem(s).`)
+  return lines.join('\n')
+}
