@@ -130,7 +130,8 @@ function parseFrontend(v: unknown, k: number): HaFrontend | string {
   const port = toPort(o.port)
   if (port === undefined) return `${at}.port ${JSON.stringify(o.port ?? null)} is not a port (1-65535)`
   const rp = o.read_port === undefined || o.read_port === null || o.read_port === 0 || o.read_port === '0' ? undefined : toPort(o.read_port)
-  if (rp === undefined && !(o.read_port === undefined || o.read_port === null || Number(o.read_port) === 0)) return `${at}.read_port ${JSON.stringify(o.read_port)} is not a port (0 = no read frontend)`
+  if (rp === undefined && !(o.read_port === undefined || o.read_port === null || Number(o.read_port) === 0))
+    return `${at}.read_port ${JSON.stringify(o.read_port)} is not a port (0 = no read frontend)`
   const servers = parseList(o.servers, `${at}.servers`)
   if (typeof servers === 'string') return servers
   if (servers.length === 0) return `${at}.servers is empty: list the group's instances (master and replicas)`
@@ -224,6 +225,15 @@ export function haproxyView(s: HaproxySettings): Record<string, unknown> {
   }
 }
 
+/** Each server as `show servers state` names it (backend, server, address, port). */
+export function stateKeys(s: HaproxySettings): string[] {
+  return s.frontends.flatMap((f) => {
+    const own = f.servers.flatMap((srv, i) => [`${f.name}_write s${i} ${srv.ip} ${srv.port}`, ...(f.readPort ? [`${f.name}_read s${i} ${srv.ip} ${srv.port}`] : [])])
+    const named = f.servers.flatMap((_, i) => f.sentinels.map((t, k) => `${f.name}_named_s${i} t${k} ${t.ip} ${t.port}`))
+    return [...own, ...named]
+  })
+}
+
 let bundledTemplate: string | undefined
 
 /** Pure: the haproxy.cfg of these settings (the bundled template unless source is given). */
@@ -241,6 +251,10 @@ export interface HaproxyWant {
   config: string
   sha: string
   ports: number[]
+  /** How long a fresh start refuses connections: until the first checks are in. */
+  gateMs: number
+  /** "backend server ip port" of every server: the only health states a reload carries over. */
+  keep: string[]
 }
 
 export interface HaproxyFacts {
@@ -290,7 +304,13 @@ export function planHaproxy(w: HaproxyWant, f: HaproxyFacts): Plan<HaproxyChange
     write && (f.cfg ? 'rewrite the changed configuration' : 'write the configuration'),
     action === 'reload' ? `reload (pid ${f.pid}; listeners kept)${f.down.length ? `: port(s) ${f.down.join(', ')} not listening` : ''}` : f.dir && !write ? 'start (it was not running)' : 'start',
   ].filter(Boolean) as string[]
-  const done = why.join(', ').replace('install', 'installed').replace('rewrite', 'rewrote').replace('write', 'wrote').replace(/\breload\b/, 'reloaded').replace(/\bstart\b/, 'started')
+  const done = why
+    .join(', ')
+    .replace('install', 'installed')
+    .replace('rewrite', 'rewrote')
+    .replace('write', 'wrote')
+    .replace(/\breload\b/, 'reloaded')
+    .replace(/\bstart\b/, 'started')
   return {kind: 'change', install, write, action, msg: done, would: `would ${why.join(', ')}`}
 }
 
@@ -317,6 +337,14 @@ hp_ours() {
 hp_down() {
   if command -v ss >/dev/null 2>&1; then hd_l=" $(ss -ltn 2>/dev/null | awk 'NR>1 {printf "%s ", $4}')"; else return 0; fi
   for hd_p in $1; do case "$hd_l" in *":$hd_p "*) ;; *) printf '%s ' "$hd_p";; esac; done
+}
+# The running process's server health, kept only for servers the new config has unchanged
+# (same backend, name, address and port). perl-base is essential on Debian; without it the
+# reload falls back to the fresh-start gate.
+hp_keep_state() {
+  [ -S "$d/admin.sock" ] && command -v perl >/dev/null 2>&1 || return 1
+  perl -MIO::Socket::UNIX -e '$s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or exit 1; print $s "show servers state\n"; print while <$s>;' "$d/admin.sock" > "$d/server.state.all" 2>/dev/null || return 1
+  awk 'NR == FNR { keep[$0] = 1; next } FNR <= 2 || (($2 " " $4 " " $5 " " $19) in keep)' "$d/state.keep" "$d/server.state.all" > "$d/server.state" && rm -f "$d/server.state.all"
 }
 hp_draining() { for hr_p in $(cat "$1/draining.pids" 2>/dev/null); do hp_ours "$hr_p" "$1/haproxy.cfg" && printf '%s ' "$hr_p"; done; }
 `
@@ -363,11 +391,14 @@ function presentStep(t: Todo<HaproxyWant, HaproxyFacts, HaproxyChange>): string 
   const write = t.plan.write
     ? [
         `printf '%s' ${quote(Buffer.from(w.config).toString('base64'))} | base64 -d > "$cfg.new" && chmod 600 "$cfg.new" || { echo "cannot write $cfg.new" >&2; exit 4; }`,
-        'if ! "$hb" -c -f "$cfg.new" > "$d/check.out" 2>&1; then cat "$d/check.out" >&2; rm -f "$cfg.new" "$d/check.out"',
+        'if ! BM_HAPROXY_READY_MS=0 "$hb" -c -f "$cfg.new" > "$d/check.out" 2>&1; then cat "$d/check.out" >&2; rm -f "$cfg.new" "$d/check.out"',
         '  echo "haproxy -c refused the new configuration: nothing was (re)loaded, $cfg is unchanged" >&2; exit 5; fi',
         'rm -f "$d/check.out"; mv -f "$cfg.new" "$cfg"',
       ]
-    : ['"$hb" -c -f "$cfg" > "$d/check.out" 2>&1 || { cat "$d/check.out" >&2; rm -f "$d/check.out"; echo "haproxy -c refused $cfg: not (re)loaded" >&2; exit 5; }', 'rm -f "$d/check.out"']
+    : [
+        'BM_HAPROXY_READY_MS=0 "$hb" -c -f "$cfg" > "$d/check.out" 2>&1 || { cat "$d/check.out" >&2; rm -f "$d/check.out"; echo "haproxy -c refused $cfg: not (re)loaded" >&2; exit 5; }',
+        'rm -f "$d/check.out"',
+      ]
   return [
     `(${head(w)}`,
     'hb=$(hp_bin "$BIN")',
@@ -376,13 +407,16 @@ function presentStep(t: Todo<HaproxyWant, HaproxyFacts, HaproxyChange>): string 
     ...write,
     // Decided again here: the process may have died since the facts were read.
     'old=$(hp_pid "$pidf"); hp_ours "$old" "$cfg" || old=""',
+    `gate=$(( $(date +%s%3N) + ${w.gateMs} ))`,
+    `printf '%s\\n' ${w.keep.map(quote).join(' ')} > "$d/state.keep"`,
     'if [ -n "$old" ]; then',
     '  xs=""; [ -S "$d/admin.sock" ] && xs="-x $d/admin.sock"',
-    '  "$hb" -f "$cfg" -p "$pidf" -D $xs -sf "$old" > "$d/launch.out" 2>&1 < /dev/null; rc=$?; how=reloaded',
+    '  if hp_keep_state; then gate=0; else rm -f "$d/server.state"; fi',
+    '  BM_HAPROXY_READY_MS=$gate "$hb" -f "$cfg" -p "$pidf" -D $xs -sf "$old" > "$d/launch.out" 2>&1 < /dev/null; rc=$?; how=reloaded',
     '  { hp_draining "$d"; echo "$old"; } | tr " " "\\n" | grep . | sort -u > "$d/draining.pids.tmp"; mv -f "$d/draining.pids.tmp" "$d/draining.pids"',
     'else',
-    '  rm -f "$d/admin.sock"',
-    '  "$hb" -f "$cfg" -p "$pidf" -D > "$d/launch.out" 2>&1 < /dev/null; rc=$?; how=started',
+    '  rm -f "$d/admin.sock" "$d/server.state"',
+    '  BM_HAPROXY_READY_MS=$gate "$hb" -f "$cfg" -p "$pidf" -D > "$d/launch.out" 2>&1 < /dev/null; rc=$?; how=started',
     'fi',
     'if [ "$rc" != 0 ]; then cat "$d/launch.out" >&2; rm -f "$d/launch.out"; echo "haproxy exited with $rc: not $how" >&2; exit 6; fi',
     'rm -f "$d/launch.out"',
@@ -443,7 +477,11 @@ function settingsOf(ctx: ModuleContext, a: Record<string, unknown>, dir: string,
   if (bad) return bad as string
   const timeoutClient = str(a.timeout_client) ?? '24h'
   const hardStopAfter = str(a.hard_stop_after) ?? '30s'
-  for (const [k, v] of [['timeout_client', timeoutClient], ['hard_stop_after', hardStopAfter]]) if (!DURATION.test(v)) return `${k} ${JSON.stringify(v)} is not a duration (e.g. 30s, 24h)`
+  for (const [k, v] of [
+    ['timeout_client', timeoutClient],
+    ['hard_stop_after', hardStopAfter],
+  ])
+    if (!DURATION.test(v)) return `${k} ${JSON.stringify(v)} is not a duration (e.g. 30s, 24h)`
   const bind = str(a.bind) ?? '0.0.0.0'
   if (!/^[A-Za-z0-9_.:*[\]-]+$/.test(bind)) return `bind ${JSON.stringify(bind)} is not an address`
   const secret = (v: unknown) => (v === undefined || v === null || v === '' ? undefined : String(v))
@@ -473,7 +511,8 @@ function wantOf(ctx: ModuleContext, item: TaskItem): HaproxyWant | {error: strin
   }
   const ports = s.frontends.flatMap((f) => [f.port, ...(f.readPort ? [f.readPort] : [])])
   const bin = str(a.bin) ? expandHome(str(a.bin)!, ctx.facts.home) : undefined
-  return {state, name, dir, bin, pkg: str(a.package) ?? 'haproxy', config, sha: sha256(config), ports}
+  const gateMs = 2 * Math.max(s.inter, s.sentinelInter) + 250
+  return {state, name, dir, bin, pkg: str(a.package) ?? 'haproxy', config, sha: sha256(config), ports, gateMs, keep: stateKeys(s)}
 }
 
 // A missing binary: the distribution's package, with apt's own lock and stale-list handling.
