@@ -19,6 +19,7 @@ import {fileModule} from './file.js'
 import {firewallModule} from './firewall.js'
 import {getUrlModule} from './get_url.js'
 import {gitModule} from './git.js'
+import {haproxyModule} from './haproxy.js'
 import {redisBuildModule} from './redis/build.js'
 import {redisClusterModule} from './redis/cluster.js'
 import {clusterRecordModule} from './redis/cluster_record.js'
@@ -63,6 +64,7 @@ export const redisModules: ModuleSpec[] = [
   redisMembersModule,
   redisClusterModule,
   clusterRecordModule,
+  haproxyModule,
 ]
 
 // Every module the playbooks can name, by name.
