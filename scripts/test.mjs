@@ -18,7 +18,7 @@ const only = process.env.TEST_ONLY ? new RegExp(process.env.TEST_ONLY) : null
 const pick = (list) => (only ? list.filter((f) => only.test(f)) : list)
 // The main `up` e2e, the durability (safety) suites and instance identity (Redis 5.0 reports
 // config_file differently) run on both versions.
-const ON_503 = /\/(up|durability[\w-]*|isolation-pidfile|formation-timeout)\.test\.js$/
+const ON_503 = /\/(up|durability[\w-]*|isolation-pidfile|formation-timeout|sentinel)\.test\.js$/
 const REDIS_503 = resolve('../shared/redis/redis-5.0.3.tar.gz')
 let code = 0
 const run = (list, env = {}) => {
