@@ -56,6 +56,8 @@ function comparable(key: string, w: string[] | undefined, dir: string): string |
   if (!w) return undefined
   if (key === 'dir') return normalDir(w[1], dir)
   if (key.startsWith('sentinel monitor ')) return w[5]
+  // Per-master settings: the value after the master's name.
+  if (key.split(' ').length === 3) return w.slice(3).join(' ')
   return w.slice(1).join(' ')
 }
 

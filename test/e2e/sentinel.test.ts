@@ -63,11 +63,12 @@ async function sentinelSays(name: string): Promise<string> {
 }
 
 describe(`sentinel topology on Redis ${redisVersion()}: up, failover, re-run, drift, down`, () => {
-  const g0 = new SentinelAcked({sentinels: sentinels(), name: `${NAME}-${PORT}`, password: PW})
-  const g1 = new SentinelAcked({sentinels: sentinels(), name: `${NAME}-${PORT + 1}`, password: PW})
+  // Made once the fleet exists (the describe body runs before `before`).
+  let g0: SentinelAcked
+  let g1: SentinelAcked
   after(() => {
-    g0.close()
-    g1.close()
+    g0?.close()
+    g1?.close()
   })
 
   it('bad input: fewer than 3 Sentinels, a quorum above the Sentinel count, unplaceable replicas: exit 5, nothing on the hosts', async () => {
@@ -87,6 +88,8 @@ describe(`sentinel topology on Redis ${redisVersion()}: up, failover, re-run, dr
 
   it('up: 2 groups replicating, 3 Sentinels agreeing; a writer acknowledged by WAIT 1 through Sentinel discovery', async () => {
     layout()
+    g0 = new SentinelAcked({sentinels: sentinels(), name: `${NAME}-${PORT}`, password: PW})
+    g1 = new SentinelAcked({sentinels: sentinels(), name: `${NAME}-${PORT + 1}`, password: PW})
     const r = await up()
     assert.equal(r.code, 0, show(r))
     assert.equal(await sentinelSays(`${NAME}-${PORT}`), `${host('h1').ip}:${PORT}`)
@@ -152,7 +155,7 @@ describe(`sentinel topology on Redis ${redisVersion()}: up, failover, re-run, dr
     await nothingDeployed()
     for (const h of fleet.hosts) {
       const listening = await sh(h, `ss -ltn | awk '{print $4}' | grep -E ':(${PORT}|${PORT + 1}|${SPORT})$' || true`)
-      assert.equal(listening.trim(), h === h3 ? `${h3.ip}:${PORT}` : '', `${h.name} still listens: ${listening}`)
+      assert.equal(listening.trim(), h.name === 'h3' ? `${h3.ip}:${PORT}` : '', `${h.name} still listens: ${listening}`)
       assert.equal((await sh(h, `iptables -S | grep -c 'BAREMETAL-${NAME}' || true`)).trim(), '0', `${h.name} keeps our rules`)
     }
     assert.equal((await sh(h3, `kill -0 ${foreignPid} && echo alive`)).trim(), 'alive')

@@ -16,6 +16,7 @@
 //   keep_data     bool    with remove: keep the data files (dump*.rdb, appendonly*, nodes*.conf) and delete the rest
 //   conf          string  the config file's name in dir/<port>/ (default redis.conf; sentinel.conf for Sentinels)
 //   sentinel      bool    start as a Sentinel: redis-server CONF --sentinel (default false)
+//   private       bool    start under umask 077: files the instance rewrites itself stay 0600 (default false)
 //   save          bool    with stopped or restarted: SHUTDOWN SAVE (NOW on 7.x when stopped) instead of
 //                         NOSAVE; a failed save fails that port and leaves it running (default false)
 //
@@ -248,6 +249,8 @@ export interface ScriptOpts {
   conf?: string
   /** Start as a Sentinel (redis-server CONF --sentinel). */
   sentinel?: boolean
+  /** Start under umask 077: the files the instance rewrites itself (CONFIG REWRITE, Sentinel's state) stay 0600. */
+  private?: boolean
 }
 
 /** The marker a save-shutdown leaves in dir/<port>/: its dump.rdb is a fresh, complete save. */
@@ -464,8 +467,8 @@ launch() {
   # Whatever this start writes, the marker's "fresh save" no longer holds.
   rm -f "$dir/$1/${SAVED_MARKER}"
   wc -c < "$dir/$1/redis.log" > "$T/$1.off" 2>/dev/null || echo 0 > "$T/$1.off"
-  if [ -f "$T/$1.rdbfirst" ]; then ( cd "$dir/$1" && exec "$bin/redis-server" "./$CONF" $XARGS --appendonly no ) > "$T/$1.out" 2>&1 < /dev/null
-  else ( cd "$dir/$1" && exec "$bin/redis-server" "./$CONF" $XARGS ) > "$T/$1.out" 2>&1 < /dev/null; fi
+  if [ -f "$T/$1.rdbfirst" ]; then ( cd "$dir/$1" && { [ -z "$UMASK" ] || umask "$UMASK"; } && exec "$bin/redis-server" "./$CONF" $XARGS --appendonly no ) > "$T/$1.out" 2>&1 < /dev/null
+  else ( cd "$dir/$1" && { [ -z "$UMASK" ] || umask "$UMASK"; } && exec "$bin/redis-server" "./$CONF" $XARGS ) > "$T/$1.out" 2>&1 < /dev/null; fi
   echo $? > "$T/$1.rc"
 }
 # CONFIG SET appendonly yes once the instance has loaded its data, then wait until the
@@ -795,7 +798,7 @@ export function libScript(mode: InstanceState | 'status', ports: number[], o: Sc
     `save_s=${10 * Math.max(1, Math.floor(o.waitSeconds))}; aof_s=${10 * Math.max(1, Math.floor(o.waitSeconds))}`,
     o.password ? `HAVE_PW=1; PW=${quote(o.password)}` : 'HAVE_PW=0; PW=',
     `PORTS=${quote(ports.join(' '))}`,
-    `CONF=${quote(o.conf ?? 'redis.conf')}; XARGS=${o.sentinel ? '--sentinel' : "''"}`,
+    `CONF=${quote(o.conf ?? 'redis.conf')}; XARGS=${o.sentinel ? '--sentinel' : "''"}; UMASK=${o.private ? '077' : "''"}`,
   ]
   return [...head, LIB, ...body, 'exit 0', ''].join('\n')
 }
@@ -825,6 +828,7 @@ export const redisInstancesModule: ModuleSpec = {
     save: {type: 'bool', default: false},
     conf: {type: 'string', default: 'redis.conf'},
     sentinel: {type: 'bool', default: false},
+    private: {type: 'bool', default: false},
   },
   checkMode: true,
   async run(ctx: ModuleContext, items: TaskItem[]): Promise<ItemResult[]> {
@@ -849,6 +853,7 @@ export const redisInstancesModule: ModuleSpec = {
         save: Boolean(a.save),
         ...(a.conf && a.conf !== 'redis.conf' ? {conf: String(a.conf)} : {}),
         ...(a.sentinel ? {sentinel: true} : {}),
+        ...(a.private ? {private: true} : {}),
       }
       const state = (a.state ?? 'started') as InstanceState
       const key = JSON.stringify([state, opts])

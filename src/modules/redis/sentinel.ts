@@ -155,9 +155,10 @@ interface FileWant {
   sentinel: boolean
 }
 
-const READ = (paths: string[]) => paths.map((p) => `echo "@@F ${p}"; if [ -f ${quote(p)} ]; then cat ${quote(p)}; echo; else echo "@@MISSING"; fi`).join('\n')
+const READ = (paths: string[]) =>
+  paths.map((p) => `echo "@@F ${p}"; if [ -f ${quote(p)} ]; then stat -c '@@M %a' ${quote(p)}; cat ${quote(p)}; echo; else echo "@@MISSING"; fi`).join('\n')
 
-function parseRead(stdout: string): Map<string, string | undefined> {
+function parseRead(stdout: string, modes: Map<string, string>): Map<string, string | undefined> {
   const out = new Map<string, string | undefined>()
   let cur: string | undefined
   let lines: string[] = []
@@ -169,7 +170,8 @@ function parseRead(stdout: string): Map<string, string | undefined> {
       flush()
       cur = l.slice(4)
       lines = []
-    } else lines.push(l)
+    } else if (cur !== undefined && lines.length === 0 && l.startsWith('@@M ')) modes.set(cur, l.slice(4))
+    else lines.push(l)
   }
   flush()
   return out
@@ -249,7 +251,8 @@ async function configItem(ctx: ModuleContext, item: TaskItem): Promise<ItemResul
   const wants = await wantsOf(ctx, a, hp, plan, dir)
   const read = await ctx.transport.exec('sh -s', {stdin: READ(wants.map((w) => w.path)), timeoutMs: 60_000})
   if (read.failed) return {status: 'failed', msg: `reading the config files: ${read.stderr.trim()}`}
-  const have = parseRead(read.stdout)
+  const modes = new Map<string, string>()
+  const have = parseRead(read.stdout, modes)
   const ip = String(ctx.vars.redis_bind ?? ctx.address)
   const writes: Array<{w: FileWant; why: string}> = []
   const notes: string[] = []
@@ -270,6 +273,7 @@ async function configItem(ctx: ModuleContext, item: TaskItem): Promise<ItemResul
       writes.push({w, why: drift.join(', ')})
       if (w.running && !ctx.check) notes.push(...(await repairInstance(ip, w.port, drift, w.declared, password)).map((n) => `${w.port}: ${n}`))
     } else if (w.force(e)) writes.push({w, why: 'role before start'})
+    else if (modes.get(w.path) !== '600') writes.push({w, why: `mode ${modes.get(w.path) ?? '?'}`})
   }
   if (!writes.length && !notes.length) return {status: 'ok', msg: `${wants.length} config file(s) as declared`}
   const what = writes.map(({w, why}) => `${posix.basename(posix.dirname(w.path))}/${posix.basename(w.path)} (${why})`)
@@ -278,7 +282,8 @@ async function configItem(ctx: ModuleContext, item: TaskItem): Promise<ItemResul
     const dirs = [...new Set(writes.map(({w}) => posix.dirname(w.path)))]
     const mk = await ctx.transport.exec(`mkdir -p ${dirs.map(quote).join(' ')} && chmod 750 ${dirs.map(quote).join(' ')}`, {timeoutMs: 30_000})
     if (mk.failed) return {status: 'failed', msg: `mkdir: ${mk.stderr.trim()}`}
-    await ctx.transport.upload(writes.map(({w}) => ({path: w.path, content: w.text(have.get(w.path)), mode: 0o600})))
+    const content = (w: FileWant, why: string) => (why.startsWith('mode ') ? have.get(w.path)! : w.text(have.get(w.path)))
+    await ctx.transport.upload(writes.map(({w, why}) => ({path: w.path, content: content(w, why), mode: 0o600})))
   }
   return {status: 'changed', msg: mask([what.length ? `wrote ${what.join(', ')}` : '', ...notes].filter(Boolean).join('; '), ctx.secrets)}
 }
