@@ -102,3 +102,18 @@ export function withRole(text: string, replicaof: string): string {
     .replace(/\n*$/, '\n')
   return replicaof ? `${kept}# Who this instance replicates: Sentinel changes it on a failover.\nreplicaof ${replicaof}\n` : kept
 }
+
+/**
+ * The groups whose `sentinel monitor` names another master address than declared: what a
+ * stopped Sentinel must not start with (it would watch a master that is now a replica).
+ */
+export function monitorMoved(declared: string, actual: string): string[] {
+  const have = directives(actual)
+  const out: string[] = []
+  for (const [key, w] of directives(declared)) {
+    if (!key.startsWith('sentinel monitor ')) continue
+    const h = have.get(key)
+    if (h && (h[3] !== w[3] || h[4] !== w[4])) out.push(w[2])
+  }
+  return out
+}

@@ -124,9 +124,11 @@ describe(`sentinel topology on Redis ${redisVersion()}: up, failover, re-run, dr
     assert.ok(s.acked > 0)
     assert.ok((await g0.assertNoneLost()) >= 200)
     assert.ok((await g1.assertNoneLost()) >= 200)
+    console.log(`the re-run after the failover changed: ${changed(r).map((t) => `${t.host}: ${t.task}: ${t.msg}`).join(' | ')}`)
     const again = await up()
     assert.equal(again.code, 0, show(again))
     assert.equal(await sentinelSays(`${NAME}-${PORT}`), `${host('h2').ip}:${PORT}`, 'a re-run never moves the master back')
+    assert.deepEqual(changed(again).map((t) => `${t.host}: ${t.task}: ${t.msg}`), [], 'healthy after the failover: nothing to change')
   })
 
   it('drift: a dead replica, a dead Sentinel and an edited redis.conf are repaired', async () => {
@@ -143,6 +145,23 @@ describe(`sentinel topology on Redis ${redisVersion()}: up, failover, re-run, dr
     assert.match(await cliOn(h1, PORT, 'CONFIG GET min-replicas-max-lag'), /\n10/)
     assert.ok((await g0.assertNoneLost()) >= 200)
     assert.ok((await g1.assertNoneLost()) >= 200)
+  })
+
+  it('every Sentinel down and a master killed: up refuses (exit 2) and never starts the old master; after a manual promotion it follows the new one', async () => {
+    const [h2, h3] = [host('h2'), host('h3')]
+    for (const h of fleet.hosts) await sh(h, `${ops.ALIVE}; P=$(cat ${DIR}/${SPORT}/redis.pid); kill -KILL $P; while alive $P; do sleep 0.05; done`)
+    await kill9(h2, PORT + 1)
+    const r = await up('-e', 'redis_sentinel_wait_timeout=3')
+    assert.equal(r.code, 2, show(r))
+    assert.match(r.stdout + r.stderr, /no running master, only replicas/)
+    assert.equal((await sh(h2, `ss -ltn | grep -c ':${PORT + 1} ' || true`)).trim(), '0', 'the old master was started')
+    await cliOn(h3, PORT + 1, 'REPLICAOF NO ONE')
+    const again = await up()
+    assert.equal(again.code, 0, show(again))
+    assert.equal(await sentinelSays(`${NAME}-${PORT + 1}`), `${h3.ip}:${PORT + 1}`)
+    assert.match(await cliOn(h2, PORT + 1, 'ROLE'), new RegExp(`^slave\\n${h3.ip.replace(/\./g, '\\.')}\\n${PORT + 1}`))
+    assert.ok((await g1.assertNoneLost()) >= 200)
+    assert.ok((await g0.assertNoneLost()) >= 200)
   })
 
   it('down: nothing of ours left; a foreign redis-server on one of the ports survives', async () => {

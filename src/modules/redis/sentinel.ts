@@ -28,7 +28,7 @@ import {readFile} from 'node:fs/promises'
 import {ClusterError} from '../../errors.js'
 import {renderText} from '../../play/template.js'
 import {expandHome, mask, quote} from '../../shell.js'
-import {confDrift, roleOf, withRole} from '../../redis/sentinel-conf.js'
+import {confDrift, monitorMoved, roleOf, withRole} from '../../redis/sentinel-conf.js'
 import {planSentinelLayout, type LayoutHost, type SentinelLayout} from '../../redis/sentinel-layout.js'
 import {configSet, connectedReplicas, liveGroups, sentinelCommand, sentinelMasterInfo} from '../../redis/sentinel-live.js'
 import {decideGroup, type GroupDecision} from '../../redis/sentinel-roles.js'
@@ -193,7 +193,10 @@ async function wantsOf(ctx: ModuleContext, a: Record<string, unknown>, hp: HostP
     const ssrc = await readFile(controllerPath(ctx, String(a.sentinel_src), 'templates'), 'utf8')
     const vars = {...ctx.vars, redis_sentinel_dir: sdir, redis_sentinel_monitors: plan.monitors, redis_sentinel_quorum_value: plan.quorum}
     const declared = renderText(ssrc, vars, {file: String(a.sentinel_src)})
-    out.push({path: `${sdir}/sentinel.conf`, declared, text: () => declared, force: () => false, running: false, port: sport, sentinel: true})
+    // A stopped Sentinel whose file watches a master that is no longer one starts afresh
+    // from the current masters (a running one follows the others by itself).
+    const up = (await sentinelCommand(String(ctx.vars.redis_bind ?? ctx.address), sport, ['PING'])).ok
+    out.push({path: `${sdir}/sentinel.conf`, declared, text: () => declared, force: (e) => !up && monitorMoved(declared, e).length > 0, running: up, port: sport, sentinel: true})
   }
   return out
 }
@@ -263,7 +266,7 @@ async function configItem(ctx: ModuleContext, item: TaskItem): Promise<ItemResul
       continue
     }
     const drift = confDrift(w.declared, e, posix.dirname(w.path))
-    if (drift.length && w.sentinel && !ctx.check && (await sentinelCommand(ip, w.port, ['PING'])).ok) {
+    if (drift.length && w.sentinel && !ctx.check && w.running) {
       const err = await repairSentinel(ip, w.port, drift, plan, ctx.vars)
       if (err) return {status: 'failed', msg: mask(`Sentinel ${ip}:${w.port}: ${err}`, ctx.secrets)}
       notes.push(`Sentinel ${w.port}: ${drift.join(', ')} set live`)
@@ -272,7 +275,7 @@ async function configItem(ctx: ModuleContext, item: TaskItem): Promise<ItemResul
     if (drift.length) {
       writes.push({w, why: drift.join(', ')})
       if (w.running && !ctx.check) notes.push(...(await repairInstance(ip, w.port, drift, w.declared, password)).map((n) => `${w.port}: ${n}`))
-    } else if (w.force(e)) writes.push({w, why: 'role before start'})
+    } else if (w.force(e)) writes.push({w, why: w.sentinel ? 'masters moved while it was down' : 'role before start'})
     else if (modes.get(w.path) !== '600') writes.push({w, why: `mode ${modes.get(w.path) ?? '?'}`})
   }
   if (!writes.length && !notes.length) return {status: 'ok', msg: `${wants.length} config file(s) as declared`}

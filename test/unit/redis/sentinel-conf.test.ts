@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {confDrift, directives, roleOf, withRole, words} from '../../../src/redis/sentinel-conf.js'
+import {confDrift, directives, monitorMoved, roleOf, withRole, words} from '../../../src/redis/sentinel-conf.js'
 import {decideGroup, sentinelMaster} from '../../../src/redis/sentinel-roles.js'
 import type {SentinelGroup} from '../../../src/redis/sentinel-layout.js'
 
@@ -34,6 +34,12 @@ describe('sentinel-conf: compared by what we declare', () => {
     assert.deepEqual(confDrift(want, rewritten.replace('7400 2', '7400 3'), '/d'), ['sentinel monitor g'])
     assert.deepEqual(confDrift(want, rewritten.replace('sentinel monitor g 10.0.0.2 7400 2', ''), '/d'), ['sentinel monitor g'])
     assert.equal(directives(rewritten).get('sentinel monitor g')?.[3], '10.0.0.2')
+  })
+
+  it('a stopped Sentinel whose file watches a moved master is told so', () => {
+    const want = 'sentinel monitor g 10.0.0.2 7400 2\nsentinel monitor h 10.0.0.3 7401 2\n'
+    assert.deepEqual(monitorMoved(want, 'sentinel monitor g 10.0.0.1 7400 2\nsentinel monitor h 10.0.0.3 7401 2\n'), ['g'])
+    assert.deepEqual(monitorMoved(want, want), [])
   })
 
   it('role lines: read and replaced, never compared', () => {
