@@ -524,7 +524,10 @@ await_ports() {
         probe "$aw_port"
         if [ "$alive" = 1 ] && { [ -z "$ipid" ] || [ "$ipid" = "$aw_pid" ]; }; then echo "@@ $aw_port started"; : > "$T/$aw_port.up"; continue; fi
       elif [ -n "$aw_pid" ] && [ "$dir/$aw_port/redis.pid" -nt "$T/stamp" ]; then
-        report_failed "$aw_port" "redis-server exited right after starting"; continue
+        # Only when the same dead pid is read twice: a pidfile read while Redis writes it
+        # gives a partial pid ("9" of "9000"), which is no process at all.
+        slurp "$T/$aw_port.gone" && [ "$rd_v" = "$aw_pid" ] && { report_failed "$aw_port" "redis-server exited right after starting"; continue; }
+        echo "$aw_pid" > "$T/$aw_port.gone"
       fi
       if [ -f "$T/$aw_port.rc" ] && ! is_alive "$aw_pid" && log_fatal "$aw_port"; then
         report_failed "$aw_port" "redis-server failed to start"; continue
@@ -546,7 +549,7 @@ start_ports() {
   sp_aof=""
   for sp_port in $LAUNCH; do
     readdress "$sp_port"
-    rm -f "$T/$sp_port.rdbfirst" "$T/$sp_port.up"
+    rm -f "$T/$sp_port.rdbfirst" "$T/$sp_port.up" "$T/$sp_port.gone"
     if rdb_first "$sp_port"; then
       : > "$T/$sp_port.rdbfirst"; sp_aof="$sp_aof $sp_port"
       # Until AOF is on, the snapshot says it is off: redis_config then turns it on live.
