@@ -130,7 +130,9 @@ export function sentinelTopology(
     file: inv.file,
     whereOf: sources.whereOf,
   })
-  return {hosts: g.sentinel ? `${group}:${g.sentinel}` : group}
+  // The Sentinel and HAProxy hosts join the play: the firewall lets them in, and each task
+  // runs only where the layout puts something.
+  return {hosts: [group, g.sentinel, g.haproxy].filter(Boolean).join(':')}
 }
 
 // Where each value came from (-e, or the inventory's file:line:col) and what a controller

@@ -102,10 +102,13 @@ describe(`sentinel topology on Redis ${redisVersion()}: up, failover, re-run, dr
     await g1.writeKeys('base1', 200)
   })
 
-  it('up twice: the second run changes nothing', async () => {
+  it('up twice: the second run changes nothing, and --check says so too', async () => {
     const r = await up()
     assert.equal(r.code, 0, show(r))
     assert.deepEqual(changed(r).map((t) => `${t.host}: ${t.task}: ${t.msg}`), [])
+    const c = await up('--check')
+    assert.equal(c.code, 0, show(c))
+    assert.deepEqual(changed(c).map((t) => `${t.host}: ${t.task}: ${t.msg}`), [])
   })
 
   it("kill -9 group 0's master: the Sentinels promote its replica; up keeps the new master and brings the old one back as its replica; 0 acknowledged writes lost", async () => {
@@ -145,6 +148,17 @@ describe(`sentinel topology on Redis ${redisVersion()}: up, failover, re-run, dr
     assert.match(await cliOn(h1, PORT, 'CONFIG GET min-replicas-max-lag'), /\n10/)
     assert.ok((await g0.assertNoneLost()) >= 200)
     assert.ok((await g1.assertNoneLost()) >= 200)
+  })
+
+  it('a third group: its instances start, the running Sentinels watch it (SENTINEL MONITOR live)', async () => {
+    base.redis_sentinel_groups = 3
+    layout()
+    const r = await up()
+    assert.equal(r.code, 0, show(r))
+    assert.equal(await sentinelSays(`${NAME}-${PORT + 2}`), `${host('h3').ip}:${PORT + 2}`)
+    assert.match(await cliOn(host('h1'), PORT + 2, 'ROLE'), /^slave/)
+    const again = await up()
+    assert.deepEqual(changed(again).map((t) => `${t.host}: ${t.task}: ${t.msg}`), [])
   })
 
   it('every Sentinel down and a master killed: up refuses (exit 2) and never starts the old master; after a manual promotion it follows the new one', async () => {
