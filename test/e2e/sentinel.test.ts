@@ -116,6 +116,14 @@ describe(`sentinel topology on Redis ${redisVersion()}: up, failover, re-run, dr
     await sleep(500)
     const t0 = Date.now()
     await kill9(host('h1'), PORT)
+    // How long the Sentinels take to name (and ROLE-confirm) the replica, measured alongside.
+    const promoted = (async () => {
+      for (;;) {
+        const m = await g0.master()
+        if (m && m.host === host('h2').ip) return Date.now() - t0
+        await sleep(100)
+      }
+    })()
     // up at once: it waits for the promotion instead of starting the old master as a master.
     const r = await up()
     assert.equal(r.code, 0, show(r))
@@ -123,6 +131,7 @@ describe(`sentinel topology on Redis ${redisVersion()}: up, failover, re-run, dr
     assert.match(await cliOn(host('h1'), PORT, 'ROLE'), new RegExp(`^slave\\n${host('h2').ip.replace(/\./g, '\\.')}\\n${PORT}`))
     await sleep(1000)
     const s = await w.stop()
+    console.log(`kill → promoted (down-after-milliseconds 2000): ${await promoted} ms`)
     console.log(`kill → up done: ${((Date.now() - t0) / 1000).toFixed(1)} s; writer: ${s.acked} acknowledged, ${s.failed} failed, longest gap ${s.maxGapMs} ms`)
     assert.ok(s.acked > 0)
     assert.ok((await g0.assertNoneLost()) >= 200)
