@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import {appendFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {createFleet, type Fleet, type TestHost} from '../harness/fleet.js'
@@ -98,6 +99,12 @@ describe(`sentinel topology on Redis ${redisVersion()}: up, failover, re-run, dr
     const modes = await sh(host('h2'), `stat -c '%a %n' ${DIR}/${PORT}/redis.conf ${DIR}/${SPORT}/sentinel.conf`)
     assert.match(modes, /^600 .*redis\.conf\n600 .*sentinel\.conf/)
     assert.ok(!JSON.stringify(r.json).includes(PW), 'the password is never printed')
+    // h1 runs group 0's master (7400) and a Sentinel, nothing on 7401: its rules guard exactly those, for the fleet.
+    const rules = await sh(host('h1'), 'iptables -S')
+    assert.match(rules, new RegExp(`-p tcp -m tcp --dport ${PORT} .*-j BAREMETAL-${NAME}`))
+    assert.match(rules, new RegExp(`-p tcp -m tcp --dport ${SPORT} .*-j BAREMETAL-${NAME}`))
+    assert.doesNotMatch(rules, new RegExp(`--dport ${PORT + 1} `))
+    for (const h of fleet.hosts) assert.match(rules, new RegExp(`-A BAREMETAL-${NAME} -s ${h.ip}/32 .*-j ACCEPT`))
     await g0.writeKeys('base0', 200)
     await g1.writeKeys('base1', 200)
   })
@@ -202,5 +209,20 @@ describe(`sentinel topology on Redis ${redisVersion()}: up, failover, re-run, dr
     }
     assert.equal((await sh(h3, `kill -0 ${foreignPid} && echo alive`)).trim(), 'alive')
     assert.match(await sh(h3, `${BIN}/redis-cli -h ${h3.ip} -p ${PORT} PING`), /PONG/)
+  })
+
+  it('a Sentinel group of its own: data on h1-h2, Sentinels on h1-h3 (h3 runs only a Sentinel); down removes all of it', async () => {
+    const [h1, h2, h3] = [host('h1'), host('h2'), host('h3')]
+    inv = fleet.writeInventory({path: join(fleet.dir, 'sentinel.yml'), vars: {...base, redis_sentinel_groups: 1, ...build}, hosts: [h1, h2]})
+    appendFileSync(inv, ['    sentinel:', '      hosts:', '        h1:', '        h2:', `        h3: {ansible_host: ${h3.ip}}`, ''].join('\n'))
+    const r = await up()
+    assert.equal(r.code, 0, show(r))
+    assert.equal(await sentinelSays(`${NAME}-${PORT}`), `${h1.ip}:${PORT}`)
+    assert.equal((await cliOn(h3, SPORT, `SENTINEL master ${NAME}-${PORT}`, false)).match(/num-other-sentinels\n(\d+)/)?.[1], '2')
+    assert.match(await sh(h1, 'iptables -S'), new RegExp(`-A BAREMETAL-${NAME} -s ${h3.ip}/32 .*-j ACCEPT`))
+    const d = await cli(['down', '-i', inv, '--json'], {timeoutMs: 300_000})
+    assert.equal(d.code, 0, show(d))
+    await nothingDeployed()
+    assert.equal((await sh(h3, `kill -0 ${foreignPid} && echo alive`)).trim(), 'alive')
   })
 })
