@@ -7,6 +7,9 @@ import {redisHostVars} from '../cli/redis.js'
 import {selectHosts} from '../inventory/inventory.js'
 import {closeAll, type RunResult} from '../play/runner.js'
 import {refuseLeavingMembers} from '../redis/leave.js'
+import {groupSlug} from '../redis/cluster-record.js'
+import {loadYaml} from '../yamlfile.js'
+import {sentinelTopology} from './up.js'
 
 export default class Down extends BaseCommand<RunResult> {
   static override summary = 'Stop every instance baremetal started, remove their directories and firewall rules'
@@ -36,6 +39,10 @@ Which cluster: redis_cluster_name or redis_port_start when the inventory or -e s
       // The instances are stopped with SHUTDOWN (SAVE with --keep-data): they need the password up used.
       const password = redisPasswordVars(extra, inv, flags.group)
       const ssh = sshOptions(flags)
+      // redis_topology: sentinel is read from the inventory (no cluster record): its own teardown.
+      const defaults = loadYaml(bundled('playbooks/defaults.yml')).value as Record<string, unknown>
+      const topo = sentinelTopology(inv, selectHosts(inv, flags.group), defaults, extra, {whereOf: () => undefined}, flags.group)
+      if (topo) return await this.sentinelDown(flags, inv, extra, password, transports, warnings, topo.hosts)
       // What up deployed (its ports, dirs, name) unless the inventory or -e says.
       const recorded = (await targetCluster({inv, group: flags.group, extra, transports, ssh, warnings})).vars
       // A --limit never takes slot holders out of a cluster that keeps running elsewhere.
@@ -54,5 +61,27 @@ Which cluster: redis_cluster_name or redis_port_start when the inventory or -e s
     } finally {
       await closeAll(transports)
     }
+  }
+
+  private async sentinelDown(
+    flags: Parameters<typeof sshOptions>[0] & Omit<Parameters<typeof executePlaybooks>[0]['flags'], 'json'> & {group: string; 'keep-data': boolean; purge: boolean},
+    inv: ReturnType<typeof loadInv>,
+    extra: Record<string, unknown>,
+    password: Record<string, unknown>,
+    transports: Transports,
+    warnings: string[],
+    hosts: string,
+  ): Promise<Outcome<RunResult>> {
+    const name = clusterNameOf(await redisHostVars(inv, flags.group, {...password, baremetal_group: groupSlug(flags.group), ...extra}), inv.file)
+    const lock = flags.check ? undefined : await lockCluster(selectHosts(inv, hosts), transports, sshOptions(flags), name, 'down')
+    const result = await executePlaybooks({
+      playbooks: [bundled('playbooks/redis-sentinel-down.yml')],
+      flags: {...flags, json: this.jsonEnabled()},
+      hosts,
+      transports,
+      warnings,
+      vars: {...password, baremetal_group: groupSlug(flags.group), redis_keep_data: flags['keep-data'], redis_purge: flags.purge},
+    }).finally(() => lock?.release())
+    return {result, exitCode: result.exitCode, text: recapText(result)}
   }
 }

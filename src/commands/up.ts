@@ -12,6 +12,7 @@ import {detectSource} from '../modules/redis/source.js'
 import {closeAll, type RunResult} from '../play/runner.js'
 import {groupSlug} from '../redis/cluster-record.js'
 import {validateLayout, type ValidateOptions} from '../redis/validate.js'
+import {topologyGroups, topologyOf, validateSentinel} from '../redis/sentinel-validate.js'
 import {loadYaml} from '../yamlfile.js'
 
 export default class Up extends BaseCommand<RunResult> {
@@ -54,7 +55,11 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
         })
       }
       const hosts = selectHosts(inv, withLimit(flags.group, flags.limit))
-      validateLayout(hosts, defaults, extra, inv.file, validationSources(inv.file, extra, dirname(flags.playbook)))
+      const sources = validationSources(inv.file, extra, dirname(flags.playbook))
+      validateLayout(hosts, defaults, extra, inv.file, sources)
+      // redis_topology: sentinel picks the Sentinel playbook (and its hosts) over the cluster's.
+      const topo = sentinelTopology(inv, hosts, defaults, extra, sources, flags.group)
+      if (topo && flags.playbook === bundled('playbooks/redis-cluster.yml')) flags.playbook = bundled('playbooks/redis-sentinel.yml')
       const password = redisPasswordVars(extra, inv, flags.group, warnings)
       if (flags['allow-data-loss']) warnings.push('--allow-data-loss: steps that lose acknowledged writes are carried out instead of refused')
       const resolved = await redisHostVars(inv, flags.group, {...password, ...group, ...extra})
@@ -79,7 +84,7 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
       const result = await executePlaybooks({
         playbooks: [flags.playbook],
         flags: {...flags, json: this.jsonEnabled()},
-        hosts: flags.group,
+        hosts: topo?.hosts ?? flags.group,
         transports,
         vars: {
           ...password,
@@ -95,6 +100,39 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
       await closeAll(transports)
     }
   }
+}
+
+/** The Sentinel topology's play hosts when the group asks for it (its variables and layout checked), else undefined. */
+export function sentinelTopology(
+  inv: ReturnType<typeof loadInv>,
+  hosts: ReturnType<typeof selectHosts>,
+  defaults: Record<string, unknown>,
+  extra: Record<string, unknown>,
+  sources: ValidateOptions,
+  group: string,
+): {hosts: string} | undefined {
+  const data = hosts.map((host) => ({host, vars: {...defaults, ...host.vars, ...extra}}))
+  const topologies = new Set(
+    data.map((d) =>
+      topologyOf(d.vars, (what, hint) => {
+        const src = sources.whereOf?.(d.host.name, 'redis_topology')
+        throw new InputError(`redis_topology${src ? ` (${src.label})` : ''} ${what}`, {where: {...(src?.where ?? {file: inv.file}), host: d.host.name}, hint})
+      }),
+    ),
+  )
+  if (!topologies.has('sentinel')) return undefined
+  if (topologies.size > 1) throw new InputError(`the hosts of ${group} mix redis_topology cluster and sentinel`, {where: {file: inv.file}, hint: 'set redis_topology on the group, not per host'})
+  const g = topologyGroups(inv, data[0]?.vars ?? {})
+  validateSentinel({
+    data,
+    ...(g.sentinel ? {sentinels: selectHosts(inv, g.sentinel)} : {}),
+    ...(g.haproxy ? {haproxy: selectHosts(inv, g.haproxy)} : {}),
+    file: inv.file,
+    whereOf: sources.whereOf,
+  })
+  // The Sentinel and HAProxy hosts join the play: the firewall lets them in, and each task
+  // runs only where the layout puts something.
+  return {hosts: [group, g.sentinel, g.haproxy].filter(Boolean).join(':')}
 }
 
 // Where each value came from (-e, or the inventory's file:line:col) and what a controller

@@ -26,6 +26,7 @@ import {clusterRecordModule} from './redis/cluster_record.js'
 import {redisConfigModule} from './redis/config.js'
 import {redisFailoverModule} from './redis/failover.js'
 import {redisInstancesModule} from './redis/instances.js'
+import {redisSentinelConfigModule, redisSentinelPlanModule, redisSentinelReadyModule} from './redis/sentinel.js'
 import {redisMembersModule} from './redis/members.js'
 import {redisSourceModule} from './redis/source.js'
 import {templateModule} from './template.js'
@@ -63,6 +64,9 @@ export const redisModules: ModuleSpec[] = [
   redisFailoverModule,
   redisMembersModule,
   redisClusterModule,
+  redisSentinelPlanModule,
+  redisSentinelConfigModule,
+  redisSentinelReadyModule,
   clusterRecordModule,
   haproxyModule,
 ]

@@ -14,6 +14,9 @@
 //   wait_timeout  int     seconds to wait for an instance to answer after start, or to exit after stop (default 30)
 //   remove        bool    with stopped: also delete dir/<port>
 //   keep_data     bool    with remove: keep the data files (dump*.rdb, appendonly*, nodes*.conf) and delete the rest
+//   conf          string  the config file's name in dir/<port>/ (default redis.conf; sentinel.conf for Sentinels)
+//   sentinel      bool    start as a Sentinel: redis-server CONF --sentinel (default false)
+//   private       bool    start under umask 077: files the instance rewrites itself stay 0600 (default false)
 //   save          bool    with stopped or restarted: SHUTDOWN SAVE (NOW on 7.x when stopped) instead of
 //                         NOSAVE; a failed save fails that port and leaves it running (default false)
 //
@@ -242,6 +245,12 @@ export interface ScriptOpts {
   keepData: boolean
   /** Stopped/restarted: SHUTDOWN SAVE instead of NOSAVE; a failed save fails the port (no SIGTERM fallback). */
   save: boolean
+  /** The config file's name in dir/<port>/ (default redis.conf). */
+  conf?: string
+  /** Start as a Sentinel (redis-server CONF --sentinel). */
+  sentinel?: boolean
+  /** Start under umask 077: the files the instance rewrites itself (CONFIG REWRITE, Sentinel's state) stay 0600. */
+  private?: boolean
 }
 
 /** The marker a save-shutdown leaves in dir/<port>/: its dump.rdb is a fresh, complete save. */
@@ -295,11 +304,11 @@ is_listening() {
 }
 pw_for() {
   if [ "$HAVE_PW" = 1 ]; then printf '%s' "$PW"; return; fi
-  sed -n 's/^[[:space:]]*requirepass[[:space:]][[:space:]]*//p' "$dir/$1/redis.conf" 2>/dev/null | tail -n 1 | sed 's/[[:space:]]*$//; s/^"\(.*\)"$/\1/'
+  sed -n 's/^[[:space:]]*requirepass[[:space:]][[:space:]]*//p' "$dir/$1/$CONF" 2>/dev/null | tail -n 1 | sed 's/[[:space:]]*$//; s/^"\(.*\)"$/\1/'
 }
 # A directive's value in dir/$1/redis.conf (the last line wins, as when Redis reads it), else $3.
 conf_val() {
-  cv_v=$(sed -n "s/^[[:space:]]*$2[[:space:]][[:space:]]*//p" "$dir/$1/redis.conf" 2>/dev/null | tail -n 1 | sed 's/[[:space:]]*$//; s/^"\(.*\)"$/\1/')
+  cv_v=$(sed -n "s/^[[:space:]]*$2[[:space:]][[:space:]]*//p" "$dir/$1/$CONF" 2>/dev/null | tail -n 1 | sed 's/[[:space:]]*$//; s/^"\(.*\)"$/\1/')
   [ -n "$cv_v" ] || cv_v=$3
   printf '%s' "$cv_v"
 }
@@ -333,7 +342,7 @@ is_ours() {
   io_cwd=$(readlink "/proc/$1/cwd" 2>/dev/null | sed 's/ (deleted)$//')
   [ -n "$io_cwd" ] && [ "$io_cwd" = "$2" ] && return 0
   io_conf=$(printf '%s' "$3" | sed -e ':a' -e 's#/\./#/#' -e 'ta')
-  [ -n "$io_conf" ] && [ "$io_conf" = "$2/redis.conf" ]
+  [ -n "$io_conf" ] && [ "$io_conf" = "$2/$CONF" ]
 }
 # The pid listening on port $1 in this host's network namespace (ss -p), for an instance
 # that does not tell its pid (INFO refused or unanswered).
@@ -377,7 +386,7 @@ restore_pid() {
   printf '%s\n' "$2" > "$dir/$1/redis.pid.bm-tmp" && mv -f "$dir/$1/redis.pid.bm-tmp" "$dir/$1/redis.pid" && echo "@@ $1 pidrestored $2"
 }
 bus_port() {
-  b_conf="$dir/$1/redis.conf"
+  b_conf="$dir/$1/$CONF"
   grep -qi '^[[:space:]]*cluster-enabled[[:space:]][[:space:]]*yes' "$b_conf" 2>/dev/null || return 0
   b_cp=$(sed -n 's/^[[:space:]]*cluster-port[[:space:]][[:space:]]*\([0-9][0-9]*\).*/\1/p' "$b_conf" | tail -n 1)
   if [ -n "$b_cp" ] && [ "$b_cp" != 0 ]; then echo "$b_cp"; else echo $(($1 + 10000)); fi
@@ -403,7 +412,7 @@ prepare_start() {
   LAUNCH=""; WAITONLY=""
   refresh_listeners
   for ps_port in $1; do
-    if [ ! -f "$dir/$ps_port/redis.conf" ]; then report_failed "$ps_port" "no redis.conf in $dir/$ps_port"; continue; fi
+    if [ ! -f "$dir/$ps_port/$CONF" ]; then report_failed "$ps_port" "no $CONF in $dir/$ps_port"; continue; fi
     owner "$ps_port"
     if [ -n "$mine" ]; then
       echo "@@ $ps_port running"
@@ -435,8 +444,8 @@ readdress() {
 # The config an instance starts with, kept for redis_config to compare with the rendered one;
 # $2: lines appended (what the command line overrides).
 snapshot_conf() {
-  sc_f="$dir/$1/redis.conf.applied"
-  cp -f "$dir/$1/redis.conf" "$sc_f.tmp" 2>/dev/null && chmod 600 "$sc_f.tmp" || return 1
+  sc_f="$dir/$1/$CONF.applied"
+  cp -f "$dir/$1/$CONF" "$sc_f.tmp" 2>/dev/null && chmod 600 "$sc_f.tmp" || return 1
   [ -z "$2" ] || printf '\n%s\n' "$2" >> "$sc_f.tmp"
   mv -f "$sc_f.tmp" "$sc_f"
 }
@@ -462,8 +471,8 @@ launch() {
   # one that "exited right after starting". Only ports nothing of ours serves get here.
   rm -f "$dir/$1/redis.pid"
   wc -c < "$dir/$1/redis.log" > "$T/$1.off" 2>/dev/null || echo 0 > "$T/$1.off"
-  if [ -f "$T/$1.rdbfirst" ]; then ( cd "$dir/$1" && exec "$bin/redis-server" ./redis.conf --appendonly no ) > "$T/$1.out" 2>&1 < /dev/null
-  else ( cd "$dir/$1" && exec "$bin/redis-server" ./redis.conf ) > "$T/$1.out" 2>&1 < /dev/null; fi
+  if [ -f "$T/$1.rdbfirst" ]; then ( cd "$dir/$1" && { [ -z "$UMASK" ] || umask "$UMASK"; } && exec "$bin/redis-server" "./$CONF" $XARGS --appendonly no ) > "$T/$1.out" 2>&1 < /dev/null
+  else ( cd "$dir/$1" && { [ -z "$UMASK" ] || umask "$UMASK"; } && exec "$bin/redis-server" "./$CONF" $XARGS ) > "$T/$1.out" 2>&1 < /dev/null; fi
   echo $? > "$T/$1.rc"
 }
 # CONFIG SET appendonly yes once the instance has loaded its data, then wait until the
@@ -519,7 +528,10 @@ await_ports() {
         probe "$aw_port"
         if [ "$alive" = 1 ] && { [ -z "$ipid" ] || [ "$ipid" = "$aw_pid" ]; }; then echo "@@ $aw_port started"; : > "$T/$aw_port.up"; continue; fi
       elif [ -n "$aw_pid" ] && [ "$dir/$aw_port/redis.pid" -nt "$T/stamp" ]; then
-        report_failed "$aw_port" "redis-server exited right after starting"; continue
+        # Only when the same dead pid is read twice: a pidfile read while Redis writes it
+        # gives a partial pid ("9" of "9000"), which is no process at all.
+        slurp "$T/$aw_port.gone" && [ "$rd_v" = "$aw_pid" ] && { report_failed "$aw_port" "redis-server exited right after starting"; continue; }
+        echo "$aw_pid" > "$T/$aw_port.gone"
       fi
       if [ -f "$T/$aw_port.rc" ] && ! is_alive "$aw_pid" && log_fatal "$aw_port"; then
         report_failed "$aw_port" "redis-server failed to start"; continue
@@ -541,7 +553,7 @@ start_ports() {
   sp_aof=""
   for sp_port in $LAUNCH; do
     readdress "$sp_port"
-    rm -f "$T/$sp_port.rdbfirst" "$T/$sp_port.up"
+    rm -f "$T/$sp_port.rdbfirst" "$T/$sp_port.up" "$T/$sp_port.gone"
     if rdb_first "$sp_port"; then
       : > "$T/$sp_port.rdbfirst"; sp_aof="$sp_aof $sp_port"
       # Until AOF is on, the snapshot says it is off: redis_config then turns it on live.
@@ -585,8 +597,8 @@ slurp() {
 pw_of() {
   pw_v=$PW; [ "$HAVE_PW" = 1 ] && return 0
   pw_v=""
-  [ -r "$dir/$1/redis.conf" ] || return 0
-  while read -r pw_k pw_r || [ -n "$pw_k" ]; do [ "$pw_k" = requirepass ] && pw_v=$pw_r; done < "$dir/$1/redis.conf"
+  [ -r "$dir/$1/$CONF" ] || return 0
+  while read -r pw_k pw_r || [ -n "$pw_k" ]; do [ "$pw_k" = requirepass ] && pw_v=$pw_r; done < "$dir/$1/$CONF"
   case "$pw_v" in \"*\") pw_v=$(printf '%s' "$pw_v" | sed 's/^"\(.*\)"$/\1/');; esac
 }
 # SHUTDOWN ($sd_kind, then $2: NOW or nothing) to every port of $1 at once, each reply in
@@ -793,6 +805,7 @@ export function libScript(mode: InstanceState | 'status', ports: number[], o: Sc
     `save_s=${10 * Math.max(1, Math.floor(o.waitSeconds))}; aof_s=${10 * Math.max(1, Math.floor(o.waitSeconds))}`,
     o.password ? `HAVE_PW=1; PW=${quote(o.password)}` : 'HAVE_PW=0; PW=',
     `PORTS=${quote(ports.join(' '))}`,
+    `CONF=${quote(o.conf ?? 'redis.conf')}; XARGS=${o.sentinel ? '--sentinel' : "''"}; UMASK=${o.private ? '077' : "''"}`,
   ]
   return [...head, LIB, ...body, 'exit 0', ''].join('\n')
 }
@@ -820,6 +833,9 @@ export const redisInstancesModule: ModuleSpec = {
     remove: {type: 'bool', default: false},
     keep_data: {type: 'bool', default: false},
     save: {type: 'bool', default: false},
+    conf: {type: 'string', default: 'redis.conf'},
+    sentinel: {type: 'bool', default: false},
+    private: {type: 'bool', default: false},
   },
   checkMode: true,
   async run(ctx: ModuleContext, items: TaskItem[]): Promise<ItemResult[]> {
@@ -842,6 +858,9 @@ export const redisInstancesModule: ModuleSpec = {
         remove: Boolean(a.remove),
         keepData: Boolean(a.keep_data),
         save: Boolean(a.save),
+        ...(a.conf && a.conf !== 'redis.conf' ? {conf: String(a.conf)} : {}),
+        ...(a.sentinel ? {sentinel: true} : {}),
+        ...(a.private ? {private: true} : {}),
       }
       const state = (a.state ?? 'started') as InstanceState
       const key = JSON.stringify([state, opts])

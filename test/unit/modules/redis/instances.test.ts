@@ -97,6 +97,12 @@ describe('redis_instances: script', () => {
     assert.ok(s.includes(`PW='p'\\''w $(x)'`))
     assert.ok(!s.includes('\\${'))
   })
+  it('a Sentinel: its own config file name, --sentinel, umask 077; an instance by default: redis.conf, none of them', () => {
+    const s = instancesScript('started', [26379], {...o, conf: 'sentinel.conf', sentinel: true, private: true})
+    assert.match(s, /CONF='?sentinel\.conf'?; XARGS=--sentinel; UMASK=077/)
+    assert.ok(s.includes('exec "$bin/redis-server" "./$CONF" $XARGS )'))
+    assert.match(instancesScript('started', [1], o), /CONF='?redis\.conf'?; XARGS=''; UMASK=''/)
+  })
   it('the password reaches redis-cli only through REDISCLI_AUTH', () => {
     const s = instancesScript('stopped', [1], {...o, password: 'secret'})
     assert.ok(/REDISCLI_AUTH=\$c_auth/.test(s))

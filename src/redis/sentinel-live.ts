@@ -1,0 +1,106 @@
+import {Redis} from 'ioredis'
+import {DIRECT} from './pool.js'
+import type {GroupLive, MemberLive} from './sentinel-roles.js'
+import type {SentinelLayout} from './sentinel-layout.js'
+import {addrOf} from './sentinel-roles.js'
+
+// The live side of "who is the master of group G now", from the controller: each Sentinel's
+// SENTINEL get-master-addr-by-name, and ROLE on every member. Kept small and in one place:
+// src/redis/sentinel-view.ts (status, failover) is the fuller view this folds into.
+
+const TIMEOUT_MS = 2000
+
+async function ask<T>(host: string, port: number, password: string | undefined, fn: (r: Redis) => Promise<T>): Promise<T | undefined> {
+  const r = new Redis({...DIRECT, host, port, password, connectTimeout: TIMEOUT_MS, commandTimeout: TIMEOUT_MS})
+  r.on('error', () => {})
+  try {
+    await r.connect()
+    return await fn(r)
+  } catch {
+    return undefined
+  } finally {
+    r.disconnect()
+  }
+}
+
+/** ROLE of one instance: alive with its role (and a replica's master), or not alive. */
+export async function memberRole(ip: string, port: number, password?: string): Promise<MemberLive> {
+  const role = await ask(ip, port, password, (r) => r.call('ROLE') as Promise<unknown[]>)
+  if (!Array.isArray(role)) return {alive: false}
+  if (role[0] === 'master') return {alive: true, role: 'master'}
+  if (role[0] === 'slave') return {alive: true, role: 'slave', masterAddr: `${String(role[1])}:${String(role[2])}`}
+  return {alive: true}
+}
+
+/** What one Sentinel names as the master of `name` ("ip:port"), undefined when it does not answer or know it. */
+export async function sentinelNames(ip: string, port: number, name: string): Promise<string | undefined> {
+  const a = await ask(ip, port, undefined, (r) => r.call('SENTINEL', 'get-master-addr-by-name', name) as Promise<unknown>)
+  return Array.isArray(a) && a.length === 2 ? `${String(a[0])}:${String(a[1])}` : undefined
+}
+
+/** The live facts of every group of the layout: all Sentinels and members asked at once. */
+export async function liveGroups(layout: SentinelLayout, password?: string): Promise<Map<string, GroupLive>> {
+  const out = new Map<string, GroupLive>()
+  await Promise.all(
+    layout.groups.map(async (g) => {
+      const addrs = [g.master, ...g.replicas].map((h) => ({h, a: addrOf(h, g.port)}))
+      const [says, roles] = await Promise.all([
+        Promise.all(layout.sentinels.map((s) => sentinelNames(s.ip, s.port, g.name))),
+        Promise.all(addrs.map(({h}) => memberRole(h.ip, g.port, password))),
+      ])
+      out.set(g.name, {sentinelSays: says, members: new Map(addrs.map(({a}, i) => [a, roles[i]]))})
+    }),
+  )
+  return out
+}
+
+export interface SentinelMasterInfo {
+  ip: string
+  port: number
+  flags: string
+  replicas: number
+  otherSentinels: number
+}
+
+/** SENTINEL MASTER name as a few fields, undefined when the Sentinel does not answer or know it. */
+export async function sentinelMasterInfo(ip: string, port: number, name: string): Promise<SentinelMasterInfo | undefined> {
+  const a = await ask(ip, port, undefined, (r) => r.call('SENTINEL', 'MASTER', name) as Promise<unknown>)
+  if (!Array.isArray(a)) return undefined
+  const f = new Map<string, string>()
+  for (let i = 0; i + 1 < a.length; i += 2) f.set(String(a[i]), String(a[i + 1]))
+  return {ip: f.get('ip') ?? '', port: Number(f.get('port')), flags: f.get('flags') ?? '', replicas: Number(f.get('num-slaves') ?? 0), otherSentinels: Number(f.get('num-other-sentinels') ?? 0)}
+}
+
+/** Replicas of a master with their link up (ROLE's replica list: connected ones only). */
+export async function connectedReplicas(ip: string, port: number, password?: string): Promise<number | undefined> {
+  const role = await ask(ip, port, password, (r) => r.call('ROLE') as Promise<unknown[]>)
+  return Array.isArray(role) && role[0] === 'master' && Array.isArray(role[2]) ? role[2].length : undefined
+}
+
+/** One command to one Sentinel (SENTINEL SET, MONITOR, FLUSHCONFIG): its reply or the error's message. */
+export async function sentinelCommand(ip: string, port: number, args: string[]): Promise<{ok: boolean; reply: string}> {
+  let err = 'no answer'
+  const reply = await ask(ip, port, undefined, async (r) => {
+    try {
+      return String(await r.call(args[0], ...args.slice(1)))
+    } catch (error) {
+      err = error instanceof Error ? error.message : String(error)
+      return undefined
+    }
+  })
+  return reply === undefined ? {ok: false, reply: err} : {ok: true, reply}
+}
+
+/** CONFIG SET on one data instance. */
+export async function configSet(ip: string, port: number, password: string | undefined, name: string, value: string): Promise<{ok: boolean; reply: string}> {
+  let err = 'no answer'
+  const reply = await ask(ip, port, password, async (r) => {
+    try {
+      return String(await r.call('CONFIG', 'SET', name, value))
+    } catch (error) {
+      err = error instanceof Error ? error.message : String(error)
+      return undefined
+    }
+  })
+  return reply === undefined ? {ok: false, reply: err} : {ok: true, reply}
+}
