@@ -103,7 +103,10 @@ async function checkKeys(c: Cluster, writtenAt: number): Promise<void> {
   assert.deepEqual(bad.slice(0, 10), [], 'every key restored with its type, value and TTL')
 }
 
+// The slots are read lazily: before 'ready' the client knows no master (and the sum would be 0).
 async function dbsize(c: Cluster): Promise<number> {
+  if (c.status !== 'ready') await new Promise((r) => c.once('ready', r))
+  assert.ok(c.nodes('master').length > 0)
   const sizes = await Promise.all(c.nodes('master').map((n) => n.dbsize()))
   return sizes.reduce((a, b) => a + b, 0)
 }
@@ -231,5 +234,17 @@ describe(`backup and restore on Redis ${redisVersion()}`, () => {
       c.disconnect()
     }
     assert.ok(!existsSync(join(dir, 'manifest.json.part')))
+  })
+
+  it('key counts short of the manifest (more than its keys with a TTL) fail the restore, exit 2, naming the range', async () => {
+    const edited = join(work, 'bk-counts')
+    cpSync(dir, edited, {recursive: true})
+    const m = JSON.parse(readFileSync(join(edited, 'manifest.json'), 'utf8'))
+    m.files[0].ranges[0].keys += m.files[0].expires + 1
+    writeFileSync(join(edited, 'manifest.json'), JSON.stringify(m))
+    const r = await bm('restore', '--from', edited, '--force')
+    assert.equal(r.code, 2, show(r))
+    assert.equal(r.json.mismatches.length, 1, show(r))
+    assert.match(r.json.mismatches[0], new RegExp(`${m.files[0].file}: ${m.files[0].expires + 1} keys of the manifest are not in the snapshot`))
   })
 })
