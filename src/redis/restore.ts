@@ -38,7 +38,11 @@ export async function loadBackup(dir: string): Promise<Manifest> {
     const found = existsSync(p) ? {...(await sha256File(p)), rdbVersion: rdbHeaderVersion(await readHeader(p))} : undefined
     bad.push(...fileProblems(f, found))
   }
-  if (bad.length) throw new InputError(`the backup in ${dir} is damaged, nothing was restored: ${bad.join('; ')}`, {where: {file: path}, hint: 'restore from another copy of the backup; no file of it may be changed'})
+  if (bad.length)
+    throw new InputError(`the backup in ${dir} is damaged, nothing was restored: ${bad.join('; ')}`, {
+      where: {file: path},
+      hint: 'restore from another copy of the backup; no file of it may be changed',
+    })
   return manifest
 }
 
@@ -81,7 +85,26 @@ export async function startLoader(bin: string, rdb: string): Promise<Loader> {
   await symlink(resolve(rdb), join(dir, 'dump.rdb'))
   const port = await sparePort()
   const pidfile = join(dir, 'redis.pid')
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--dbfilename', 'dump.rdb', '--save', '', '--appendonly', 'no', '--daemonize', 'yes', '--pidfile', pidfile, '--logfile', join(dir, 'redis.log')]
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--dbfilename',
+    'dump.rdb',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--daemonize',
+    'yes',
+    '--pidfile',
+    pidfile,
+    '--logfile',
+    join(dir, 'redis.log'),
+  ]
   const r = spawnSync(bin, args, {encoding: 'utf8'})
   if (r.status !== 0) throw new ClusterError(`the temporary redis-server did not start: ${(r.stderr || r.stdout).trim().slice(-300)}`)
   const stop = async () => {
@@ -126,31 +149,42 @@ export interface RestoreProgress {
 }
 
 // SCAN the loader, DUMP + PTTL each key (one pipeline per batch), RESTORE … REPLACE into the
-// cluster (auto-pipelined per node); the next batch is read while this one is written.
+// cluster (auto-pipelined per node); up to WRITES_IN_FLIGHT batches are written while the
+// next is read.
+const WRITES_IN_FLIGHT = 4
+
 async function streamKeys(loader: Loader, cluster: Cluster, counts: number[], onBatch: (keys: number, bytes: number) => void): Promise<void> {
   let cursor = '0'
-  let writing: Promise<unknown> = Promise.resolve()
-  do {
-    const [next, keys] = (await loader.client.scanBuffer(cursor, 'COUNT', 1000)) as [Buffer, Buffer[]]
-    cursor = next.toString()
-    if (!keys.length) continue
-    const p = loader.client.pipeline()
-    for (const k of keys) p.dumpBuffer(k).pttl(k)
-    const res = (await p.exec()) ?? []
-    await writing
-    const batch: Array<Promise<unknown>> = []
-    let bytes = 0
-    for (const [i, k] of keys.entries()) {
-      const payload = res[2 * i]?.[1] as Buffer | null
-      const ttl = Number(res[2 * i + 1]?.[1])
-      if (!payload || ttl === -2) continue // expired between SCAN and DUMP
-      counts[keySlot(k)]++
-      bytes += payload.length
-      batch.push(cluster.restore(k, ttl > 0 ? ttl : 0, payload, 'REPLACE'))
-    }
-    writing = Promise.all(batch).then(() => onBatch(batch.length, bytes))
-  } while (cursor !== '0')
-  await writing
+  const writing: Array<Promise<unknown>> = []
+  try {
+    do {
+      const [next, keys] = (await loader.client.scanBuffer(cursor, 'COUNT', 1000)) as [Buffer, Buffer[]]
+      cursor = next.toString()
+      if (!keys.length) continue
+      const p = loader.client.pipeline()
+      for (const k of keys) p.dumpBuffer(k).pttl(k)
+      const res = (await p.exec()) ?? []
+      if (writing.length >= WRITES_IN_FLIGHT) await writing.shift()
+      const batch: Array<Promise<unknown>> = []
+      let bytes = 0
+      for (const [i, k] of keys.entries()) {
+        const payload = res[2 * i]?.[1] as Buffer | null
+        const ttl = Number(res[2 * i + 1]?.[1])
+        if (!payload || ttl === -2) continue // expired between SCAN and DUMP
+        counts[keySlot(k)]++
+        bytes += payload.length
+        batch.push(cluster.restore(k, ttl > 0 ? ttl : 0, payload, 'REPLACE'))
+      }
+      const w = Promise.all(batch).then(() => onBatch(batch.length, bytes))
+      w.catch(() => {}) // settled below: not an unhandled rejection meanwhile
+      writing.push(w)
+    } while (cursor !== '0')
+  } finally {
+    // Every write settles before the loader stops or an error propagates.
+    const settled = await Promise.allSettled(writing)
+    const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected')
+    if (failed) throw failed.reason
+  }
 }
 
 /** Keys per slot in the target, from each master for the slots it serves. */
@@ -205,14 +239,7 @@ export interface RestoreResult {
   mismatches: string[]
 }
 
-export async function runRestore(o: {
-  manifest: Manifest
-  dir: string
-  target: TargetState
-  password?: string
-  loaderBin: string
-  progress: (p: RestoreProgress) => void
-}): Promise<RestoreResult> {
+export async function runRestore(o: {manifest: Manifest; dir: string; target: TargetState; password?: string; loaderBin: string; progress: (p: RestoreProgress) => void}): Promise<RestoreResult> {
   const started = Date.now()
   const masters = o.target.entries.filter((e) => e.master && e.slots.length)
   const cluster = new Cluster(
