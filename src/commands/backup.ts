@@ -45,7 +45,11 @@ The manifest lists the cluster's name and shape, every node id, each file's slot
   protected async work(): Promise<Outcome<BackupJson>> {
     const {flags} = await this.parse(Backup)
     const topo = await topologyOf(flags)
-    if (topo.topology === 'sentinel') throw new InputError('backup is for a Redis Cluster; this inventory is redis_topology: sentinel', {where: {file: topo.inv.file}, hint: 'back up each Sentinel group with BGSAVE on its master for now'})
+    if (topo.topology === 'sentinel')
+      throw new InputError('backup is for a Redis Cluster; this inventory is redis_topology: sentinel', {
+        where: {file: topo.inv.file},
+        hint: 'back up each Sentinel group with BGSAVE on its master for now',
+      })
     const dir = resolve(flags.to)
     if (existsSync(resolve(dir, 'manifest.json'))) throw new InputError(`${dir} already holds a backup (manifest.json)`, {hint: 'give --to a new or empty directory: a backup is never overwritten'})
     const ssh = sshOptions(flags)
@@ -61,7 +65,17 @@ The manifest lists the cluster's name and shape, every node id, each file's slot
     const started = Date.now()
     const show = progressLine(!this.jsonEnabled())
     try {
-      const manifest = await runBackup({nodes, password, cluster, dir, fromReplicas: flags['from-replicas'], parallel: flags.parallel, saveTimeoutS: flags['save-timeout'], transportOf, progress: show})
+      const manifest = await runBackup({
+        nodes,
+        password,
+        cluster,
+        dir,
+        fromReplicas: flags['from-replicas'],
+        parallel: flags.parallel,
+        saveTimeoutS: flags['save-timeout'],
+        transportOf,
+        progress: show,
+      })
       const ms = Date.now() - started
       const bytes = manifest.files.reduce((s, f) => s + f.bytes, 0)
       const keys = manifest.files.reduce((s, f) => s + f.keys, 0)

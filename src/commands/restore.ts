@@ -30,7 +30,10 @@ Interrupted: run it again with --force (REPLACE makes it idempotent).`
     'extra-vars': extraVarsFlag,
     from: Flags.string({description: 'backup directory written by baremetal backup --to', required: true}),
     force: Flags.boolean({description: 'restore into a cluster that already holds keys (a key of the backup replaces one of the same name)', default: false}),
-    'redis-server': Flags.string({description: "redis-server on the controller that loads the snapshots (default: the inventory's redis_bin_dir if the controller has it, else PATH); of the backup's version or newer, not newer than the target"}),
+    'redis-server': Flags.string({
+      description:
+        "redis-server on the controller that loads the snapshots (default: the inventory's redis_bin_dir if the controller has it, else PATH); of the backup's version or newer, not newer than the target",
+    }),
   }
 
   protected async work(): Promise<Outcome<RestoreJson>> {
@@ -45,7 +48,10 @@ Interrupted: run it again with --force (REPLACE makes it idempotent).`
     const cluster = String(hosts[0]?.vars.redis_cluster_name ?? '')
     const backupRdb = Math.max(...manifest.files.map((f) => f.rdbVersion))
     const refused = versionProblems(backupRdb, loader, {version: target.version})
-    if (refused.length) throw new InputError(`cannot restore a Redis ${manifest.redisVersion} backup into this cluster, nothing changed: ${refused.join('; ')}`, {hint: 'restore into a cluster of the backup version or newer'})
+    if (refused.length)
+      throw new InputError(`cannot restore a Redis ${manifest.redisVersion} backup into this cluster, nothing changed: ${refused.join('; ')}`, {
+        hint: 'restore into a cluster of the backup version or newer',
+      })
     if (target.keys > 0 && !flags.force) {
       throw new InputError(`the target cluster ${cluster} holds ${target.keys} keys: refusing to restore over them, nothing changed`, {
         hint: 'restore into an empty cluster, or add --force (keys of the backup replace keys of the same name; others stay); a restore that was interrupted is re-run with --force',

@@ -185,10 +185,7 @@ export interface RangeCheck {
  * since the backup), file by file. More keys than the manifest is no loss: the counts are
  * read just before the fork, so writes in that moment land in the snapshot only.
  */
-export function countMismatches(
-  files: ReadonlyArray<{file: string; expires: number; ranges: readonly RangeCheck[]}>,
-  o: {targetWasEmpty: boolean},
-): string[] {
+export function countMismatches(files: ReadonlyArray<{file: string; expires: number; ranges: readonly RangeCheck[]}>, o: {targetWasEmpty: boolean}): string[] {
   const out: string[] = []
   for (const f of files) {
     let shortfall = 0

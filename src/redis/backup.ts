@@ -100,11 +100,15 @@ async function planShards(entries: NodeEntry[], o: BackupOptions): Promise<Shard
         const info = parseClusterInfo(String(await withNode(rep, o.password, (r) => r.info('replication')).catch(() => '')))
         if (info.master_link_status === 'up' && info.master_sync_in_progress === '0') inSync.push(rep)
       }
-      if (!inSync.length) throw new ClusterError(`--from-replicas: the shard of master ${m.addr} (slots ${m.slots.map(([a, b]) => `${a}-${b}`).join(',')}) has no replica in sync`, {hint: 'leave out --from-replicas to snapshot that master, or repair the replica (baremetal up)'})
+      if (!inSync.length)
+        throw new ClusterError(`--from-replicas: the shard of master ${m.addr} (slots ${m.slots.map(([a, b]) => `${a}-${b}`).join(',')}) has no replica in sync`, {
+          hint: 'leave out --from-replicas to snapshot that master, or repair the replica (baremetal up)',
+        })
       source = inSync[0]
     }
     const node = byAddr.get(source.addr)
-    if (!node) throw new ClusterError(`${source.addr} serves slots but is not in the inventory: its RDB file cannot be fetched`, {hint: 'list every host of the cluster in the inventory (or drop --limit)'})
+    if (!node)
+      throw new ClusterError(`${source.addr} serves slots but is not in the inventory: its RDB file cannot be fetched`, {hint: 'list every host of the cluster in the inventory (or drop --limit)'})
     shards.push({master: m, source, node, ranges: m.slots, file: `shard-${String(i).padStart(3, '0')}-${m.id.slice(0, 8)}.rdb`})
   }
   return shards
@@ -152,7 +156,12 @@ async function waitSaved(r: Redis, s: Shard, startedSec: number, deadline: numbe
     const p = parseClusterInfo(await r.info('persistence'))
     const last = Number(await r.lastsave())
     if (p.rdb_bgsave_in_progress === '0') {
-      if (p.rdb_last_bgsave_status !== 'ok') throw nodeError(s.node, `BGSAVE failed (rdb_last_bgsave_status:${p.rdb_last_bgsave_status}): see the node's redis.log`, 'a full disk or a fork refused (vm.overcommit_memory) are the usual causes')
+      if (p.rdb_last_bgsave_status !== 'ok')
+        throw nodeError(
+          s.node,
+          `BGSAVE failed (rdb_last_bgsave_status:${p.rdb_last_bgsave_status}): see the node's redis.log`,
+          'a full disk or a fork refused (vm.overcommit_memory) are the usual causes',
+        )
       if (last >= startedSec) return
     }
     if (Date.now() > deadline) throw nodeError(s.node, 'BGSAVE did not finish in time', 'raise --save-timeout for large datasets')

@@ -48,7 +48,13 @@ describe('backup manifest', () => {
   })
 
   it('refuses overlapping, missing and out-of-range slots', () => {
-    assert.match(coverageProblems([{file: 'a.rdb', ranges: [{from: 0, to: 100}]}, {file: 'b.rdb', ranges: [{from: 100, to: 16383}]}]).join(), /slot 100 is in both a.rdb and b.rdb/)
+    assert.match(
+      coverageProblems([
+        {file: 'a.rdb', ranges: [{from: 0, to: 100}]},
+        {file: 'b.rdb', ranges: [{from: 100, to: 16383}]},
+      ]).join(),
+      /slot 100 is in both a.rdb and b.rdb/,
+    )
     assert.match(coverageProblems([{file: 'a.rdb', ranges: [{from: 0, to: 16000}]}]).join(), /383 slot\(s\) are in no file/)
     assert.match(coverageProblems([{file: 'a.rdb', ranges: [{from: 0, to: 16384}]}]).join(), /not within 0-16383/)
   })
@@ -77,7 +83,19 @@ describe('backup manifest', () => {
     per[0] = 2
     per[5] = 3
     per[100] = 7
-    assert.deepEqual(rangeCounts([[0, 5], [6, 16383]], per), [{from: 0, to: 5, keys: 5}, {from: 6, to: 16383, keys: 7}])
+    assert.deepEqual(
+      rangeCounts(
+        [
+          [0, 5],
+          [6, 16383],
+        ],
+        per,
+      ),
+      [
+        {from: 0, to: 5, keys: 5},
+        {from: 6, to: 16383, keys: 7},
+      ],
+    )
   })
 })
 
