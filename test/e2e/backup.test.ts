@@ -142,8 +142,14 @@ describe(`backup and restore on Redis ${redisVersion()}`, () => {
     assert.equal(m.files.length, 4)
     assert.equal(m.nodes.length, 8)
     assert.equal(m.redisVersion, redisVersion())
-    assert.equal(m.files.reduce((s: number, f: any) => s + f.keys, 0), N)
-    assert.equal(m.files.flatMap((f: any) => f.ranges).reduce((s: number, x: any) => s + x.keys, 0), N)
+    assert.equal(
+      m.files.reduce((s: number, f: any) => s + f.keys, 0),
+      N,
+    )
+    assert.equal(
+      m.files.flatMap((f: any) => f.ranges).reduce((s: number, x: any) => s + x.keys, 0),
+      N,
+    )
     for (const f of m.files) {
       assert.match(f.sha256, /^[0-9a-f]{64}$/)
       assert.equal(f.role, 'master')
@@ -163,7 +169,10 @@ describe(`backup and restore on Redis ${redisVersion()}`, () => {
       m.files.map((f: any) => f.role),
       ['replica', 'replica', 'replica', 'replica'],
     )
-    assert.equal(m.files.reduce((s: number, f: any) => s + f.keys, 0), N)
+    assert.equal(
+      m.files.reduce((s: number, f: any) => s + f.keys, 0),
+      N,
+    )
   })
 
   it('a non-empty target is refused without --force (exit 5), nothing changed', async () => {
@@ -199,7 +208,9 @@ describe(`backup and restore on Redis ${redisVersion()}`, () => {
       const r = await bm('restore', '--from', dir)
       assert.equal(r.code, 0, show(r))
       noSecret(r)
-      t.diagnostic(`restore (same shape): ${r.json.keys} keys, ${r.json.bytes} bytes in ${r.json.ms} ms: ${Math.round((r.json.keys * 1000) / r.json.ms)} keys/s, ${((r.json.bytes / 1e6) * 1000) / r.json.ms} MB/s`)
+      t.diagnostic(
+        `restore (same shape): ${r.json.keys} keys, ${r.json.bytes} bytes in ${r.json.ms} ms: ${Math.round((r.json.keys * 1000) / r.json.ms)} keys/s, ${((r.json.bytes / 1e6) * 1000) / r.json.ms} MB/s`,
+      )
       assert.equal(r.json.keys, N)
       assert.deepEqual(r.json.mismatches, [])
       assert.equal(await dbsize(c), N)
