@@ -156,14 +156,15 @@ export function fileProblems(f: ManifestFile, found: {bytes: number; sha256: str
 export function versionProblems(backupRdb: number, loader: {version: string}, target: {version: string}): string[] {
   const l = rdbVersionOf(loader.version)
   const t = rdbVersionOf(target.version)
+  if (backupRdb > t) {
+    return [
+      `the snapshots are RDB format ${backupRdb}, the target runs Redis ${target.version} (format ${t}): a backup of a newer Redis cannot be restored into an older one (neither RDB nor DUMP formats load backwards)`,
+    ]
+  }
   const out: string[] = []
   if (backupRdb > l) out.push(`the snapshots are RDB format ${backupRdb}, which redis-server ${loader.version} (the loader) cannot read: give --redis-server of the backup's version or newer`)
-  if (l > t) {
-    out.push(
-      `the target runs Redis ${target.version} (RDB format ${t}); DUMP payloads of redis-server ${loader.version} (format ${l}) cannot be RESTOREd into it` +
-        (backupRdb > t ? ': a backup of a newer Redis cannot be restored into an older one' : ': give --redis-server of the target version'),
-    )
-  }
+  if (l > t)
+    out.push(`DUMP payloads of redis-server ${loader.version} (the loader, RDB format ${l}) cannot be RESTOREd into Redis ${target.version} (format ${t}): give --redis-server of the target's version`)
   return out
 }
 

@@ -4,6 +4,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {Cluster} from 'ioredis'
+import {createHash} from 'node:crypto'
 import {createFleet, type Fleet, type TestHost} from '../harness/fleet.js'
 import {cli, show, type CliResult} from './cli.js'
 import * as ops from './cluster-ops.js'
@@ -40,7 +41,7 @@ function layout(name: string, hosts: TestHost[], vars: Record<string, unknown>):
   return inv
 }
 
-const up = () => cli(['up', '-i', inv, ...redisArgs(), '--json'], {timeoutMs: 600_000})
+const up = (extra: Record<string, string> = {}) => cli(['up', '-i', inv, ...redisArgs(extra), '--json'], {timeoutMs: 600_000})
 const down = () => cli(['down', '-i', inv, '--json'], {timeoutMs: 300_000})
 const bm = (...args: string[]) => cli([...args, '-i', inv, '--json'], {timeoutMs: 600_000})
 const noSecret = (r: CliResult) => assert.ok(!(r.stdout + r.stderr).includes(PASSWORD), 'the password is never printed')
@@ -258,4 +259,62 @@ describe(`backup and restore on Redis ${redisVersion()}`, () => {
     assert.equal(r.json.mismatches.length, 1, show(r))
     assert.match(r.json.mismatches[0], new RegExp(`${m.files[0].file}: ${m.files[0].expires + 1} keys of the manifest are not in the snapshot`))
   })
+  // Our users' version, from the build cache the 5.0.3 pass fills (skipped when it is not there).
+  const OLD = '5.0.3'
+  const oldBuild = join(
+    process.env.BAREMETAL_TEST_BUILD_CACHE ?? '/var/cache/baremetal-test-build',
+    `redis-${OLD}-${createHash('sha256').update(`${OLD} MALLOC=libc BUILD_TLS=no`).digest('hex').slice(0, 12)}`,
+  )
+  const oldVars = {redis_version: OLD, redis_source: '/work/shared/redis/redis-5.0.3.tar.gz'}
+  const haveOld = existsSync(join(oldBuild, 'bin', '.baremetal-build')) && existsSync(oldVars.redis_source)
+
+  it(
+    `a ${redisVersion()} backup into a ${OLD} cluster is refused before anything changes (exit 5); a ${OLD} backup restores into ${redisVersion()}`,
+    {skip: !haveOld || redisVersion() === OLD},
+    async (t) => {
+      assert.equal((await down()).code, 0)
+      const hosts = fleet.hosts.slice(0, 2)
+      inv = fleet.writeInventory({
+        hosts,
+        path: join(fleet.dir, 'old.yml'),
+        vars: {redis_password: PASSWORD, redis_port_start: A, redis_count: 2, redis_replicas: 0, redis_src_dir: join(oldBuild, 'src'), redis_bin_dir: join(oldBuild, 'bin')},
+      })
+      const u = await up(oldVars)
+      assert.equal(u.code, 0, show(u))
+      await ops.waitClusterOk(inv, 90_000)
+      const c = client(hosts, A)
+      try {
+        const r = await bm('restore', '--from', dir)
+        assert.equal(r.code, 5, show(r))
+        assert.match(r.json.error.message, /a backup of a newer Redis cannot be restored into an older one/)
+        assert.equal(await dbsize(c), 0)
+        await Promise.all(Array.from({length: 1000}, (_, i) => c.set(`old:${i}`, `o${i}`, 'PX', 3_600_000)))
+      } finally {
+        c.disconnect()
+      }
+      const oldDir = join(work, 'bk-old')
+      const b = await bm('backup', '--to', oldDir)
+      assert.equal(b.code, 0, show(b))
+      assert.equal(b.json.manifest.redisVersion, OLD)
+      assert.equal(b.json.keys, 1000)
+      assert.equal((await down()).code, 0)
+      layout('new', hosts, {redis_port_start: A, redis_count: 2, redis_replicas: 0})
+      const u2 = await up()
+      assert.equal(u2.code, 0, show(u2))
+      await ops.waitClusterOk(inv, 90_000)
+      const r = await bm('restore', '--from', oldDir)
+      assert.equal(r.code, 0, show(r))
+      t.diagnostic(`restore ${OLD} → ${redisVersion()}: ${r.json.keys} keys in ${r.json.ms} ms`)
+      assert.deepEqual(r.json.mismatches, [])
+      const c2 = client(hosts, A)
+      try {
+        assert.equal(await dbsize(c2), 1000)
+        assert.equal(await c2.get('old:7'), 'o7')
+        const pttl = await c2.pttl('old:7')
+        assert.ok(pttl > 3_000_000 && pttl <= 3_600_000, `TTL kept: ${pttl}`)
+      } finally {
+        c2.disconnect()
+      }
+    },
+  )
 })

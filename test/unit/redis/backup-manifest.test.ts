@@ -113,10 +113,11 @@ describe('versions', () => {
     assert.deepEqual(versionProblems(9, {version: '7.0.15'}, {version: '7.0.15'}), [])
     assert.deepEqual(versionProblems(9, {version: '5.0.3'}, {version: '5.0.3'}), [])
     // 7.x backup into 5.0.3: neither a 5.0.3 loader reads it, nor a 7.x loader's DUMP restores there.
-    assert.match(versionProblems(10, {version: '5.0.3'}, {version: '5.0.3'}).join(), /RDB format 10, which redis-server 5.0.3 \(the loader\) cannot read/)
+    assert.match(versionProblems(10, {version: '5.0.3'}, {version: '5.0.3'}).join(), /a backup of a newer Redis cannot be restored into an older one/)
+    assert.match(versionProblems(10, {version: '5.0.3'}, {version: '7.0.15'}).join(), /RDB format 10, which redis-server 5.0.3 \(the loader\) cannot read/)
     assert.match(versionProblems(10, {version: '7.0.15'}, {version: '5.0.3'}).join(), /a backup of a newer Redis cannot be restored into an older one/)
     // A 5.0.3 backup into 5.0.3 through a 7.x loader: the loader's payloads are too new.
-    assert.match(versionProblems(9, {version: '7.0.15'}, {version: '5.0.3'}).join(), /give --redis-server of the target version/)
+    assert.match(versionProblems(9, {version: '7.0.15'}, {version: '5.0.3'}).join(), /give --redis-server of the target's version/)
   })
 })
 
