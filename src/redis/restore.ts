@@ -1,6 +1,6 @@
 import {spawn, spawnSync} from 'node:child_process'
 import {existsSync, readFileSync} from 'node:fs'
-import {mkdtemp, rm, symlink} from 'node:fs/promises'
+import {mkdtemp, readdir, readlink, rm, symlink, writeFile} from 'node:fs/promises'
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
@@ -81,7 +81,9 @@ export interface Loader {
 // Loopback only, no password needed: nothing but this process can reach it, and it never
 // writes (save "", appendonly no, SHUTDOWN NOSAVE). Stopped by its pidfile if SHUTDOWN fails.
 export async function startLoader(bin: string, rdb: string): Promise<Loader> {
-  const dir = await mkdtemp(join(tmpdir(), 'baremetal-restore-'))
+  await reapStaleLoaders()
+  const dir = await mkdtemp(join(tmpdir(), LOADER_PREFIX))
+  await writeFile(join(dir, 'owner'), String(process.pid))
   await symlink(resolve(rdb), join(dir, 'dump.rdb'))
   const port = await sparePort()
   const pidfile = join(dir, 'redis.pid')
@@ -131,12 +133,43 @@ export async function startLoader(bin: string, rdb: string): Promise<Loader> {
   }
 }
 
+const LOADER_PREFIX = 'baremetal-restore-'
+
+// A restore killed with -9 leaves its loader running: the next restore stops it, by its
+// pidfile, only when the restore that started it is gone and the pid is still a process
+// whose working directory is that loader's directory (Redis chdirs to --dir).
+async function reapStaleLoaders(): Promise<void> {
+  for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
+    if (!name.startsWith(LOADER_PREFIX)) continue
+    const dir = join(tmpdir(), name)
+    const num = (f: string) => Number(readFileSync(join(dir, f), 'utf8').trim()) || 0
+    let owner = 0
+    let pid = 0
+    try {
+      owner = num('owner')
+      pid = existsSync(join(dir, 'redis.pid')) ? num('redis.pid') : 0
+    } catch {
+      continue
+    }
+    if (owner && alive(owner)) continue
+    if (pid && alive(pid) && (await readlink(`/proc/${pid}/cwd`).catch(() => '')) === dir) process.kill(pid, 'SIGTERM')
+    for (let i = 0; pid && alive(pid) && i < 50; i++) await sleep(100)
+    if (!pid || !alive(pid)) await rm(dir, {recursive: true, force: true})
+  }
+}
+
+// A zombie (exited, not yet reaped by its parent: the daemon's is init) counts as gone.
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch {
     return false
+  }
+  try {
+    return !/\) [ZX] /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch {
+    // Gone between the two looks, or a system without /proc (kill 0 is all there is).
+    return !existsSync('/proc/self')
   }
 }
 
