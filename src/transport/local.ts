@@ -44,6 +44,12 @@ export class LocalTransport implements Transport {
     }
   }
 
+  async getFile(remotePath: string, localPath: string): Promise<void> {
+    const part = `${localPath}.part`
+    await pipeline(createReadStream(remotePath), createWriteStream(part))
+    await rename(part, localPath)
+  }
+
   async close(): Promise<void> {}
 
   // stdin is a pipe from this process: when it dies the pipe closes and the command ends.

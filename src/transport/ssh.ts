@@ -1,5 +1,6 @@
 import {holdWatcher} from './held.js'
 import {readFileSync} from 'node:fs'
+import {rename} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import {Readable} from 'node:stream'
 import {NodeSSH} from 'node-ssh'
@@ -290,6 +291,20 @@ export class SshTransport implements Transport {
     })
     const r = await this.exec(`chmod ${mode.toString(8)} ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(remotePath)}`)
     if (r.failed) throw new Error(`could not move ${tmp} into place: ${r.stderr.trim()}`)
+  }
+
+  async getFile(remotePath: string, localPath: string): Promise<void> {
+    await this.connect()
+    const part = `${localPath}.part`
+    await this.limit(async () => {
+      try {
+        await Promise.race([this.ssh.getFile(part, remotePath), ...(this.gone ? [this.gone] : [])])
+      } catch (error) {
+        this.throwIfGone()
+        throw error
+      }
+    })
+    await rename(part, localPath)
   }
 
   // Outside the channel limit: one long-lived channel next to at most maxChannels (8) others

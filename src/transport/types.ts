@@ -45,6 +45,8 @@ export interface Transport {
   upload(files: UploadFile[]): Promise<void>
   /** Copies a controller file to the host (streamed; large files like tarballs). temp + rename. */
   putFile(localPath: string, remotePath: string, mode?: number): Promise<void>
+  /** Copies a host file to the controller (streamed; backups). Written to localPath + '.part', renamed when complete. */
+  getFile?(remotePath: string, localPath: string): Promise<void>
   close(): Promise<void>
   /**
    * Start a command whose stdin stays open until release() (or the connection ends): a

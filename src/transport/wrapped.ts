@@ -32,6 +32,11 @@ export abstract class WrappedTransport implements Transport {
     return this.inner.putFile(localPath, remotePath, mode)
   }
 
+  getFile(remotePath: string, localPath: string): Promise<void> {
+    if (!this.inner.getFile) throw new Error(`${this.host}: this connection cannot download files`)
+    return this.inner.getFile(remotePath, localPath)
+  }
+
   close(): Promise<void> {
     return this.inner.close()
   }

@@ -1,0 +1,92 @@
+import {Flags} from '@oclif/core'
+import {resolve} from 'node:path'
+import {BaseCommand, type Outcome} from '../cli/base-command.js'
+import {sshOptions} from '../cli/common.js'
+import {connectionFlags, extraVarsFlag, redisFlags} from '../cli/flags.js'
+import {redisTarget} from '../cli/redis-target.js'
+import {topologyOf} from '../cli/sentinel-target.js'
+import {EXIT, InputError} from '../errors.js'
+import {versionProblems} from '../redis/backup-manifest.js'
+import {findLoader, loadBackup, readTarget, runRestore, type RestoreProgress, type RestoreResult} from '../redis/restore.js'
+import {mb} from './backup.js'
+
+interface RestoreJson extends RestoreResult {
+  ok: boolean
+  from: string
+  cluster: string
+  backupCluster: string
+}
+
+export default class Restore extends BaseCommand<RestoreJson> {
+  static override summary = 'Restore a backup into a running cluster of any shape: every key streamed with DUMP/RESTORE … REPLACE, TTLs kept, key counts checked'
+  static override description = `Before anything changes (exit 5 otherwise): the manifest is read and checked, every file's size, sha256 and RDB header is compared with it, the target cluster must be healthy, empty (unless --force) and able to load the backup's format.
+Each snapshot is then loaded into a temporary redis-server on the controller (127.0.0.1, a spare port, cluster off, never saving; stopped by SHUTDOWN NOSAVE or its pidfile) and its keys are copied into the cluster through cluster routing: SCAN, DUMP and PTTL there, RESTORE … REPLACE (remaining TTL kept; keys that expired since the backup are not restored) pipelined per node.
+At the end the keys per slot range are counted in the target (CLUSTER COUNTKEYSINSLOT) and compared with what was restored and with the manifest: a difference is named, exit 2.
+Interrupted: run it again with --force (REPLACE makes it idempotent).`
+  static override examples = ['<%= config.bin %> restore -i hosts.yml --from /backups/2024-05-01', '<%= config.bin %> restore -i new.yml --from ./bk --force --json']
+  static override flags = {
+    ...connectionFlags,
+    ...redisFlags,
+    'extra-vars': extraVarsFlag,
+    from: Flags.string({description: 'backup directory written by baremetal backup --to', required: true}),
+    force: Flags.boolean({description: 'restore into a cluster that already holds keys (a key of the backup replaces one of the same name)', default: false}),
+    'redis-server': Flags.string({
+      description:
+        "redis-server on the controller that loads the snapshots (default: the inventory's redis_bin_dir if the controller has it, else PATH); of the backup's version or newer, not newer than the target",
+    }),
+  }
+
+  protected async work(): Promise<Outcome<RestoreJson>> {
+    const {flags} = await this.parse(Restore)
+    const topo = await topologyOf(flags)
+    if (topo.topology === 'sentinel') throw new InputError('restore is for a Redis Cluster; this inventory is redis_topology: sentinel', {where: {file: topo.inv.file}})
+    const from = resolve(flags.from)
+    const manifest = await loadBackup(from)
+    const {hosts, nodes, password} = await redisTarget(flags, sshOptions(flags))
+    const loader = findLoader(flags['redis-server'], [...new Set(hosts.map((h) => String(h.vars.redis_bin_dir ?? '')))])
+    const target = await readTarget(nodes, password)
+    const cluster = String(hosts[0]?.vars.redis_cluster_name ?? '')
+    const backupRdb = Math.max(...manifest.files.map((f) => f.rdbVersion))
+    const refused = versionProblems(backupRdb, loader, {version: target.version})
+    if (refused.length)
+      throw new InputError(`cannot restore a Redis ${manifest.redisVersion} backup into this cluster, nothing changed: ${refused.join('; ')}`, {
+        hint: 'restore into a cluster of the backup version or newer',
+      })
+    if (target.keys > 0 && !flags.force) {
+      throw new InputError(`the target cluster ${cluster} holds ${target.keys} keys: refusing to restore over them, nothing changed`, {
+        hint: 'restore into an empty cluster, or add --force (keys of the backup replace keys of the same name; others stay); a restore that was interrupted is re-run with --force',
+      })
+    }
+    const show = progressLine(!this.jsonEnabled())
+    let r: RestoreResult
+    try {
+      r = await runRestore({manifest, dir: from, target, password, loaderBin: loader.bin, progress: show})
+    } finally {
+      show.end()
+    }
+    const ok = r.mismatches.length === 0
+    const s = r.ms / 1000
+    const text = [
+      `restored ${r.keys} keys (${mb(r.bytes)} of DUMP payloads) from ${from} (cluster ${manifest.cluster}, Redis ${manifest.redisVersion}, ${manifest.files.length} snapshots) into ${cluster} in ${s.toFixed(1)} s: ${Math.round(r.keys / Math.max(s, 0.001))} keys/s, ${mb(r.bytes / Math.max(s, 0.001))}/s`,
+      ok ? `key counts match in all ${r.ranges.length} slot ranges` : `key counts differ:\n${r.mismatches.map((m) => `  ${m}`).join('\n')}`,
+    ].join('\n')
+    return {result: {ok, from, cluster, backupCluster: manifest.cluster, ...r}, exitCode: ok ? EXIT.ok : EXIT.failed, text}
+  }
+}
+
+function progressLine(on: boolean): ((p: RestoreProgress) => void) & {end(): void} {
+  const tty = Boolean(process.stderr.isTTY)
+  let last = 0
+  const f = (p: RestoreProgress) => {
+    if (!on) return
+    const now = Date.now()
+    if (now - last < (tty ? 200 : 5000) && p.done !== p.files) return
+    last = now
+    const line = `restore: ${p.done}/${p.files} snapshots (${p.file}), ${p.keys} keys, ${mb(p.bytes)}`
+    process.stderr.write(tty ? `\r${line}` : `${line}\n`)
+  }
+  f.end = () => {
+    if (on && tty) process.stderr.write('\n')
+  }
+  return f
+}
