@@ -30,6 +30,9 @@ Interrupted: run it again with --force (REPLACE makes it idempotent).`
     'extra-vars': extraVarsFlag,
     from: Flags.string({description: 'backup directory written by baremetal backup --to', required: true}),
     force: Flags.boolean({description: 'restore into a cluster that already holds keys (a key of the backup replaces one of the same name)', default: false}),
+    'from-cluster': Flags.string({
+      description: 'restore a backup of another cluster (its name, as the manifest says) into this one: the name must be given, so a backup is never poured into the wrong cluster by mistake',
+    }),
     'redis-server': Flags.string({
       description:
         "redis-server on the controller that loads the snapshots (default: the inventory's redis_bin_dir if the controller has it, else PATH); of the backup's version or newer, not newer than the target",
@@ -46,6 +49,13 @@ Interrupted: run it again with --force (REPLACE makes it idempotent).`
     const loader = findLoader(flags['redis-server'], [...new Set(hosts.map((h) => String(h.vars.redis_bin_dir ?? '')))])
     const target = await readTarget(nodes, password)
     const cluster = String(hosts[0]?.vars.redis_cluster_name ?? '')
+    // Restoring into another cluster (another shape, a new name) is a deliberate act: say
+    // which backup, by name. A typo'd --from must not fill the wrong cluster.
+    if (manifest.cluster !== cluster && flags['from-cluster'] !== manifest.cluster) {
+      throw new InputError(`${from} is a backup of cluster ${manifest.cluster}, and this inventory's cluster is ${cluster}: refused, nothing changed`, {
+        hint: `to restore it into ${cluster} all the same, add --from-cluster ${manifest.cluster}`,
+      })
+    }
     const backupRdb = Math.max(...manifest.files.map((f) => f.rdbVersion))
     const refused = versionProblems(backupRdb, loader, {version: target.version})
     if (refused.length)

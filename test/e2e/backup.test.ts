@@ -232,7 +232,16 @@ describe(`backup and restore on Redis ${redisVersion()}`, () => {
     assert.equal(u.code, 0, show(u))
     const s = await ops.waitClusterOk(inv, 90_000)
     assert.equal(s.masters.length, 9)
-    const r = await bm('restore', '--from', dir)
+    const other = await bm('restore', '--from', dir)
+    assert.equal(other.code, 5, show(other))
+    assert.match(other.json.error.message, new RegExp(`a backup of cluster redis-${A}, and this inventory's cluster is redis-${B}: refused`))
+    const empty = client(fleet.hosts, B)
+    try {
+      assert.equal(await dbsize(empty), 0, 'nothing restored by the refused run')
+    } finally {
+      empty.disconnect()
+    }
+    const r = await bm('restore', '--from', dir, '--from-cluster', `redis-${A}`)
     assert.equal(r.code, 0, show(r))
     t.diagnostic(`restore (3 × 3): ${r.json.keys} keys, ${r.json.bytes} bytes in ${r.json.ms} ms: ${Math.round((r.json.keys * 1000) / r.json.ms)} keys/s`)
     assert.equal(r.json.backupCluster, `redis-${A}`)
@@ -254,7 +263,7 @@ describe(`backup and restore on Redis ${redisVersion()}`, () => {
     const m = JSON.parse(readFileSync(join(edited, 'manifest.json'), 'utf8'))
     m.files[0].ranges[0].keys += m.files[0].expires + 1
     writeFileSync(join(edited, 'manifest.json'), JSON.stringify(m))
-    const r = await bm('restore', '--from', edited, '--force')
+    const r = await bm('restore', '--from', edited, '--force', '--from-cluster', `redis-${A}`)
     assert.equal(r.code, 2, show(r))
     assert.equal(r.json.mismatches.length, 1, show(r))
     assert.match(r.json.mismatches[0], new RegExp(`${m.files[0].file}: ${m.files[0].expires + 1} keys of the manifest are not in the snapshot`))
