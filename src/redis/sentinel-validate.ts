@@ -60,7 +60,8 @@ function checkInts(o: SentinelValidateInput): void {
       fail('redis_sentinel_quorum', `is ${JSON.stringify(q)}: not a whole number ≥ 1`, 'set redis_sentinel_quorum to a number of Sentinels, or leave it empty for a majority')
     }
     const f = vars.redis_sentinel_force_few
-    if (f !== undefined && typeof f !== 'boolean' && !/^(yes|no|true|false|on|off|1|0)$/i.test(String(f))) fail('redis_sentinel_force_few', `is ${JSON.stringify(f)}: not a boolean`, 'set it to true or false')
+    if (f !== undefined && typeof f !== 'boolean' && !/^(yes|no|true|false|on|off|1|0)$/i.test(String(f)))
+      fail('redis_sentinel_force_few', `is ${JSON.stringify(f)}: not a boolean`, 'set it to true or false')
     const start = intOf(vars.redis_port_start)
     const groups = intOf(vars.redis_sentinel_groups ?? 1)
     const sport = intOf(vars.redis_sentinel_port ?? 26379)
@@ -75,22 +76,28 @@ function checkInts(o: SentinelValidateInput): void {
 // per port, so a collision would fail up half-way (or HAProxy would never bind).
 function checkFrontendPorts(layout: SentinelLayout): void {
   const last = layout.groups[layout.groups.length - 1]
-  for (const [name, p] of [['redis_haproxy_port_start', last.writePort], ['redis_haproxy_read_port_start', last.readPort ?? 0]] as const)
+  for (const [name, p] of [
+    ['redis_haproxy_port_start', last.writePort],
+    ['redis_haproxy_read_port_start', last.readPort ?? 0],
+  ] as const)
     if (p > 65535) throw new InputError(`${name}: the frontend ports of ${layout.groups.length} group(s) go past 65535 (up to ${p})`, {hint: `set ${name} ≤ ${65535 - layout.groups.length + 1}`})
   const sentinelHosts = new Set(layout.sentinels.map((s) => s.host))
   for (const h of layout.haproxy) {
     const taken = new Map<number, string>((layout.portsByHost.get(h.host) ?? []).map((p) => [p, `data instance port ${p}`]))
     if (sentinelHosts.has(h.host)) taken.set(layout.sentinels[0].port, `Sentinel port ${layout.sentinels[0].port}`)
     for (const g of layout.groups) {
-      for (const [name, p] of [['redis_haproxy_port_start', g.writePort], ['redis_haproxy_read_port_start', g.readPort]] as const) {
+      for (const [name, p] of [
+        ['redis_haproxy_port_start', g.writePort],
+        ['redis_haproxy_read_port_start', g.readPort],
+      ] as const) {
         if (p === undefined) continue
         const other = taken.get(p)
         if (other) {
-          throw new InputError(`${name}: HAProxy's ${name.includes('read') ? 'read' : 'write'} port ${p} of ${g.name} on ${h.host} is also its ${other}`, {
+          throw new InputError(`${name}: HAProxy's ${name.includes('read') ? 'read' : 'write'} port ${p} (group ${g.index}) on ${h.host} is also its ${other}`, {
             hint: `give HAProxy ports that no instance or Sentinel on ${h.host} uses, e.g. redis_haproxy_port_start: ${nextFree(layout, h.host, sentinelHosts)}`,
           })
         }
-        taken.set(p, `${name.includes('read') ? 'read' : 'write'} port of ${g.name}`)
+        taken.set(p, `${name.includes('read') ? 'read' : 'write'} port of group ${g.index}`)
       }
     }
   }

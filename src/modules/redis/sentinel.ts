@@ -120,7 +120,9 @@ async function haproxyMissing(ctx: ModuleContext, layout: SentinelLayout): Promi
         if (/^bin=./m.test(r.stdout)) return
         const cand = /^candidate=(.*)$/m.exec(r.stdout)?.[1]?.trim() ?? ''
         if (cand && cand !== '(none)') return
-        out.push(`${h.host}: no haproxy binary${bin ? ` at ${bin}` : ' in PATH, /usr/sbin or /usr/local/sbin'} and the ${pkg} package has no install candidate${cand ? '' : ' (apt-cache knows no such package)'}`)
+        out.push(
+          `${h.host}: no haproxy binary${bin ? ` at ${bin}` : ' in PATH, /usr/sbin or /usr/local/sbin'} and the ${pkg} package has no install candidate${cand ? '' : ' (apt-cache knows no such package)'}`,
+        )
       }),
   )
   return out.sort()
@@ -166,7 +168,8 @@ async function planItem(ctx: ModuleContext, args: Record<string, unknown>): Prom
   const layout = layoutOf(ctx)
   const timeout = num(args.timeout, 60)
   // live: false (down): the layout alone, nothing asked.
-  const decisions = args.live === false ? new Map(layout.groups.map((g) => [g.name, decideGroup(g, {sentinelSays: [], members: new Map()})])) : await decideAll(ctx, layout, password, Date.now() + timeout * 1000)
+  const decisions =
+    args.live === false ? new Map(layout.groups.map((g) => [g.name, decideGroup(g, {sentinelSays: [], members: new Map()})])) : await decideAll(ctx, layout, password, Date.now() + timeout * 1000)
   if (args.live !== false) await refuseMissingHaproxy(ctx, layout)
   const bad = [...decisions.values()].filter((d) => d.kind !== 'ok')
   if (bad.length && !ctx.check) {
@@ -227,8 +230,7 @@ interface FileWant {
   sentinel: boolean
 }
 
-const READ = (paths: string[]) =>
-  paths.map((p) => `echo "@@F ${p}"; if [ -f ${quote(p)} ]; then stat -c '@@M %a' ${quote(p)}; cat ${quote(p)}; echo; else echo "@@MISSING"; fi`).join('\n')
+const READ = (paths: string[]) => paths.map((p) => `echo "@@F ${p}"; if [ -f ${quote(p)} ]; then stat -c '@@M %a' ${quote(p)}; cat ${quote(p)}; echo; else echo "@@MISSING"; fi`).join('\n')
 
 function parseRead(stdout: string, modes: Map<string, string>): Map<string, string | undefined> {
   const out = new Map<string, string | undefined>()
@@ -304,7 +306,15 @@ async function repairSentinel(ip: string, port: number, drift: string[], plan: R
 // A running data instance: the drifted directives Redis can change live, by CONFIG SET.
 async function repairInstance(ip: string, port: number, drift: string[], declared: string, password: string | undefined): Promise<string[]> {
   const notes: string[] = []
-  const lines = new Map(declared.split('\n').map((l) => [l.trim().split(/\s+/)[0]?.toLowerCase(), l.trim().replace(/^\S+\s*/, '').replace(/^"(.*)"$/, '$1')]))
+  const lines = new Map(
+    declared.split('\n').map((l) => [
+      l.trim().split(/\s+/)[0]?.toLowerCase(),
+      l
+        .trim()
+        .replace(/^\S+\s*/, '')
+        .replace(/^"(.*)"$/, '$1'),
+    ]),
+  )
   for (const key of drift) {
     if (['port', 'bind', 'daemonize', 'dir', 'pidfile', 'logfile'].includes(key)) {
       notes.push(`${key} takes effect at the next restart`)
@@ -424,7 +434,7 @@ async function readyItem(ctx: ModuleContext, args: Record<string, unknown>): Pro
 
 export const redisSentinelReadyModule = definePlayModule({
   name: 'redis_sentinel_ready',
-  description: "Wait until every Sentinel group replicates and all Sentinels agree on its master, replicas and each other",
+  description: 'Wait until every Sentinel group replicates and all Sentinels agree on its master, replicas and each other',
   args: {password: {type: 'string', secret: true}, timeout: {type: 'int', default: 60}},
   runItem: readyItem,
 })
