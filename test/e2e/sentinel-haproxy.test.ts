@@ -234,6 +234,10 @@ describe(`sentinel topology with HAProxy on Redis ${redisVersion()}: up, failove
       changed(r).map((t) => `${t.host}: ${t.task}: ${t.msg}`),
       [],
     )
+    assert.ok(
+      tasks(r).some((t) => t.host === 'h4' && t.task === 'HAProxy in front of the groups' && t.status === 'ok'),
+      show(r),
+    )
   })
 
   it("kill -9 group 0's master: HAProxy sends writes to the promoted replica; up keeps it and brings the old one back as its replica; 0 acknowledged writes lost", async () => {
