@@ -92,7 +92,8 @@ const HAPROXY_PROBE = (bin: string, pkg: string) =>
     'if [ -n "$b" ]; then [ -x "$b" ] && echo "bin=$b"; else',
     '  f=$(command -v haproxy 2>/dev/null) || for f in /usr/sbin/haproxy /usr/local/sbin/haproxy; do [ -x "$f" ] && break; f=""; done',
     '  [ -n "$f" ] && echo "bin=$f"; fi',
-    `command -v apt-cache >/dev/null 2>&1 && echo "candidate=$(apt-cache policy ${quote(pkg)} 2>/dev/null | sed -n 's/^ *Candidate: *//p' | head -n 1)"`,
+    // apt only when there is no binary: a re-run on an installed host asks nothing more.
+    `[ -n "$b$f" ] && [ -x "$b$f" ] || { command -v apt-cache >/dev/null 2>&1 && echo "candidate=$(apt-cache policy ${quote(pkg)} 2>/dev/null | sed -n 's/^ *Candidate: *//p' | head -n 1)"; }`,
     ':',
   ].join('\n')
 
