@@ -17,6 +17,8 @@ const INTS: Record<string, {min: number; max: number; hint: string}> = {
   redis_sentinel_failover_timeout: {min: 1000, max: 86_400_000, hint: 'milliseconds, e.g. 60000'},
   redis_sentinel_parallel_syncs: {min: 1, max: 100, hint: 'replicas that resync at once after a failover (default 1)'},
   redis_sentinel_wait_timeout: {min: 1, max: 86_400, hint: 'seconds ≥ 1 (default 60)'},
+  redis_haproxy_port_start: {min: 1, max: 65535, hint: "HAProxy's first write port, a TCP port (default: redis_port_start)"},
+  redis_haproxy_read_port_start: {min: 0, max: 65535, hint: "HAProxy's first read port, a TCP port, or 0 for no read frontends (default 0)"},
 }
 
 export interface SentinelValidateInput {
@@ -58,7 +60,8 @@ function checkInts(o: SentinelValidateInput): void {
       fail('redis_sentinel_quorum', `is ${JSON.stringify(q)}: not a whole number ≥ 1`, 'set redis_sentinel_quorum to a number of Sentinels, or leave it empty for a majority')
     }
     const f = vars.redis_sentinel_force_few
-    if (f !== undefined && typeof f !== 'boolean' && !/^(yes|no|true|false|on|off|1|0)$/i.test(String(f))) fail('redis_sentinel_force_few', `is ${JSON.stringify(f)}: not a boolean`, 'set it to true or false')
+    if (f !== undefined && typeof f !== 'boolean' && !/^(yes|no|true|false|on|off|1|0)$/i.test(String(f)))
+      fail('redis_sentinel_force_few', `is ${JSON.stringify(f)}: not a boolean`, 'set it to true or false')
     const start = intOf(vars.redis_port_start)
     const groups = intOf(vars.redis_sentinel_groups ?? 1)
     const sport = intOf(vars.redis_sentinel_port ?? 26379)
@@ -67,6 +70,43 @@ function checkInts(o: SentinelValidateInput): void {
       fail('redis_sentinel_port', `is ${sport}, one of the data ports ${start}-${start + groups - 1}`, `give the Sentinel a port outside ${start}-${start + groups - 1} (default 26379)`)
     }
   }
+}
+
+// HAProxy's frontends on a host that also runs data instances or a Sentinel: one listener
+// per port, so a collision would fail up half-way (or HAProxy would never bind).
+function checkFrontendPorts(layout: SentinelLayout): void {
+  const last = layout.groups[layout.groups.length - 1]
+  for (const [name, p] of [
+    ['redis_haproxy_port_start', last.writePort],
+    ['redis_haproxy_read_port_start', last.readPort ?? 0],
+  ] as const)
+    if (p > 65535) throw new InputError(`${name}: the frontend ports of ${layout.groups.length} group(s) go past 65535 (up to ${p})`, {hint: `set ${name} ≤ ${65535 - layout.groups.length + 1}`})
+  const sentinelHosts = new Set(layout.sentinels.map((s) => s.host))
+  for (const h of layout.haproxy) {
+    const taken = new Map<number, string>((layout.portsByHost.get(h.host) ?? []).map((p) => [p, `data instance port ${p}`]))
+    if (sentinelHosts.has(h.host)) taken.set(layout.sentinels[0].port, `Sentinel port ${layout.sentinels[0].port}`)
+    for (const g of layout.groups) {
+      for (const [name, p] of [
+        ['redis_haproxy_port_start', g.writePort],
+        ['redis_haproxy_read_port_start', g.readPort],
+      ] as const) {
+        if (p === undefined) continue
+        const other = taken.get(p)
+        if (other) {
+          throw new InputError(`${name}: HAProxy's ${name.includes('read') ? 'read' : 'write'} port ${p} (group ${g.index}) on ${h.host} is also its ${other}`, {
+            hint: `give HAProxy ports that no instance or Sentinel on ${h.host} uses, e.g. redis_haproxy_port_start: ${nextFree(layout, h.host, sentinelHosts)}`,
+          })
+        }
+        taken.set(p, `${name.includes('read') ? 'read' : 'write'} port of group ${g.index}`)
+      }
+    }
+  }
+}
+
+// A start above every port the layout uses on the host.
+function nextFree(layout: SentinelLayout, host: string, sentinelHosts: Set<string>): number {
+  const used = [...(layout.portsByHost.get(host) ?? []), ...(sentinelHosts.has(host) ? [layout.sentinels[0].port] : []), ...layout.groups.map((g) => g.port)]
+  return Math.max(...used) + 1 > 65535 - layout.groups.length ? 1 : Math.max(...used) + 1
 }
 
 /** Check the variables and the layout; the layout, or InputError (exit 5) naming the variable and the fix. */
@@ -78,7 +118,7 @@ export function validateSentinel(o: SentinelValidateInput): SentinelLayout {
   const bool = (x: unknown) => x === true || /^(yes|true|on|1)$/i.test(String(x ?? ''))
   const q = v.redis_sentinel_quorum
   try {
-    return planSentinelLayout({
+    const layout = planSentinelLayout({
       clusterName: String(v.redis_cluster_name ?? 'redis'),
       data: o.data.map((d) => lh(d.host)),
       sentinels: (o.sentinels ?? o.data.map((d) => d.host)).map(lh),
@@ -89,7 +129,12 @@ export function validateSentinel(o: SentinelValidateInput): SentinelLayout {
       sentinelPort: intOf(v.redis_sentinel_port ?? 26379),
       ...(q === undefined || q === null || q === '' || isTemplate(q) ? {} : {quorum: intOf(q)}),
       forceFewSentinels: bool(v.redis_sentinel_force_few),
+      // The default is the template "{{ redis_port_start }}": the data ports' start.
+      haproxyPortStart: intOf(v.redis_haproxy_port_start === undefined || isTemplate(v.redis_haproxy_port_start) ? v.redis_port_start : v.redis_haproxy_port_start),
+      haproxyReadPortStart: isTemplate(v.redis_haproxy_read_port_start) ? 0 : intOf(v.redis_haproxy_read_port_start ?? 0) || 0,
     })
+    checkFrontendPorts(layout)
+    return layout
   } catch (error) {
     if (!(error instanceof InputError)) throw error
     // Name where the variable the refusal is about was set.

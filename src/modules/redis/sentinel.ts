@@ -67,7 +67,66 @@ export function layoutOf(ctx: ModuleContext): SentinelLayout {
     sentinelPort: num(v.redis_sentinel_port, 26379),
     ...(quorum === undefined || quorum === null || quorum === '' ? {} : {quorum: Number(quorum)}),
     forceFewSentinels: v.redis_sentinel_force_few === true || /^(yes|true|on|1)$/i.test(String(v.redis_sentinel_force_few ?? '')),
+    haproxyPortStart: num(v.redis_haproxy_port_start, Number(v.redis_port_start)),
+    haproxyReadPortStart: num(v.redis_haproxy_read_port_start, 0),
   })
+}
+
+/** Per HAProxy host, the haproxy module's frontends: every group's write (and read) port, its members and the Sentinels. */
+export function haproxyFrontends(layout: SentinelLayout): Array<Record<string, unknown>> {
+  const sentinels = layout.sentinels.map((s) => `${s.ip}:${s.port}`)
+  return layout.groups.map((g) => ({
+    name: g.name,
+    port: g.writePort,
+    read_port: g.readPort ?? 0,
+    servers: [g.master, ...g.replicas].map((m) => `${m.ip}:${g.port}`),
+    sentinels,
+  }))
+}
+
+// Before any host changes: a HAProxy host with neither the binary nor an installable
+// package would fail half-way through up, after the data hosts were built and started.
+const HAPROXY_PROBE = (bin: string, pkg: string) =>
+  [
+    `b=${quote(bin)}`,
+    'if [ -n "$b" ]; then [ -x "$b" ] && echo "bin=$b"; else',
+    '  f=$(command -v haproxy 2>/dev/null) || for f in /usr/sbin/haproxy /usr/local/sbin/haproxy; do [ -x "$f" ] && break; f=""; done',
+    '  [ -n "$f" ] && echo "bin=$f"; fi',
+    // apt only when there is no binary: a re-run on an installed host asks nothing more.
+    `[ -n "$b$f" ] && [ -x "$b$f" ] || { command -v apt-cache >/dev/null 2>&1 && echo "candidate=$(apt-cache policy ${quote(pkg)} 2>/dev/null | sed -n 's/^ *Candidate: *//p' | head -n 1)"; }`,
+    ':',
+  ].join('\n')
+
+async function refuseMissingHaproxy(ctx: ModuleContext, layout: SentinelLayout): Promise<void> {
+  const missing = await haproxyMissing(ctx, layout)
+  if (!missing.length) return
+  throw new ClusterError(`nothing changed: HAProxy cannot be installed on ${missing.join('; ')}`, {
+    hint: [
+      'make the package installable there (a reachable Debian/Ubuntu mirror, or a local one, in the apt sources, then apt-get update), or install HAProxy 2.0+ yourself (redis_haproxy_bin: its path)',
+      `or deploy without HAProxy: remove the ${String(ctx.vars.redis_haproxy_hosts_group ?? 'haproxy')} group from the inventory`,
+    ],
+  })
+}
+
+async function haproxyMissing(ctx: ModuleContext, layout: SentinelLayout): Promise<string[]> {
+  const want = new Set(layout.haproxy.map((h) => h.host))
+  const out: string[] = []
+  await Promise.all(
+    ctx.playHosts
+      .filter((h) => want.has(h.host))
+      .map(async (h) => {
+        const bin = String(h.vars.redis_haproxy_bin ?? '')
+        const pkg = String(h.vars.redis_haproxy_package ?? 'haproxy') || 'haproxy'
+        const r = await h.transport.exec('sh -s', {stdin: HAPROXY_PROBE(bin, pkg), timeoutMs: 60_000})
+        if (/^bin=./m.test(r.stdout)) return
+        const cand = /^candidate=(.*)$/m.exec(r.stdout)?.[1]?.trim() ?? ''
+        if (cand && cand !== '(none)') return
+        out.push(
+          `${h.host}: no haproxy binary${bin ? ` at ${bin}` : ' in PATH, /usr/sbin or /usr/local/sbin'} and the ${pkg} package has no install candidate${cand ? '' : ' (apt-cache knows no such package)'}`,
+        )
+      }),
+  )
+  return out.sort()
 }
 
 /** Decide every group; "wait" ones are asked again until `deadline`. */
@@ -80,6 +139,20 @@ async function decideAll(ctx: ModuleContext, layout: SentinelLayout, password: s
     ctx.log(`waiting for the Sentinels: ${waiting[0].why}`)
     await sleep(1000)
   }
+}
+
+// HAProxy's frontends are open to the same sources as the data ports (controller, fleet,
+// redis_allowed_clients), in the same per-cluster chain: one rule list per host.
+function haproxyPlan(layout: SentinelLayout, hosts: Record<string, HostPlan>) {
+  const frontends = haproxyFrontends(layout)
+  const haproxy: Record<string, {frontends: Array<Record<string, unknown>>}> = {}
+  const firewall: Record<string, string[]> = Object.fromEntries(Object.entries(hosts).map(([n, h]) => [n, h.firewall!]))
+  const ports = layout.groups.flatMap((g) => [g.writePort, ...(g.readPort ? [g.readPort] : [])]).map(String)
+  for (const h of layout.haproxy) {
+    haproxy[h.host] = {frontends}
+    firewall[h.host] = [...new Set([...(firewall[h.host] ?? []), ...ports])]
+  }
+  return {haproxy, firewall}
 }
 
 interface HostPlan {
@@ -96,7 +169,9 @@ async function planItem(ctx: ModuleContext, args: Record<string, unknown>): Prom
   const layout = layoutOf(ctx)
   const timeout = num(args.timeout, 60)
   // live: false (down): the layout alone, nothing asked.
-  const decisions = args.live === false ? new Map(layout.groups.map((g) => [g.name, decideGroup(g, {sentinelSays: [], members: new Map()})])) : await decideAll(ctx, layout, password, Date.now() + timeout * 1000)
+  const decisions =
+    args.live === false ? new Map(layout.groups.map((g) => [g.name, decideGroup(g, {sentinelSays: [], members: new Map()})])) : await decideAll(ctx, layout, password, Date.now() + timeout * 1000)
+  if (args.live !== false) await refuseMissingHaproxy(ctx, layout)
   const bad = [...decisions.values()].filter((d) => d.kind !== 'ok')
   if (bad.length && !ctx.check) {
     throw new ClusterError(`nothing started: ${bad.map((d) => d.why).join('; ')}${bad.some((d) => d.kind === 'wait') ? ` (waited ${timeout} s)` : ''}`, {
@@ -112,6 +187,7 @@ async function planItem(ctx: ModuleContext, args: Record<string, unknown>): Prom
   for (const s of layout.sentinels) hosts[s.host] = {...(hosts[s.host] ?? {ports: [], instances: {}}), sentinel: true}
   // Each host's rules guard exactly the ports it runs: another port on it stays as it was.
   for (const h of Object.values(hosts)) h.firewall = [...h.ports, ...(h.sentinel ? [layout.sentinels[0].port] : [])].map(String)
+  const {haproxy, firewall} = haproxyPlan(layout, hosts)
   const monitors: Array<{name: string; ip: string; port: number}> = []
   for (const g of layout.groups) {
     const d = decisions.get(g.name)!
@@ -131,7 +207,7 @@ async function planItem(ctx: ModuleContext, args: Record<string, unknown>): Prom
   return {
     status: 'ok',
     msg: `${layout.groups.length} group(s), ${layout.sentinels.length} Sentinel(s), quorum ${layout.quorum}: ${masters.join(', ')}${bad.length ? `; would wait: ${bad.map((d) => d.why).join('; ')}` : ''}`,
-    data: {hosts, monitors, quorum: layout.quorum, fleet_ips: fleet.map((h) => ipOf.get(h))},
+    data: {hosts, haproxy, firewall, monitors, quorum: layout.quorum, fleet_ips: fleet.map((h) => ipOf.get(h))},
   }
 }
 
@@ -155,8 +231,7 @@ interface FileWant {
   sentinel: boolean
 }
 
-const READ = (paths: string[]) =>
-  paths.map((p) => `echo "@@F ${p}"; if [ -f ${quote(p)} ]; then stat -c '@@M %a' ${quote(p)}; cat ${quote(p)}; echo; else echo "@@MISSING"; fi`).join('\n')
+const READ = (paths: string[]) => paths.map((p) => `echo "@@F ${p}"; if [ -f ${quote(p)} ]; then stat -c '@@M %a' ${quote(p)}; cat ${quote(p)}; echo; else echo "@@MISSING"; fi`).join('\n')
 
 function parseRead(stdout: string, modes: Map<string, string>): Map<string, string | undefined> {
   const out = new Map<string, string | undefined>()
@@ -232,7 +307,15 @@ async function repairSentinel(ip: string, port: number, drift: string[], plan: R
 // A running data instance: the drifted directives Redis can change live, by CONFIG SET.
 async function repairInstance(ip: string, port: number, drift: string[], declared: string, password: string | undefined): Promise<string[]> {
   const notes: string[] = []
-  const lines = new Map(declared.split('\n').map((l) => [l.trim().split(/\s+/)[0]?.toLowerCase(), l.trim().replace(/^\S+\s*/, '').replace(/^"(.*)"$/, '$1')]))
+  const lines = new Map(
+    declared.split('\n').map((l) => [
+      l.trim().split(/\s+/)[0]?.toLowerCase(),
+      l
+        .trim()
+        .replace(/^\S+\s*/, '')
+        .replace(/^"(.*)"$/, '$1'),
+    ]),
+  )
   for (const key of drift) {
     if (['port', 'bind', 'daemonize', 'dir', 'pidfile', 'logfile'].includes(key)) {
       notes.push(`${key} takes effect at the next restart`)
@@ -352,7 +435,7 @@ async function readyItem(ctx: ModuleContext, args: Record<string, unknown>): Pro
 
 export const redisSentinelReadyModule = definePlayModule({
   name: 'redis_sentinel_ready',
-  description: "Wait until every Sentinel group replicates and all Sentinels agree on its master, replicas and each other",
+  description: 'Wait until every Sentinel group replicates and all Sentinels agree on its master, replicas and each other',
   args: {password: {type: 'string', secret: true}, timeout: {type: 'int', default: 60}},
   runItem: readyItem,
 })

@@ -37,6 +37,30 @@ describe('validateSentinel: refusals before any host changes', () => {
     refuse(() => validateSentinel({data: data(3, {redis_sentinel_port: 7401}), file: 'inv.yml'}), /redis_sentinel_port is 7401, one of the data ports/)
     refuse(() => validateSentinel({data: data(3, {redis_sentinel_quorum: 'two'}), file: 'inv.yml'}), /redis_sentinel_quorum/)
   })
+  it("HAProxy's ports: a data or Sentinel port on the same host, a read port on a write port, past 65535: refused; elsewhere fine", () => {
+    const h1 = [host(1)]
+    refuse(() => validateSentinel({data: data(3), haproxy: h1, file: 'inv.yml'}), /redis_haproxy_port_start: HAProxy's write port 7400 \(group 0\) on h1 is also its data instance port 7400/)
+    refuse(() => validateSentinel({data: data(3, {redis_haproxy_port_start: 26378}), haproxy: h1, file: 'inv.yml'}), /write port 26379 \(group 1\) on h1 is also its Sentinel port 26379/)
+    refuse(
+      () => validateSentinel({data: data(3, {redis_haproxy_port_start: 8000, redis_haproxy_read_port_start: 8001}), haproxy: [host(4)], file: 'inv.yml'}),
+      /redis_haproxy_port_start: HAProxy's write port 8001 \(group 1\) on h4 is also its read port of group 0/,
+    )
+    refuse(
+      () => validateSentinel({data: data(3, {redis_haproxy_port_start: 65535}), haproxy: [host(4)], file: 'inv.yml'}),
+      /redis_haproxy_port_start: the frontend ports of 2 group\(s\) go past 65535/,
+    )
+    refuse(() => validateSentinel({data: data(3, {redis_haproxy_read_port_start: 'x'}), haproxy: [host(4)], file: 'inv.yml'}), /redis_haproxy_read_port_start .*is "x"/)
+    // The default "{{ redis_port_start }}": the data ports' start, fine on a host of its own.
+    const l = validateSentinel({data: data(3, {redis_haproxy_port_start: '{{ redis_port_start }}', redis_haproxy_read_port_start: 7500}), haproxy: [host(4)], file: 'inv.yml'})
+    assert.deepEqual(
+      l.groups.map((g) => [g.writePort, g.readPort]),
+      [
+        [7400, 7500],
+        [7401, 7501],
+      ],
+    )
+    assert.equal(validateSentinel({data: data(3, {redis_haproxy_port_start: 8000}), haproxy: h1, file: 'inv.yml'}).groups[0].writePort, 8000)
+  })
   it('redis_topology: cluster, sentinel, or refused', () => {
     const fail = (what: string): never => {
       throw new InputError(what)
