@@ -34,6 +34,10 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
       description: 'go on where the only way forward loses acknowledged writes (without it such a step is refused, naming the slots); the recap repeats it',
       default: false,
     }),
+    'allow-downtime': Flags.boolean({
+      description: 'a version upgrade restarts masters without a replica in place (SHUTDOWN SAVE first): their slots are unavailable meanwhile (without it such an upgrade is refused, naming them)',
+      default: false,
+    }),
     playbook: Flags.string({description: 'use another playbook instead of the bundled one', default: bundled('playbooks/redis-cluster.yml')}),
   }
 
@@ -87,6 +91,7 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
           ...(flags['allow-partial'] ? {allow_partial: true} : {}),
           ...(flags['remove-missing'] ? {remove_missing: true} : {}),
           ...(flags['allow-data-loss'] ? {allow_data_loss: true} : {}),
+          ...(flags['allow-downtime'] ? {allow_downtime: true} : {}),
         },
         warnings,
       }).finally(() => lock?.release())
