@@ -16,6 +16,7 @@
 
 import pLimit from 'p-limit'
 import {randomBytes} from 'node:crypto'
+import {createConnection} from 'node:net'
 import {resolveIp, pickBindAddress} from '../../redis/inventory-nodes.js'
 import {nodeAddr, parseClusterInfo} from '../../redis/nodes.js'
 import {failover, inspectNode, waitReady, withNode, type RollingOptions, type RollingTarget} from '../../redis/rolling.js'
@@ -67,14 +68,29 @@ async function targetsOf(ctx: ModuleContext, binArg: string): Promise<Target[]> 
 const versionOf = (t: {ip: string; port: number; passwords: Array<string | undefined>}) =>
   withNode(t, (r) => r.call('INFO', 'server')).then((x) => parseClusterInfo(String(x)).redis_version)
 
-// Every instance that answers, with its role and version; those refusing connections do not run.
+// Nothing listens (the connection is refused): the instance does not run, redis_instances
+// starts it on the declared binary. Anything else (a timeout) is a node to inspect.
+function refused(ip: string, port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const s = createConnection({host: ip, port, timeout: 3000})
+    const end = (v: boolean) => {
+      s.destroy()
+      done(v)
+    }
+    s.once('connect', () => end(false))
+    s.once('timeout', () => end(false))
+    s.once('error', (e: NodeJS.ErrnoException) => end(e.code === 'ECONNREFUSED'))
+  })
+}
+
+// Every instance that runs, with its role and version.
 async function inspectAll(targets: Target[]): Promise<VersionedNode[]> {
   const limit = pLimit(32)
   const nodes = await Promise.all(
     targets.map((t) =>
       limit(async (): Promise<VersionedNode | undefined> => {
+        if (await refused(t.ip, t.port)) return undefined
         const n = await inspectNode(t)
-        if (n.role === 'unknown' && /ECONNREFUSED/.test(n.error ?? '')) return undefined
         if (n.role === 'unknown') return n
         const version = await versionOf(t).catch(() => undefined)
         return {...n, version, ...(version ? {} : {role: 'unknown' as const, error: 'INFO server did not answer'})}
