@@ -116,9 +116,12 @@ export function describePlan(plan: UpgradePlan): string[] {
 // A fence on the old master before its failover: a masterauth no master accepts, so that as
 // a replica of the upgraded node it cannot sync (and fail loading a newer RDB) until its
 // restart on the new binary. Returns how to lift it, should the failover not happen.
+const FENCE = 'baremetal-upgrade-fence-'
 async function fence(t: RollingTarget): Promise<() => Promise<void>> {
-  const before = await withNode(t, (r) => r.call('CONFIG', 'GET', 'masterauth')).then((x) => String((x as string[])[1] ?? ''))
-  await withNode(t, (r) => r.call('CONFIG', 'SET', 'masterauth', `baremetal-upgrade-fence-${randomBytes(12).toString('hex')}`))
+  const got = await withNode(t, (r) => r.call('CONFIG', 'GET', 'masterauth')).then((x) => String((x as string[])[1] ?? ''))
+  // Still fenced by an upgrade that was interrupted: what to lift it to is redis.conf's (the password).
+  const before = got.startsWith(FENCE) ? (t.passwords[0] ?? '') : got
+  await withNode(t, (r) => r.call('CONFIG', 'SET', 'masterauth', `${FENCE}${randomBytes(12).toString('hex')}`))
   return () => withNode(t, (r) => r.call('CONFIG', 'SET', 'masterauth', before)).then(() => undefined)
 }
 
