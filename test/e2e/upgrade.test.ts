@@ -213,10 +213,17 @@ describe(`rolling upgrade ${OLD.version} → ${NEW.version}`, {skip}, () => {
     const watch = watchReplication(PORT, COUNT)
     const w = keys.background('resume-w')
     const run = startCli(['up', '-i', inv, ...args(b7, NEW)], {timeoutMs: 900_000})
-    await run.waitFor(/redis_upgrade: manual failover/, 300_000)
-    await sleep(300)
-    run.signal('SIGKILL')
-    await run.result.catch(() => {})
+    try {
+      await run.waitFor(/redis_upgrade: manual failover/, 300_000)
+      await sleep(300)
+    } catch (error) {
+      // Never leave the writer and the watcher running past a failed test.
+      await Promise.all([w.stop(), watch.stop()])
+      throw error
+    } finally {
+      run.signal('SIGKILL')
+      await run.result.catch(() => {})
+    }
     const mid = await ops.waitClusterOk(inv, 90_000)
     t.diagnostic(`after the kill: ${JSON.stringify(mid.versions)}; ${mid.warnings.filter((x) => /mixed/.test(x)).join('')}`)
     assert.ok(Object.keys(mid.versions ?? {}).length === 2, JSON.stringify(mid.versions))
