@@ -14,6 +14,8 @@ import type {RestartNode} from './config.js'
 export interface VersionedNode extends RestartNode {
   /** INFO server redis_version; undefined when the node did not answer. */
   version?: string
+  /** INFO server executable: the redis-server it was started from. */
+  executable?: string
 }
 
 export type UpgradeStep =
@@ -46,6 +48,37 @@ export function compareVersions(a: string, b: string): number {
 export interface UpgradeOptions {
   /** Restart a master without a replica in place (SHUTDOWN SAVE, then the new binary loads that RDB). */
   allowDowntime?: boolean
+  /** Go down to an older version that writes the same RDB format (a newer one is never possible). */
+  allowDowngrade?: boolean
+  /** addr → the directory the target version's redis-server is built into on that node's host. */
+  binDirOf?: (addr: string) => string | undefined
+}
+
+/**
+ * The RDB format version a Redis release writes (rdb.h RDB_VERSION): a release loads its
+ * own format and older ones only.
+ */
+export function rdbFormat(version: string): number {
+  const [maj, min] = version.split('.').map(Number)
+  if (maj > 7 || (maj === 7 && min >= 4)) return 12
+  if (maj === 7) return min >= 2 ? 11 : 10
+  if (maj >= 5) return 9
+  return maj === 4 ? 8 : 7
+}
+
+// Why a node may not move to target (a downgrade, a build that would overwrite its binary).
+function refusal(n: VersionedNode, target: string, opts: UpgradeOptions): string | undefined {
+  if (n.role === 'unknown' || !n.version) return `could not be inspected (${n.error ?? 'no version'}): its version and role are unknown`
+  if (n.version === target) return undefined
+  const bin = opts.binDirOf?.(n.addr)
+  if (bin && n.executable && n.executable.replace(/\/[^/]*$/, '') === bin)
+    return `runs ${n.version} from ${n.executable}, and redis_bin_dir ${bin} is where ${target} would be built, over the binary it runs: set redis_bin_dir to a directory of its own per version (the default "~/redis/{{ redis_version }}/bin" is)`
+  if (compareVersions(n.version, target) < 0) return undefined
+  if (rdbFormat(n.version) !== rdbFormat(target))
+    return `runs ${n.version}, newer than redis_version ${target}: a downgrade across RDB formats is refused, no flag allows it (${n.version} writes RDB format ${rdbFormat(n.version)}, which ${target} cannot load, so no replica could sync); set redis_version to ${n.version}`
+  if (!opts.allowDowngrade)
+    return `runs ${n.version}, newer than redis_version ${target}: a downgrade is refused (rerun with --allow-downgrade: both write RDB format ${rdbFormat(target)}, but ${target} may lack commands your clients use or directives your redis.conf has)`
+  return undefined
 }
 
 interface Shard {
@@ -92,19 +125,16 @@ function shardSteps(s: Shard, target: string, opts: UpgradeOptions, plan: Upgrad
 
 /**
  * The upgrade of `nodes` to `target`. Refused (nothing at all is done) when a node did not
- * answer, runs a newer version (RDB formats are not backward compatible: no rolling
- * downgrade exists), or is a master with no replica and allowDowntime is not given.
+ * answer, runs a newer version (RDB formats are not backward compatible: only a downgrade
+ * within one RDB format, with allowDowngrade), runs from the directory the target would be
+ * built into, or is a master with no replica and allowDowntime is not given.
  */
 export function planUpgrade(nodes: readonly VersionedNode[], target: string, opts: UpgradeOptions = {}): UpgradePlan {
   const plan: UpgradePlan = {target, shards: [], refused: [], downtime: [], versions: {}}
   for (const n of nodes) {
     if (n.version) plan.versions[n.addr] = n.version
-    if (n.role === 'unknown' || !n.version) plan.refused.push({addr: n.addr, why: `could not be inspected (${n.error ?? 'no version'}): its version and role are unknown`})
-    else if (compareVersions(n.version, target) > 0)
-      plan.refused.push({
-        addr: n.addr,
-        why: `runs ${n.version}, newer than redis_version ${target}: a downgrade is refused (an older Redis cannot load a newer RDB, so no replica could sync); set redis_version to ${n.version}`,
-      })
+    const why = refusal(n, target, opts)
+    if (why) plan.refused.push({addr: n.addr, why})
   }
   if (!nodes.some((n) => n.version && n.version !== target)) return plan
   const unknown = new Set(plan.refused.map((r) => r.addr))

@@ -8,6 +8,8 @@
 //   bin_dir         where that version's redis-server is (redis_bin_dir) (required)
 //   timeout         seconds each step may take (default 60 + 2 × cluster-node-timeout)
 //   allow_downtime  restart a master without a replica in place, after SHUTDOWN SAVE (default false)
+//   allow_downgrade go down to an older version that writes the same RDB format (default false;
+//                   across formats a downgrade is always refused: no replica could sync)
 //   preflight       only plan and refuse: changes nothing, placed before the build so a
 //                   refused upgrade leaves every host as it was (default false)
 //
@@ -31,7 +33,7 @@ function intVar(v: unknown, dflt: number): number {
   return v === undefined || v === null || v === '' || !Number.isInteger(n) ? dflt : n
 }
 
-type Target = RollingTarget & {version?: string}
+type Target = RollingTarget & {bin: string}
 
 async function targetsOf(ctx: ModuleContext, binArg: string): Promise<Target[]> {
   const hosts = ctx.playHosts.length > 0 ? ctx.playHosts : [{host: ctx.host, address: ctx.address, vars: ctx.vars, facts: ctx.facts, transport: ctx.transport}]
@@ -50,6 +52,7 @@ async function targetsOf(ctx: ModuleContext, binArg: string): Promise<Target[]> 
     for (let port = start; port < start + count; port++) {
       out.push({
         host: ph.host,
+        bin,
         ip,
         port,
         passwords: [password],
@@ -65,8 +68,8 @@ async function targetsOf(ctx: ModuleContext, binArg: string): Promise<Target[]> 
   return out
 }
 
-const versionOf = (t: {ip: string; port: number; passwords: Array<string | undefined>}) =>
-  withNode(t, (r) => r.call('INFO', 'server')).then((x) => parseClusterInfo(String(x)).redis_version)
+const serverInfo = (t: {ip: string; port: number; passwords: Array<string | undefined>}) => withNode(t, (r) => r.call('INFO', 'server')).then((x) => parseClusterInfo(String(x)))
+const versionOf = (t: {ip: string; port: number; passwords: Array<string | undefined>}) => serverInfo(t).then((i) => i.redis_version)
 
 // Nothing listens (the connection is refused): the instance does not run, redis_instances
 // starts it on the declared binary. Anything else (a timeout) is a node to inspect.
@@ -92,8 +95,9 @@ async function inspectAll(targets: Target[]): Promise<VersionedNode[]> {
         if (await refused(t.ip, t.port)) return undefined
         const n = await inspectNode(t)
         if (n.role === 'unknown') return n
-        const version = await versionOf(t).catch(() => undefined)
-        return {...n, version, ...(version ? {} : {role: 'unknown' as const, error: 'INFO server did not answer'})}
+        const info = await serverInfo(t).catch(() => undefined)
+        const version = info?.redis_version
+        return {...n, version, executable: info?.executable, ...(version ? {} : {role: 'unknown' as const, error: 'INFO server did not answer'})}
       }),
     ),
   )
@@ -184,7 +188,8 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
   if (!version || !args.bin_dir) return {status: 'failed', msg: 'redis_upgrade: version and bin_dir are required'}
   const targets = await targetsOf(ctx, String(args.bin_dir))
   const nodes = await inspectAll(targets)
-  const plan = planUpgrade(nodes, version, {allowDowntime: args.allow_downtime === true})
+  const binOf = new Map(targets.map((t) => [nodeAddr(t), t.bin]))
+  const plan = planUpgrade(nodes, version, {allowDowntime: args.allow_downtime === true, allowDowngrade: args.allow_downgrade === true, binDirOf: (a) => binOf.get(a)})
   const data: Record<string, unknown> = {versions: plan.versions, plan: plan.shards, refused: plan.refused}
   if (plan.refused.length)
     return {
@@ -219,6 +224,7 @@ export const redisUpgradeModule = definePlayModule({
     bin_dir: {type: 'path', required: true},
     timeout: {type: 'int'},
     allow_downtime: {type: 'bool', default: false},
+    allow_downgrade: {type: 'bool', default: false},
     preflight: {type: 'bool', default: false},
   },
   prefix: 'redis_upgrade: ',

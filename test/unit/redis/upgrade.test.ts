@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
-import {compareVersions, planUpgrade, replicationViolations, type VersionedNode} from '../../../src/redis/upgrade.js'
+import {compareVersions, planUpgrade, rdbFormat, replicationViolations, type VersionedNode} from '../../../src/redis/upgrade.js'
 import {describePlan} from '../../../src/modules/redis/upgrade.js'
+import {NodeIds, parseClusterNodes} from '../../../src/redis/nodes.js'
+import {buildClusterReport, probeFromText, renderClusterReport, type NodeProbeOk} from '../../../src/redis/status.js'
 
 // 3 hosts × 4 ports, 1 replica each: 6 shards, each master's replica on another host.
 function cluster(version: (addr: string) => string, replicas = 1): VersionedNode[] {
@@ -109,7 +111,8 @@ describe('redis upgrade plan', () => {
     const down = planUpgrade(cluster(() => '7.0.15'), '5.0.3')
     assert.equal(down.shards.length, 0)
     assert.equal(down.refused.length, 12)
-    assert.match(down.refused[0].why, /downgrade is refused.*cannot load a newer RDB/)
+    assert.match(down.refused[0].why, /downgrade across RDB formats is refused, no flag allows it \(7\.0\.15 writes RDB format 10, which 5\.0\.3 cannot load/)
+    assert.equal(planUpgrade(cluster(() => '7.0.15'), '5.0.3', {allowDowngrade: true}).refused.length, 12, 'no flag makes a cross-format downgrade possible')
     const nodes = cluster(() => '5.0.3')
     nodes[0] = {...nodes[0], role: 'unknown', version: undefined, error: 'timeout'}
     const plan = planUpgrade(nodes, '7.0.15')
@@ -124,5 +127,60 @@ describe('redis upgrade plan', () => {
     const lines = describePlan(planUpgrade(cluster(() => '5.0.3'), '7.0.15'))
     assert.match(lines[0], /12 instance\(s\) on 5\.0\.3 → 7\.0\.15, 6 shard\(s\)/)
     assert.match(lines[1], /shard 1: restart \S+ \(5\.0\.3\) as replica; CLUSTER FAILOVER \S+ → \S+; restart/)
+  })
+
+  it('RDB formats by release; a downgrade within one format only with allowDowngrade', () => {
+    assert.deepEqual(['4.0.14', '5.0.3', '6.2.14', '7.0.15', '7.2.4', '7.4.1'].map(rdbFormat), [8, 9, 9, 10, 11, 12])
+    const no = planUpgrade(cluster(() => '7.0.15'), '7.0.11')
+    assert.equal(no.shards.length, 0)
+    assert.match(no.refused[0].why, /a downgrade is refused \(rerun with --allow-downgrade: both write RDB format 10/)
+    const yes = planUpgrade(cluster(() => '7.0.15'), '7.0.11', {allowDowngrade: true})
+    assert.deepEqual(yes.refused, [])
+    assert.equal(yes.shards.length, 6)
+  })
+
+  it('refused when the target would be built over the binary a node runs (a fixed redis_bin_dir)', () => {
+    const nodes = cluster(() => '5.0.3').map((n) => ({...n, executable: '/opt/redis/bin/redis-server'}))
+    const same = planUpgrade(nodes, '7.0.15', {binDirOf: () => '/opt/redis/bin'})
+    assert.equal(same.refused.length, 12)
+    assert.match(same.refused[0].why, /redis_bin_dir \/opt\/redis\/bin is where 7\.0\.15 would be built, over the binary it runs/)
+    assert.deepEqual(planUpgrade(nodes, '7.0.15', {binDirOf: () => '/opt/redis/7.0.15/bin'}).refused, [])
+    // Nothing to upgrade: the same directory is no problem.
+    assert.deepEqual(planUpgrade(nodes.map((n) => ({...n, version: '7.0.15'})), '7.0.15', {binDirOf: () => '/opt/redis/bin'}).refused, [])
+  })
+})
+
+describe('status: running versions', () => {
+  // 2 masters, 1 replica each, as each node states it.
+  const LINES = [
+    'aaaa000000000000000000000000000000000001 10.0.0.1:7000@17000 master - 0 0 1 connected 0-8191',
+    'aaaa000000000000000000000000000000000002 10.0.0.2:7000@17000 master - 0 0 2 connected 8192-16383',
+    'aaaa000000000000000000000000000000000003 10.0.0.1:7001@17001 slave aaaa000000000000000000000000000000000002 0 0 2 connected',
+    'aaaa000000000000000000000000000000000004 10.0.0.2:7001@17001 slave aaaa000000000000000000000000000000000001 0 0 1 connected',
+  ]
+  const probes = (version: (i: number) => string) => {
+    const ids = new NodeIds()
+    const keep = new Set<string>()
+    return parseClusterNodes(LINES.join('\n')).map((n, i) => {
+      const own = LINES.map((l) => (l.startsWith(n.id) ? l.replace(/ (master|slave) /, ' myself,$1 ') : l)).join('\n')
+      const p: NodeProbeOk = probeFromText({host: `h${(i % 2) + 1}`, ip: n.ip, port: n.port}, n.addr, {cluster_state: 'ok'}, own, 0, ids, keep)
+      p.version = version(i)
+      return p
+    })
+  }
+
+  it('each node shows its version; one version: no warning', () => {
+    const r = buildClusterReport(probes(() => '7.0.15'))
+    assert.deepEqual(r.versions, {'7.0.15': 4})
+    assert.ok([...r.masters, ...r.replicas].every((n) => n.version === '7.0.15'))
+    assert.ok(!r.warnings.some((w) => /mixed/.test(w)))
+    assert.match(renderClusterReport(r), /M 10\.0\.0\.1:7000 .* 1 replica\(s\)  7\.0\.15/)
+  })
+
+  it('a mixed-version cluster is reported (a warning: it still serves every slot)', () => {
+    const r = buildClusterReport(probes((i) => (i >= 2 ? '7.0.15' : '5.0.3')))
+    assert.ok(r.ok)
+    assert.deepEqual(r.versions, {'5.0.3': 2, '7.0.15': 2})
+    assert.ok(r.warnings.some((w) => /^mixed Redis versions: 2 node\(s\) on 5\.0\.3, 2 node\(s\) on 7\.0\.15 .*baremetal up/.test(w)), r.warnings.join('\n'))
   })
 })
