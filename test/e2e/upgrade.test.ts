@@ -132,10 +132,11 @@ describe(`rolling upgrade ${OLD.version} → ${NEW.version}`, {skip}, () => {
     const t0 = Date.now()
     const r = await up(inv, b7, NEW)
     const ms = Date.now() - t0
+    const gap = w.since().maxGapMs
     const st = await w.stop()
     const seen = await watch.stop()
     const ut = task(r, /^Instances run Redis/)[0]
-    t.diagnostic(`up took ${ms} ms (upgrade task ${ut?.data?.ms} ms); writer: ${JSON.stringify(st)}`)
+    t.diagnostic(`up took ${ms} ms (upgrade task ${ut?.data?.ms} ms); writer: ${JSON.stringify(st)}, longest time without an acknowledged write ${gap} ms`)
     t.diagnostic(ut?.msg ?? '')
     assert.equal(r.code, 0, show(r))
     await ops.waitClusterOk(inv, 90_000)
