@@ -199,8 +199,9 @@ async function runItem(ctx: ModuleContext, args: Record<string, unknown>): Promi
     }
   if (plan.shards.length === 0) return {status: 'ok', msg: `every running instance runs ${version}`, data}
   const lines = describePlan(plan)
+  // The plan is printed once, by the task that carries it out (or would, in check mode).
+  if (args.preflight === true) return {status: 'ok', msg: `upgrade possible: ${lines[0].replace(/:$/, '')} (carried out once ${version} is built)`, data}
   if (ctx.check) return {status: 'changed', msg: ['would upgrade ' + lines[0], ...lines.slice(1)].join('\n'), data}
-  if (args.preflight === true) return {status: 'ok', msg: `upgrade planned (done once ${version} is built): ${lines.join('\n')}`, data}
   const nodeTimeout = Math.max(...ctx.playHosts.map((p) => intVar(p.vars.redis_cluster_node_timeout, 15000)), 15000)
   const stepSec = intVar(args.timeout, 0) || 60 + (2 * nodeTimeout) / 1000
   const started = Date.now()
