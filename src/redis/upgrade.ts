@@ -131,12 +131,14 @@ function shardSteps(s: Shard, target: string, opts: UpgradeOptions, plan: Upgrad
  */
 export function planUpgrade(nodes: readonly VersionedNode[], target: string, opts: UpgradeOptions = {}): UpgradePlan {
   const plan: UpgradePlan = {target, shards: [], refused: [], downtime: [], versions: {}}
+  for (const n of nodes) if (n.version) plan.versions[n.addr] = n.version
+  // No node known to run another version: nothing to upgrade, and a node that did not
+  // answer is for the other tasks to judge (the next up sees its version).
+  if (!nodes.some((n) => n.version && n.version !== target)) return plan
   for (const n of nodes) {
-    if (n.version) plan.versions[n.addr] = n.version
     const why = refusal(n, target, opts)
     if (why) plan.refused.push({addr: n.addr, why})
   }
-  if (!nodes.some((n) => n.version && n.version !== target)) return plan
   const unknown = new Set(plan.refused.map((r) => r.addr))
   for (const [, s] of shardsOf(nodes)) {
     if ((s.master && unknown.has(s.master.addr)) || s.replicas.some((r) => unknown.has(r.addr))) continue

@@ -83,10 +83,13 @@ describe('redis upgrade plan', () => {
     assert.deepEqual(replicationViolations(nodes, plan), [])
   })
 
-  it('nothing to do when every node runs the target', () => {
+  it('nothing to do when every node runs the target; a node that did not answer then blocks nothing', () => {
     const plan = planUpgrade(cluster(() => '7.0.15'), '7.0.15')
     assert.deepEqual(plan.shards, [])
     assert.deepEqual(plan.refused, [])
+    const nodes = cluster(() => '7.0.15')
+    nodes[0] = {...nodes[0], role: 'unknown', version: undefined, error: 'timeout'}
+    assert.deepEqual(planUpgrade(nodes, '7.0.15').refused, [])
   })
 
   it('masters without replicas: refused, naming them and the fix; --allow-downtime restarts them in place after SHUTDOWN SAVE', () => {
