@@ -39,7 +39,8 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
       default: false,
     }),
     'allow-downgrade': Flags.boolean({
-      description: 'go down to an older redis_version that writes the same RDB format (the older one may lack commands clients use or directives redis.conf has); across RDB formats a downgrade is always refused',
+      description:
+        'go down to an older redis_version that writes the same RDB format (the older one may lack commands clients use or directives redis.conf has); across RDB formats a downgrade is always refused',
       default: false,
     }),
     playbook: Flags.string({description: 'use another playbook instead of the bundled one', default: bundled('playbooks/redis-cluster.yml')}),

@@ -18,9 +18,7 @@ export interface VersionedNode extends RestartNode {
   executable?: string
 }
 
-export type UpgradeStep =
-  | {kind: 'restart'; addr: string; as: 'replica' | 'master' | 'alone'; from: string; save?: boolean}
-  | {kind: 'failover'; master: string; replica: string}
+export type UpgradeStep = {kind: 'restart'; addr: string; as: 'replica' | 'master' | 'alone'; from: string; save?: boolean} | {kind: 'failover'; master: string; replica: string}
 
 export interface UpgradePlan {
   target: string

@@ -43,7 +43,12 @@ async function info(n: {host: string; port: number}): Promise<Record<string, str
   try {
     await r.connect()
     const text = String(await r.call('INFO'))
-    return Object.fromEntries(text.split(/\r?\n/).filter((l) => l.includes(':') && !l.startsWith('#')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)]))
+    return Object.fromEntries(
+      text
+        .split(/\r?\n/)
+        .filter((l) => l.includes(':') && !l.startsWith('#'))
+        .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)]),
+    )
   } finally {
     r.disconnect()
   }
@@ -57,7 +62,14 @@ function watchReplication(port: number, count: number): {stop(): Promise<string[
   const seen: string[] = []
   const loop = (async () => {
     while (running) {
-      const all = await Promise.all(addrs(port, count).map((n) => info(n).then((i) => ({n, i}), () => undefined)))
+      const all = await Promise.all(
+        addrs(port, count).map((n) =>
+          info(n).then(
+            (i) => ({n, i}),
+            () => undefined,
+          ),
+        ),
+      )
       const byAddr = new Map(all.filter((x) => x !== undefined).map((x) => [`${x!.n.host}:${x!.n.port}`, x!.i]))
       for (const [addr, i] of byAddr) {
         if (i.role !== 'slave') continue
@@ -153,7 +165,13 @@ describe(`rolling upgrade ${OLD.version} → ${NEW.version}`, {skip}, () => {
     for (const h of fleet.hosts) {
       const logs = await fleet.nsExec(h, `cat /root/redis_cluster/70*/redis.log`)
       assert.doesNotMatch(logs.stdout, /Can't handle RDB format|Failed trying to load the MASTER synchronization/, h.name)
-      assert.equal((await ops.sh(fleet, h, 'cat /root/redis_cluster/70*/redis.bin')).trim().split('\n').filter((l) => l !== b7.redis_bin_dir).length, 0)
+      assert.equal(
+        (await ops.sh(fleet, h, 'cat /root/redis_cluster/70*/redis.bin'))
+          .trim()
+          .split('\n')
+          .filter((l) => l !== b7.redis_bin_dir).length,
+        0,
+      )
     }
     assert.ok(existsSync(join(b5.redis_bin_dir, 'redis-server')))
   })
@@ -228,7 +246,10 @@ describe(`rolling upgrade ${OLD.version} → ${NEW.version}`, {skip}, () => {
     const mid = await ops.waitClusterOk(inv, 90_000)
     t.diagnostic(`after the kill: ${JSON.stringify(mid.versions)}; ${mid.warnings.filter((x) => /mixed/.test(x)).join('')}`)
     assert.ok(Object.keys(mid.versions ?? {}).length === 2, JSON.stringify(mid.versions))
-    assert.ok(mid.warnings.some((x) => /mixed Redis versions: \d+ node\(s\) on 5\.0\.3, \d+ node\(s\) on 7\.0\.15/.test(x)), mid.warnings.join('\n'))
+    assert.ok(
+      mid.warnings.some((x) => /mixed Redis versions: \d+ node\(s\) on 5\.0\.3, \d+ node\(s\) on 7\.0\.15/.test(x)),
+      mid.warnings.join('\n'),
+    )
     r = await up(inv, b7, NEW)
     const st = await w.stop()
     const seen = await watch.stop()

@@ -111,7 +111,9 @@ export function describePlan(plan: UpgradePlan): string[] {
   const from = [...new Set(Object.values(plan.versions).filter((v) => v !== plan.target))].sort()
   lines.push(`${restarts.length} instance(s) on ${from.join(', ')} → ${plan.target}, ${plan.shards.length} shard(s) side by side, one election at a time:`)
   plan.shards.forEach((shard, i) => {
-    const text = shard.map((s) => (s.kind === 'failover' ? `CLUSTER FAILOVER ${s.master} → ${s.replica}` : `restart ${s.addr} (${s.from}) as ${s.as}${s.save ? ' after SHUTDOWN SAVE (downtime)' : ''}`))
+    const text = shard.map((s) =>
+      s.kind === 'failover' ? `CLUSTER FAILOVER ${s.master} → ${s.replica}` : `restart ${s.addr} (${s.from}) as ${s.as}${s.save ? ' after SHUTDOWN SAVE (downtime)' : ''}`,
+    )
     lines.push(`  shard ${i + 1}: ${text.join('; ')}`)
   })
   return lines

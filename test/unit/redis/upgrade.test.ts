@@ -84,7 +84,10 @@ describe('redis upgrade plan', () => {
   })
 
   it('nothing to do when every node runs the target; a node that did not answer then blocks nothing', () => {
-    const plan = planUpgrade(cluster(() => '7.0.15'), '7.0.15')
+    const plan = planUpgrade(
+      cluster(() => '7.0.15'),
+      '7.0.15',
+    )
     assert.deepEqual(plan.shards, [])
     assert.deepEqual(plan.refused, [])
     const nodes = cluster(() => '7.0.15')
@@ -111,11 +114,22 @@ describe('redis upgrade plan', () => {
   })
 
   it('a downgrade is refused, so is a node that did not answer; then nothing at all is planned', () => {
-    const down = planUpgrade(cluster(() => '7.0.15'), '5.0.3')
+    const down = planUpgrade(
+      cluster(() => '7.0.15'),
+      '5.0.3',
+    )
     assert.equal(down.shards.length, 0)
     assert.equal(down.refused.length, 12)
     assert.match(down.refused[0].why, /downgrade across RDB formats is refused, no flag allows it \(7\.0\.15 writes RDB format 10, which 5\.0\.3 cannot load/)
-    assert.equal(planUpgrade(cluster(() => '7.0.15'), '5.0.3', {allowDowngrade: true}).refused.length, 12, 'no flag makes a cross-format downgrade possible')
+    assert.equal(
+      planUpgrade(
+        cluster(() => '7.0.15'),
+        '5.0.3',
+        {allowDowngrade: true},
+      ).refused.length,
+      12,
+      'no flag makes a cross-format downgrade possible',
+    )
     const nodes = cluster(() => '5.0.3')
     nodes[0] = {...nodes[0], role: 'unknown', version: undefined, error: 'timeout'}
     const plan = planUpgrade(nodes, '7.0.15')
@@ -127,17 +141,29 @@ describe('redis upgrade plan', () => {
   })
 
   it('--check text: the order and the failovers', () => {
-    const lines = describePlan(planUpgrade(cluster(() => '5.0.3'), '7.0.15'))
+    const lines = describePlan(
+      planUpgrade(
+        cluster(() => '5.0.3'),
+        '7.0.15',
+      ),
+    )
     assert.match(lines[0], /12 instance\(s\) on 5\.0\.3 → 7\.0\.15, 6 shard\(s\)/)
     assert.match(lines[1], /shard 1: restart \S+ \(5\.0\.3\) as replica; CLUSTER FAILOVER \S+ → \S+; restart/)
   })
 
   it('RDB formats by release; a downgrade within one format only with allowDowngrade', () => {
     assert.deepEqual(['4.0.14', '5.0.3', '6.2.14', '7.0.15', '7.2.4', '7.4.1'].map(rdbFormat), [8, 9, 9, 10, 11, 12])
-    const no = planUpgrade(cluster(() => '7.0.15'), '7.0.11')
+    const no = planUpgrade(
+      cluster(() => '7.0.15'),
+      '7.0.11',
+    )
     assert.equal(no.shards.length, 0)
     assert.match(no.refused[0].why, /a downgrade is refused \(rerun with --allow-downgrade: both write RDB format 10/)
-    const yes = planUpgrade(cluster(() => '7.0.15'), '7.0.11', {allowDowngrade: true})
+    const yes = planUpgrade(
+      cluster(() => '7.0.15'),
+      '7.0.11',
+      {allowDowngrade: true},
+    )
     assert.deepEqual(yes.refused, [])
     assert.equal(yes.shards.length, 6)
   })
@@ -149,7 +175,14 @@ describe('redis upgrade plan', () => {
     assert.match(same.refused[0].why, /redis_bin_dir \/opt\/redis\/bin is where 7\.0\.15 would be built, over the binary it runs/)
     assert.deepEqual(planUpgrade(nodes, '7.0.15', {binDirOf: () => '/opt/redis/7.0.15/bin'}).refused, [])
     // Nothing to upgrade: the same directory is no problem.
-    assert.deepEqual(planUpgrade(nodes.map((n) => ({...n, version: '7.0.15'})), '7.0.15', {binDirOf: () => '/opt/redis/bin'}).refused, [])
+    assert.deepEqual(
+      planUpgrade(
+        nodes.map((n) => ({...n, version: '7.0.15'})),
+        '7.0.15',
+        {binDirOf: () => '/opt/redis/bin'},
+      ).refused,
+      [],
+    )
   })
 })
 
@@ -184,6 +217,9 @@ describe('status: running versions', () => {
     const r = buildClusterReport(probes((i) => (i >= 2 ? '7.0.15' : '5.0.3')))
     assert.ok(r.ok)
     assert.deepEqual(r.versions, {'5.0.3': 2, '7.0.15': 2})
-    assert.ok(r.warnings.some((w) => /^mixed Redis versions: 2 node\(s\) on 5\.0\.3, 2 node\(s\) on 7\.0\.15 .*baremetal up/.test(w)), r.warnings.join('\n'))
+    assert.ok(
+      r.warnings.some((w) => /^mixed Redis versions: 2 node\(s\) on 5\.0\.3, 2 node\(s\) on 7\.0\.15 .*baremetal up/.test(w)),
+      r.warnings.join('\n'),
+    )
   })
 })
