@@ -35,6 +35,15 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
       description: 'go on where the only way forward loses acknowledged writes (without it such a step is refused, naming the slots); the recap repeats it',
       default: false,
     }),
+    'allow-downtime': Flags.boolean({
+      description: 'a version upgrade restarts masters without a replica in place (SHUTDOWN SAVE first): their slots are unavailable meanwhile (without it such an upgrade is refused, naming them)',
+      default: false,
+    }),
+    'allow-downgrade': Flags.boolean({
+      description:
+        'go down to an older redis_version that writes the same RDB format (the older one may lack commands clients use or directives redis.conf has); across RDB formats a downgrade is always refused',
+      default: false,
+    }),
     playbook: Flags.string({description: 'use another playbook instead of the bundled one', default: bundled('playbooks/redis-cluster.yml')}),
   }
 
@@ -92,6 +101,8 @@ The password (requirepass and masterauth) is taken from, first found: -e redis_p
           ...(flags['allow-partial'] ? {allow_partial: true} : {}),
           ...(flags['remove-missing'] ? {remove_missing: true} : {}),
           ...(flags['allow-data-loss'] ? {allow_data_loss: true} : {}),
+          ...(flags['allow-downtime'] ? {allow_downtime: true} : {}),
+          ...(flags['allow-downgrade'] ? {allow_downgrade: true} : {}),
         },
         warnings,
       }).finally(() => lock?.release())

@@ -24,6 +24,7 @@ import {redisBuildModule} from './redis/build.js'
 import {redisClusterModule} from './redis/cluster.js'
 import {clusterRecordModule} from './redis/cluster_record.js'
 import {redisConfigModule} from './redis/config.js'
+import {redisUpgradeModule} from './redis/upgrade.js'
 import {redisFailoverModule} from './redis/failover.js'
 import {redisInstancesModule} from './redis/instances.js'
 import {redisSentinelConfigModule, redisSentinelPlanModule, redisSentinelReadyModule} from './redis/sentinel.js'
@@ -61,6 +62,7 @@ export const redisModules: ModuleSpec[] = [
   redisBuildModule,
   redisInstancesModule,
   redisConfigModule,
+  redisUpgradeModule,
   redisFailoverModule,
   redisMembersModule,
   redisClusterModule,

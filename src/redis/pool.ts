@@ -130,11 +130,13 @@ export async function probeAll(pool: NodePool, nodes: readonly ClusterNode[], co
       return await pool.run(node, async (r) => {
         // The runtime cluster-node-timeout rides along (no extra round trip): a formation
         // that died before restoring it shows here. CONFIG may be renamed away: not judged then.
-        const res = (await r.pipeline().call('CLUSTER', 'INFO').call('CLUSTER', 'NODES').dbsize().call('CONFIG', 'GET', 'cluster-node-timeout').exec()) ?? []
+        const res = (await r.pipeline().call('CLUSTER', 'INFO').call('CLUSTER', 'NODES').dbsize().call('CONFIG', 'GET', 'cluster-node-timeout').call('INFO', 'server').exec()) ?? []
         for (const [err] of res.slice(0, 3)) if (err) throw err
         const probe = probeFromText(node, addr, parseClusterInfo(String(res[0][1])), String(res[1][1]), Number(res[2][1]), ids, keep)
         const nt = res[3] && !res[3][0] ? Number((res[3][1] as string[])[1]) : NaN
         if (Number.isFinite(nt)) probe.nodeTimeoutMs = nt
+        const version = res[4] && !res[4][0] ? parseClusterInfo(String(res[4][1])).redis_version : undefined
+        if (version) probe.version = version
         return probe
       })
     } catch (error) {

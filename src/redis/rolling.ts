@@ -69,7 +69,7 @@ async function open(ip: string, port: number, passwords: Array<string | undefine
   throw last instanceof Error ? last : new Error(String(last))
 }
 
-async function withNode<T>(t: {ip: string; port: number; passwords: Array<string | undefined>}, fn: (r: Redis) => Promise<T>): Promise<T> {
+export async function withNode<T>(t: {ip: string; port: number; passwords: Array<string | undefined>}, fn: (r: Redis) => Promise<T>): Promise<T> {
   const r = await open(t.ip, t.port, t.passwords)
   try {
     return await fn(r)
@@ -125,7 +125,7 @@ async function poll(deadline: number, signal: AbortSignal | undefined, check: ()
 }
 
 // Back in service: answers, sees the cluster ok, and as a replica is linked to its master.
-async function waitReady(t: RollingTarget, as: 'replica' | 'master' | 'alone', opts: RollingOptions): Promise<string | undefined> {
+export async function waitReady(t: RollingTarget, as: 'replica' | 'master' | 'alone', opts: RollingOptions): Promise<string | undefined> {
   return poll(Date.now() + opts.stepTimeoutMs, opts.signal, () =>
     withNode(t, async (r) => {
       if (as === 'alone') return undefined

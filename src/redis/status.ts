@@ -30,6 +30,8 @@ export interface NodeProbeOk {
   dbsize: number
   /** Runtime cluster-node-timeout (CONFIG GET), when it could be read. */
   nodeTimeoutMs?: number
+  /** INFO server redis_version: what it runs now. */
+  version?: string
   error?: undefined
 }
 
@@ -49,6 +51,7 @@ export interface ReportMaster {
   slotCount: number
   replicas: number
   flags: string[]
+  version?: string
 }
 
 export interface ReportReplica {
@@ -58,6 +61,7 @@ export interface ReportReplica {
   masterId: string | null
   masterAddr: string | null
   flags: string[]
+  version?: string
 }
 
 export interface ReportHostCounts {
@@ -99,6 +103,8 @@ export interface ClusterReport {
   problems: ClusterProblem[]
   /** Risks of a healthy cluster (a host whose loss takes it down); `ok` does not depend on them. */
   warnings: string[]
+  /** Running Redis version → how many reachable nodes run it (more than one: mixed, an upgrade under way or interrupted). */
+  versions?: Record<string, number>
 }
 
 /** What a problem is about: callers decide by kind, never by matching its text. */
@@ -225,6 +231,7 @@ export function buildClusterReport(probes: readonly NodeProbe[]): ClusterReport 
     outside: [],
     problems,
     warnings: [],
+    versions: versionCounts(j.ok),
   }
   if (members.length === 0) {
     problems.push({kind: 'no-cluster', text: j.ok.length === 0 ? 'no node could be reached' : `no cluster formed: all ${j.ok.length} reachable node(s) are alone and serve no slots`})
@@ -264,8 +271,21 @@ export function buildClusterReport(probes: readonly NodeProbe[]): ClusterReport 
     unknownNodes,
     outside: views.outside,
     problems,
-    warnings: placementWarnings(placementInput({masters, replicas})),
+    warnings: [...placementWarnings(placementInput({masters, replicas})), ...mixedWarning(versionCounts(j.ok))],
+    versions: versionCounts(j.ok),
   }
+}
+
+function versionCounts(ok: readonly NodeProbeOk[]): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const p of ok) if (p.version) out[p.version] = (out[p.version] ?? 0) + 1
+  return out
+}
+
+function mixedWarning(v: Record<string, number>): string[] {
+  const list = Object.entries(v).sort(([a], [b]) => a.localeCompare(b, undefined, {numeric: true}))
+  if (list.length < 2) return []
+  return [`mixed Redis versions: ${list.map(([ver, n]) => `${n} node(s) on ${ver}`).join(', ')} (an upgrade under way or interrupted: \`baremetal up\` with the declared redis_version finishes it)`]
 }
 
 /** Who answered, and how to name a node from an entry or an id. */
@@ -345,7 +365,7 @@ function roles(j: Judging, refView: readonly NodeEntry[], perHost: Record<string
     // Flags as the reference sees them, but with the role the node itself states.
     const flags = [role.replica ? 'slave' : 'master', ...e.flags.filter((f) => !['master', 'slave', 'replica', 'myself'].includes(f))]
     if (role.replica) {
-      replicas.push({id: e.id, addr, host, masterId: role.masterId, masterAddr: role.masterId ? j.addrOfId(role.masterId, refView) : null, flags})
+      replicas.push({id: e.id, addr, host, masterId: role.masterId, masterAddr: role.masterId ? j.addrOfId(role.masterId, refView) : null, flags, version: j.byId.get(e.id)?.version})
       if (perHost[host]) perHost[host].replicas++
     } else {
       const slots = mergeRanges(e.slots)
@@ -357,6 +377,7 @@ function roles(j: Judging, refView: readonly NodeEntry[], perHost: Record<string
         slotCount: slots.reduce((n, [a, b]) => n + b - a + 1, 0),
         replicas: replicaCount.get(e.id) ?? 0,
         flags,
+        version: j.byId.get(e.id)?.version,
       })
       if (perHost[host]) perHost[host].masters++
     }
@@ -474,10 +495,11 @@ export function renderClusterReport(r: ClusterReport): string {
     const bad = flags.filter((f) => f === 'fail' || f === 'fail?' || f === 'handshake' || f === 'noaddr')
     return bad.length ? `  [${bad.join(',')}]` : ''
   }
+  const ver = (v?: string) => (v ? `  ${v}` : '')
   const width = Math.max(0, ...r.masters.map((m) => m.addr.length), ...r.replicas.map((x) => x.addr.length + 2))
   for (const m of r.masters) {
-    lines.push(`M ${m.addr.padEnd(width)}  ${m.host}  ${m.id.slice(0, 8)}  slots ${m.slots || '-'} (${m.slotCount})  ${m.replicas} replica(s)${flagNote(m.flags)}`)
-    for (const rep of byMaster.get(m.id) ?? []) lines.push(`  S ${rep.addr.padEnd(width - 2)}  ${rep.host}  ${rep.id.slice(0, 8)}${flagNote(rep.flags)}`)
+    lines.push(`M ${m.addr.padEnd(width)}  ${m.host}  ${m.id.slice(0, 8)}  slots ${m.slots || '-'} (${m.slotCount})  ${m.replicas} replica(s)${ver(m.version)}${flagNote(m.flags)}`)
+    for (const rep of byMaster.get(m.id) ?? []) lines.push(`  S ${rep.addr.padEnd(width - 2)}  ${rep.host}  ${rep.id.slice(0, 8)}${ver(rep.version)}${flagNote(rep.flags)}`)
   }
   const masterIds = new Set(r.masters.map((m) => m.id))
   for (const rep of r.replicas) {

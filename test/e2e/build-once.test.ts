@@ -9,7 +9,7 @@ import {redisArgs, redisVersion} from './redis-fleet.js'
 
 // Issue 14: hosts of one platform compile Redis once; the others get the binaries copied
 // (sha256-checked) and run them. The test hosts share /usr and /var but each has its own
-// /root: the default ~/redis_src and ~/redis/bin are per host, so the copy is real.
+// /root: the default ~/redis_src and ~/redis/<version>/bin are per host, so the copy is real.
 // One real compile (the first case); the opt-out case uses a fake source tree whose
 // "make" only writes two scripts, so building on every host costs nothing.
 
@@ -35,6 +35,8 @@ interface Task {
 const tasks = (r: CliResult, name: string) => (r.json.tasks as Task[]).filter((t) => t.task === name)
 const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex')
 const inHome = (h: TestHost, rel: string) => join(h.home, rel)
+// The default redis_bin_dir: one directory per version.
+const BIN_DIR = `redis/${redisVersion()}/bin`
 
 describe('build once, copy everywhere (issue 14)', () => {
   it('one host compiles, the others get its binaries, verified, and run them; a re-run does nothing', async () => {
@@ -63,14 +65,14 @@ describe('build once, copy everywhere (issue 14)', () => {
       assert.ok(!existsSync(inHome(h, 'redis_src/src/server.o')), `${h.name} did not compile`)
     }
     for (const b of ['redis-server', 'redis-cli']) {
-      const want = sha(inHome(h1, `redis/bin/${b}`))
-      for (const h of others) assert.equal(sha(inHome(h, `redis/bin/${b}`)), want, `${h.name} ${b}`)
+      const want = sha(inHome(h1, `${BIN_DIR}/${b}`))
+      for (const h of others) assert.equal(sha(inHome(h, `${BIN_DIR}/${b}`)), want, `${h.name} ${b}`)
     }
     for (const h of fleet.hosts) {
-      const v = await fleet.nsExec(h, '/root/redis/bin/redis-server --version && /root/redis/bin/redis-cli --version')
+      const v = await fleet.nsExec(h, `/root/${BIN_DIR}/redis-server --version && /root/${BIN_DIR}/redis-cli --version`)
       assert.equal(v.code, 0, `${h.name}: ${v.stderr}`)
       assert.match(v.stdout, new RegExp(`v=${redisVersion().replace(/\./g, '\\.')} `))
-      assert.ok(existsSync(inHome(h, 'redis/bin/.baremetal-build')), `${h.name} marker`)
+      assert.ok(existsSync(inHome(h, `${BIN_DIR}/.baremetal-build`)), `${h.name} marker`)
     }
 
     const again = await cli(['up', '-i', inv, ...redisArgs(), '--tags', 'build', '--json'], {timeoutMs: 10 * 60_000})

@@ -7,7 +7,7 @@ import {existsSync, mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:f
 import {join} from 'node:path'
 import type {Fleet, TestHost} from '../harness/fleet.js'
 import {BIN, cli, ROOT, show, type CliResult} from './cli.js'
-import {redisArgs, redisVersion} from './redis-fleet.js'
+import {redisArgs, redisTarball, redisVersion} from './redis-fleet.js'
 
 const BUILD_CACHE = process.env.BAREMETAL_TEST_BUILD_CACHE ?? '/var/cache/baremetal-test-build'
 
@@ -18,10 +18,10 @@ const BUILD_CACHE = process.env.BAREMETAL_TEST_BUILD_CACHE ?? '/var/cache/bareme
  * and security, not the build: every host then finds the build in place (the build
  * marker matches) instead of compiling for minutes on a shared 2-core machine.
  */
-export async function sharedRedisBuild(fleet: Fleet, host: TestHost): Promise<Record<string, string>> {
+export async function sharedRedisBuild(fleet: Fleet, host: TestHost, src = {tarball: redisTarball(), version: redisVersion()}): Promise<Record<string, string>> {
   const makeArgs = 'MALLOC=libc BUILD_TLS=no'
-  const key = createHash('sha256').update(`${redisVersion()} ${makeArgs}`).digest('hex').slice(0, 12)
-  const dir = join(BUILD_CACHE, `redis-${redisVersion()}-${key}`)
+  const key = createHash('sha256').update(`${src.version} ${makeArgs}`).digest('hex').slice(0, 12)
+  const dir = join(BUILD_CACHE, `redis-${src.version}-${key}`)
   const vars = {redis_src_dir: join(dir, 'src'), redis_bin_dir: join(dir, 'bin')}
   const ready = () => existsSync(join(vars.redis_bin_dir, '.baremetal-build')) && existsSync(join(vars.redis_bin_dir, 'redis-server'))
   mkdirSync(BUILD_CACHE, {recursive: true})
@@ -48,7 +48,7 @@ export async function sharedRedisBuild(fleet: Fleet, host: TestHost): Promise<Re
     // place it is a no-op, and it refreshes a cache whose build markers an older
     // version wrote, before several hosts could start rebuilding into the same directory.
     const inv = fleet.writeInventory({hosts: [host], path: join(fleet.dir, 'build.yml')})
-    const r = await cli(['up', '-i', inv, ...redisArgs(vars), '--tags', 'build'], {timeoutMs: 20 * 60_000})
+    const r = await cli(['up', '-i', inv, ...redisArgs({redis_version: src.version, redis_source: src.tarball, ...vars}), '--tags', 'build'], {timeoutMs: 20 * 60_000})
     if (r.code !== 0 || !ready()) throw new Error(`shared Redis build failed\n${show(r)}`)
     return vars
   } finally {

@@ -36,8 +36,10 @@
 // instance still runs.
 // Passwords go to redis-cli through REDISCLI_AUTH inside a script sent on stdin: never argv.
 // Each start first copies redis.conf to redis.conf.applied (what redis_config compares
-// with), and when bind differs from the address nodes.conf records for the node itself
-// (the host's address changed), rewrites that address, keeping the node's id and slots.
+// with) and writes the binary directory it starts from to redis.bin (what version it runs
+// is INFO server's word; that file says which build on disk it needs), and when bind differs
+// from the address nodes.conf records for the node itself (the host's address changed),
+// rewrites that address, keeping the node's id and slots.
 //
 // Example:
 //   - name: Start the instances
@@ -470,6 +472,8 @@ launch() {
   # writes its pid, so a read of the old pid, then a look at the mtime, takes a live start for
   # one that "exited right after starting". Only ports nothing of ours serves get here.
   rm -f "$dir/$1/redis.pid"
+  # Which binary (so which version) this instance runs: a version upgrade builds beside it.
+  printf '%s\n' "$bin" > "$dir/$1/redis.bin" 2>/dev/null
   wc -c < "$dir/$1/redis.log" > "$T/$1.off" 2>/dev/null || echo 0 > "$T/$1.off"
   if [ -f "$T/$1.rdbfirst" ]; then ( cd "$dir/$1" && { [ -z "$UMASK" ] || umask "$UMASK"; } && exec "$bin/redis-server" "./$CONF" $XARGS --appendonly no ) > "$T/$1.out" 2>&1 < /dev/null
   else ( cd "$dir/$1" && { [ -z "$UMASK" ] || umask "$UMASK"; } && exec "$bin/redis-server" "./$CONF" $XARGS ) > "$T/$1.out" 2>&1 < /dev/null; fi
