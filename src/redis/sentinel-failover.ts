@@ -65,30 +65,118 @@ export async function failoverGroup(layout: SentinelLayout, g: SentinelGroup, o:
     const from = before.groups[0].master!
     const sentinel = before.groups[0].answers.find((a) => a.master === from)!.sentinel
     const t0 = performance.now()
+    const fence = await fenceWrites(conns, from)
     try {
-      await conns.call(sentinel, 'SENTINEL', 'FAILOVER', g.name)
-    } catch (error) {
-      throw new ClusterError(`${sentinel} refused SENTINEL FAILOVER ${g.name}: ${(error as Error).message}`, {hint: 'NOGOODSLAVE: the Sentinel knows no healthy replica yet; INPROG: a failover is running, wait for it'})
-    }
-    let switchedMs: number | undefined
-    let demotedBy: FailoverResult['demotedBy'] = 'sentinel'
-    const deadline = t0 + o.timeoutMs
-    for (;;) {
-      const v = (await readSentinelView(one, {conns})).groups[0]
-      const now = performance.now()
-      if (switchedMs === undefined && v.answers.some((a) => a.master && a.master !== from)) switchedMs = now - t0
-      const to = confirmed(v, from)
-      if (to) return {group: g.name, from, to, ms: Math.round(now - t0), switchedMs: Math.round(switchedMs ?? now - t0), demotedBy, sentinel}
-      demotedBy = (await demoteOldMaster(conns, v, from)) ? 'baremetal' : demotedBy
-      if (now > deadline) {
-        throw new ClusterError(`failover of ${g.name} not confirmed after ${Math.round(now - t0)} ms: ${v.answers.map((a) => `${a.sentinel} names ${a.master ?? a.error ?? 'nothing'}`).join('; ')}`, {
-          hint: 'baremetal status shows where it stands; the Sentinels go on with it (failover-timeout)',
-        })
-      }
-      await new Promise((r) => setTimeout(r, POLL_MS))
+      await replicasCaughtUp(conns, before.groups[0], fence.offset, t0 + Math.min(o.timeoutMs, CATCH_UP_MS))
+      return await switchOver(conns, one, g, {from, sentinel, t0, deadline: t0 + o.timeoutMs, fence})
+    } finally {
+      await fence.lift()
     }
   } finally {
     await conns.close()
+  }
+}
+
+interface Switch {
+  from: string
+  sentinel: string
+  t0: number
+  deadline: number
+  fence: Fence
+}
+
+async function switchOver(conns: ViewConnections, one: SentinelLayout, g: SentinelGroup, s: Switch): Promise<FailoverResult> {
+  const {from, sentinel, t0, deadline} = s
+  try {
+    await conns.call(sentinel, 'SENTINEL', 'FAILOVER', g.name)
+  } catch (error) {
+    throw new ClusterError(`${sentinel} refused SENTINEL FAILOVER ${g.name}: ${(error as Error).message}`, {
+      hint: 'NOGOODSLAVE: the Sentinel knows no healthy replica yet; INPROG: a failover is running, wait for it',
+    })
+  }
+  let switchedMs: number | undefined
+  let demotedBy: FailoverResult['demotedBy'] = 'sentinel'
+  for (;;) {
+    const v = (await readSentinelView(one, {conns})).groups[0]
+    const now = performance.now()
+    if (switchedMs === undefined && v.answers.some((a) => a.master && a.master !== from)) switchedMs = now - t0
+    const to = confirmed(v, from)
+    if (to) return {group: g.name, from, to, ms: Math.round(now - t0), switchedMs: Math.round(switchedMs ?? now - t0), demotedBy, sentinel}
+    if (await demoteOldMaster(conns, v, from)) demotedBy = 'baremetal'
+    // A replica now (ours or the Sentinels' doing): writes to it are refused anyway, and a
+    // CONFIG REWRITE must not persist the fence (up would put the declared value back).
+    if (v.roles.find((r) => r.addr === from)?.role === 'replica' || demotedBy === 'baremetal') await s.fence.lift()
+    if (now > deadline) {
+      throw new ClusterError(`failover of ${g.name} not confirmed after ${Math.round(now - t0)} ms: ${v.answers.map((a) => `${a.sentinel} names ${a.master ?? a.error ?? 'nothing'}`).join('; ')}`, {
+        hint: 'baremetal status shows where it stands; the Sentinels go on with it (failover-timeout)',
+      })
+    }
+    await new Promise((r) => setTimeout(r, POLL_MS))
+  }
+}
+
+// How long the replicas may take to reach the fenced master's offset before the failover
+// is given up (writes refused all that time).
+const CATCH_UP_MS = 5000
+const FENCE = '1000000'
+
+interface Fence {
+  /** The master's replication offset once no write can land any more. */
+  offset: number
+  /** Its declared min-replicas-to-write back (idempotent). */
+  lift(): Promise<void>
+}
+
+// SENTINEL FAILOVER promotes a replica without stopping the old master: it goes on taking
+// writes until it is reconfigured, and a write another replica acknowledges meanwhile (WAIT
+// 1 with 2 replicas) is thrown away when both resync from the new master. So writes are
+// refused first (min-replicas-to-write no master can meet: NOREPLICAS at once, on 5.0.3 and
+// 7.x alike, where CLIENT PAUSE on 5.0 would also hold our own REPLICAOF back), and the
+// failover waits until every replica holds every write the master took.
+async function fenceWrites(conns: ViewConnections, master: string): Promise<Fence> {
+  const got = (await conns.call(master, 'CONFIG', 'GET', 'min-replicas-to-write')) as string[]
+  const declared = Array.isArray(got) && got.length === 2 ? String(got[1]) : '0'
+  await conns.call(master, 'CONFIG', 'SET', 'min-replicas-to-write', FENCE)
+  let lifted = false
+  const lift = async () => {
+    if (lifted) return
+    lifted = true
+    await conns.call(master, 'CONFIG', 'SET', 'min-replicas-to-write', declared).catch(() => {
+      lifted = false
+    })
+  }
+  try {
+    const info = String(await conns.call(master, 'INFO', 'replication'))
+    const offset = Number(/^master_repl_offset:(\d+)/m.exec(info)?.[1])
+    if (!Number.isFinite(offset)) throw new ClusterError(`${master}: INFO replication shows no master_repl_offset`)
+    return {offset, lift}
+  } catch (error) {
+    await lift()
+    throw error
+  }
+}
+
+// Every replica of the group at the master's offset: whichever one the Sentinels pick then
+// holds every acknowledged write (they choose on offsets up to 10 s old).
+async function replicasCaughtUp(conns: ViewConnections, v: GroupView, offset: number, deadline: number): Promise<void> {
+  let behind: string[] = []
+  for (;;) {
+    behind = []
+    for (const r of v.replicas) {
+      const info = await conns.call(r.addr, 'INFO', 'replication').then(String, (e: Error) => e.message)
+      const at = Number(/^slave_repl_offset:(\d+)/m.exec(info)?.[1] ?? -1)
+      if (at < offset) behind.push(`${r.addr} at ${at < 0 ? '?' : at} of ${offset}`)
+    }
+    if (behind.length === 0) return
+    if (performance.now() > deadline) {
+      throw new ClusterError(
+        `failover refused: not every replica caught up with the master within ${CATCH_UP_MS} ms (${behind.join(', ')}); its writes were refused meanwhile and are accepted again, nothing else changed`,
+        {
+          hint: 'baremetal status shows the replicas and their lag; try again once they are in sync',
+        },
+      )
+    }
+    await new Promise((r) => setTimeout(r, 20))
   }
 }
 

@@ -19,10 +19,11 @@ const NAME0 = `redis-${PORT}-${PORT}`
 let fleet: Fleet
 let sf: SentinelFleet | undefined
 let inv: string
+let build: Record<string, string>
 
 before(async () => {
   fleet = await createFleet(3)
-  const build = await sharedRedisBuild(fleet, fleet.hosts[0])
+  build = await sharedRedisBuild(fleet, fleet.hosts[0])
   sf = await startSentinelFleet(fleet, {bin: build.redis_bin_dir, portStart: PORT, groups: 2, replicas: 1, clusterName: `redis-${PORT}`, password: PW})
   inv = fleet.writeInventory({path: join(fleet.dir, 'sentinel.yml'), vars: {redis_topology: 'sentinel', redis_port_start: PORT, redis_sentinel_groups: 2, redis_replicas: 1, redis_password: PW}})
 })
@@ -98,7 +99,16 @@ class GroupWriter {
           await sleep(20)
           continue
         }
-        conn = new Redis({host: m.split(':')[0], port: Number(m.split(':')[1]), password: PW, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500, commandTimeout: 1000, disableClientInfo: true})
+        conn = new Redis({
+          host: m.split(':')[0],
+          port: Number(m.split(':')[1]),
+          password: PW,
+          maxRetriesPerRequest: 0,
+          retryStrategy: () => null,
+          connectTimeout: 500,
+          commandTimeout: 1000,
+          disableClientInfo: true,
+        })
         conn.on('error', () => {})
       }
       const key = `w:${this.name}:${n++}`
@@ -139,7 +149,7 @@ class GroupWriter {
 }
 
 describe(`sentinel topology on Redis ${redisVersion()}: status, failover, load from the controller`, () => {
-  it('status: ok, names each group\'s master and its replica in sync, no secret printed', async () => {
+  it("status: ok, names each group's master and its replica in sync, no secret printed", async () => {
     const s = await waitStatusOk(30_000)
     assert.equal(s.topology, 'sentinel')
     assert.equal(s.groups.length, 2)
@@ -147,7 +157,10 @@ describe(`sentinel topology on Redis ${redisVersion()}: status, failover, load f
       const got = s.groups.find((x: any) => x.name === g.name)
       assert.equal(got.master, `${g.master.ip}:${g.port}`)
       assert.equal(got.agree, true)
-      assert.deepEqual(got.replicas.map((r: any) => [r.addr, r.inSync]), [[`${g.replicas[0].ip}:${g.port}`, true]])
+      assert.deepEqual(
+        got.replicas.map((r: any) => [r.addr, r.inSync]),
+        [[`${g.replicas[0].ip}:${g.port}`, true]],
+      )
     }
     assert.equal(s.reachableSentinels, 3)
     assert.equal(s.quorumReachable, true)
@@ -159,7 +172,10 @@ describe(`sentinel topology on Redis ${redisVersion()}: status, failover, load f
 
   it('failover --group moves the master; a WAIT 1 writer loses nothing; the write gap is measured', async () => {
     const g = sf!.layout.groups[0]
-    const w = new GroupWriter(g.name, sf!.layout.sentinels.map((s) => `${s.ip}:${s.port}`))
+    const w = new GroupWriter(
+      g.name,
+      sf!.layout.sentinels.map((s) => `${s.ip}:${s.port}`),
+    )
     w.start()
     await sleep(1000)
     const r = await cli(['failover', '-i', inv, '--group', g.name, '--json'], {timeoutMs: 120_000})
@@ -171,7 +187,9 @@ describe(`sentinel topology on Redis ${redisVersion()}: status, failover, load f
     assert.equal(f.from, `${g.master.ip}:${PORT}`)
     assert.equal(f.to, `${g.replicas[0].ip}:${PORT}`)
     const lost = await w.lost()
-    console.log(`failover ${g.name}: confirmed in ${f.ms} ms (first Sentinel switched after ${f.switchedMs} ms, old master demoted by ${f.demotedBy}); writer: ${w.acked.size} acknowledged, ${w.failed} failed, longest gap between acknowledged writes ${Math.round(w.maxGapMs)} ms`)
+    console.log(
+      `failover ${g.name}: confirmed in ${f.ms} ms (first Sentinel switched after ${f.switchedMs} ms, old master demoted by ${f.demotedBy}); writer: ${w.acked.size} acknowledged, ${w.failed} failed, longest gap between acknowledged writes ${Math.round(w.maxGapMs)} ms`,
+    )
     assert.deepEqual(lost, [], 'acknowledged writes lost')
     assert.ok(w.acked.size > 10)
     assert.ok(w.maxGapMs < 3000, `write gap ${w.maxGapMs} ms`)
@@ -182,7 +200,10 @@ describe(`sentinel topology on Redis ${redisVersion()}: status, failover, load f
     const g = sf!.layout.groups[0]
     const got = s.groups.find((x: any) => x.name === g.name)
     assert.equal(got.master, `${g.replicas[0].ip}:${PORT}`)
-    assert.deepEqual(got.replicas.map((r: any) => r.addr), [`${g.master.ip}:${PORT}`])
+    assert.deepEqual(
+      got.replicas.map((r: any) => r.addr),
+      [`${g.master.ip}:${PORT}`],
+    )
   })
 
   it('a second failover is refused while the group has no replica in sync (exit 2, nothing changed)', async () => {
@@ -211,7 +232,10 @@ describe(`sentinel topology on Redis ${redisVersion()}: status, failover, load f
       assert.equal(s.health, 'degraded')
       assert.equal(s.reachableSentinels, 2)
       assert.equal(s.quorumReachable, true)
-      assert.ok(s.problems.some((p: string) => p.includes(`Sentinel ${h.ip}:26379 did not answer`)), s.problems.join('\n'))
+      assert.ok(
+        s.problems.some((p: string) => p.includes(`Sentinel ${h.ip}:26379 did not answer`)),
+        s.problems.join('\n'),
+      )
     } finally {
       await sf!.startSentinel(h)
     }
@@ -263,5 +287,45 @@ describe(`sentinel topology on Redis ${redisVersion()}: status, failover, load f
     console.log(`load: ${JSON.parse(r.stdout).load.acked} acknowledged, verify: ${v.checked} checked, ${v.lost} lost (${v.lostSamples.join(', ')}); deleted ${victim}`)
     assert.equal(v.lost, 1)
     assert.deepEqual(v.lostSamples, [victim])
+  })
+
+  // SENTINEL FAILOVER alone leaves the old master taking writes until it is reconfigured;
+  // with 2 replicas, WAIT 1 is then met by the replica that stays behind it, and both throw
+  // those writes away when they resync from the new master (the benchmark lost 3018 this way).
+  it('failover with 2 replicas: the old master refuses writes until every replica has them; a WAIT 1 writer loses nothing', async () => {
+    await sf!.stop()
+    sf = await startSentinelFleet(fleet, {bin: build.redis_bin_dir, portStart: PORT, groups: 1, replicas: 2, clusterName: `redis-${PORT}`, password: PW})
+    const inv2 = fleet.writeInventory({
+      path: join(fleet.dir, 'sentinel-2r.yml'),
+      vars: {redis_topology: 'sentinel', redis_port_start: PORT, redis_sentinel_groups: 1, redis_replicas: 2, redis_password: PW},
+    })
+    inv = inv2
+    const g = sf.layout.groups[0]
+    const sentinels = sf.layout.sentinels.map((x) => `${x.ip}:${x.port}`)
+    for (let round = 0; round < 2; round++) {
+      await waitStatusOk(60_000)
+      const w = new GroupWriter(g.name, sentinels)
+      w.start()
+      await sleep(1000)
+      const r = await cli(['failover', '-i', inv2, '--json'], {timeoutMs: 120_000})
+      await sleep(1000)
+      await w.stop()
+      noSecret(r)
+      assert.equal(r.code, 0, show(r))
+      const lost = await w.lost()
+      console.log(
+        `failover with 2 replicas, round ${round + 1}: ${r.json.failovers[0].from} → ${r.json.failovers[0].to} in ${r.json.failovers[0].ms} ms; writer: ${w.acked.size} acknowledged, ${w.failed} failed, ${lost.length} lost, longest gap ${Math.round(w.maxGapMs)} ms`,
+      )
+      assert.deepEqual(lost, [], 'acknowledged writes lost')
+      assert.ok(w.acked.size > 10)
+      // The fence is lifted: the old master (a replica now) keeps its declared setting.
+      const [host, port] = r.json.failovers[0].from.split(':')
+      const c = new Redis({host, port: Number(port), password: PW, disableClientInfo: true})
+      try {
+        assert.deepEqual(await c.config('GET', 'min-replicas-to-write'), ['min-replicas-to-write', '0'])
+      } finally {
+        c.disconnect()
+      }
+    }
   })
 })
