@@ -3,7 +3,7 @@
 // `baremetal failover`, throughput through HAProxy vs direct, and `up` for many groups —
 // baremetal's topology against a hand-made redis-ha-style setup on the same hosts.
 //
-//   node bench/sentinel.mjs [--downs 1000,5000,10000] [--runs 1] [--up-groups 30] [--fleet NAME]
+//   node bench/sentinel.mjs [--only kill,failover,up] [--downs 1000,5000,10000] [--runs 1] [--up-groups 30] [--fleet NAME]
 //
 // The hand-made side is what the redis-ha chart deploys, written here: one master and two
 // replicas (one per host), 3 Sentinels (quorum 2), min-replicas-to-write 1, and HAProxy with
@@ -23,6 +23,7 @@ const {values: opt} = parseArgs({
     downs: {type: 'string', default: '1000,5000,10000'},
     runs: {type: 'string', default: '1'},
     'up-groups': {type: 'string', default: '30'},
+    only: {type: 'string', default: 'kill,failover,up'},
     'max-nodes': {type: 'string', default: '250'},
     fleet: {type: 'string'},
   },
@@ -30,6 +31,7 @@ const {values: opt} = parseArgs({
 const DOWNS = opt.downs.split(',').map(Number)
 const RUNS = Number(opt.runs)
 const UP_GROUPS = Number(opt['up-groups'])
+const ONLY = new Set(opt.only.split(','))
 const PORT = 7100
 const SENTINEL_PORT = 26379
 const HANDMADE = '/root/bench-handmade'
@@ -278,7 +280,7 @@ const out = {benchmark: 'sentinel', date: new Date().toISOString(), revision: gi
 const ourName = `redis-${PORT}-${PORT}`
 let inv
 try {
-  for (let run = 0; run < RUNS; run++) {
+  for (let run = 0; run < (ONLY.has('kill') ? RUNS : 0); run++) {
     for (const downAfter of DOWNS) {
       const sides = run % 2 === 0 ? ['hand-made', 'baremetal'] : ['baremetal', 'hand-made']
       for (const side of sides) {
@@ -308,6 +310,15 @@ try {
     }
   }
   // Planned failover and throughput: baremetal's side, then the hand-made HAProxy on the same nodes.
+  if (ONLY.has('failover')) await failoverAndThroughput()
+  if (ONLY.has('up')) await upMany()
+} finally {
+  await handmadeDown().catch(() => {})
+  if (inv) await baremetal(inv, ['down']).catch(() => {})
+  if (!opt.fleet) await fleet.destroy()
+}
+
+async function failoverAndThroughput() {
   inv = inventory(ourVars(5000))
   await baremetal(inv, ['up'])
   await waitThroughProxy()
@@ -330,16 +341,14 @@ try {
   out.throughput.direct2 = benchmarkSet(h1.ip, PORT)
   out.throughput.viaHandmade = benchmarkSet(proxy.ip, PORT)
   await handmadeDown()
-  // up for many groups.
+}
+
+async function upMany() {
   inv = inventory(ourVars(5000, UP_GROUPS))
   const upMany = await baremetal(inv, ['up'], 1800)
   const rerun = await baremetal(inv, ['up'], 1800)
   out.upMany = {groups: UP_GROUPS, upS: upMany.wallS, ok: upMany.code === 0, rerunS: rerun.wallS, rerunOk: rerun.code === 0, load: loadavg()}
   await baremetal(inv, ['down'])
-} finally {
-  await handmadeDown().catch(() => {})
-  if (inv) await baremetal(inv, ['down']).catch(() => {})
-  if (!opt.fleet) await fleet.destroy()
 }
 
 mkdirSync(join(BENCH, 'results'), {recursive: true})
@@ -352,8 +361,8 @@ const rows = DOWNS.map((d) => {
   const lost = [...of('hand-made'), ...of('baremetal')].map((r) => r.lost).join('/')
   return [`kill -9 → first acked write, down-after ${d}`, fmtS(hm), fmtS(bm), `${fmtS(bm - d / 1000)} over down-after`, lost]
 })
-printTable(['measure', 'hand-made', 'baremetal', 'baremetal vs target', 'lost (each run)'], rows)
+if (ONLY.has('kill')) printTable(['measure', 'hand-made', 'baremetal', 'baremetal vs target', 'lost (each run)'], rows)
 const t = out.throughput
-console.log(`baremetal failover: ${fmtS(out.failover.wallS)} command, longest write gap ${fmtS(out.failover.maxGapS)}, ${out.failover.acked} acked, ${out.failover.lost} lost`)
-console.log(`SET/s (redis-benchmark -c 50 -d 30): direct ${t.direct.toFixed(0)}, through our HAProxy ${t.viaOurs.toFixed(0)} (${fmtRatio(t.viaOurs / t.direct)}); direct ${t.direct2.toFixed(0)}, through the hand-made one ${t.viaHandmade.toFixed(0)} (${fmtRatio(t.viaHandmade / t.direct2)})`)
-console.log(`up, 3 hosts × ${UP_GROUPS} groups (2 replicas each) + HAProxy: ${fmtS(out.upMany.upS)} (${out.upMany.ok ? 'ok' : 'FAILED'}), re-run ${fmtS(out.upMany.rerunS)}; load ${out.upMany.load}`)
+if (ONLY.has('failover')) console.log(`baremetal failover: ${fmtS(out.failover.wallS)} command, longest write gap ${fmtS(out.failover.maxGapS)}, ${out.failover.acked} acked, ${out.failover.lost} lost`)
+if (ONLY.has('failover')) console.log(`SET/s (redis-benchmark -c 50 -d 30): direct ${t.direct.toFixed(0)}, through our HAProxy ${t.viaOurs.toFixed(0)} (${fmtRatio(t.viaOurs / t.direct)}); direct ${t.direct2.toFixed(0)}, through the hand-made one ${t.viaHandmade.toFixed(0)} (${fmtRatio(t.viaHandmade / t.direct2)})`)
+if (ONLY.has('up')) console.log(`up, 3 hosts × ${UP_GROUPS} groups (2 replicas each) + HAProxy: ${fmtS(out.upMany.upS)} (${out.upMany.ok ? 'ok' : 'FAILED'}), re-run ${fmtS(out.upMany.rerunS)}; load ${out.upMany.load}`)
