@@ -244,12 +244,8 @@ export function buildClusterReport(probes: readonly NodeProbe[]): ClusterReport 
   }
   const {masters, replicas} = roles(j, ref.view, perHost)
   const owners = slotOwners(ref.view)
-  const uncoveredSlots: number[] = []
-  owners.forEach((o, s) => {
-    if (!o) uncoveredSlots.push(s)
-  })
-  const uncovered = rangesToString(rangesFromSlots(uncoveredSlots))
-  if (uncoveredSlots.length > 0) problems.push({kind: 'uncovered', text: `${uncoveredSlots.length} slot(s) not served by any master: ${uncovered}`})
+  const {count: uncoveredCount, uncovered} = uncoveredOf(owners)
+  if (uncoveredCount > 0) problems.push({kind: 'uncovered', text: `${uncoveredCount} slot(s) not served by any master: ${uncovered}`})
 
   const unknownNodes = ref.view.filter((e) => !j.byId.has(e.id) && !j.unreachableByAddr.has(e.addr)).map((e) => e.addr)
   if (unknownNodes.length > 0) problems.push({kind: 'unknown-nodes', text: `the cluster has node(s) the inventory does not list: ${listAddrs(unknownNodes)}`})
@@ -263,7 +259,7 @@ export function buildClusterReport(probes: readonly NodeProbe[]): ClusterReport 
     masters,
     replicas,
     perHost,
-    slotsCovered: CLUSTER_SLOTS - uncoveredSlots.length,
+    slotsCovered: CLUSTER_SLOTS - uncoveredCount,
     uncovered,
     openSlots: views.openSlots,
     newNodes,
@@ -274,6 +270,14 @@ export function buildClusterReport(probes: readonly NodeProbe[]): ClusterReport 
     warnings: [...placementWarnings(placementInput({masters, replicas})), ...mixedWarning(versionCounts(j.ok))],
     versions: versionCounts(j.ok),
   }
+}
+
+function uncoveredOf(owners: ReturnType<typeof slotOwners>): {count: number; uncovered: string} {
+  const slots: number[] = []
+  owners.forEach((o, s) => {
+    if (!o) slots.push(s)
+  })
+  return {count: slots.length, uncovered: rangesToString(rangesFromSlots(slots))}
 }
 
 function versionCounts(ok: readonly NodeProbeOk[]): Record<string, number> {
