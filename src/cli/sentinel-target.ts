@@ -20,7 +20,11 @@ export interface SentinelTarget {
 }
 
 /** The group's topology (redis_topology, default cluster), resolved without touching a host. */
-export async function topologyOf(flags: {inventory: string; group: string; 'extra-vars'?: string[]}): Promise<{topology: string; inv: Inventory; extra: Record<string, unknown>; hosts: RedisHostVars[]}> {
+export async function topologyOf(flags: {
+  inventory: string
+  group: string
+  'extra-vars'?: string[]
+}): Promise<{topology: string; inv: Inventory; extra: Record<string, unknown>; hosts: RedisHostVars[]}> {
   const inv = loadInv(flags.inventory)
   const extra = readExtraVars(flags['extra-vars'])
   const hosts = await redisHostVars(inv, flags.group, {...redisPasswordVars(extra, inv, flags.group), baremetal_group: groupSlug(flags.group), ...extra})

@@ -19,7 +19,7 @@ Done when every Sentinel names the new master, it says master (ROLE) and the old
   static override examples = ['<%= config.bin %> failover -i hosts.yml --group redis-6379-6379', '<%= config.bin %> failover -i hosts.yml --json']
   static override flags = {
     inventory: inventoryFlag,
-    group: Flags.string({description: "the Sentinel group to fail over: its master name (<redis_cluster_name>-<port>) or its port (default: every group, one at a time)"}),
+    group: Flags.string({description: 'the Sentinel group to fail over: its master name (<redis_cluster_name>-<port>) or its port (default: every group, one at a time)'}),
     'redis-group': Flags.string({description: 'inventory group (host pattern) holding the Redis hosts', default: 'redis'}),
     'extra-vars': extraVarsFlag,
     timeout: Flags.integer({description: 'seconds to wait for each group to be confirmed (default: redis_sentinel_failover_timeout)', min: 1}),

@@ -134,7 +134,10 @@ async function loadTarget(flags: {inventory: string; group: string; limit?: stri
   const t = await sentinelTarget(topo)
   const via = (flags.via ?? (t.layout.haproxy.length ? 'haproxy' : 'sentinel')) as 'haproxy' | 'sentinel'
   if (via === 'haproxy' && t.layout.haproxy.length === 0) {
-    throw new InputError('--via haproxy, but the inventory has no HAProxy hosts', {where: {file: t.inv.file}, hint: 'use --via sentinel, or list the HAProxy hosts in the group redis_haproxy_hosts_group names (default "haproxy")'})
+    throw new InputError('--via haproxy, but the inventory has no HAProxy hosts', {
+      where: {file: t.inv.file},
+      hint: 'use --via sentinel, or list the HAProxy hosts in the group redis_haproxy_hosts_group names (default "haproxy")',
+    })
   }
   return {nodes: [], password: t.password, routes: sentinelRoutes(t.layout, via)}
 }

@@ -9,9 +9,7 @@ import {ViewConnections} from '../redis/sentinel-view.js'
 // the Sentinels (each group's current master) or from HAProxy's write frontends. Plain data,
 // so worker threads get it as they get their seeds.
 
-export type RouteSpec =
-  | {kind: 'sentinel'; sentinels: string[]; groups: Array<{name: string; start: number; end: number}>}
-  | {kind: 'fixed'; ranges: Array<{start: number; end: number; addr: string}>}
+export type RouteSpec = {kind: 'sentinel'; sentinels: string[]; groups: Array<{name: string; start: number; end: number}>} | {kind: 'fixed'; ranges: Array<{start: number; end: number; addr: string}>}
 
 export type SlotRanges = Array<{start: number; end: number; addr: string}>
 

@@ -31,7 +31,9 @@ function keyOf(w: string[]): string {
   const name = w[0].toLowerCase()
   if (name !== 'sentinel') return name
   const sub = (w[1] ?? '').toLowerCase()
-  return ['announce-ip', 'announce-port', 'myid', 'current-epoch', 'deny-scripts-reconfig', 'resolve-hostnames', 'announce-hostnames'].includes(sub) ? `sentinel ${sub}` : `sentinel ${sub} ${w[2] ?? ''}`
+  return ['announce-ip', 'announce-port', 'myid', 'current-epoch', 'deny-scripts-reconfig', 'resolve-hostnames', 'announce-hostnames'].includes(sub)
+    ? `sentinel ${sub}`
+    : `sentinel ${sub} ${w[2] ?? ''}`
 }
 
 /** Each directive's last occurrence (as Redis reads a file: the last line wins). */

@@ -44,10 +44,7 @@ export async function liveGroups(layout: SentinelLayout, password?: string): Pro
   await Promise.all(
     layout.groups.map(async (g) => {
       const addrs = [g.master, ...g.replicas].map((h) => ({h, a: addrOf(h, g.port)}))
-      const [says, roles] = await Promise.all([
-        Promise.all(layout.sentinels.map((s) => sentinelNames(s.ip, s.port, g.name))),
-        Promise.all(addrs.map(({h}) => memberRole(h.ip, g.port, password))),
-      ])
+      const [says, roles] = await Promise.all([Promise.all(layout.sentinels.map((s) => sentinelNames(s.ip, s.port, g.name))), Promise.all(addrs.map(({h}) => memberRole(h.ip, g.port, password)))])
       out.set(g.name, {sentinelSays: says, members: new Map(addrs.map(({a}, i) => [a, roles[i]]))})
     }),
   )

@@ -78,7 +78,11 @@ export function renderSentinelStatus(r: SentinelStatusReport, view: SentinelView
     const v = view.groups.find((x) => x.name === g.name)!
     const answered = g.sentinels.filter((s) => s.master).length
     lines.push(`[${g.health.toUpperCase()}] ${g.name} (port ${g.port})`)
-    lines.push(g.master ? `  master  ${g.master}${g.masterHost ? ` (${g.masterHost})` : ''}, named by ${answered}/${g.sentinels.length} Sentinels` : `  master  none agreed (${g.sentinels.map((s) => `${s.sentinel}: ${s.master ?? s.error ?? 'unknown'}`).join('; ')})`)
+    lines.push(
+      g.master
+        ? `  master  ${g.master}${g.masterHost ? ` (${g.masterHost})` : ''}, named by ${answered}/${g.sentinels.length} Sentinels`
+        : `  master  none agreed (${g.sentinels.map((s) => `${s.sentinel}: ${s.master ?? s.error ?? 'unknown'}`).join('; ')})`,
+    )
     v.replicas.forEach((rep, k) => {
       const host = g.replicas[k]?.host
       lines.push(`  replica ${rep.addr}${host ? ` (${host})` : ''}: ${rep.inSync ? 'in sync, ' : ''}${describeReplica(rep)}`)
@@ -86,7 +90,9 @@ export function renderSentinelStatus(r: SentinelStatusReport, view: SentinelView
     for (const why of g.reasons) lines.push(`  ! ${why}`)
   }
   const down = r.sentinels.filter((s) => !s.reachable)
-  lines.push(`Sentinels: ${r.reachableSentinels}/${r.sentinels.length} answer (quorum ${r.quorum}, a failover needs ${r.needed})${down.length ? `; not answering: ${down.map((s) => `${s.addr} (${s.error})`).join(', ')}` : ''}`)
+  lines.push(
+    `Sentinels: ${r.reachableSentinels}/${r.sentinels.length} answer (quorum ${r.quorum}, a failover needs ${r.needed})${down.length ? `; not answering: ${down.map((s) => `${s.addr} (${s.error})`).join(', ')}` : ''}`,
+  )
   lines.push(r.ok ? `[OK] ${r.groups.length} group(s) healthy.` : `[${r.health.toUpperCase()}] ${r.problems.length} problem(s).`)
   return lines.join('\n')
 }

@@ -103,7 +103,17 @@ function groupReasons(g: GroupView, needed: number, reachable: number): {split: 
   const degraded: string[] = []
   const named = [...new Set(g.answers.filter((a) => a.master).map((a) => a.master!))]
   if (named.length > 1) {
-    split.push(`Sentinels disagree on the master: ${named.map((m) => `${m} (${g.answers.filter((a) => a.master === m).map((a) => a.sentinel).join(', ')})`).join(' vs ')}`)
+    split.push(
+      `Sentinels disagree on the master: ${named
+        .map(
+          (m) =>
+            `${m} (${g.answers
+              .filter((a) => a.master === m)
+              .map((a) => a.sentinel)
+              .join(', ')})`,
+        )
+        .join(' vs ')}`,
+    )
   }
   for (const a of g.answers) if (!a.master) degraded.push(`Sentinel ${a.sentinel} ${a.error ? `did not answer: ${a.error}` : 'does not know the group'}`)
   if (reachable < needed) degraded.push(`only ${reachable} Sentinel(s) answer; a failover needs ${needed}`)
@@ -227,7 +237,14 @@ export class ViewConnections {
   async call(addr: string, ...args: string[]): Promise<unknown> {
     let c = this.conns.get(addr)
     // A connection that failed or closed is opened again: long users (load) outlive a restart.
-    if (c && (await c.then((r) => r.status !== 'ready', () => true))) c = undefined
+    if (
+      c &&
+      (await c.then(
+        (r) => r.status !== 'ready',
+        () => true,
+      ))
+    )
+      c = undefined
     if (!c) {
       c = this.open(addr, this.authed.has(addr) ? this.password : undefined)
       this.conns.set(addr, c)
@@ -292,8 +309,20 @@ async function readGroup(conns: ViewConnections, layout: SentinelLayout, index: 
   const master = named.length === 1 ? named[0] : undefined
   const askSentinel = answers.find((a) => a.master)?.sentinel
   const [roles, repl, flags] = await Promise.all([
-    Promise.all(probe.map((a) => conns.call(a, 'ROLE').then((r) => parseRole(a, r), (e): MemberRole => ({addr: a, error: errText(e)})))),
-    master ? conns.call(master, 'INFO', 'replication').then((t) => parseReplication(String(t)), () => undefined) : Promise.resolve(undefined),
+    Promise.all(
+      probe.map((a) =>
+        conns.call(a, 'ROLE').then(
+          (r) => parseRole(a, r),
+          (e): MemberRole => ({addr: a, error: errText(e)}),
+        ),
+      ),
+    ),
+    master
+      ? conns.call(master, 'INFO', 'replication').then(
+          (t) => parseReplication(String(t)),
+          () => undefined,
+        )
+      : Promise.resolve(undefined),
     askSentinel ? sentinelReplicaFlags(conns, askSentinel, g.name) : Promise.resolve(undefined),
   ])
   return {name: g.name, port: g.port, answers, master, roles, replicas: master ? replicaViews(master, members, roles, repl, flags) : []}

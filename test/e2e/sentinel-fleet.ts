@@ -54,7 +54,16 @@ function dataConf(o: SentinelFleetOptions, ip: string, port: number, master?: st
 
 function sentinelConf(o: SentinelFleetOptions, layout: SentinelLayout, ip: string): string {
   const port = o.sentinelPort ?? 26379
-  const lines = [`port ${port}`, `bind ${ip}`, 'protected-mode no', 'daemonize yes', `pidfile ${DIR}/sentinel/sentinel.pid`, `logfile ${DIR}/sentinel/sentinel.log`, `dir ${DIR}/sentinel`, `sentinel announce-ip ${ip}`]
+  const lines = [
+    `port ${port}`,
+    `bind ${ip}`,
+    'protected-mode no',
+    'daemonize yes',
+    `pidfile ${DIR}/sentinel/sentinel.pid`,
+    `logfile ${DIR}/sentinel/sentinel.log`,
+    `dir ${DIR}/sentinel`,
+    `sentinel announce-ip ${ip}`,
+  ]
   for (const g of layout.groups) {
     lines.push(`sentinel monitor ${g.name} ${g.master.ip} ${g.port} ${layout.quorum}`)
     lines.push(`sentinel down-after-milliseconds ${g.name} ${o.downAfterMs ?? 5000}`)
@@ -71,12 +80,22 @@ async function run(fleet: Fleet, h: TestHost, cmd: string): Promise<string> {
   return r.stdout
 }
 
-const STOP = (pidfile: string) => `[ -f ${pidfile} ] && { p=$(cat ${pidfile}); kill -KILL $p 2>/dev/null; n=0; while [ -r /proc/$p/stat ] && ! grep -q ') [ZX]' /proc/$p/stat && [ $n -lt 100 ]; do sleep 0.05; n=$((n+1)); done; rm -f ${pidfile}; }; true`
+const STOP = (pidfile: string) =>
+  `[ -f ${pidfile} ] && { p=$(cat ${pidfile}); kill -KILL $p 2>/dev/null; n=0; while [ -r /proc/$p/stat ] && ! grep -q ') [ZX]' /proc/$p/stat && [ $n -lt 100 ]; do sleep 0.05; n=$((n+1)); done; rm -f ${pidfile}; }; true`
 
 /** Start the deployment and wait until every Sentinel knows every group's replicas and the other Sentinels. */
 export async function startSentinelFleet(fleet: Fleet, o: SentinelFleetOptions): Promise<SentinelFleet> {
   const data = fleet.hosts.map((h) => ({host: h.name, ip: h.ip}))
-  const layout = planSentinelLayout({clusterName: o.clusterName, data, sentinels: data, haproxy: [], portStart: o.portStart, groups: o.groups, replicas: o.replicas, sentinelPort: o.sentinelPort ?? 26379})
+  const layout = planSentinelLayout({
+    clusterName: o.clusterName,
+    data,
+    sentinels: data,
+    haproxy: [],
+    portStart: o.portStart,
+    groups: o.groups,
+    replicas: o.replicas,
+    sentinelPort: o.sentinelPort ?? 26379,
+  })
   const hostOf = (ip: string) => fleet.hosts.find((h) => h.ip === ip)!
   const startData = async (h: TestHost) => {
     const mine = layout.groups.filter((g) => [g.master, ...g.replicas].some((m) => m.host === h.name))
@@ -98,9 +117,7 @@ export async function startSentinelFleet(fleet: Fleet, o: SentinelFleetOptions):
     killSentinel: (h) => run(fleet, h, STOP(`${DIR}/sentinel/sentinel.pid`)).then(() => {}),
     startSentinel,
     async stop() {
-      await Promise.all(
-        fleet.hosts.map((h) => fleet.nsExec(h, `for f in ${DIR}/*/*.pid; do ${STOP('"$f"')}; done; rm -rf ${DIR}`)),
-      )
+      await Promise.all(fleet.hosts.map((h) => fleet.nsExec(h, `for f in ${DIR}/*/*.pid; do ${STOP('"$f"')}; done; rm -rf ${DIR}`)))
     },
   }
 }

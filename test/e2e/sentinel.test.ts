@@ -112,10 +112,16 @@ describe(`sentinel topology on Redis ${redisVersion()}: up, failover, re-run, dr
   it('up twice: the second run changes nothing, and --check says so too', async () => {
     const r = await up()
     assert.equal(r.code, 0, show(r))
-    assert.deepEqual(changed(r).map((t) => `${t.host}: ${t.task}: ${t.msg}`), [])
+    assert.deepEqual(
+      changed(r).map((t) => `${t.host}: ${t.task}: ${t.msg}`),
+      [],
+    )
     const c = await up('--check')
     assert.equal(c.code, 0, show(c))
-    assert.deepEqual(changed(c).map((t) => `${t.host}: ${t.task}: ${t.msg}`), [])
+    assert.deepEqual(
+      changed(c).map((t) => `${t.host}: ${t.task}: ${t.msg}`),
+      [],
+    )
   })
 
   it("kill -9 group 0's master: the Sentinels promote its replica; up keeps the new master and brings the old one back as its replica; 0 acknowledged writes lost", async () => {
@@ -143,11 +149,19 @@ describe(`sentinel topology on Redis ${redisVersion()}: up, failover, re-run, dr
     assert.ok(s.acked > 0)
     assert.ok((await g0.assertNoneLost()) >= 200)
     assert.ok((await g1.assertNoneLost()) >= 200)
-    console.log(`the re-run after the failover changed: ${changed(r).map((t) => `${t.host}: ${t.task}: ${t.msg}`).join(' | ')}`)
+    console.log(
+      `the re-run after the failover changed: ${changed(r)
+        .map((t) => `${t.host}: ${t.task}: ${t.msg}`)
+        .join(' | ')}`,
+    )
     const again = await up()
     assert.equal(again.code, 0, show(again))
     assert.equal(await sentinelSays(`${NAME}-${PORT}`), `${host('h2').ip}:${PORT}`, 'a re-run never moves the master back')
-    assert.deepEqual(changed(again).map((t) => `${t.host}: ${t.task}: ${t.msg}`), [], 'healthy after the failover: nothing to change')
+    assert.deepEqual(
+      changed(again).map((t) => `${t.host}: ${t.task}: ${t.msg}`),
+      [],
+      'healthy after the failover: nothing to change',
+    )
   })
 
   it('drift: a dead replica, a dead Sentinel and an edited redis.conf are repaired', async () => {
@@ -174,7 +188,10 @@ describe(`sentinel topology on Redis ${redisVersion()}: up, failover, re-run, dr
     assert.equal(await sentinelSays(`${NAME}-${PORT + 2}`), `${host('h3').ip}:${PORT + 2}`)
     assert.match(await cliOn(host('h1'), PORT + 2, 'ROLE'), /^slave/)
     const again = await up()
-    assert.deepEqual(changed(again).map((t) => `${t.host}: ${t.task}: ${t.msg}`), [])
+    assert.deepEqual(
+      changed(again).map((t) => `${t.host}: ${t.task}: ${t.msg}`),
+      [],
+    )
   })
 
   it('every Sentinel down and a master killed: up refuses (exit 2) and never starts the old master; after a manual promotion it follows the new one', async () => {
@@ -197,7 +214,10 @@ describe(`sentinel topology on Redis ${redisVersion()}: up, failover, re-run, dr
   it('down: nothing of ours left; a foreign redis-server on one of the ports survives', async () => {
     const h3 = host('h3')
     // h3 runs no member of group 0: a redis-server on its port there is not ours.
-    await sh(h3, `mkdir -p /tmp/foreign && ${BIN}/redis-server --port ${PORT} --bind ${h3.ip} --protected-mode no --daemonize yes --dir /tmp/foreign --pidfile /tmp/foreign/redis.pid --logfile /tmp/foreign/log --save '' && sleep 0.5`)
+    await sh(
+      h3,
+      `mkdir -p /tmp/foreign && ${BIN}/redis-server --port ${PORT} --bind ${h3.ip} --protected-mode no --daemonize yes --dir /tmp/foreign --pidfile /tmp/foreign/redis.pid --logfile /tmp/foreign/log --save '' && sleep 0.5`,
+    )
     foreignPid = (await sh(h3, 'cat /tmp/foreign/redis.pid')).trim()
     const r = await cli(['down', '-i', inv, '--json'], {timeoutMs: 300_000})
     assert.equal(r.code, 0, show(r))

@@ -37,7 +37,14 @@ describe('sentinel view: classification', () => {
   })
 
   it('Sentinels naming different masters: split, and no current master', () => {
-    const g = group({answers: [{sentinel: S[0], master: M}, {sentinel: S[1], master: R}, {sentinel: S[2], master: M}], master: undefined})
+    const g = group({
+      answers: [
+        {sentinel: S[0], master: M},
+        {sentinel: S[1], master: R},
+        {sentinel: S[2], master: M},
+      ],
+      master: undefined,
+    })
     const h = classifyView(view([g]))
     assert.equal(h.health, 'split')
     assert.match(h.groups[0].reasons[0], /disagree.*10\.0\.0\.1:7000 \(10\.0\.0\.1:26379, 10\.0\.0\.3:26379\) vs 10\.0\.0\.2:7000/)
@@ -45,12 +52,23 @@ describe('sentinel view: classification', () => {
   })
 
   it('two members that say master (an empty old master back as master): split', () => {
-    const g = group({roles: [{addr: M, role: 'master'}, {addr: R, role: 'master'}], replicas: [{addr: R, inSync: false}]})
+    const g = group({
+      roles: [
+        {addr: M, role: 'master'},
+        {addr: R, role: 'master'},
+      ],
+      replicas: [{addr: R, inSync: false}],
+    })
     assert.equal(classifyView(view([g])).health, 'split')
   })
 
   it('the named master says replica: split, not the current master', () => {
-    const g = group({roles: [{addr: M, role: 'replica', masterAddr: R, link: 'connected'}, {addr: R, role: 'master'}]})
+    const g = group({
+      roles: [
+        {addr: M, role: 'replica', masterAddr: R, link: 'connected'},
+        {addr: R, role: 'master'},
+      ],
+    })
     const h = classifyView(view([g]))
     assert.equal(h.health, 'split')
     assert.ok(h.groups[0].reasons.some((r) => /name 10\.0\.0\.1:7000, but it says replica of 10\.0\.0\.2:7000/.test(r)))
@@ -58,12 +76,24 @@ describe('sentinel view: classification', () => {
   })
 
   it('a Sentinel down: degraded, quorum still reachable with 2 of 3; two down: not', () => {
-    const g = group({answers: [{sentinel: S[0], master: M}, {sentinel: S[1], master: M}, {sentinel: S[2], error: 'connection refused'}]})
+    const g = group({
+      answers: [
+        {sentinel: S[0], master: M},
+        {sentinel: S[1], master: M},
+        {sentinel: S[2], error: 'connection refused'},
+      ],
+    })
     const h = classifyView(view([g], [2]))
     assert.equal(h.health, 'degraded')
     assert.ok(h.groups[0].reasons.some((r) => r.includes('Sentinel 10.0.0.3:26379 did not answer')))
     assert.equal(h.quorumReachable, true)
-    const g2 = group({answers: [{sentinel: S[0], master: M}, {sentinel: S[1], error: 'x'}, {sentinel: S[2], error: 'x'}]})
+    const g2 = group({
+      answers: [
+        {sentinel: S[0], master: M},
+        {sentinel: S[1], error: 'x'},
+        {sentinel: S[2], error: 'x'},
+      ],
+    })
     const h2 = classifyView(view([g2], [1, 2]))
     assert.equal(h2.quorumReachable, false)
     assert.ok(h2.groups[0].reasons.some((r) => /only 1 Sentinel\(s\) answer; a failover needs 2/.test(r)))
@@ -114,14 +144,28 @@ describe('failover refusals', () => {
   it('no replica in sync, or Sentinels that disagree: refused, with why', () => {
     const lag = group({replicas: [{addr: R, state: 'online', lagSeconds: 30, inSync: false}]})
     assert.match(failoverRefusal(view([lag]), lag.name).join(), /no replica is in sync/)
-    const split = group({answers: [{sentinel: S[0], master: M}, {sentinel: S[1], master: R}, {sentinel: S[2], master: M}], master: undefined})
+    const split = group({
+      answers: [
+        {sentinel: S[0], master: M},
+        {sentinel: S[1], master: R},
+        {sentinel: S[2], master: M},
+      ],
+      master: undefined,
+    })
     assert.match(failoverRefusal(view([split]), split.name).join(), /disagree/)
   })
 })
 
 describe('load: keys to groups', () => {
   it('the 16384 slots split into contiguous ranges in port order, covering all', () => {
-    assert.deepEqual([0, 1, 2].map((i) => groupSlots(i, 3)), [{start: 0, end: 5460}, {start: 5461, end: 10921}, {start: 10922, end: 16383}])
+    assert.deepEqual(
+      [0, 1, 2].map((i) => groupSlots(i, 3)),
+      [
+        {start: 0, end: 5460},
+        {start: 5461, end: 10921},
+        {start: 10922, end: 16383},
+      ],
+    )
     assert.deepEqual(groupSlots(0, 1), {start: 0, end: 16383})
   })
 })
