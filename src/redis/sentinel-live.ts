@@ -75,25 +75,20 @@ export async function connectedReplicas(ip: string, port: number, password?: str
 }
 
 /** One command to one Sentinel (SENTINEL SET, MONITOR, FLUSHCONFIG): its reply or the error's message. */
-export async function sentinelCommand(ip: string, port: number, args: string[]): Promise<{ok: boolean; reply: string}> {
-  let err = 'no answer'
-  const reply = await ask(ip, port, undefined, async (r) => {
-    try {
-      return String(await r.call(args[0], ...args.slice(1)))
-    } catch (error) {
-      err = error instanceof Error ? error.message : String(error)
-      return undefined
-    }
-  })
-  return reply === undefined ? {ok: false, reply: err} : {ok: true, reply}
+export function sentinelCommand(ip: string, port: number, args: string[]): Promise<{ok: boolean; reply: string}> {
+  return command(ip, port, undefined, args)
 }
 
 /** CONFIG SET on one data instance. */
-export async function configSet(ip: string, port: number, password: string | undefined, name: string, value: string): Promise<{ok: boolean; reply: string}> {
+export function configSet(ip: string, port: number, password: string | undefined, name: string, value: string): Promise<{ok: boolean; reply: string}> {
+  return command(ip, port, password, ['CONFIG', 'SET', name, value])
+}
+
+async function command(ip: string, port: number, password: string | undefined, args: string[]): Promise<{ok: boolean; reply: string}> {
   let err = 'no answer'
   const reply = await ask(ip, port, password, async (r) => {
     try {
-      return String(await r.call('CONFIG', 'SET', name, value))
+      return String(await r.call(args[0], ...args.slice(1)))
     } catch (error) {
       err = error instanceof Error ? error.message : String(error)
       return undefined

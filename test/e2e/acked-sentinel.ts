@@ -83,15 +83,8 @@ export class SentinelAcked {
   }
 
   /** n keys, each retried until acknowledged. */
-  async writeKeys(prefix: string, n: number): Promise<void> {
-    for (let i = 0; i < n; i++) {
-      let r: true | string = 'none'
-      for (let t = 0; t < 40 && r !== true; t++) {
-        r = await this.attempt(`${prefix}:${i}`, `v${i}`)
-        if (r !== true) await new Promise((x) => setTimeout(x, 300))
-      }
-      assert.equal(r, true, `write of ${prefix}:${i} not acknowledged`)
-    }
+  writeKeys(prefix: string, n: number): Promise<void> {
+    return writeEach((k, v) => this.attempt(k, v), prefix, n, {retryMs: 300, what: ''})
   }
 
   /** Writes until stopped; the longest time without an acknowledged write is the client-visible gap. */
@@ -139,5 +132,17 @@ export class SentinelAcked {
 
   close(): void {
     this.conn?.disconnect()
+  }
+}
+
+/** n keys through attempt, each retried (40 times, retryMs apart) until acknowledged. */
+export async function writeEach(attempt: (key: string, value: string) => Promise<true | string>, prefix: string, n: number, o: {retryMs: number; what: string}): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    let r: true | string = 'none'
+    for (let t = 0; t < 40 && r !== true; t++) {
+      r = await attempt(`${prefix}:${i}`, `v${i}`)
+      if (r !== true) await new Promise((x) => setTimeout(x, o.retryMs))
+    }
+    assert.equal(r, true, `write of ${prefix}:${i}${o.what} not acknowledged`)
   }
 }

@@ -5,6 +5,7 @@ import {after, before, describe, it} from 'node:test'
 import {Redis} from 'ioredis'
 import {createFleet, type Fleet, type TestHost} from '../harness/fleet.js'
 import {errorKind} from './acked.js'
+import {writeEach} from './acked-sentinel.js'
 import {cli, show, type CliResult} from './cli.js'
 import * as ops from './cluster-ops.js'
 import {sharedRedisBuild, sleep} from './fault-tools.js'
@@ -121,15 +122,8 @@ class ViaAcked {
     }
   }
 
-  async writeKeys(prefix: string, n: number): Promise<void> {
-    for (let i = 0; i < n; i++) {
-      let r: true | string = 'none'
-      for (let t = 0; t < 40 && r !== true; t++) {
-        r = await this.attempt(`${prefix}:${i}`, `v${i}`)
-        if (r !== true) await sleep(200)
-      }
-      assert.equal(r, true, `write of ${prefix}:${i} through HAProxy not acknowledged`)
-    }
+  writeKeys(prefix: string, n: number): Promise<void> {
+    return writeEach((k, v) => this.attempt(k, v), prefix, n, {retryMs: 200, what: ' through HAProxy'})
   }
 
   background(prefix: string): {stop(): Promise<{acked: number; failed: Record<string, number>}>} {
