@@ -19,7 +19,11 @@ const CACHE = process.env.BAREMETAL_SRC_CACHE ?? '/var/cache/baremetal-src'
 
 /** The same local tarball and build flags as the e2e tests (test/e2e/redis-fleet.ts). */
 export function redisSource() {
-  const files = existsSync(CACHE) ? readdirSync(CACHE).filter((f) => /^redis_[\d.]+\.orig\.tar\.gz$/.test(f)).sort() : []
+  const files = existsSync(CACHE)
+    ? readdirSync(CACHE)
+        .filter((f) => /^redis_[\d.]+\.orig\.tar\.gz$/.test(f))
+        .sort()
+    : []
   if (files.length === 0) throw new Error(`no Redis source tarball in ${CACHE}: run scripts/redis-source.sh first`)
   const tarball = join(CACHE, files[files.length - 1])
   return {tarball, version: /redis_([\d.]+)\.orig/.exec(tarball)[1], makeArgs: 'MALLOC=libc BUILD_TLS=no'}
@@ -43,7 +47,11 @@ export function ensurePackages({ansible = true} = {}) {
 }
 
 export function ansibleVersion() {
-  try { return execFileSync('ansible-playbook', ['--version'], {encoding: 'utf8'}).split('\n')[0] } catch { return '?' }
+  try {
+    return execFileSync('ansible-playbook', ['--version'], {encoding: 'utf8'}).split('\n')[0]
+  } catch {
+    return '?'
+  }
 }
 
 /** Compiled product and harness (dist/) must exist; build them when missing. */
@@ -91,7 +99,9 @@ export async function openFleet({hosts, nodes, maxNodes, fleet: reuse}) {
 export function sshdLogins(fleet) {
   let n = 0
   for (const h of fleet.hosts) {
-    try { n += (readFileSync(join(fleet.dir, h.name, 'sshd.log'), 'utf8').match(/Accepted publickey/g) ?? []).length } catch {}
+    try {
+      n += (readFileSync(join(fleet.dir, h.name, 'sshd.log'), 'utf8').match(/Accepted publickey/g) ?? []).length
+    } catch {}
   }
   return n
 }
@@ -113,14 +123,28 @@ export function writeInventories(fleet, {count, portStart = 6379, hosts = fleet.
 export async function baremetal(fleet, inventory, cmd, extraArgs = [], {timeoutS = 1800, extraVars = {}} = {}) {
   const src = redisSource()
   const vars = {redis_version: src.version, redis_source: src.tarball, redis_make_args: src.makeArgs, ...extraVars}
-  const args = [BIN, ...cmd.split(' '), '-i', inventory, '--json', ...Object.entries(vars).flatMap(([k, v]) => ['-e', `${k}=${v}`]), ...extraArgs]
+  // BM_BENCH_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`): profile a run in place.
+  const args = [
+    ...(process.env.BM_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+    BIN,
+    ...cmd.split(' '),
+    '-i',
+    inventory,
+    '--json',
+    ...Object.entries(vars).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
+    ...extraArgs,
+  ]
   const before = sshdLogins(fleet)
   const m = await measure(process.execPath, args, {cwd: ROOT, timeoutS})
   let result
-  try { result = JSON.parse(m.stdout) } catch {}
+  try {
+    result = JSON.parse(m.stdout)
+  } catch {}
   const stats = Object.values(result?.stats ?? {})
   return {
-    tool: 'baremetal', ...m, result,
+    tool: 'baremetal',
+    ...m,
+    result,
     ok: m.code === 0 && result?.exitCode === 0,
     connections: sshdLogins(fleet) - before,
     clientConnections: stats.reduce((a, s) => a + s.connections, 0),
@@ -160,7 +184,8 @@ export async function ansible(fleet, inventory, playbook, variant, {args = [], t
   const recap = /PLAY RECAP[^\n]*\n([\s\S]*?)\n\n/.exec(m.stdout)?.[1] ?? ''
   const failed = [...recap.matchAll(/(?:failed|unreachable)=(\d+)/g)].some((x) => Number(x[1]) > 0)
   return {
-    tool: `ansible-${variant}`, ...m,
+    tool: `ansible-${variant}`,
+    ...m,
     ok: m.code === 0 && !failed,
     connections: sshdLogins(fleet) - before,
     roundTrips: lines.length,

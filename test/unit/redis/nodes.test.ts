@@ -109,6 +109,29 @@ describe('parseClusterNodes', () => {
     const moved = digestClusterNodes(SIX.replace('0-5460', '0-5459').replace('5461-10922', '5460-10922'), ids)
     assert.notEqual(moved.signature, a.signature)
   })
+
+  it('digests agree with the full parse on random views (flags, open slots, CRLF, fail vs fail?)', () => {
+    let seed = 7
+    const rnd = (n: number) => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n
+    const flagSets = ['master', 'myself,master', 'slave', 'master,fail', 'master,fail?', 'handshake', 'master,noaddr', 'myself,slave']
+    for (let round = 0; round < 200; round++) {
+      const lines: string[] = []
+      const n = 1 + rnd(12)
+      for (let i = 0; i < n; i++) {
+        const id = (i.toString(16) + round.toString(16)).padStart(40, 'a')
+        const flags = i === 0 ? (rnd(2) ? 'myself,master' : 'myself,slave') : flagSets[2 + rnd(flagSets.length - 2)]
+        const slots: string[] = []
+        for (let k = rnd(4); k > 0; k--) slots.push(rnd(3) === 0 ? `[${rnd(16384)}->-${id}]` : rnd(2) ? String(rnd(16384)) : `${rnd(8000)}-${8000 + rnd(8000)}`)
+        lines.push(`${id} 10.0.0.${i}:7000@17000 ${flags} - 0 0 ${i} connected${slots.length ? ' ' + slots.join(' ') : ''}`)
+      }
+      const text = lines.join(rnd(2) ? '\n' : '\r\n') + '\n'
+      const d = digestClusterNodes(text, new NodeIds())
+      const full = parseClusterNodes(text)
+      assert.equal(d.signature, viewSignature(full), text)
+      assert.equal(d.known.length, full.filter((e) => !e.handshake && !e.noaddr).length)
+      assert.equal(d.failed.length, full.filter((e) => e.fail && !e.handshake && !e.noaddr).length, text)
+    }
+  })
 })
 
 describe('parseClusterInfo', () => {
