@@ -9,6 +9,7 @@ import {declaredNodeTimeouts} from '../redis/node-timeout.js'
 import {type ClusterReport, problemTexts, renderClusterReport} from '../redis/status.js'
 import {renderSentinelStatus, sentinelStatusReport, type SentinelStatusReport} from '../redis/sentinel-status.js'
 import {readSentinelView} from '../redis/sentinel-view.js'
+import {readTargetHaproxy} from '../redis/haproxy-read.js'
 
 // --json prints problems as text, as before they were typed.
 type StatusJson = Omit<ClusterReport, 'problems'> & {problems: string[]}
@@ -24,12 +25,13 @@ export default class Status extends BaseCommand<StatusJson | SentinelStatusRepor
 
   protected async work(): Promise<Outcome<StatusJson | SentinelStatusReport>> {
     const {flags} = await this.parse(Status)
-    // redis_topology: sentinel: the live view from the Sentinels and ROLE, read from the controller (no SSH).
+    // redis_topology: sentinel: the live view from the Sentinels and ROLE, read from the controller; HAProxy's from its admin socket over SSH, meanwhile.
     const topo = await topologyOf(flags)
     if (topo.topology === 'sentinel') {
       const t = await sentinelTarget(topo)
+      const hap = readTargetHaproxy(t, sshOptions(flags))
       const view = await readSentinelView(t.layout, {password: t.password})
-      const report = sentinelStatusReport(t.layout, view)
+      const report = sentinelStatusReport(t.layout, view, await hap)
       return {result: report, exitCode: report.ok ? EXIT.ok : EXIT.failed, text: renderSentinelStatus(report, view)}
     }
     const {hosts, nodes, password} = await redisTarget(flags, sshOptions(flags))

@@ -1,3 +1,4 @@
+import {haproxyGroupView, type HaproxyGroupView, type HaproxyReading, renderHaproxyLines} from './haproxy-view.js'
 import type {SentinelLayout} from './sentinel-layout.js'
 import {classifyView, describeReplica, type Health, type SentinelView} from './sentinel-view.js'
 
@@ -14,6 +15,8 @@ export interface SentinelStatusGroup {
   agree: boolean
   sentinels: Array<{sentinel: string; master: string | null; error?: string}>
   replicas: Array<{addr: string; host: string | null; state: string | null; link: string | null; lagBytes: number | null; lagSeconds: number | null; inSync: boolean}>
+  /** Where each HAProxy host sends the group's writes (present when the inventory has HAProxy hosts). */
+  haproxy?: HaproxyGroupView
   reasons: string[]
 }
 
@@ -32,16 +35,30 @@ export interface SentinelStatusReport {
   problems: string[]
 }
 
-export function sentinelStatusReport(layout: SentinelLayout, view: SentinelView): SentinelStatusReport {
+const RANK = {ok: 0, degraded: 1, split: 2} as const
+const worst = (a: Health, b: Health): Health => (RANK[b] > RANK[a] ? b : a)
+
+export function sentinelStatusReport(layout: SentinelLayout, view: SentinelView, haproxy?: HaproxyReading[]): SentinelStatusReport {
   const health = classifyView(view)
   const hostOf = new Map<string, string>()
   for (const g of layout.groups) for (const m of [g.master, ...g.replicas]) hostOf.set(`${m.ip}:${g.port}`, m.host)
   const groups = view.groups.map((g, i): SentinelStatusGroup => {
     const named = new Set(g.answers.filter((a) => a.master).map((a) => a.master))
+    const lg = layout.groups.find((x) => x.name === g.name)
+    const hp =
+      haproxy && lg
+        ? haproxyGroupView(
+            lg,
+            g.master,
+            haproxy,
+            [lg.master, ...lg.replicas].map((m) => `${m.ip}:${lg.port}`),
+          )
+        : undefined
+    const hpHealth: Health = hp?.split.length ? 'split' : hp?.degraded.length ? 'degraded' : 'ok'
     return {
       name: g.name,
       port: g.port,
-      health: health.groups[i].health,
+      health: worst(health.groups[i].health, hpHealth),
       master: g.master ?? null,
       masterHost: g.master ? (hostOf.get(g.master) ?? null) : null,
       agree: named.size === 1,
@@ -55,13 +72,15 @@ export function sentinelStatusReport(layout: SentinelLayout, view: SentinelView)
         lagSeconds: r.lagSeconds ?? null,
         inSync: r.inSync,
       })),
-      reasons: health.groups[i].reasons,
+      ...(hp ? {haproxy: hp} : {}),
+      reasons: [...health.groups[i].reasons, ...(hp ? [...hp.split, ...hp.degraded] : [])],
     }
   })
+  const overall = groups.reduce<Health>((w, g) => worst(w, g.health), health.health)
   return {
     topology: 'sentinel',
-    ok: health.health === 'ok',
-    health: health.health,
+    ok: overall === 'ok',
+    health: overall,
     quorum: view.quorum,
     reachableSentinels: health.reachableSentinels,
     needed: health.needed,
@@ -87,6 +106,7 @@ export function renderSentinelStatus(r: SentinelStatusReport, view: SentinelView
       const host = g.replicas[k]?.host
       lines.push(`  replica ${rep.addr}${host ? ` (${host})` : ''}: ${rep.inSync ? 'in sync, ' : ''}${describeReplica(rep)}`)
     })
+    if (g.haproxy) lines.push(...renderHaproxyLines(g.haproxy, g.master ?? undefined))
     for (const why of g.reasons) lines.push(`  ! ${why}`)
   }
   const down = r.sentinels.filter((s) => !s.reachable)

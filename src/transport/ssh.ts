@@ -10,7 +10,7 @@ import {quote} from '../shell.js'
 import type {Connection} from '../inventory/inventory.js'
 import {addHostKey, fingerprint, knownHostsName, verifyHostKey} from './knownhosts.js'
 import {buildUploadScript, UPLOAD_DONE} from './upload-script.js'
-import type {ExecOptions, ExecResult, HeldCommand, Transport, TransportStats, UploadFile} from './types.js'
+import {type ExecOptions, type ExecResult, type HeldCommand, StreamLocalRefused, type Transport, type TransportStats, type UploadFile} from './types.js'
 
 export interface SshOptions {
   /** Add unknown host keys to known_hosts instead of failing (never accepts a changed key). */
@@ -42,6 +42,14 @@ function killChannel(ch: object): void {
  * children — but not daemons they started (redis-server has its own session).
  */
 export const KILL_SESSIONS = 'for p in $(pgrep -P "$PPID" 2>/dev/null || ps -o pid= --ppid "$PPID"); do [ "$p" = "$$" ] || kill -KILL -- "-$p" 2>/dev/null; done; true'
+
+/** What unixSocket() uses of ssh2's ClientChannel. */
+interface StreamChannel {
+  on(ev: 'data', f: (d: Buffer) => void): void
+  on(ev: 'end' | 'close', f: () => void): void
+  end(data: string): void
+  close(): void
+}
 
 /** What hold() uses of ssh2's ClientChannel (node-ssh ships no ssh2 types). */
 interface HeldChannel {
@@ -333,6 +341,42 @@ export class SshTransport implements Transport {
         let code: number | null = null
         stream.on('exit', (c: number | null) => (code = c))
         stream.on('close', () => w.finish(false, code))
+      })
+    })
+  }
+
+  // OpenSSH's direct-streamlocal channel: sshd itself connects to the socket as the login
+  // user, so nothing runs or is installed on the host. Any refusal to open the channel
+  // (forwarding disabled, no such socket, connection refused) is a StreamLocalRefused: the
+  // caller can ask the host by a command, which also tells those cases apart.
+  unixSocket(path: string, request: string, timeoutMs = 5000): Promise<string> {
+    return this.limit(async () => {
+      await this.connect()
+      const client = this.ssh.connection as unknown as {openssh_forwardOutStreamLocal(p: string, cb: (err: (Error & {reason?: unknown}) | undefined, ch: StreamChannel) => void): void} | null
+      if (!client) throw this.classify(new Error('Not connected'))
+      return new Promise<string>((resolve, reject) => {
+        const chunks: Buffer[] = []
+        let ch: StreamChannel | undefined
+        const timer = setTimeout(() => {
+          ch?.close()
+          reject(new Error(`no answer from ${path} within ${timeoutMs} ms`))
+        }, timeoutMs)
+        client.openssh_forwardOutStreamLocal(path, (err, stream) => {
+          if (err) {
+            clearTimeout(timer)
+            return reject(err.reason === undefined ? err : new StreamLocalRefused(err.message))
+          }
+          ch = stream
+          const done = () => {
+            clearTimeout(timer)
+            resolve(Buffer.concat(chunks).toString('utf8'))
+          }
+          stream.on('data', (d: Buffer) => chunks.push(d))
+          // The other end's EOF is the whole answer; 'close' alone would also wait for ours.
+          stream.on('end', done)
+          stream.on('close', done)
+          stream.end(request)
+        })
       })
     })
   }

@@ -54,7 +54,16 @@ export interface Transport {
    * true), or when the command exits first (held: false, with its output).
    */
   hold?(command: string, ready: string, timeoutMs?: number): Promise<HeldCommand>
+  /**
+   * Connect to a unix socket on the host through the connection itself (no command run),
+   * write request, and resolve with everything read until the other end closes. Rejects
+   * with a StreamLocalRefused when the host's sshd forbids it.
+   */
+  unixSocket?(path: string, request: string, timeoutMs?: number): Promise<string>
 }
+
+/** sshd refused the stream-local channel by policy (AllowStreamLocalForwarding no, DisableForwarding yes), not for want of a socket. */
+export class StreamLocalRefused extends Error {}
 
 export interface HeldCommand {
   held: boolean

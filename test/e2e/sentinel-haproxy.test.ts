@@ -64,6 +64,27 @@ const sh = (h: TestHost, cmd: string) => ops.sh(fleet, h, cmd)
 const cliOn = (h: TestHost, port: number, cmd: string, pw = true) => sh(h, `${pw ? `REDISCLI_AUTH=${PW} ` : ''}${BIN}/redis-cli -h ${h.ip} -p ${port} ${cmd}`)
 const sentinelSays = async (name: string) => (await cliOn(host('h3'), SPORT, `SENTINEL get-master-addr-by-name ${name}`, false)).trim().split('\n').join(':')
 
+interface HapGroup {
+  name: string
+  health: string
+  master: string | null
+  reasons: string[]
+  haproxy?: {writeTo: string | null; agree: boolean; hosts: Array<{host: string; via?: string; error?: string; writeTo: string | null}>}
+}
+/** status --json (and its text) polled until `done` holds of the groups (or 20 s pass): HAProxy's checks settle within a second or two. */
+async function statusUntil(done: (gs: HapGroup[]) => boolean): Promise<{json: CliResult; text: CliResult; groups: HapGroup[]}> {
+  let st: CliResult | undefined
+  for (let i = 0; i < 40; i++) {
+    st = await cli(['status', '-i', inv, '--json'], {timeoutMs: 60_000})
+    if (st.json?.groups && done(st.json.groups as HapGroup[])) break
+    await sleep(500)
+  }
+  const text = await cli(['status', '-i', inv], {timeoutMs: 60_000})
+  for (const r of [st!, text]) assert.ok(!(r.stdout + r.stderr).includes(PW), 'the password is never printed')
+  return {json: st!, text, groups: (st!.json?.groups ?? []) as HapGroup[]}
+}
+const hapOf = (gs: HapGroup[], port: number) => gs.find((g) => g.name === `${NAME}-${port}`)?.haproxy
+
 /** Nothing of this deployment on any host: no directory, no rules, no HAProxy of ours. */
 async function nothingOfOurs(): Promise<void> {
   for (const h of fleet.hosts) {
@@ -234,6 +255,26 @@ describe(`sentinel topology with HAProxy on Redis ${redisVersion()}: up, failove
     )
   })
 
+  it("status shows HAProxy's view: h4 sends each group's writes to the master the Sentinels name, read over the SSH connection", async () => {
+    const [h1, h2] = [host('h1'), host('h2')]
+    const {json, text, groups} = await statusUntil((gs) => hapOf(gs, PORT)?.writeTo === `${h1.ip}:${PORT}` && hapOf(gs, PORT + 1)?.writeTo === `${h2.ip}:${PORT + 1}`)
+    assert.equal(json.code, 0, show(json))
+    assert.equal(json.json.health, 'ok', show(json))
+    for (const [port, h] of [
+      [PORT, h1],
+      [PORT + 1, h2],
+    ] as const) {
+      const hp = hapOf(groups, port)!
+      assert.equal(hp.writeTo, `${h.ip}:${port}`, show(json))
+      assert.ok(hp.agree)
+      assert.deepEqual(
+        hp.hosts.map((x) => [x.host, x.via, x.writeTo]),
+        [['h4', 'stream-local', `${h.ip}:${port}`]],
+      )
+      assert.ok(text.stdout.includes(`haproxy h4: writes → ${h.ip}:${port} (the master)`), show(text))
+    }
+  })
+
   it("kill -9 group 0's master: HAProxy sends writes to the promoted replica; up keeps it and brings the old one back as its replica; 0 acknowledged writes lost", async () => {
     const [h1, h2] = [host('h1'), host('h2')]
     const bg = w0.background('during')
@@ -276,6 +317,15 @@ describe(`sentinel topology with HAProxy on Redis ${redisVersion()}: up, failove
     )
   })
 
+  it("status after the kill -9 failover: HAProxy on h4 sends group 0's writes to the promoted h2", async () => {
+    const h2 = host('h2')
+    const {json, text, groups} = await statusUntil((gs) => hapOf(gs, PORT)?.writeTo === `${h2.ip}:${PORT}` && gs.every((g) => g.health === 'ok'))
+    assert.equal(json.code, 0, show(json))
+    assert.equal(groups.find((g) => g.name === `${NAME}-${PORT}`)?.master, `${h2.ip}:${PORT}`)
+    assert.equal(hapOf(groups, PORT)?.writeTo, `${h2.ip}:${PORT}`, show(json))
+    assert.ok(text.stdout.includes(`haproxy h4: writes → ${h2.ip}:${PORT} (the master)`), show(text))
+  })
+
   it('load --via haproxy --verify: 0 lost; status ok', async () => {
     const r = await cli(['load', '-i', inv, '--via', 'haproxy', '--requests', '2000', '--clients', '2', '--verify', '--json'], {timeoutMs: 120_000})
     assert.equal(r.code, 0, show(r))
@@ -290,6 +340,42 @@ describe(`sentinel topology with HAProxy on Redis ${redisVersion()}: up, failove
     assert.equal(st!.code, 0, show(st!))
     assert.equal(st!.json.health, 'ok', show(st!))
     assert.ok(!st!.stdout.includes(PW))
+  })
+
+  it("status when HAProxy's checks cannot reach the master (no server for writes), and when HAProxy is killed (not answering): exit 2, said clearly", async () => {
+    const [h2, h4] = [host('h2'), host('h4')]
+    // h4 refuses its own connections to group 0's master (now h2): its check fails, nothing else changes.
+    const rule = `OUTPUT -d ${h2.ip}/32 -p tcp --dport ${PORT} -m comment --comment sen-view-e2e -j REJECT --reject-with tcp-reset`
+    await sh(h4, `iptables -I ${rule}`)
+    try {
+      const {json, text} = await statusUntil((gs) => hapOf(gs, PORT)?.hosts[0]?.writeTo === null)
+      assert.equal(json.code, 2, show(json))
+      assert.equal(json.json.health, 'degraded', show(json))
+      const g0 = (json.json.groups as HapGroup[]).find((g) => g.name === `${NAME}-${PORT}`)!
+      assert.equal(g0.master, `${h2.ip}:${PORT}`, 'the Sentinels still name h2')
+      assert.equal(g0.haproxy?.writeTo, null)
+      assert.ok(
+        g0.reasons.some((r) => r.startsWith('HAProxy on h4 has no server for writes (it refuses them)') && r.includes(`${h2.ip}:${PORT} DOWN`)),
+        show(json),
+      )
+      assert.equal(hapOf(json.json.groups, PORT + 1)?.writeTo, `${h2.ip}:${PORT + 1}`, 'group 1 unaffected')
+      assert.ok(text.stdout.includes('haproxy h4: writes → no server (writes refused)'), show(text))
+    } finally {
+      await sh(h4, `iptables -D ${rule}`)
+    }
+    const back = await statusUntil((gs) => gs.every((g) => g.health === 'ok'))
+    assert.equal(back.json.code, 0, show(back.json))
+    await sh(h4, `${ops.ALIVE}; P=$(cat /root/.baremetal/haproxy/${NAME}/haproxy.pid); kill -KILL $P; n=0; while alive $P && [ $n -lt 100 ]; do sleep 0.05; n=$((n+1)); done`)
+    const {json, text} = await statusUntil((gs) => gs.every((g) => g.haproxy?.hosts[0]?.error !== undefined))
+    assert.equal(json.code, 2, show(json))
+    for (const g of json.json.groups as HapGroup[]) {
+      assert.equal(g.haproxy?.writeTo, null)
+      assert.ok(
+        g.reasons.some((r) => /^HAProxy on h4 does not answer: .*admin\.sock.*Connection refused/.test(r)),
+        show(json),
+      )
+    }
+    assert.match(text.stdout, /haproxy h4: not answering \(.*Connection refused/)
   })
 
   it('down: nothing of ours left on any host, the HAProxy host included', async () => {
