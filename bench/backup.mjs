@@ -5,7 +5,7 @@
 //                         [--only backup,restore,reshape] [--max-nodes 250] [--fleet NAME]
 //
 // A 2 hosts × --ports cluster (--replicas each; node timeout 5000, save "") holding --keys keys
-// written from here: 3 in 5 strings of --value-size bytes (2 in 3 of them with a TTL of 1-2 h),
+// written from here: 3 in 5 strings of --value-size random bytes (2 in 3 of them with a TTL of 1-2 h),
 // 1 in 5 hashes (half with a TTL), 1 in 5 lists. Then, --runs times, alternating which tool
 // goes first:
 //   backup    `baremetal backup --to DIR` (a BGSAVE per shard, the RDB fetched over SSH, a
@@ -20,6 +20,7 @@
 // average; a JSON copy goes to bench/results/backup.json. The clusters and the test hosts are
 // removed in the end, also on Ctrl-C.
 import {spawn} from 'node:child_process'
+import {randomBytes} from 'node:crypto'
 import {mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -55,6 +56,9 @@ const {Cluster} = await import(join(ROOT, 'node_modules/ioredis/built/index.js')
 const {sharedRedisBuild} = await import(join(ROOT, 'dist/test/e2e/fault-tools.js'))
 const src = redisSource()
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+// String values from one random text at their own offsets: incompressible, as real values
+// mostly are (an RDB's LZF would shrink a padded value to nothing and flatter every MB/s).
+const NOISE = randomBytes(Math.ceil(((VSIZE + 65_536) * 3) / 4)).toString('base64')
 const work = mkdtempSync(join(tmpdir(), 'bm-bench-backup-'))
 
 // --- cleanup, also on Ctrl-C --------------------------------------------------------------------
@@ -152,7 +156,7 @@ async function fill(c) {
       const k = keyOf(i)
       const ttl = ttlOf(i)
       if (kindOf(i) === 'string') {
-        const v = `v${i}:`.padEnd(VSIZE, 's')
+        const v = `v${i}:${NOISE.slice(i % 65_536, (i % 65_536) + VSIZE)}`
         batch.push(ttl > 0 ? c.set(k, v, 'PX', ttl) : c.set(k, v))
       } else if (kindOf(i) === 'hash') {
         batch.push(c.hset(k, {a: `${i}`, b: `x${i}`}))

@@ -5,7 +5,7 @@
 //                          [--runs 2] [--only rolling,stopall,downtime] [--max-nodes 250] [--fleet NAME]
 //
 // Each side starts from a fresh 5.0.3 cluster (hosts × ports, node timeout 5000, save "",
-// appendonly no) holding the same --keys seed keys (--value-size bytes each), with --writers
+// appendonly no) holding the same --keys seed keys (--value-size random bytes each), with --writers
 // cluster clients writing throughout, each write counted only when WAIT 1 acknowledges it
 // (SET + WAIT in one pipeline to the slot's master, as test/e2e/acked.ts does; on MOVED the
 // client refreshes its slot map). Sides, alternated run by run:
@@ -25,6 +25,7 @@
 // node's version after. Prints a table and ratios and the load average; a JSON copy goes to
 // bench/results/upgrade.json. Fleets and clusters are removed in the end, also on Ctrl-C.
 import {spawn} from 'node:child_process'
+import {randomBytes} from 'node:crypto'
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {join, resolve} from 'node:path'
 import {parseArgs} from 'node:util'
@@ -66,6 +67,10 @@ const NEW = {tarball: redisSource().tarball, version: redisSource().version}
 const OLD = {tarball: resolve(ROOT, '../shared/redis/redis-5.0.3.tar.gz'), version: '5.0.3'}
 if (compareVersions(NEW.version, OLD.version) <= 0) throw new Error(`Redis ${NEW.version} is not newer than ${OLD.version}`)
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+// Seed values from one random text, each at its own offset: incompressible (an RDB's LZF would
+// shrink a padded value to nothing), and the same for every side of one run.
+const NOISE = randomBytes(Math.ceil(((VSIZE + 65_536) * 3) / 4)).toString('base64')
+const value = (i) => `${i}:${NOISE.slice(i % 65_536, (i % 65_536) + VSIZE)}`
 
 // --- cleanup, also on Ctrl-C -----------------------------------------------------------------
 const children = new Set()
@@ -339,7 +344,6 @@ async function waitInSync(nodes, ms = 120_000) {
 
 async function seed(seeds) {
   const c = clusterClient(seeds)
-  const value = (i) => `${i}:`.padEnd(VSIZE, 'x')
   try {
     for (let from = 0; from < SEED; from += 2000) {
       await Promise.all(Array.from({length: Math.min(2000, SEED - from)}, (_, j) => c.set(`seed:${from + j}`, value(from + j))))
@@ -352,7 +356,6 @@ async function seed(seeds) {
 /** Seed keys and acknowledged writes that do not read back with their value. */
 async function lost(seeds, acked) {
   const c = clusterClient(seeds)
-  const value = (i) => `${i}:`.padEnd(VSIZE, 'x')
   let seedLost = 0
   let ackLost = 0
   const sample = []
