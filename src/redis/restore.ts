@@ -265,6 +265,10 @@ export async function readTarget(nodes: readonly ClusterNode[], password?: strin
 }
 
 export interface RestoreResult {
+  /** rdb: the files placed as each shard's dump.rdb (same shape); stream: DUMP/RESTORE through a loader. */
+  path: 'rdb' | 'stream'
+  /** Why that path. */
+  reason: string
   keys: number
   bytes: number
   ms: number
@@ -303,18 +307,25 @@ export async function runRestore(o: {manifest: Manifest; dir: string; target: Ta
     cluster.disconnect()
   }
   const ms = Date.now() - started
-  const target = await targetCounts(o.target.entries, o.password)
+  return {path: 'stream', reason: '', keys: prog.keys, bytes: prog.bytes, ms, ...(await checkCounts(o.manifest, o.target, counts, o.password))}
+}
+
+/**
+ * The end of both paths: each target master's COUNTKEYSINSLOT against what was restored
+ * (restored undefined: the placed files, so what the target holds is what was loaded) and
+ * against the manifest, range by range.
+ */
+export async function checkCounts(manifest: Manifest, t: TargetState, counts: number[] | undefined, password?: string): Promise<Pick<RestoreResult, 'ranges' | 'mismatches'>> {
+  const target = await targetCounts(t.entries, password)
+  const restored = counts ?? target
   const sum = (a: number[], from: number, to: number) => a.slice(from, to + 1).reduce((x, y) => x + y, 0)
-  const files = o.manifest.files.map((f) => ({
+  const files = manifest.files.map((f) => ({
     file: f.file,
     expires: f.expires,
-    ranges: f.ranges.map((r) => ({from: r.from, to: r.to, manifest: r.keys, restored: sum(counts, r.from, r.to), target: sum(target, r.from, r.to)})),
+    ranges: f.ranges.map((r) => ({from: r.from, to: r.to, manifest: r.keys, restored: sum(restored, r.from, r.to), target: sum(target, r.from, r.to)})),
   }))
   return {
-    keys: prog.keys,
-    bytes: prog.bytes,
-    ms,
     ranges: files.flatMap((f) => f.ranges.map((r) => ({...r, file: f.file}))),
-    mismatches: countMismatches(files, {targetWasEmpty: o.target.keys === 0}),
+    mismatches: countMismatches(files, {targetWasEmpty: t.keys === 0}),
   }
 }

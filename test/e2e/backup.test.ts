@@ -112,6 +112,26 @@ async function dbsize(c: Cluster): Promise<number> {
   return sizes.reduce((a, b) => a + b, 0)
 }
 
+// Every replica: link up, its master's offset, and as many keys as its master.
+async function replicasInSync(hosts: TestHost[], port: number): Promise<void> {
+  const c = client(hosts, port)
+  try {
+    await dbsize(c)
+    const replicas = c.nodes('slave')
+    assert.equal(replicas.length, 4)
+    for (const rep of replicas) {
+      const info = await rep.info('replication')
+      assert.match(info, /master_link_status:up/)
+      const [, host, p] = /master_host:(\S+)\r?\nmaster_port:(\d+)/.exec(info) ?? []
+      const m = c.nodes('master').find((n) => n.options.host === host && n.options.port === Number(p))
+      assert.ok(m, `the master of ${rep.options.host}:${rep.options.port}`)
+      assert.equal(await rep.dbsize(), await m.dbsize())
+    }
+  } finally {
+    c.disconnect()
+  }
+}
+
 describe(`backup and restore on Redis ${redisVersion()}`, () => {
   const A = 7100
   const B = 7200
@@ -197,7 +217,7 @@ describe(`backup and restore on Redis ${redisVersion()}`, () => {
     const missing = join(work, 'bk-missing')
     cpSync(dir, missing, {recursive: true})
     unlinkSync(join(missing, m.files[2].file))
-    const c = client(fleet.hosts.slice(0, 2), A)
+    let c = client(fleet.hosts.slice(0, 2), A)
     try {
       const rt = await bm('restore', '--from', tampered)
       assert.equal(rt.code, 5, show(rt))
@@ -206,19 +226,34 @@ describe(`backup and restore on Redis ${redisVersion()}`, () => {
       assert.equal(rm.code, 5, show(rm))
       assert.match(rm.json.error.message, new RegExp(`${m.files[2].file}: missing`))
       assert.equal(await dbsize(c), 0, 'nothing was restored from a damaged backup')
+      const before = await ops.waitClusterOk(inv, 90_000)
       const r = await bm('restore', '--from', dir)
       assert.equal(r.code, 0, show(r))
       noSecret(r)
       t.diagnostic(
-        `restore (same shape): ${r.json.keys} keys, ${r.json.bytes} bytes in ${r.json.ms} ms: ${Math.round((r.json.keys * 1000) / r.json.ms)} keys/s, ${((r.json.bytes / 1e6) * 1000) / r.json.ms} MB/s`,
+        `restore (same shape, path ${r.json.path}): ${r.json.keys} keys, ${r.json.bytes} bytes in ${r.json.ms} ms: ${Math.round((r.json.keys * 1000) / r.json.ms)} keys/s, ${((r.json.bytes / 1e6) * 1000) / r.json.ms} MB/s`,
       )
+      // The same shape, empty: the files are placed as each shard's dump.rdb, not streamed.
+      assert.equal(r.json.path, 'rdb', show(r))
+      assert.match(r.json.reason, /every one of the 4 files matches one target master's slot ranges exactly/)
       assert.equal(r.json.keys, N)
       assert.deepEqual(r.json.mismatches, [])
+      // A new client: the one above saw every instance restart (its slot map is being refreshed).
+      c.disconnect()
+      c = client(fleet.hosts.slice(0, 2), A)
       assert.equal(await dbsize(c), N)
       await checkKeys(c, writtenAt)
-      // Re-run (as after an interrupt): --force, REPLACE, the same keys.
+      await replicasInSync(fleet.hosts.slice(0, 2), A)
+      // No failover while a shard was down: the same masters (ids) serve the same slots, the same replicas.
+      const after = await ops.waitClusterOk(inv, 90_000)
+      assert.deepEqual(ops.shards(after), ops.shards(before))
+      assert.deepEqual(after.masters.map((m) => m.id).sort(), before.masters.map((m) => m.id).sort())
+      // Re-run (as after an interrupt): --force onto keys streams (placing would drop keys the backup lacks), REPLACE, the same keys.
       const again = await bm('restore', '--from', dir, '--force')
       assert.equal(again.code, 0, show(again))
+      assert.equal(again.json.path, 'stream')
+      assert.match(again.json.reason, /the target holds 100000 keys/)
+      t.diagnostic(`restore (same shape, same backup, path stream): ${again.json.keys} keys in ${again.json.ms} ms: ${Math.round((again.json.keys * 1000) / again.json.ms)} keys/s`)
       assert.equal(await dbsize(c), N)
     } finally {
       c.disconnect()
@@ -243,6 +278,8 @@ describe(`backup and restore on Redis ${redisVersion()}`, () => {
     }
     const r = await bm('restore', '--from', dir, '--from-cluster', `redis-${A}`)
     assert.equal(r.code, 0, show(r))
+    assert.equal(r.json.path, 'stream')
+    assert.match(r.json.reason, /not the backup's shape: the target has 9 masters, the backup 4 files/)
     t.diagnostic(`restore (3 × 3): ${r.json.keys} keys, ${r.json.bytes} bytes in ${r.json.ms} ms: ${Math.round((r.json.keys * 1000) / r.json.ms)} keys/s`)
     assert.equal(r.json.backupCluster, `redis-${A}`)
     assert.equal(r.json.cluster, `redis-${B}`)
