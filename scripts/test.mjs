@@ -19,7 +19,7 @@ const pick = (list) => (only ? list.filter((f) => only.test(f)) : list)
 // The main `up` e2e, the durability (safety) suites and instance identity (Redis 5.0 reports
 // config_file differently) run on both versions, and the Sentinel topology and HAProxy's health
 // checks (their replies and SENTINEL spellings differ).
-const ON_503 = /\/(up|durability[\w-]*|isolation-pidfile|formation-timeout|sentinel|sentinel-ops|sentinel-haproxy|haproxy)\.test\.js$/
+const ON_503 = /\/(up|durability[\w-]*|isolation-pidfile|formation-timeout|sentinel|sentinel-ops|sentinel-haproxy|sentinel-scale|haproxy)\.test\.js$/
 const REDIS_503 = resolve('../shared/redis/redis-5.0.3.tar.gz')
 let code = 0
 const run = (list, env = {}) => {

@@ -76,6 +76,17 @@ async function configSet(h: TestHost, port: number, what: string): Promise<void>
   }
 }
 
+/** SENTINEL FAILOVER (asked again while a Sentinel refuses it: a failover just ended, replicas not ready) until `done` holds for the master it names. */
+async function failover(name: string, done: (addr: string) => boolean): Promise<void> {
+  const deadline = Date.now() + 90_000
+  while (Date.now() < deadline) {
+    if (done(await says(host('h2'), name))) return
+    await rcli(host('h2'), SPORT, `SENTINEL FAILOVER ${name}`, false)
+    for (let i = 0; i < 20 && !done(await says(host('h2'), name)); i++) await sleep(500)
+  }
+  assert.fail(`${name}: the Sentinels never promoted the wanted member (now ${await says(host('h2'), name)})`)
+}
+
 /** One field of SENTINEL MASTER name, as each Sentinel of the group says it. */
 async function masterField(name: string, field: string): Promise<string[]> {
   return Promise.all(
@@ -163,8 +174,7 @@ describe(`sentinel topology on Redis ${redisVersion()}: scaling replicas, Sentin
     // h1 is group 1's third member: make the Sentinels promote it (h3 never, by priority).
     const [h1, h3] = [host('h1'), host('h3')]
     await configSet(h3, PORT + 1, 'replica-priority 0')
-    await rcli(host('h2'), SPORT, `SENTINEL FAILOVER ${G1}`, false)
-    for (let i = 0; i < 60 && (await says(host('h2'), G1)) !== `${h1.ip}:${PORT + 1}`; i++) await sleep(500)
+    await failover(G1, (a) => a === `${h1.ip}:${PORT + 1}`)
     await configSet(h3, PORT + 1, 'replica-priority 100')
     assert.equal(await says(host('h2'), G1), `${h1.ip}:${PORT + 1}`)
     await waitKnown(G1, 2)
@@ -176,8 +186,16 @@ describe(`sentinel topology on Redis ${redisVersion()}: scaling replicas, Sentin
     assert.match(await running(h1, PORT + 1), /^yes\nPONG|^yes/)
     // Back to a master that stays (h2 or h3), for what follows.
     await configSet(h1, PORT + 1, 'replica-priority 100')
-    await rcli(host('h2'), SPORT, `SENTINEL FAILOVER ${G1}`, false)
-    for (let i = 0; i < 60 && (await says(host('h2'), G1)) === `${h1.ip}:${PORT + 1}`; i++) await sleep(500)
+    await failover(G1, (a) => a !== `${h1.ip}:${PORT + 1}`)
+    // Every Sentinel names the same new master and h1 follows it (what up's plan reads).
+    let seen = ''
+    for (let i = 0; i < 120; i++) {
+      const all = await Promise.all(sentinels().map((x) => says(x, G1)))
+      seen = `${all.join(',')} / h1: ${(await rcli(h1, PORT + 1, 'ROLE')).split('\n')[0]}`
+      if (new Set(all).size === 1 && all[0] !== `${h1.ip}:${PORT + 1}` && /^slave/.test(seen.split('h1: ')[1])) break
+      await sleep(500)
+    }
+    assert.doesNotMatch(seen, new RegExp(`^${h1.ip.replace(/\./g, '\\.')}|master$`), seen)
     await waitKnown(G1, 2)
   })
 
@@ -204,8 +222,7 @@ describe(`sentinel topology on Redis ${redisVersion()}: scaling replicas, Sentin
   })
 
   it("a fourth Sentinel (h4) after a failover: it watches every group's current master, the others know it; 0 lost", async () => {
-    await rcli(host('h1'), SPORT, `SENTINEL FAILOVER ${G0}`, false)
-    for (let i = 0; i < 60 && (await says(host('h1'), G0)) !== `${host('h2').ip}:${PORT}`; i++) await sleep(500)
+    await failover(G0, (a) => a === `${host('h2').ip}:${PORT}`)
     await waitKnown(G0, 1)
     // The old master synced as the new one's replica (until then min-replicas-to-write refuses writes): the failover's gap is not the new Sentinel's.
     for (let i = 0; i < 120 && !/connected_slaves:1/.test(await rcli(host('h2'), PORT, 'INFO replication')); i++) await sleep(250)
@@ -258,5 +275,16 @@ describe(`sentinel topology on Redis ${redisVersion()}: scaling replicas, Sentin
       changed(again).map((t) => `${t.host}: ${t.task}: ${t.msg}`),
       [],
     )
+  })
+
+  it("down from an inventory that no longer lists h4's Sentinel: it is stopped too, nothing of ours left", async () => {
+    layout({redis_sentinel_groups: 1}, ['h1', 'h2', 'h3'])
+    const r = await cli(['down', '-i', inv, '--json'], {timeoutMs: 300_000})
+    assert.equal(r.code, 0, show(r))
+    for (const h of fleet.hosts) {
+      assert.equal((await sh(h, `[ -e ${DIR} ] && echo yes || echo no`)).trim(), 'no', `${h.name} has ${DIR}`)
+      assert.equal((await sh(h, `iptables -S | grep -c 'BAREMETAL-${NAME}' || true`)).trim(), '0', `${h.name} keeps our rules`)
+    }
+    assert.match(await running(host('h4'), SPORT), /^no/)
   })
 })

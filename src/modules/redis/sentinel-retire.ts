@@ -78,14 +78,14 @@ async function unreachableOwners(plan: RetirePlan, byIp: Map<string, string>, pa
 }
 
 /** What the Sentinels know that the inventory no longer lists; refuses (exit 5) what must not go. */
-export async function retireOf(ctx: ModuleContext, layout: SentinelLayout, password: string | undefined, allowDataLoss: boolean): Promise<RetireData> {
+export async function retireOf(ctx: ModuleContext, layout: SentinelLayout, password: string | undefined, o: {allowDataLoss: boolean; down?: boolean}): Promise<RetireData> {
   const cluster = String(ctx.vars.redis_cluster_name)
   const knows = (await Promise.all(layout.sentinels.map((s) => sentinelKnows(s.ip, s.port, (n) => ourName(cluster, n))))).filter((k) => k !== undefined)
   const plan = planRetire(layout, cluster, knows)
-  refuseMasterGoes(plan, layout)
+  if (!o.down) refuseMasterGoes(plan, layout)
   const n = await sizes(plan, password)
   const full = plan.groups.filter((g) => n.get(g.name) !== 0)
-  if (full.length && !allowDataLoss) {
+  if (full.length && !o.allowDataLoss) {
     throw new InputError(
       `nothing changed: lowering redis_sentinel_groups to ${layout.groups.length} removes ${full.map((g) => `${g.name} (${n.get(g.name) === undefined ? 'its master does not answer DBSIZE' : `${n.get(g.name)} keys`})`).join(', ')}`,
       {
@@ -95,15 +95,20 @@ export async function retireOf(ctx: ModuleContext, layout: SentinelLayout, passw
   }
   const byIp = hostsByIp(ctx)
   const stray = await unreachableOwners(plan, byIp, password)
-  if (stray.length) {
+  if (stray.length && !o.down) {
     throw new InputError(`nothing changed: ${stray.join(', ')} still run(s) but no host of this run has that address, so up cannot stop them`, {
       hint: 'keep that host in the inventory (in the data, Sentinel or haproxy group) for this run, or stop that instance on it yourself, then run up again',
     })
   }
   const hosts: RetireData['hosts'] = {}
   for (const [ip, r] of retireByIp(plan)) if (byIp.has(ip)) hosts[byIp.get(ip)!] = r
+  // down: a member the inventory no longer lists that a failover made master stops as well.
+  for (const m of o.down ? plan.masterGoes : []) {
+    const h = byIp.get(ipOf(m.addr))
+    if (h) (hosts[h] ??= {ports: [], sentinel: false}).ports.push(Number(m.addr.slice(m.addr.lastIndexOf(':') + 1)))
+  }
   const lines = describeRetire(plan, n)
-  if (full.length) lines.push(`--allow-data-loss: ${full.map((g) => g.name).join(', ')} deleted with its keys`)
+  if (full.length && !o.down) lines.push(`--allow-data-loss: ${full.map((g) => g.name).join(', ')} deleted with its keys`)
   return {hosts, groups: plan.groups.map((g) => g.name), reset: plan.reset, sentinels: plan.sentinels, lines}
 }
 

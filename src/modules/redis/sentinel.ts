@@ -174,7 +174,13 @@ async function planItem(ctx: ModuleContext, args: Record<string, unknown>): Prom
     args.live === false ? new Map(layout.groups.map((g) => [g.name, decideGroup(g, {sentinelSays: [], members: new Map()})])) : await decideAll(ctx, layout, password, Date.now() + timeout * 1000)
   if (args.live !== false) await refuseMissingHaproxy(ctx, layout)
   // What the inventory no longer lists (before the generic refusal: a removed member that is the live master gets its own).
-  const retiring = args.live === false ? NO_RETIRE : await retireOf(ctx, layout, password, args.allow_data_loss === true)
+  // down (live: false) still asks the Sentinels what runs past the inventory, to stop it too: everything goes, nothing to refuse.
+  const retiring =
+    args.live === false
+      ? args.retired === true
+        ? await retireOf(ctx, layout, password, {allowDataLoss: true, down: true})
+        : NO_RETIRE
+      : await retireOf(ctx, layout, password, {allowDataLoss: args.allow_data_loss === true})
   const bad = [...decisions.values()].filter((d) => d.kind !== 'ok')
   if (bad.length && !ctx.check) {
     throw new ClusterError(`nothing started: ${bad.map((d) => d.why).join('; ')}${bad.some((d) => d.kind === 'wait') ? ` (waited ${timeout} s)` : ''}`, {
@@ -217,7 +223,13 @@ async function planItem(ctx: ModuleContext, args: Record<string, unknown>): Prom
 const planSpec = definePlayModule({
   name: 'redis_sentinel_plan',
   description: "The Sentinel topology's layout and each group's current master (Sentinels' view, confirmed by ROLE); waits for a pending promotion, refuses to start a dead master",
-  args: {password: {type: 'string', secret: true}, timeout: {type: 'int', default: 60}, live: {type: 'bool', default: true}, allow_data_loss: {type: 'bool', default: false}},
+  args: {
+    password: {type: 'string', secret: true},
+    timeout: {type: 'int', default: 60},
+    live: {type: 'bool', default: true},
+    allow_data_loss: {type: 'bool', default: false},
+    retired: {type: 'bool', default: false},
+  },
   runItem: planItem,
 })
 
