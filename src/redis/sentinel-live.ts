@@ -2,6 +2,7 @@ import {Redis} from 'ioredis'
 import {DIRECT} from './pool.js'
 import type {GroupLive, MemberLive} from './sentinel-roles.js'
 import type {SentinelLayout} from './sentinel-layout.js'
+import type {SentinelKnows} from './sentinel-retire.js'
 import {addrOf} from './sentinel-roles.js'
 
 // The live side of "who is the master of group G now", from the controller: each Sentinel's
@@ -95,4 +96,34 @@ async function command(ip: string, port: number, password: string | undefined, a
     }
   })
   return reply === undefined ? {ok: false, reply: err} : {ok: true, reply}
+}
+
+const pairs = (entry: unknown): Map<string, string> => {
+  const f = new Map<string, string>()
+  if (Array.isArray(entry)) for (let i = 0; i + 1 < entry.length; i += 2) f.set(String(entry[i]), String(entry[i + 1]))
+  return f
+}
+const addrs = (list: unknown): string[] => (Array.isArray(list) ? list.map(pairs).map((f) => `${f.get('ip')}:${f.get('port')}`) : [])
+
+/** What one Sentinel knows of the masters `ours` accepts: their masters, replicas and other Sentinels; undefined when it does not answer. */
+export async function sentinelKnows(ip: string, port: number, ours: (name: string) => boolean): Promise<SentinelKnows | undefined> {
+  return ask(ip, port, undefined, async (r) => {
+    const k: SentinelKnows = {addr: `${ip}:${port}`, masters: new Map(), replicas: new Map(), sentinels: new Map()}
+    const masters = (await r.call('SENTINEL', 'MASTERS')) as unknown[]
+    for (const f of masters.map(pairs)) {
+      const name = f.get('name') ?? ''
+      if (!ours(name)) continue
+      k.masters.set(name, `${f.get('ip')}:${f.get('port')}`)
+      // SLAVES, not REPLICAS: 5.0.3 knows both, older ones only this.
+      k.replicas.set(name, addrs(await r.call('SENTINEL', 'SLAVES', name)))
+      k.sentinels.set(name, addrs(await r.call('SENTINEL', 'SENTINELS', name)))
+    }
+    return k
+  })
+}
+
+/** DBSIZE of one data instance, undefined when it does not answer. */
+export async function dbsize(ip: string, port: number, password?: string): Promise<number | undefined> {
+  const n = await ask(ip, port, password, (r) => r.dbsize())
+  return typeof n === 'number' ? n : undefined
 }

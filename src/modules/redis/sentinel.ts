@@ -25,7 +25,7 @@
 
 import {posix} from 'node:path'
 import {readFile} from 'node:fs/promises'
-import {ClusterError} from '../../errors.js'
+import {BaremetalError, ClusterError, InputError, hintText} from '../../errors.js'
 import {renderText} from '../../play/template.js'
 import {expandHome, mask, quote} from '../../shell.js'
 import {confDrift, monitorMoved, roleOf, withRole} from '../../redis/sentinel-conf.js'
@@ -35,6 +35,7 @@ import {decideGroup, type GroupDecision} from '../../redis/sentinel-roles.js'
 import {controllerPath} from '../copy.js'
 import {definePlayModule} from '../define.js'
 import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from '../types.js'
+import {NO_RETIRE, retireOf} from './sentinel-retire.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const num = (v: unknown, d: number) => (v === undefined || v === null || v === '' ? d : Number(v))
@@ -172,6 +173,14 @@ async function planItem(ctx: ModuleContext, args: Record<string, unknown>): Prom
   const decisions =
     args.live === false ? new Map(layout.groups.map((g) => [g.name, decideGroup(g, {sentinelSays: [], members: new Map()})])) : await decideAll(ctx, layout, password, Date.now() + timeout * 1000)
   if (args.live !== false) await refuseMissingHaproxy(ctx, layout)
+  // What the inventory no longer lists (before the generic refusal: a removed member that is the live master gets its own).
+  // down (live: false) still asks the Sentinels what runs past the inventory, to stop it too: everything goes, nothing to refuse.
+  const retiring =
+    args.live === false
+      ? args.retired === true
+        ? await retireOf(ctx, layout, password, {allowDataLoss: true, down: true})
+        : NO_RETIRE
+      : await retireOf(ctx, layout, password, {allowDataLoss: args.allow_data_loss === true})
   const bad = [...decisions.values()].filter((d) => d.kind !== 'ok')
   if (bad.length && !ctx.check) {
     throw new ClusterError(`nothing started: ${bad.map((d) => d.why).join('; ')}${bad.some((d) => d.kind === 'wait') ? ` (waited ${timeout} s)` : ''}`, {
@@ -206,17 +215,43 @@ async function planItem(ctx: ModuleContext, args: Record<string, unknown>): Prom
   const masters = monitors.map((m) => `${m.name} → ${m.ip}:${m.port}`)
   return {
     status: 'ok',
-    msg: `${layout.groups.length} group(s), ${layout.sentinels.length} Sentinel(s), quorum ${layout.quorum}: ${masters.join(', ')}${bad.length ? `; would wait: ${bad.map((d) => d.why).join('; ')}` : ''}`,
-    data: {hosts, haproxy, firewall, monitors, quorum: layout.quorum, fleet_ips: fleet.map((h) => ipOf.get(h))},
+    msg: `${layout.groups.length} group(s), ${layout.sentinels.length} Sentinel(s), quorum ${layout.quorum}: ${masters.join(', ')}${bad.length ? `; would wait: ${bad.map((d) => d.why).join('; ')}` : ''}${retiring.lines.length ? `; ${retiring.lines.join('; ')}` : ''}`,
+    data: {hosts, haproxy, firewall, monitors, quorum: layout.quorum, fleet_ips: fleet.map((h) => ipOf.get(h)), retire: retiring.hosts, retiring},
   }
 }
 
-export const redisSentinelPlanModule = definePlayModule({
+const planSpec = definePlayModule({
   name: 'redis_sentinel_plan',
   description: "The Sentinel topology's layout and each group's current master (Sentinels' view, confirmed by ROLE); waits for a pending promotion, refuses to start a dead master",
-  args: {password: {type: 'string', secret: true}, timeout: {type: 'int', default: 60}, live: {type: 'bool', default: true}},
+  args: {
+    password: {type: 'string', secret: true},
+    timeout: {type: 'int', default: 60},
+    live: {type: 'bool', default: true},
+    allow_data_loss: {type: 'bool', default: false},
+    retired: {type: 'bool', default: false},
+  },
   runItem: planItem,
 })
+
+// A refusal only the live deployment shows (a removal that would lose keys or the live
+// master) is bad input like the inventory's own: thrown, so that the run exits 5 with
+// nothing changed, where any other failure is this task's.
+export const redisSentinelPlanModule: ModuleSpec = {
+  ...planSpec,
+  async run(ctx, items) {
+    const out: ItemResult[] = []
+    for (const item of items) {
+      try {
+        out.push(await planItem(ctx, item.args))
+      } catch (error) {
+        if (error instanceof InputError) throw error
+        const e = error instanceof BaremetalError ? error : new ClusterError(error instanceof Error ? error.message : String(error), {cause: error})
+        out.push({status: 'failed', msg: mask(`${e.message}${e.hint ? ` (hint: ${hintText(e.hint)})` : ''}`, ctx.secrets), data: {error: e.toJSON()}})
+      }
+    }
+    return out
+  },
+}
 
 interface FileWant {
   path: string
