@@ -48,7 +48,7 @@ Done when every Sentinel names the new master, it says master (ROLE) and the old
     const lines: string[] = []
     for (const g of groups) {
       if (!this.jsonEnabled()) process.stderr.write(`${g.name}: failing over…\n`)
-      const r = await failoverGroup(t.layout, g, {password: t.password, timeoutMs})
+      const r = await failoverGroup(t.layout, g, {password: t.password, timeoutMs, downAfterMs: Number(topo.hosts[0]?.vars.redis_sentinel_down_after_ms) || undefined})
       done.push(r)
       lines.push(`${r.group}: master ${r.from} → ${r.to} in ${r.ms} ms (first Sentinel switched after ${r.switchedMs} ms; old master demoted by ${r.demotedBy})`)
     }

@@ -55,7 +55,7 @@ function confirmed(v: GroupView, from: string): string | undefined {
 }
 
 /** One group's failover; the group must have passed failoverRefusal. */
-export async function failoverGroup(layout: SentinelLayout, g: SentinelGroup, o: {password?: string; timeoutMs: number}): Promise<FailoverResult> {
+export async function failoverGroup(layout: SentinelLayout, g: SentinelGroup, o: {password?: string; timeoutMs: number; downAfterMs?: number}): Promise<FailoverResult> {
   const conns = new ViewConnections(o.password)
   const one = groupOnly(layout, g)
   try {
@@ -65,10 +65,13 @@ export async function failoverGroup(layout: SentinelLayout, g: SentinelGroup, o:
     const from = before.groups[0].master!
     const sentinel = before.groups[0].answers.find((a) => a.master === from)!.sentinel
     const t0 = performance.now()
-    const fence = await fenceWrites(conns, from)
+    // Sentinel PINGs the master on the link its (held) hello PUBLISH waits on: the hold ends well inside down-after.
+    const holdMs = Math.max(50, Math.min(1500, Math.floor((o.downAfterMs ?? 5000) / 2)))
+    const fence = await fenceWrites(conns, from, holdMs)
     try {
       await replicasCaughtUp(conns, before.groups[0], fence.offset, t0 + Math.min(o.timeoutMs, CATCH_UP_MS))
-      return await switchOver(conns, one, g, {from, sentinel, t0, deadline: t0 + o.timeoutMs, fence})
+      const replicas = before.groups[0].replicas.map((r) => r.addr)
+      return await switchOver(conns, one, g, {from, sentinel, t0, deadline: t0 + o.timeoutMs, fence, replicas})
     } finally {
       await fence.lift()
     }
@@ -83,6 +86,8 @@ interface Switch {
   t0: number
   deadline: number
   fence: Fence
+  /** The group's replicas when the fence went up. */
+  replicas: string[]
 }
 
 async function switchOver(conns: ViewConnections, one: SentinelLayout, g: SentinelGroup, s: Switch): Promise<FailoverResult> {
@@ -96,6 +101,9 @@ async function switchOver(conns: ViewConnections, one: SentinelLayout, g: Sentin
   }
   let switchedMs: number | undefined
   let demotedBy: FailoverResult['demotedBy'] = 'sentinel'
+  const promoted = await promotedReplica(conns, s.replicas, Math.min(deadline, performance.now() + PROMOTION_WATCH_MS))
+  if (promoted && (await repoint(conns, [...s.replicas.filter((r) => r !== promoted), from], promoted)).includes(from)) demotedBy = 'baremetal'
+  if (promoted) await s.fence.lift()
   for (;;) {
     const v = (await readSentinelView(one, {conns})).groups[0]
     const now = performance.now()
@@ -113,6 +121,50 @@ async function switchOver(conns: ViewConnections, one: SentinelLayout, g: Sentin
     }
     await new Promise((r) => setTimeout(r, POLL_MS))
   }
+}
+
+// SENTINEL FAILOVER promotes its pick a few of its timer ticks (10-19 a second) after the command.
+const PROMOTION_WATCH_MS = 5000
+const WATCH_POLL_MS = 5
+
+/** The replica that says master first (Sentinel's SLAVEOF NO ONE landed), or undefined by the deadline. */
+async function promotedReplica(conns: ViewConnections, replicas: string[], deadline: number): Promise<string | undefined> {
+  while (performance.now() < deadline) {
+    const roles = await Promise.all(
+      replicas.map((r) =>
+        conns.call(r, 'ROLE').then(
+          (x) => (Array.isArray(x) ? String(x[0]) : ''),
+          () => '',
+        ),
+      ),
+    )
+    const i = roles.indexOf('master')
+    if (i >= 0) return replicas[i]
+    await new Promise((r) => setTimeout(r, WATCH_POLL_MS))
+  }
+  return undefined
+}
+
+// The moment the promoted replica detaches, the old master's stream must end for everyone:
+// each byte it sends the others afterwards (a Sentinel hello is a PUBLISH, and PUBLISH is
+// replicated) puts them past the new master's offset, and their PSYNC becomes a full resync
+// (seconds of NOREPLICAS on the new master under min-replicas-to-write). So the others and
+// the old master replicate from the promoted one at once, as the Sentinels are about to
+// make them; Sentinel's own SLAVEOF comes a second later and finds them there. No write
+// can go anywhere meanwhile: the old master is fenced, the new one is named by no
+// Sentinel yet (HAProxy's rule), and the old master stops saying master. Those that took
+// it; errors leave the rest to the Sentinels.
+async function repoint(conns: ViewConnections, members: string[], to: string): Promise<string[]> {
+  const i = to.lastIndexOf(':')
+  const done = await Promise.all(
+    members.map((m) =>
+      conns.call(m, 'REPLICAOF', to.slice(0, i), to.slice(i + 1)).then(
+        () => m,
+        () => undefined,
+      ),
+    ),
+  )
+  return done.filter((m): m is string => m !== undefined)
 }
 
 // How long the replicas may take to reach the fenced master's offset before the failover
@@ -133,10 +185,26 @@ interface Fence {
 // refused first (min-replicas-to-write no master can meet: NOREPLICAS at once, on 5.0.3 and
 // 7.x alike, where CLIENT PAUSE on 5.0 would also hold our own REPLICAOF back), and the
 // failover waits until every replica holds every write the master took.
-async function fenceWrites(conns: ViewConnections, master: string): Promise<Fence> {
-  const got = (await conns.call(master, 'CONFIG', 'GET', 'min-replicas-to-write')) as string[]
-  const declared = Array.isArray(got) && got.length === 2 ? String(got[1]) : '0'
+//
+// Writes are not the only bytes in its replication stream: Sentinels' hellos (PUBLISH), key
+// expiry and the replication PING are too, and any of them between the promotion and the
+// repoint forces full resyncs. On 6.2+ CLIENT PAUSE WRITE holds PUBLISH and expiry (not
+// reads, CONFIG or REPLICAOF; writes are refused by the fence before the pause is looked
+// at), for at most holdMs; 5.0 has no WRITE pause (its pause would hold our REPLICAOF too)
+// and refuses the form, which leaves it at the fence. The PING period goes up meanwhile.
+async function fenceWrites(conns: ViewConnections, master: string, holdMs: number): Promise<Fence> {
+  const get = async (k: string, dflt: string) => {
+    const got = (await conns.call(master, 'CONFIG', 'GET', k)) as string[]
+    return Array.isArray(got) && got.length === 2 ? String(got[1]) : dflt
+  }
+  const declared = await get('min-replicas-to-write', '0')
+  const ping = await get('repl-ping-replica-period', '10')
   await conns.call(master, 'CONFIG', 'SET', 'min-replicas-to-write', FENCE)
+  const paused = await conns.call(master, 'CLIENT', 'PAUSE', String(holdMs), 'WRITE').then(
+    () => true,
+    () => false,
+  )
+  await conns.call(master, 'CONFIG', 'SET', 'repl-ping-replica-period', '3600').catch(() => {})
   let lifted = false
   const lift = async () => {
     if (lifted) return
@@ -144,6 +212,8 @@ async function fenceWrites(conns: ViewConnections, master: string): Promise<Fenc
     await conns.call(master, 'CONFIG', 'SET', 'min-replicas-to-write', declared).catch(() => {
       lifted = false
     })
+    await conns.call(master, 'CONFIG', 'SET', 'repl-ping-replica-period', ping).catch(() => {})
+    if (paused) await conns.call(master, 'CLIENT', 'UNPAUSE').catch(() => {})
   }
   try {
     const info = String(await conns.call(master, 'INFO', 'replication'))
