@@ -1,4 +1,5 @@
 import {ClusterError} from '../errors.js'
+import {AIM_WAIT_MS, aimFailover} from './sentinel-aim.js'
 import type {SentinelGroup, SentinelLayout} from './sentinel-layout.js'
 import {classifyView, describeReplica, readSentinelView, type GroupView, type SentinelView, ViewConnections} from './sentinel-view.js'
 
@@ -17,6 +18,12 @@ export interface FailoverResult {
   /** Who turned the old master into a replica: the Sentinels, or baremetal (REPLICAOF, once every Sentinel named the new one). */
   demotedBy: 'sentinel' | 'baremetal'
   sentinel: string
+  /** The command was timed to the Sentinel's INFO of the replicas (sentinel-aim.ts). */
+  aimed?: boolean
+  /** ms from the fence: each step of the switch (a timeline for the benchmark). */
+  phases?: Record<string, number>
+  /** Date.now() when the fence went up. */
+  fencedAt?: number
 }
 
 const POLL_MS = 50
@@ -63,15 +70,26 @@ export async function failoverGroup(layout: SentinelLayout, g: SentinelGroup, o:
     const why = failoverRefusal(before, g.name)
     if (why.length) throw new ClusterError(`failover of ${g.name} refused: ${why.join('; ')}`, {hint: 'baremetal status shows the group; repair it (baremetal up) and try again'})
     const from = before.groups[0].master!
-    const sentinel = before.groups[0].answers.find((a) => a.master === from)!.sentinel
+    const replicas = before.groups[0].replicas.map((r) => r.addr)
+    const agreeing = before.groups[0].answers.filter((a) => a.master === from).map((a) => a.sentinel)
+    const aim = await aimFailover(conns, agreeing, g.name, replicas, performance.now() + Math.min(AIM_WAIT_MS, o.timeoutMs))
+    if (aim) await new Promise((r) => setTimeout(r, Math.max(0, aim.at - performance.now())))
+    // The aiming took seconds: the master it was about must still be the one.
+    await stillMaster(conns, agreeing, g.name, from)
+    const sentinel = aim?.sentinel ?? agreeing[0]
     const t0 = performance.now()
+    const fencedAt = Date.now()
+    const phases: Record<string, number> = {}
+    const mark = (k: string) => (phases[k] = Math.round(performance.now() - t0))
     // Sentinel PINGs the master on the link its (held) hello PUBLISH waits on: the hold ends well inside down-after.
     const holdMs = Math.max(50, Math.min(1500, Math.floor((o.downAfterMs ?? 5000) / 2)))
     const fence = await fenceWrites(conns, from, holdMs)
     try {
+      mark('fenced')
       await replicasCaughtUp(conns, before.groups[0], fence.offset, t0 + Math.min(o.timeoutMs, CATCH_UP_MS))
-      const replicas = before.groups[0].replicas.map((r) => r.addr)
-      return await switchOver(conns, one, g, {from, sentinel, t0, deadline: t0 + o.timeoutMs, fence, replicas})
+      mark('caughtUp')
+      const r = await switchOver(conns, one, g, {from, sentinel, t0, deadline: t0 + o.timeoutMs, fence, replicas, mark})
+      return {...r, aimed: aim !== undefined, phases, fencedAt}
     } finally {
       await fence.lift()
     }
@@ -88,6 +106,27 @@ interface Switch {
   fence: Fence
   /** The group's replicas when the fence went up. */
   replicas: string[]
+  mark(phase: string): void
+}
+
+async function stillMaster(conns: ViewConnections, sentinels: string[], name: string, from: string): Promise<void> {
+  const named = await Promise.all(
+    sentinels.map((s) =>
+      conns.call(s, 'SENTINEL', 'get-master-addr-by-name', name).then(
+        (r) => (Array.isArray(r) ? `${r[0]}:${r[1]}` : ''),
+        () => '',
+      ),
+    ),
+  )
+  const role = await conns.call(from, 'ROLE').then(
+    (r) => (Array.isArray(r) ? String(r[0]) : ''),
+    () => '',
+  )
+  if (named.some((n) => n !== from) || role !== 'master') {
+    throw new ClusterError(`failover of ${name} not started, nothing changed: its master moved while waiting (${named.join(', ')} named; ${from} says ${role || 'nothing'})`, {
+      hint: 'baremetal status shows the group',
+    })
+  }
 }
 
 async function switchOver(conns: ViewConnections, one: SentinelLayout, g: SentinelGroup, s: Switch): Promise<FailoverResult> {
@@ -101,13 +140,19 @@ async function switchOver(conns: ViewConnections, one: SentinelLayout, g: Sentin
   }
   let switchedMs: number | undefined
   let demotedBy: FailoverResult['demotedBy'] = 'sentinel'
+  s.mark('failoverSent')
   const promoted = await promotedReplica(conns, s.replicas, Math.min(deadline, performance.now() + PROMOTION_WATCH_MS))
-  if (promoted && (await repoint(conns, [...s.replicas.filter((r) => r !== promoted), from], promoted)).includes(from)) demotedBy = 'baremetal'
+  const moved = promoted ? await repoint(conns, [...s.replicas.filter((r) => r !== promoted), from], promoted) : []
+  if (moved.includes(from)) demotedBy = 'baremetal'
+  if (promoted) s.mark('promotedAndRepointed')
   if (promoted) await s.fence.lift()
   for (;;) {
     const v = (await readSentinelView(one, {conns})).groups[0]
     const now = performance.now()
-    if (switchedMs === undefined && v.answers.some((a) => a.master && a.master !== from)) switchedMs = now - t0
+    if (switchedMs === undefined && v.answers.some((a) => a.master && a.master !== from)) {
+      switchedMs = now - t0
+      s.mark('firstSentinelNames')
+    }
     const to = confirmed(v, from)
     if (to) return {group: g.name, from, to, ms: Math.round(now - t0), switchedMs: Math.round(switchedMs ?? now - t0), demotedBy, sentinel}
     if (await demoteOldMaster(conns, v, from)) demotedBy = 'baremetal'
