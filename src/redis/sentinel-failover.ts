@@ -145,7 +145,8 @@ async function switchOver(conns: ViewConnections, one: SentinelLayout, g: Sentin
   const moved = promoted ? await repoint(conns, [...s.replicas.filter((r) => r !== promoted), from], promoted) : []
   if (moved.includes(from)) demotedBy = 'baremetal'
   if (promoted) s.mark('promotedAndRepointed')
-  if (promoted) await s.fence.lift()
+  // The fence stays until the old master is a replica: lifted on a master, it would take writes again.
+  if (demotedBy === 'baremetal') await s.fence.lift()
   for (;;) {
     const v = (await readSentinelView(one, {conns})).groups[0]
     const now = performance.now()
@@ -154,6 +155,7 @@ async function switchOver(conns: ViewConnections, one: SentinelLayout, g: Sentin
       s.mark('firstSentinelNames')
     }
     const to = confirmed(v, from)
+    if (to) s.mark('confirmed')
     if (to) return {group: g.name, from, to, ms: Math.round(now - t0), switchedMs: Math.round(switchedMs ?? now - t0), demotedBy, sentinel}
     if (await demoteOldMaster(conns, v, from)) demotedBy = 'baremetal'
     // A replica now (ours or the Sentinels' doing): writes to it are refused anyway, and a
