@@ -358,7 +358,7 @@ async function failoverAndThroughput() {
     // The command's own steps (ms from its fence) and the writer's first acknowledged write after it.
     let f
     try {
-      f = JSON.parse(fo.stdout).result?.failovers?.[0]
+      f = JSON.parse(fo.stdout).failovers?.[0]
     } catch {}
     const timeline = f?.phases ? {...f.phases, firstAckAfter: gapEnd - f.fencedAt} : undefined
     const rec = {wallS: fo.wallS, code: fo.code, maxGapS: maxGap / 1000, aimed: f?.aimed, timeline, ...st, lost: await lostKeys(ourName, w.acked)}
