@@ -62,7 +62,7 @@ function confirmed(v: GroupView, from: string): string | undefined {
 }
 
 /** One group's failover; the group must have passed failoverRefusal. */
-export async function failoverGroup(layout: SentinelLayout, g: SentinelGroup, o: {password?: string; timeoutMs: number; downAfterMs?: number}): Promise<FailoverResult> {
+export async function failoverGroup(layout: SentinelLayout, g: SentinelGroup, o: {password?: string; timeoutMs: number; downAfterMs?: number; aim?: boolean}): Promise<FailoverResult> {
   const conns = new ViewConnections(o.password)
   const one = groupOnly(layout, g)
   try {
@@ -72,7 +72,7 @@ export async function failoverGroup(layout: SentinelLayout, g: SentinelGroup, o:
     const from = before.groups[0].master!
     const replicas = before.groups[0].replicas.map((r) => r.addr)
     const agreeing = before.groups[0].answers.filter((a) => a.master === from).map((a) => a.sentinel)
-    const aim = await aimFailover(conns, agreeing, g.name, replicas, performance.now() + Math.min(AIM_WAIT_MS, o.timeoutMs))
+    const aim = o.aim === false ? undefined : await aimFailover(conns, agreeing, g.name, replicas, performance.now() + Math.min(AIM_WAIT_MS, o.timeoutMs))
     if (aim) await new Promise((r) => setTimeout(r, Math.max(0, aim.at - performance.now())))
     // The aiming took seconds: the master it was about must still be the one.
     await stillMaster(conns, agreeing, g.name, from)
