@@ -4,6 +4,7 @@
 // baremetal's topology against a hand-made redis-ha-style setup on the same hosts.
 //
 //   node bench/sentinel.mjs [--only kill,failover,up] [--downs 1000,5000,10000] [--runs 1] [--up-groups 30] [--fleet NAME]
+//   (--runs also repeats the planned failover; each prints its timeline, ms from the fence)
 //
 // The hand-made side is what the redis-ha chart deploys, written here: one master and two
 // replicas (one per host), 3 Sentinels (quorum 2), min-replicas-to-write 1, and HAProxy with
@@ -251,6 +252,20 @@ async function killFailover(name, pidfile) {
   return {gapS: first ? (first.t - t0) / 1000 : NaN, lost, ...st, from: m.name, to: (await masterOf(name)).name}
 }
 
+// A failover right after another waits for the old master to be back in sync (refused otherwise).
+async function waitInSync(name, ms = 60_000) {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    const m = await masterOf(name)
+    const c = new Redis({host: m.ip, port: PORT, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000})
+    c.on('error', () => {})
+    const info = await c.info('replication').catch(() => '')
+    c.disconnect()
+    if ((info.match(/^slave\d+:.*state=online/gm) ?? []).length >= 2) return
+    await sleep(200)
+  }
+}
+
 async function waitThroughProxy(ms = 60_000) {
   const deadline = Date.now() + ms
   while (Date.now() < deadline) {
@@ -325,18 +340,32 @@ async function failoverAndThroughput() {
   const master = await masterOf(ourName)
   const direct = benchmarkSet(master.ip, PORT)
   const viaOurs = benchmarkSet(proxy.ip, PORT)
-  const w = startWriter(proxy.ip, PORT)
-  await sleep(1000)
-  const t0 = Date.now()
-  const fo = await baremetal(inv, ['failover'])
-  // Until writes are acknowledged again: a gap that runs past the command counts in full.
-  const done = Date.now()
-  while (Date.now() < done + 30_000 && !w.acked.some((a) => a.t > done)) await sleep(20)
-  const st = await w.stop()
-  const acks = [t0, ...w.acked.map((a) => a.t).filter((t) => t > t0)]
-  let maxGap = 0
-  for (let i = 1; i < acks.length; i++) maxGap = Math.max(maxGap, acks[i] - acks[i - 1])
-  out.failover = {wallS: fo.wallS, code: fo.code, maxGapS: maxGap / 1000, ...st, lost: await lostKeys(ourName, w.acked)}
+  out.failovers = []
+  for (let run = 0; run < RUNS; run++) {
+    await waitInSync(ourName)
+    const w = startWriter(proxy.ip, PORT)
+    await sleep(1000)
+    const t0 = Date.now()
+    const fo = await baremetal(inv, ['failover'])
+    // Until writes are acknowledged again: a gap that runs past the command counts in full.
+    const done = Date.now()
+    while (Date.now() < done + 30_000 && !w.acked.some((a) => a.t > done)) await sleep(20)
+    const st = await w.stop()
+    const acks = [t0, ...w.acked.map((a) => a.t).filter((t) => t > t0)]
+    let maxGap = 0
+    let gapEnd = t0
+    for (let i = 1; i < acks.length; i++) if (acks[i] - acks[i - 1] > maxGap) [maxGap, gapEnd] = [acks[i] - acks[i - 1], acks[i]]
+    // The command's own steps (ms from its fence) and the writer's first acknowledged write after it.
+    let f
+    try {
+      f = JSON.parse(fo.stdout).failovers?.[0]
+    } catch {}
+    const timeline = f?.phases ? {...f.phases, firstAckAfter: gapEnd - f.fencedAt} : undefined
+    const rec = {wallS: fo.wallS, code: fo.code, maxGapS: maxGap / 1000, aimed: f?.aimed, timeline, ...st, lost: await lostKeys(ourName, w.acked)}
+    out.failovers.push(rec)
+    log(`failover ${run}: gap ${fmtS(rec.maxGapS)}, command ${fmtS(rec.wallS)}, ${rec.lost} lost; timeline (ms from the fence) ${JSON.stringify(timeline)}`)
+  }
+  out.failover = out.failovers[0]
   out.throughput = {direct, viaOurs}
   await baremetal(inv, ['down'])
   await handmadeUp(5000)
@@ -366,6 +395,6 @@ const rows = DOWNS.map((d) => {
 })
 if (ONLY.has('kill')) printTable(['measure', 'hand-made', 'baremetal', 'baremetal vs target', 'lost (each run)'], rows)
 const t = out.throughput
-if (ONLY.has('failover')) console.log(`baremetal failover: ${fmtS(out.failover.wallS)} command, longest write gap ${fmtS(out.failover.maxGapS)}, ${out.failover.acked} acked, ${out.failover.lost} lost`)
+if (ONLY.has('failover')) for (const f of out.failovers) console.log(`baremetal failover: ${fmtS(f.wallS)} command, longest write gap ${fmtS(f.maxGapS)}, ${f.acked} acked, ${f.lost} lost; ms from the fence: ${Object.entries(f.timeline ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}`)
 if (ONLY.has('failover')) console.log(`SET/s (redis-benchmark -c 50 -d 30): direct ${t.direct.toFixed(0)}, through our HAProxy ${t.viaOurs.toFixed(0)} (${fmtRatio(t.viaOurs / t.direct)}); direct ${t.direct2.toFixed(0)}, through the hand-made one ${t.viaHandmade.toFixed(0)} (${fmtRatio(t.viaHandmade / t.direct2)})`)
 if (ONLY.has('up')) console.log(`up, 3 hosts × ${UP_GROUPS} groups (2 replicas each) + HAProxy: ${fmtS(out.upMany.upS)} (${out.upMany.ok ? 'ok' : 'FAILED'}), re-run ${fmtS(out.upMany.rerunS)}; load ${out.upMany.load}`)

@@ -214,6 +214,7 @@ export function haproxyView(s: HaproxySettings): Record<string, unknown> {
     hard_stop_after: s.hardStopAfter,
     timeout_client: s.timeoutClient,
     inter: `${s.inter}ms`,
+    fast_inter: `${Math.min(s.inter, 50)}ms`,
     sentinel_inter: `${s.sentinelInter}ms`,
     // A check must end before the next one starts; a slow answer counts as a failure.
     check_timeout: `${Math.max(100, s.inter * 4)}ms`,

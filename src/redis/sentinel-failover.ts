@@ -1,4 +1,5 @@
 import {ClusterError} from '../errors.js'
+import {AIM_WAIT_MS, aimFailover} from './sentinel-aim.js'
 import type {SentinelGroup, SentinelLayout} from './sentinel-layout.js'
 import {classifyView, describeReplica, readSentinelView, type GroupView, type SentinelView, ViewConnections} from './sentinel-view.js'
 
@@ -17,6 +18,12 @@ export interface FailoverResult {
   /** Who turned the old master into a replica: the Sentinels, or baremetal (REPLICAOF, once every Sentinel named the new one). */
   demotedBy: 'sentinel' | 'baremetal'
   sentinel: string
+  /** The command was timed to the Sentinel's INFO of the replicas (sentinel-aim.ts). */
+  aimed?: boolean
+  /** ms from the fence: each step of the switch (a timeline for the benchmark). */
+  phases?: Record<string, number>
+  /** Date.now() when the fence went up. */
+  fencedAt?: number
 }
 
 const POLL_MS = 50
@@ -55,7 +62,7 @@ function confirmed(v: GroupView, from: string): string | undefined {
 }
 
 /** One group's failover; the group must have passed failoverRefusal. */
-export async function failoverGroup(layout: SentinelLayout, g: SentinelGroup, o: {password?: string; timeoutMs: number}): Promise<FailoverResult> {
+export async function failoverGroup(layout: SentinelLayout, g: SentinelGroup, o: {password?: string; timeoutMs: number; downAfterMs?: number; aim?: boolean}): Promise<FailoverResult> {
   const conns = new ViewConnections(o.password)
   const one = groupOnly(layout, g)
   try {
@@ -63,12 +70,26 @@ export async function failoverGroup(layout: SentinelLayout, g: SentinelGroup, o:
     const why = failoverRefusal(before, g.name)
     if (why.length) throw new ClusterError(`failover of ${g.name} refused: ${why.join('; ')}`, {hint: 'baremetal status shows the group; repair it (baremetal up) and try again'})
     const from = before.groups[0].master!
-    const sentinel = before.groups[0].answers.find((a) => a.master === from)!.sentinel
+    const replicas = before.groups[0].replicas.map((r) => r.addr)
+    const agreeing = before.groups[0].answers.filter((a) => a.master === from).map((a) => a.sentinel)
+    const aim = o.aim === false ? undefined : await aimFailover(conns, agreeing, g.name, replicas, performance.now() + Math.min(AIM_WAIT_MS, o.timeoutMs))
+    if (aim) await new Promise((r) => setTimeout(r, Math.max(0, aim.at - performance.now())))
+    // The aiming took seconds: the master it was about must still be the one.
+    await stillMaster(conns, agreeing, g.name, from)
+    const sentinel = aim?.sentinel ?? agreeing[0]
     const t0 = performance.now()
-    const fence = await fenceWrites(conns, from)
+    const fencedAt = Date.now()
+    const phases: Record<string, number> = {}
+    const mark = (k: string) => (phases[k] = Math.round(performance.now() - t0))
+    // Sentinel PINGs the master on the link its (held) hello PUBLISH waits on: the hold ends well inside down-after.
+    const holdMs = Math.max(50, Math.min(1500, Math.floor((o.downAfterMs ?? 5000) / 2)))
+    const fence = await fenceWrites(conns, from, holdMs)
     try {
+      mark('fenced')
       await replicasCaughtUp(conns, before.groups[0], fence.offset, t0 + Math.min(o.timeoutMs, CATCH_UP_MS))
-      return await switchOver(conns, one, g, {from, sentinel, t0, deadline: t0 + o.timeoutMs, fence})
+      mark('caughtUp')
+      const r = await switchOver(conns, one, g, {from, sentinel, t0, deadline: t0 + o.timeoutMs, fence, replicas, mark})
+      return {...r, aimed: aim !== undefined, phases, fencedAt}
     } finally {
       await fence.lift()
     }
@@ -83,6 +104,29 @@ interface Switch {
   t0: number
   deadline: number
   fence: Fence
+  /** The group's replicas when the fence went up. */
+  replicas: string[]
+  mark(phase: string): void
+}
+
+async function stillMaster(conns: ViewConnections, sentinels: string[], name: string, from: string): Promise<void> {
+  const named = await Promise.all(
+    sentinels.map((s) =>
+      conns.call(s, 'SENTINEL', 'get-master-addr-by-name', name).then(
+        (r) => (Array.isArray(r) ? `${r[0]}:${r[1]}` : ''),
+        () => '',
+      ),
+    ),
+  )
+  const role = await conns.call(from, 'ROLE').then(
+    (r) => (Array.isArray(r) ? String(r[0]) : ''),
+    () => '',
+  )
+  if (named.some((n) => n !== from) || role !== 'master') {
+    throw new ClusterError(`failover of ${name} not started, nothing changed: its master moved while waiting (${named.join(', ')} named; ${from} says ${role || 'nothing'})`, {
+      hint: 'baremetal status shows the group',
+    })
+  }
 }
 
 async function switchOver(conns: ViewConnections, one: SentinelLayout, g: SentinelGroup, s: Switch): Promise<FailoverResult> {
@@ -96,11 +140,22 @@ async function switchOver(conns: ViewConnections, one: SentinelLayout, g: Sentin
   }
   let switchedMs: number | undefined
   let demotedBy: FailoverResult['demotedBy'] = 'sentinel'
+  s.mark('failoverSent')
+  const promoted = await promotedReplica(conns, s.replicas, Math.min(deadline, performance.now() + PROMOTION_WATCH_MS))
+  const moved = promoted ? await repoint(conns, [...s.replicas.filter((r) => r !== promoted), from], promoted) : []
+  if (moved.includes(from)) demotedBy = 'baremetal'
+  if (promoted) s.mark('promotedAndRepointed')
+  // The fence stays until the old master is a replica: lifted on a master, it would take writes again.
+  if (demotedBy === 'baremetal') await s.fence.lift()
   for (;;) {
     const v = (await readSentinelView(one, {conns})).groups[0]
     const now = performance.now()
-    if (switchedMs === undefined && v.answers.some((a) => a.master && a.master !== from)) switchedMs = now - t0
+    if (switchedMs === undefined && v.answers.some((a) => a.master && a.master !== from)) {
+      switchedMs = now - t0
+      s.mark('firstSentinelNames')
+    }
     const to = confirmed(v, from)
+    if (to) s.mark('confirmed')
     if (to) return {group: g.name, from, to, ms: Math.round(now - t0), switchedMs: Math.round(switchedMs ?? now - t0), demotedBy, sentinel}
     if (await demoteOldMaster(conns, v, from)) demotedBy = 'baremetal'
     // A replica now (ours or the Sentinels' doing): writes to it are refused anyway, and a
@@ -113,6 +168,50 @@ async function switchOver(conns: ViewConnections, one: SentinelLayout, g: Sentin
     }
     await new Promise((r) => setTimeout(r, POLL_MS))
   }
+}
+
+// SENTINEL FAILOVER promotes its pick a few of its timer ticks (10-19 a second) after the command.
+const PROMOTION_WATCH_MS = 5000
+const WATCH_POLL_MS = 5
+
+/** The replica that says master first (Sentinel's SLAVEOF NO ONE landed), or undefined by the deadline. */
+async function promotedReplica(conns: ViewConnections, replicas: string[], deadline: number): Promise<string | undefined> {
+  while (performance.now() < deadline) {
+    const roles = await Promise.all(
+      replicas.map((r) =>
+        conns.call(r, 'ROLE').then(
+          (x) => (Array.isArray(x) ? String(x[0]) : ''),
+          () => '',
+        ),
+      ),
+    )
+    const i = roles.indexOf('master')
+    if (i >= 0) return replicas[i]
+    await new Promise((r) => setTimeout(r, WATCH_POLL_MS))
+  }
+  return undefined
+}
+
+// The moment the promoted replica detaches, the old master's stream must end for everyone:
+// each byte it sends the others afterwards (a Sentinel hello is a PUBLISH, and PUBLISH is
+// replicated) puts them past the new master's offset, and their PSYNC becomes a full resync
+// (seconds of NOREPLICAS on the new master under min-replicas-to-write). So the others and
+// the old master replicate from the promoted one at once, as the Sentinels are about to
+// make them; Sentinel's own SLAVEOF comes a second later and finds them there. No write
+// can go anywhere meanwhile: the old master is fenced, the new one is named by no
+// Sentinel yet (HAProxy's rule), and the old master stops saying master. Those that took
+// it; errors leave the rest to the Sentinels.
+async function repoint(conns: ViewConnections, members: string[], to: string): Promise<string[]> {
+  const i = to.lastIndexOf(':')
+  const done = await Promise.all(
+    members.map((m) =>
+      conns.call(m, 'REPLICAOF', to.slice(0, i), to.slice(i + 1)).then(
+        () => m,
+        () => undefined,
+      ),
+    ),
+  )
+  return done.filter((m): m is string => m !== undefined)
 }
 
 // How long the replicas may take to reach the fenced master's offset before the failover
@@ -133,10 +232,26 @@ interface Fence {
 // refused first (min-replicas-to-write no master can meet: NOREPLICAS at once, on 5.0.3 and
 // 7.x alike, where CLIENT PAUSE on 5.0 would also hold our own REPLICAOF back), and the
 // failover waits until every replica holds every write the master took.
-async function fenceWrites(conns: ViewConnections, master: string): Promise<Fence> {
-  const got = (await conns.call(master, 'CONFIG', 'GET', 'min-replicas-to-write')) as string[]
-  const declared = Array.isArray(got) && got.length === 2 ? String(got[1]) : '0'
+//
+// Writes are not the only bytes in its replication stream: Sentinels' hellos (PUBLISH), key
+// expiry and the replication PING are too, and any of them between the promotion and the
+// repoint forces full resyncs. On 6.2+ CLIENT PAUSE WRITE holds PUBLISH and expiry (not
+// reads, CONFIG or REPLICAOF; writes are refused by the fence before the pause is looked
+// at), for at most holdMs; 5.0 has no WRITE pause (its pause would hold our REPLICAOF too)
+// and refuses the form, which leaves it at the fence. The PING period goes up meanwhile.
+async function fenceWrites(conns: ViewConnections, master: string, holdMs: number): Promise<Fence> {
+  const get = async (k: string, dflt: string) => {
+    const got = (await conns.call(master, 'CONFIG', 'GET', k)) as string[]
+    return Array.isArray(got) && got.length === 2 ? String(got[1]) : dflt
+  }
+  const declared = await get('min-replicas-to-write', '0')
+  const ping = await get('repl-ping-replica-period', '10')
   await conns.call(master, 'CONFIG', 'SET', 'min-replicas-to-write', FENCE)
+  const paused = await conns.call(master, 'CLIENT', 'PAUSE', String(holdMs), 'WRITE').then(
+    () => true,
+    () => false,
+  )
+  await conns.call(master, 'CONFIG', 'SET', 'repl-ping-replica-period', '3600').catch(() => {})
   let lifted = false
   const lift = async () => {
     if (lifted) return
@@ -144,6 +259,8 @@ async function fenceWrites(conns: ViewConnections, master: string): Promise<Fenc
     await conns.call(master, 'CONFIG', 'SET', 'min-replicas-to-write', declared).catch(() => {
       lifted = false
     })
+    await conns.call(master, 'CONFIG', 'SET', 'repl-ping-replica-period', ping).catch(() => {})
+    if (paused) await conns.call(master, 'CLIENT', 'UNPAUSE').catch(() => {})
   }
   try {
     const info = String(await conns.call(master, 'INFO', 'replication'))

@@ -304,6 +304,8 @@ describe(`sentinel topology on Redis ${redisVersion()}: status, failover, load f
     const sentinels = sf.layout.sentinels.map((x) => `${x.ip}:${x.port}`)
     for (let round = 0; round < 2; round++) {
       await waitStatusOk(60_000)
+      const members = [g.master, ...g.replicas].map((m) => `${m.ip}:${g.port}`)
+      const fullBefore = await fullSyncs(members)
       const w = new GroupWriter(g.name, sentinels)
       w.start()
       await sleep(1000)
@@ -323,9 +325,28 @@ describe(`sentinel topology on Redis ${redisVersion()}: status, failover, load f
       const c = new Redis({host, port: Number(port), password: PW, disableClientInfo: true})
       try {
         assert.deepEqual(await c.config('GET', 'min-replicas-to-write'), ['min-replicas-to-write', '0'])
+        assert.deepEqual(await c.config('GET', 'repl-ping-replica-period'), ['repl-ping-replica-period', '10'])
       } finally {
         c.disconnect()
       }
+      // The old master's stream ended with the promotion (no Sentinel hello after it): both the
+      // old master and the other replica continued from the new master, no full resync.
+      assert.deepEqual(await fullSyncs(members), fullBefore, 'a member of the group served a full resync after the failover')
     }
   })
 })
+
+/** INFO stats sync_full of each address (full resyncs it served as a master). */
+async function fullSyncs(addrs: string[]): Promise<Record<string, number>> {
+  const out: Record<string, number> = {}
+  for (const a of addrs) {
+    const [host, port] = a.split(':')
+    const c = new Redis({host, port: Number(port), password: PW, disableClientInfo: true})
+    try {
+      out[a] = Number(/^sync_full:(\d+)/m.exec(String(await c.info('stats')))?.[1])
+    } finally {
+      c.disconnect()
+    }
+  }
+  return out
+}
