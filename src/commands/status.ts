@@ -28,7 +28,7 @@ export default class Status extends BaseCommand<StatusJson | SentinelStatusRepor
     const topo = await topologyOf(flags)
     if (topo.topology === 'sentinel') {
       const t = await sentinelTarget(topo)
-      const view = await readSentinelView(t.layout, {password: t.password})
+      const view = await readSentinelView(t.layout, {password: t.password, versions: true})
       const report = sentinelStatusReport(t.layout, view)
       return {result: report, exitCode: report.ok ? EXIT.ok : EXIT.failed, text: renderSentinelStatus(report, view)}
     }

@@ -28,6 +28,7 @@ import {redisUpgradeModule} from './redis/upgrade.js'
 import {redisFailoverModule} from './redis/failover.js'
 import {redisInstancesModule} from './redis/instances.js'
 import {redisSentinelConfigModule, redisSentinelPlanModule, redisSentinelReadyModule} from './redis/sentinel.js'
+import {redisSentinelUpgradeModule} from './redis/sentinel-upgrade.js'
 import {redisMembersModule} from './redis/members.js'
 import {redisSourceModule} from './redis/source.js'
 import {templateModule} from './template.js'
@@ -69,6 +70,7 @@ export const redisModules: ModuleSpec[] = [
   redisSentinelPlanModule,
   redisSentinelConfigModule,
   redisSentinelReadyModule,
+  redisSentinelUpgradeModule,
   clusterRecordModule,
   haproxyModule,
 ]
