@@ -65,13 +65,27 @@ const versions = async () => [...new Set(await Promise.all([...dataAddrs().map((
 
 // Every 200 ms: an instance on an older version than the master its INFO names, with that
 // link up or a sync in progress, is a violation; one that names a newer master at all (the
-// fenced old master between its failover and its restart) is counted.
-function watchReplication(): {stop(): Promise<{violations: string[]; namedNewer: number}>} {
+// fenced old master between its failover and its restart) is counted. And the fewest
+// Sentinels answering at once (the quorum, 2, must always run).
+function watchReplication(): {stop(): Promise<{violations: string[]; namedNewer: number; fewestSentinels: number}>} {
   let running = true
   const violations: string[] = []
   let namedNewer = 0
+  let fewestSentinels = Infinity
   const loop = (async () => {
     while (running) {
+      const answering = await Promise.all(
+        sentinels().map((s) =>
+          info(s).then(
+            () => 1,
+            () => 0,
+          ),
+        ),
+      )
+      fewestSentinels = Math.min(
+        fewestSentinels,
+        answering.reduce<number>((a, b) => a + b, 0),
+      )
       const all = await Promise.all(
         dataAddrs().map((n) =>
           info(n, PW).then(
@@ -96,7 +110,7 @@ function watchReplication(): {stop(): Promise<{violations: string[]; namedNewer:
     async stop() {
       running = false
       await loop
-      return {violations, namedNewer}
+      return {violations, namedNewer, fewestSentinels}
     },
   }
 }
@@ -180,11 +194,12 @@ describe(`sentinel rolling upgrade ${OLD.version} → ${NEW.version}`, {skip}, (
     const seen = await watch.stop()
     const ut = task(r, TASK)[0]
     t.diagnostic(
-      `up took ${ms} ms (upgrade task ${ut?.data?.ms} ms); writers: ${JSON.stringify(s0)} ${JSON.stringify(s1)}; old instance naming a newer master (fenced, link down) in ${seen.namedNewer} sample(s)`,
+      `up took ${ms} ms (upgrade task ${ut?.data?.ms} ms); writers: ${JSON.stringify(s0)} ${JSON.stringify(s1)}; old instance naming a newer master (fenced, link down) in ${seen.namedNewer} sample(s); fewest Sentinels answering ${seen.fewestSentinels}`,
     )
     t.diagnostic(ut?.msg ?? '')
     assert.equal(r.code, 0, show(r))
     assert.deepEqual(seen.violations, [], 'an old-version instance linked to (or syncing from) a newer master')
+    assert.ok(seen.fewestSentinels >= 2, `only ${seen.fewestSentinels} Sentinel(s) answered at one point: the quorum was lost`)
     assert.deepEqual(await versions(), [NEW.version])
     assert.equal(ut.status, 'changed')
     assert.equal(ut.data?.upgraded?.length, 7)
