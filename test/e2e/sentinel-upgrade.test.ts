@@ -271,7 +271,9 @@ describe(`sentinel rolling upgrade ${OLD.version} → ${NEW.version}`, {skip}, (
     )
   })
 
-  it('an upgrade whose controller is killed right after a failover began: status reports the mixed versions, the next up resumes it; no acknowledged write lost', async (t) => {
+  // The controller SIGKILLed at `killAt` (+ delay): status reports the mixed versions, the next
+  // up finishes the upgrade from the live versions; no acknowledged write lost.
+  async function interrupted(t: {diagnostic(m: string): void}, killAt: RegExp, delayMs: number): Promise<{failovers: number}> {
     let r = await cli(['down', '-i', inv, ...args(b7, NEW)], {timeoutMs: 120_000})
     assert.equal(r.code, 0, show(r))
     r = await up(inv, b5, OLD)
@@ -285,8 +287,8 @@ describe(`sentinel rolling upgrade ${OLD.version} → ${NEW.version}`, {skip}, (
       const bg = k0.background('resume-w')
       const run = startCli(['up', '-i', inv, ...args(b7, NEW)], {timeoutMs: 900_000})
       try {
-        await run.waitFor(/fenced failover of/, 300_000)
-        await sleep(300)
+        await run.waitFor(killAt, 300_000)
+        await sleep(delayMs)
       } catch (error) {
         await Promise.all([bg.stop(), watch.stop()])
         throw error
@@ -296,7 +298,7 @@ describe(`sentinel rolling upgrade ${OLD.version} → ${NEW.version}`, {skip}, (
       }
       await sleep(3000)
       const mid = await statusJson(inv)
-      t.diagnostic(`after the kill: ${JSON.stringify(mid.versions)}; ${mid.warnings.join('')}`)
+      t.diagnostic(`after the kill: ${JSON.stringify(mid.versions)}; ${mid.warnings.join('')}; masters ${mid.groups.map((g: any) => `${g.master} ${g.masterVersion}`).join(', ')}`)
       assert.equal(Object.keys(mid.versions).length, 2, JSON.stringify(mid.versions))
       assert.match(mid.warnings.join('\n'), new RegExp(`mixed Redis versions: \\d+ on ${OLD.version}, \\d+ on ${NEW.version}`))
       r = await up(inv, b7, NEW)
@@ -311,9 +313,19 @@ describe(`sentinel rolling upgrade ${OLD.version} → ${NEW.version}`, {skip}, (
       await waitHealthy(inv)
       await k0.assertNoneLost()
       await k1.assertNoneLost()
+      return {failovers: ut.data?.failovers?.length ?? 0}
     } finally {
       k0.close()
       k1.close()
     }
+  }
+
+  it('an upgrade whose controller is killed as its first failover begins: the next up resumes it', async (t) => {
+    await interrupted(t, /fenced failover of/, 300)
+  })
+
+  it('an upgrade whose controller is killed right after its first failover (the old master fenced, not yet restarted): the next up restarts it, one failover left', async (t) => {
+    const r = await interrupted(t, /\(fenced failover\)/, 0)
+    assert.equal(r.failovers, 1)
   })
 })
