@@ -30,7 +30,7 @@ export default class Status extends BaseCommand<StatusJson | SentinelStatusRepor
     if (topo.topology === 'sentinel') {
       const t = await sentinelTarget(topo)
       const hap = readTargetHaproxy(t, sshOptions(flags))
-      const view = await readSentinelView(t.layout, {password: t.password})
+      const view = await readSentinelView(t.layout, {password: t.password, versions: true})
       const report = sentinelStatusReport(t.layout, view, await hap)
       return {result: report, exitCode: report.ok ? EXIT.ok : EXIT.failed, text: renderSentinelStatus(report, view)}
     }

@@ -29,6 +29,7 @@ import {redisFailoverModule} from './redis/failover.js'
 import {redisInstancesModule} from './redis/instances.js'
 import {redisSentinelConfigModule, redisSentinelPlanModule, redisSentinelReadyModule} from './redis/sentinel.js'
 import {redisSentinelRetireModule} from './redis/sentinel-retire.js'
+import {redisSentinelUpgradeModule} from './redis/sentinel-upgrade.js'
 import {redisMembersModule} from './redis/members.js'
 import {redisSourceModule} from './redis/source.js'
 import {templateModule} from './template.js'
@@ -71,6 +72,7 @@ export const redisModules: ModuleSpec[] = [
   redisSentinelConfigModule,
   redisSentinelReadyModule,
   redisSentinelRetireModule,
+  redisSentinelUpgradeModule,
   clusterRecordModule,
   haproxyModule,
 ]

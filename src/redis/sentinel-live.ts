@@ -80,6 +80,12 @@ export function sentinelCommand(ip: string, port: number, args: string[]): Promi
   return command(ip, port, undefined, args)
 }
 
+/** CONFIG GET of one parameter on one data instance: its value, undefined when it does not answer. */
+export async function configGet(ip: string, port: number, password: string | undefined, name: string): Promise<string | undefined> {
+  const r = await ask(ip, port, password, (c) => c.call('CONFIG', 'GET', name) as Promise<unknown>)
+  return Array.isArray(r) && r.length === 2 ? String(r[1]) : undefined
+}
+
 /** CONFIG SET on one data instance. */
 export function configSet(ip: string, port: number, password: string | undefined, name: string, value: string): Promise<{ok: boolean; reply: string}> {
   return command(ip, port, password, ['CONFIG', 'SET', name, value])

@@ -11,10 +11,12 @@ export interface SentinelStatusGroup {
   /** ip:port every reachable Sentinel names (and ROLE confirms or not: see reasons); null when they disagree or none answers. */
   master: string | null
   masterHost: string | null
+  /** The master's redis_version (INFO server), null when unknown. */
+  masterVersion: string | null
   /** Every reachable Sentinel names the same master. */
   agree: boolean
   sentinels: Array<{sentinel: string; master: string | null; error?: string}>
-  replicas: Array<{addr: string; host: string | null; state: string | null; link: string | null; lagBytes: number | null; lagSeconds: number | null; inSync: boolean}>
+  replicas: Array<{addr: string; host: string | null; state: string | null; link: string | null; lagBytes: number | null; lagSeconds: number | null; inSync: boolean; version: string | null}>
   /** Where each HAProxy host sends the group's writes (present when the inventory has HAProxy hosts). */
   haproxy?: HaproxyGroupView
   reasons: string[]
@@ -29,10 +31,14 @@ export interface SentinelStatusReport {
   /** Sentinels a failover needs: the quorum to agree, a majority to authorize. */
   needed: number
   quorumReachable: boolean
-  sentinels: Array<{addr: string; reachable: boolean; error?: string}>
+  sentinels: Array<{addr: string; reachable: boolean; error?: string; version?: string}>
   groups: SentinelStatusGroup[]
   /** Every reason, "<group>: <reason>". */
   problems: string[]
+  /** redis_version → how many instances and Sentinels run it. */
+  versions: Record<string, number>
+  /** Not failures: a mixed-version deployment (an upgrade under way or interrupted). */
+  warnings: string[]
 }
 
 const RANK = {ok: 0, degraded: 1, split: 2} as const
@@ -61,6 +67,7 @@ export function sentinelStatusReport(layout: SentinelLayout, view: SentinelView,
       health: worst(health.groups[i].health, hpHealth),
       master: g.master ?? null,
       masterHost: g.master ? (hostOf.get(g.master) ?? null) : null,
+      masterVersion: g.roles.find((r) => r.addr === g.master)?.version ?? null,
       agree: named.size === 1,
       sentinels: g.answers.map((a) => ({sentinel: a.sentinel, master: a.master ?? null, ...(a.error ? {error: a.error} : {})})),
       replicas: g.replicas.map((r) => ({
@@ -71,6 +78,7 @@ export function sentinelStatusReport(layout: SentinelLayout, view: SentinelView,
         lagBytes: r.lagBytes ?? null,
         lagSeconds: r.lagSeconds ?? null,
         inSync: r.inSync,
+        version: g.roles.find((x) => x.addr === r.addr)?.version ?? null,
       })),
       ...(hp ? {haproxy: hp} : {}),
       reasons: [...health.groups[i].reasons, ...(hp ? [...hp.split, ...hp.degraded] : [])],
@@ -88,7 +96,22 @@ export function sentinelStatusReport(layout: SentinelLayout, view: SentinelView,
     sentinels: view.sentinels,
     groups,
     problems: groups.flatMap((g) => g.reasons.map((r) => `${g.name}: ${r}`)),
+    ...versionsOf(layout, view),
   }
+}
+
+// Every layout member's and Sentinel's version, counted; more than one is a warning.
+function versionsOf(layout: SentinelLayout, view: SentinelView): {versions: Record<string, number>; warnings: string[]} {
+  const members = new Set(layout.groups.flatMap((g) => [g.master, ...g.replicas].map((m) => `${m.ip}:${g.port}`)))
+  const all = [...view.groups.flatMap((g) => g.roles.filter((r) => members.has(r.addr))), ...view.sentinels].map((x) => x.version).filter((v): v is string => !!v)
+  const versions: Record<string, number> = {}
+  for (const v of all) versions[v] = (versions[v] ?? 0) + 1
+  const keys = Object.keys(versions).sort()
+  const warnings =
+    keys.length > 1
+      ? [`mixed Redis versions: ${keys.map((v) => `${versions[v]} on ${v}`).join(', ')} (an upgrade under way or interrupted: baremetal up with the redis_version you want finishes it)`]
+      : []
+  return {versions, warnings}
 }
 
 export function renderSentinelStatus(r: SentinelStatusReport, view: SentinelView): string {
@@ -99,12 +122,13 @@ export function renderSentinelStatus(r: SentinelStatusReport, view: SentinelView
     lines.push(`[${g.health.toUpperCase()}] ${g.name} (port ${g.port})`)
     lines.push(
       g.master
-        ? `  master  ${g.master}${g.masterHost ? ` (${g.masterHost})` : ''}, named by ${answered}/${g.sentinels.length} Sentinels`
+        ? `  master  ${g.master}${g.masterHost ? ` (${g.masterHost})` : ''}${g.masterVersion ? ` ${g.masterVersion}` : ''}, named by ${answered}/${g.sentinels.length} Sentinels`
         : `  master  none agreed (${g.sentinels.map((s) => `${s.sentinel}: ${s.master ?? s.error ?? 'unknown'}`).join('; ')})`,
     )
     v.replicas.forEach((rep, k) => {
       const host = g.replicas[k]?.host
-      lines.push(`  replica ${rep.addr}${host ? ` (${host})` : ''}: ${rep.inSync ? 'in sync, ' : ''}${describeReplica(rep)}`)
+      const version = g.replicas[k]?.version
+      lines.push(`  replica ${rep.addr}${host ? ` (${host})` : ''}${version ? ` ${version}` : ''}: ${rep.inSync ? 'in sync, ' : ''}${describeReplica(rep)}`)
     })
     if (g.haproxy) lines.push(...renderHaproxyLines(g.haproxy, g.master ?? undefined))
     for (const why of g.reasons) lines.push(`  ! ${why}`)
@@ -113,6 +137,9 @@ export function renderSentinelStatus(r: SentinelStatusReport, view: SentinelView
   lines.push(
     `Sentinels: ${r.reachableSentinels}/${r.sentinels.length} answer (quorum ${r.quorum}, a failover needs ${r.needed})${down.length ? `; not answering: ${down.map((s) => `${s.addr} (${s.error})`).join(', ')}` : ''}`,
   )
+  const sv = r.sentinels.map((s) => s.version).filter(Boolean)
+  if (sv.length) lines.push(`Sentinel versions: ${r.sentinels.map((s) => `${s.addr} ${s.version ?? '?'}`).join(', ')}`)
+  for (const w of r.warnings) lines.push(`[WARNING] ${w}`)
   lines.push(r.ok ? `[OK] ${r.groups.length} group(s) healthy.` : `[${r.health.toUpperCase()}] ${r.problems.length} problem(s).`)
   return lines.join('\n')
 }

@@ -25,6 +25,8 @@ export interface MemberRole {
   masterAddr?: string
   link?: string
   offset?: number
+  /** INFO server redis_version, when the view was read with versions. */
+  version?: string
   error?: string
 }
 
@@ -55,7 +57,7 @@ export interface GroupView {
 
 export interface SentinelView {
   groups: GroupView[]
-  sentinels: Array<{addr: string; reachable: boolean; error?: string}>
+  sentinels: Array<{addr: string; reachable: boolean; error?: string; version?: string}>
   quorum: number
   readAt: string
 }
@@ -290,7 +292,14 @@ async function sentinelReplicaFlags(conns: ViewConnections, sentinel: string, na
   }
 }
 
-async function readGroup(conns: ViewConnections, layout: SentinelLayout, index: number): Promise<GroupView> {
+// INFO server's redis_version (status: each instance's and Sentinel's version), undefined when it does not answer.
+const versionOf = (conns: ViewConnections, addr: string) =>
+  conns.call(addr, 'INFO', 'server').then(
+    (t) => /^redis_version:(\S+)/m.exec(String(t))?.[1],
+    () => undefined,
+  )
+
+async function readGroup(conns: ViewConnections, layout: SentinelLayout, index: number, versions = false): Promise<GroupView> {
   const g = layout.groups[index]
   const sentinels = layout.sentinels.map((s) => addrOf(s.ip, s.port))
   const answers = await Promise.all(
@@ -325,14 +334,15 @@ async function readGroup(conns: ViewConnections, layout: SentinelLayout, index: 
       : Promise.resolve(undefined),
     askSentinel ? sentinelReplicaFlags(conns, askSentinel, g.name) : Promise.resolve(undefined),
   ])
+  if (versions) await Promise.all(roles.filter((r) => !r.error).map(async (r) => Object.assign(r, {version: await versionOf(conns, r.addr)})))
   return {name: g.name, port: g.port, answers, master, roles, replicas: master ? replicaViews(master, members, roles, repl, flags) : []}
 }
 
 /** Read the live view of every group, all at once; never throws for a host that does not answer (it is in the view). */
-export async function readSentinelView(layout: SentinelLayout, o: {password?: string; timeoutMs?: number; conns?: ViewConnections} = {}): Promise<SentinelView> {
+export async function readSentinelView(layout: SentinelLayout, o: {password?: string; timeoutMs?: number; conns?: ViewConnections; versions?: boolean} = {}): Promise<SentinelView> {
   const conns = o.conns ?? new ViewConnections(o.password, o.timeoutMs)
   try {
-    const groups = await Promise.all(layout.groups.map((_, i) => readGroup(conns, layout, i)))
+    const groups = await Promise.all(layout.groups.map((_, i) => readGroup(conns, layout, i, o.versions)))
     // A Sentinel is reachable when it answered for any group (an unknown name is an answer).
     const sentinels = layout.sentinels.map((s) => {
       const addr = addrOf(s.ip, s.port)
@@ -340,6 +350,7 @@ export async function readSentinelView(layout: SentinelLayout, o: {password?: st
       const failed = mine.find((a) => a.error)
       return mine.some((a) => !a.error) ? {addr, reachable: true} : {addr, reachable: false, error: failed?.error ?? 'not asked'}
     })
+    if (o.versions) await Promise.all(sentinels.filter((s) => s.reachable).map(async (s) => Object.assign(s, {version: await versionOf(conns, s.addr)})))
     return {groups, sentinels, quorum: layout.quorum, readAt: new Date().toISOString()}
   } finally {
     if (!o.conns) await conns.close()

@@ -65,7 +65,7 @@ export function rdbFormat(version: string): number {
 }
 
 // Why a node may not move to target (a downgrade, a build that would overwrite its binary).
-function refusal(n: VersionedNode, target: string, opts: UpgradeOptions): string | undefined {
+export function refusal(n: VersionedNode, target: string, opts: UpgradeOptions): string | undefined {
   if (n.role === 'unknown' || !n.version) return `could not be inspected (${n.error ?? 'no version'}): its version and role are unknown`
   if (n.version === target) return undefined
   const bin = opts.binDirOf?.(n.addr)

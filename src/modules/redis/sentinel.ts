@@ -30,8 +30,9 @@ import {renderText} from '../../play/template.js'
 import {expandHome, mask, quote} from '../../shell.js'
 import {confDrift, monitorMoved, roleOf, withRole} from '../../redis/sentinel-conf.js'
 import {planSentinelLayout, type LayoutHost, type SentinelLayout} from '../../redis/sentinel-layout.js'
-import {configSet, connectedReplicas, liveGroups, sentinelCommand, sentinelMasterInfo} from '../../redis/sentinel-live.js'
+import {configGet, configSet, connectedReplicas, liveGroups, sentinelCommand, sentinelMasterInfo} from '../../redis/sentinel-live.js'
 import {decideGroup, type GroupDecision} from '../../redis/sentinel-roles.js'
+import {FENCE as UPGRADE_FENCE, sentinelUpgradePreflight} from './sentinel-upgrade.js'
 import {controllerPath} from '../copy.js'
 import {definePlayModule} from '../define.js'
 import type {ItemResult, ModuleContext, ModuleSpec, TaskItem} from '../types.js'
@@ -190,6 +191,8 @@ async function planItem(ctx: ModuleContext, args: Record<string, unknown>): Prom
       ],
     })
   }
+  // A version upgrade that would be refused fails here, before the build.
+  const upgrade = args.live === false ? undefined : await sentinelUpgradePreflight(ctx, layout, password)
   const live = args.live === false ? new Map() : await liveGroups(layout, password)
   const hosts: Record<string, HostPlan> = {}
   for (const [host, ports] of layout.portsByHost) hosts[host] = {ports, sentinel: false, instances: {}}
@@ -215,7 +218,7 @@ async function planItem(ctx: ModuleContext, args: Record<string, unknown>): Prom
   const masters = monitors.map((m) => `${m.name} → ${m.ip}:${m.port}`)
   return {
     status: 'ok',
-    msg: `${layout.groups.length} group(s), ${layout.sentinels.length} Sentinel(s), quorum ${layout.quorum}: ${masters.join(', ')}${bad.length ? `; would wait: ${bad.map((d) => d.why).join('; ')}` : ''}${retiring.lines.length ? `; ${retiring.lines.join('; ')}` : ''}`,
+    msg: `${layout.groups.length} group(s), ${layout.sentinels.length} Sentinel(s), quorum ${layout.quorum}: ${masters.join(', ')}${bad.length ? `; would wait: ${bad.map((d) => d.why).join('; ')}` : ''}${retiring.lines.length ? `; ${retiring.lines.join('; ')}` : ''}${upgrade ? `; ${upgrade}` : ''}`,
     data: {hosts, haproxy, firewall, monitors, quorum: layout.quorum, fleet_ips: fleet.map((h) => ipOf.get(h)), retire: retiring.hosts, retiring},
   }
 }
@@ -356,6 +359,13 @@ async function repairInstance(ip: string, port: number, drift: string[], declare
       notes.push(`${key} takes effect at the next restart`)
       continue
     }
+    // The fence of an interrupted upgrade: this old instance replicates an upgraded master
+    // and must not sync from it (it cannot load a newer RDB); the upgrade restarts it on
+    // the new binary with the declared masterauth.
+    if (key === 'masterauth' && (await configGet(ip, port, password, 'masterauth'))?.startsWith(UPGRADE_FENCE)) {
+      notes.push('masterauth fenced by an interrupted upgrade: set at its restart on the new version')
+      continue
+    }
     const r = await configSet(ip, port, password, key, lines.get(key) ?? '')
     if (!r.ok) notes.push(`CONFIG SET ${key}: ${r.reply}`)
   }
@@ -435,7 +445,7 @@ export const redisSentinelConfigModule: ModuleSpec = {
 
 // Every group: the master the Sentinels name answers ROLE master with all its replicas
 // connected, and every Sentinel knows it, its replicas and the other Sentinels.
-async function groupPending(layout: SentinelLayout, password: string | undefined, replicas: number): Promise<string[]> {
+export async function groupPending(layout: SentinelLayout, password: string | undefined, replicas: number): Promise<string[]> {
   const pending: string[] = []
   await Promise.all(
     layout.groups.map(async (g) => {
