@@ -18,6 +18,11 @@ import {redisArgs, redisVersion} from './redis-fleet.js'
 
 const PASSWORD = 'bk-S3cret-pw'
 const N = 100_000
+// Of the 100k keys, these many are written by `baremetal load --record` (the issue's
+// `load --verify-record` after the restore); the rest by the test itself, each kind and TTL
+// derived from its index.
+const LOADED = 5_000
+const OWN = N - LOADED
 const TTL_TOLERANCE_MS = 120_000
 
 let fleet: Fleet
@@ -64,7 +69,7 @@ const ttlOf = (i: number): number => (kindOf(i) === 'string' ? (i % 3 ? 3_600_00
 
 async function writeKeys(c: Cluster): Promise<number> {
   const t0 = Date.now()
-  for (let from = 0; from < N; from += 5000) {
+  for (let from = 0; from < OWN; from += 5000) {
     const batch: Array<Promise<unknown>> = []
     for (let i = from; i < from + 5000; i++) {
       const k = keyOf(i)
@@ -83,7 +88,7 @@ async function writeKeys(c: Cluster): Promise<number> {
 // Every key: its type, value and remaining TTL (within the test's own runtime).
 async function checkKeys(c: Cluster, writtenAt: number): Promise<void> {
   const bad: string[] = []
-  for (let from = 0; from < N && bad.length < 10; from += 5000) {
+  for (let from = 0; from < OWN && bad.length < 10; from += 5000) {
     const batch: Array<Promise<void>> = []
     for (let i = from; i < from + 5000; i++) {
       const k = keyOf(i)
@@ -137,6 +142,9 @@ describe(`backup and restore on Redis ${redisVersion()}`, () => {
   const B = 7200
   let dir = ''
   let writtenAt = 0
+  // Every key of the backup: OWN plus what load acknowledged.
+  let total = 0
+  let record = ''
 
   it('backup of a 2 × 4 cluster (1 replica each) with 100k keys: 4 files, manifest with sha256, slot ranges and key counts', async (t) => {
     layout('shape-a', fleet.hosts.slice(0, 2), {redis_port_start: A, redis_count: 4, redis_replicas: 1})
@@ -147,8 +155,12 @@ describe(`backup and restore on Redis ${redisVersion()}`, () => {
     try {
       writtenAt = Date.now()
       const ms = await writeKeys(c)
-      t.diagnostic(`wrote ${N} keys in ${ms} ms`)
-      assert.equal(await dbsize(c), N)
+      record = join(work, 'load-record.json')
+      const l = await bm('load', '--requests', String(LOADED), '--clients', '10', '--record', record)
+      assert.equal(l.code, 0, show(l))
+      total = OWN + l.json.load.acked
+      t.diagnostic(`wrote ${OWN} keys in ${ms} ms, load acknowledged ${l.json.load.acked}`)
+      assert.equal(await dbsize(c), total)
     } finally {
       c.disconnect()
     }
@@ -165,11 +177,11 @@ describe(`backup and restore on Redis ${redisVersion()}`, () => {
     assert.equal(m.redisVersion, redisVersion())
     assert.equal(
       m.files.reduce((s: number, f: any) => s + f.keys, 0),
-      N,
+      total,
     )
     assert.equal(
       m.files.flatMap((f: any) => f.ranges).reduce((s: number, x: any) => s + x.keys, 0),
-      N,
+      total,
     )
     for (const f of m.files) {
       assert.match(f.sha256, /^[0-9a-f]{64}$/)
@@ -192,14 +204,14 @@ describe(`backup and restore on Redis ${redisVersion()}`, () => {
     )
     assert.equal(
       m.files.reduce((s: number, f: any) => s + f.keys, 0),
-      N,
+      total,
     )
   })
 
   it('a non-empty target is refused without --force (exit 5), nothing changed', async () => {
     const r = await bm('restore', '--from', dir)
     assert.equal(r.code, 5, show(r))
-    assert.match(r.json.error.message, /holds 100000 keys/)
+    assert.match(r.json.error.message, new RegExp(`holds ${total} keys`))
   })
 
   it('down, up fresh, a tampered and a missing file refused before anything changes (exit 5); then restore: every key, type and TTL back', async (t) => {
@@ -236,13 +248,17 @@ describe(`backup and restore on Redis ${redisVersion()}`, () => {
       // The same shape, empty: the files are placed as each shard's dump.rdb, not streamed.
       assert.equal(r.json.path, 'rdb', show(r))
       assert.match(r.json.reason, /every one of the 4 files matches one target master's slot ranges exactly/)
-      assert.equal(r.json.keys, N)
+      assert.equal(r.json.keys, total)
       assert.deepEqual(r.json.mismatches, [])
       // A new client: the one above saw every instance restart (its slot map is being refreshed).
       c.disconnect()
       c = client(fleet.hosts.slice(0, 2), A)
-      assert.equal(await dbsize(c), N)
+      assert.equal(await dbsize(c), total)
       await checkKeys(c, writtenAt)
+      const v = await bm('load', '--verify-record', record)
+      assert.equal(v.code, 0, show(v))
+      assert.equal(v.json.verify.lost, 0, show(v))
+      assert.equal(v.json.verify.checked, total - OWN, show(v))
       await replicasInSync(fleet.hosts.slice(0, 2), A)
       // No failover while a shard was down: the same masters (ids) serve the same slots, the same replicas.
       const after = await ops.waitClusterOk(inv, 90_000)
@@ -252,9 +268,9 @@ describe(`backup and restore on Redis ${redisVersion()}`, () => {
       const again = await bm('restore', '--from', dir, '--force')
       assert.equal(again.code, 0, show(again))
       assert.equal(again.json.path, 'stream')
-      assert.match(again.json.reason, /the target holds 100000 keys/)
+      assert.match(again.json.reason, new RegExp(`the target holds ${total} keys`))
       t.diagnostic(`restore (same shape, same backup, path stream): ${again.json.keys} keys in ${again.json.ms} ms: ${Math.round((again.json.keys * 1000) / again.json.ms)} keys/s`)
-      assert.equal(await dbsize(c), N)
+      assert.equal(await dbsize(c), total)
     } finally {
       c.disconnect()
     }
@@ -286,11 +302,14 @@ describe(`backup and restore on Redis ${redisVersion()}`, () => {
     assert.deepEqual(r.json.mismatches, [])
     const c = client(fleet.hosts, B)
     try {
-      assert.equal(await dbsize(c), N)
+      assert.equal(await dbsize(c), total)
       await checkKeys(c, writtenAt)
     } finally {
       c.disconnect()
     }
+    const v = await bm('load', '--verify-record', record)
+    assert.equal(v.code, 0, show(v))
+    assert.equal(v.json.verify.lost, 0, show(v))
     assert.ok(!existsSync(join(dir, 'manifest.json.part')))
   })
 
