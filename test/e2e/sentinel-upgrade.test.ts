@@ -1,15 +1,14 @@
 import assert from 'node:assert/strict'
-import {existsSync} from 'node:fs'
-import {join, resolve} from 'node:path'
+import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {Redis} from 'ioredis'
 import {createFleet, type Fleet} from '../harness/fleet.js'
-import {compareVersions} from '../../src/redis/upgrade.js'
 import {SentinelAcked} from './acked-sentinel.js'
-import {cli, ROOT, show, type CliResult} from './cli.js'
+import {cli, show, type CliResult} from './cli.js'
 import * as ops from './cluster-ops.js'
 import {sharedRedisBuild, sleep, startCli} from './fault-tools.js'
-import {redisArgs, redisTarball, redisVersion} from './redis-fleet.js'
+import {compareVersions} from '../../src/redis/upgrade.js'
+import {NEW, OLD, args, changed, skip, task, tasks, up} from './upgrade-kit.js'
 
 // Issue 16 for redis_topology: sentinel: 3 hosts × 2 groups × 1 replica, 3 Sentinels, on
 // Redis 5.0.3, a WAIT-1 writer on each group throughout → `up` with the e2e's own version
@@ -17,14 +16,11 @@ import {redisArgs, redisTarball, redisVersion} from './redis-fleet.js'
 // write lost, and at no moment an old instance syncing from an upgraded master. Needs both
 // versions in one run: the default pass only.
 
-const OLD = {tarball: resolve(ROOT, '../shared/redis/redis-5.0.3.tar.gz'), version: '5.0.3'}
-const NEW = {tarball: redisTarball(), version: redisVersion()}
 const PORT = 7600
 const SPORT = 26600
 const LONE = 7700
 const LONE_SPORT = 26700
 const PW = 'sentinel-upgrade-Secret-93'
-const skip = !existsSync(OLD.tarball) ? `no ${OLD.tarball}` : compareVersions(NEW.version, OLD.version) <= 0 ? `the e2e Redis ${NEW.version} is not newer than ${OLD.version}` : false
 const TASK = /^Instances and Sentinels run Redis/
 
 let fleet: Fleet
@@ -33,11 +29,6 @@ let lone: string
 let b5: Record<string, string> = {}
 let b7: Record<string, string> = {}
 
-const args = (b: Record<string, string>, v: typeof OLD) => redisArgs({redis_version: v.version, redis_source: v.tarball, ...b})
-const up = (i: string, b: Record<string, string>, v: typeof OLD, ...more: string[]) => cli(['up', '-i', i, ...args(b, v), ...more, '--json'], {timeoutMs: 900_000})
-const tasks = (r: CliResult) => (r.json?.tasks ?? []) as ops.Task[]
-const task = (r: CliResult, re: RegExp) => tasks(r).filter((t) => re.test(t.task))
-const changed = (r: CliResult) => tasks(r).filter((t) => t.status === 'changed')
 const members = (port: number, groups: number) => fleet.hosts.flatMap((h) => Array.from({length: groups}, (_, i) => ({host: h.ip, port: port + i})))
 const name = (port: number) => `redis-${PORT}-${port}`
 const sentinels = (sport = SPORT) => fleet.hosts.map((h) => ({host: h.ip, port: sport}))

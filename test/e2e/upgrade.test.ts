@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict'
 import {existsSync} from 'node:fs'
-import {join, resolve} from 'node:path'
+import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {Redis} from 'ioredis'
 import {createFleet, type Fleet} from '../harness/fleet.js'
 import {compareVersions, replicationViolations, type VersionedNode} from '../../src/redis/upgrade.js'
 import {AckedKeys} from './acked.js'
-import {cli, ROOT, show, type CliResult} from './cli.js'
+import {cli, show, type CliResult} from './cli.js'
 import * as ops from './cluster-ops.js'
 import {sharedRedisBuild, sleep, startCli} from './fault-tools.js'
-import {redisArgs, redisTarball, redisVersion} from './redis-fleet.js'
+import {NEW, OLD, args, changed, skip, task, tasks, up} from './upgrade-kit.js'
 
 // Issue 16, rolling version upgrade: 3 hosts × 4 ports, 1 replica each, on Redis 5.0.3
 // (the users' version), a WAIT-1 writer running throughout → `up` with the e2e's own
@@ -17,12 +17,9 @@ import {redisArgs, redisTarball, redisVersion} from './redis-fleet.js'
 // and at no moment an old node replicating from an upgraded master. Needs both versions in
 // one run: it runs in the default pass (not the 5.0.3 one, where there is nothing newer).
 
-const OLD = {tarball: resolve(ROOT, '../shared/redis/redis-5.0.3.tar.gz'), version: '5.0.3'}
-const NEW = {tarball: redisTarball(), version: redisVersion()}
 const PORT = 7000
 const COUNT = 4
 const LONE = 7100
-const skip = !existsSync(OLD.tarball) ? `no ${OLD.tarball}` : compareVersions(NEW.version, OLD.version) <= 0 ? `the e2e Redis ${NEW.version} is not newer than ${OLD.version}` : false
 
 let fleet: Fleet
 let inv: string
@@ -30,11 +27,6 @@ let lone: string
 let b5: Record<string, string> = {}
 let b7: Record<string, string> = {}
 
-const args = (b: Record<string, string>, v: typeof OLD) => redisArgs({redis_version: v.version, redis_source: v.tarball, ...b})
-const up = (i: string, b: Record<string, string>, v: typeof OLD, ...more: string[]) => cli(['up', '-i', i, ...args(b, v), ...more, '--json'], {timeoutMs: 900_000})
-const tasks = (r: CliResult) => (r.json?.tasks ?? []) as ops.Task[]
-const task = (r: CliResult, re: RegExp) => tasks(r).filter((t) => re.test(t.task))
-const changed = (r: CliResult) => tasks(r).filter((t) => t.status === 'changed')
 const addrs = (port: number, count: number) => fleet.hosts.flatMap((h) => Array.from({length: count}, (_, i) => ({host: h.ip, port: port + i})))
 
 async function info(n: {host: string; port: number}): Promise<Record<string, string>> {
