@@ -193,16 +193,23 @@ describe('a cluster deployed with -e only: status and down find it from the host
   it('up -e redis_port_start=7200 -e redis_count=4 while a second up and a down of it fail fast naming the first', async () => {
     const first = startCli(['up', '-i', invC, ...args({redis_port_start: C, redis_count: COUNT})], {timeoutMs: 600_000})
     await first.waitFor(/TASK \[Instance directories\]/, 300_000)
-    for (const cmd of [
-      ['up', ...args({redis_port_start: C, redis_count: COUNT})],
-      ['down', '-e', `redis_port_start=${C}`],
-    ]) {
-      const t0 = Date.now()
-      const r = await cli([cmd[0], '-i', invC, ...cmd.slice(1)], {timeoutMs: 120_000})
-      const ms = Date.now() - t0
-      assert.equal(r.code, 2, `${cmd[0]} during up\n${show(r)}`)
-      assert.match(r.stderr, new RegExp(`cluster redis-7200 is busy: up started \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z by pid ${first.pid} on controller \\S+ .*holds it on h\\d`), show(r))
-      assert.ok(ms < 20_000, `${cmd[0]} took ${ms} ms to fail`)
+    // Held there (it keeps the lock, its pid alive) while the two others try: a 6 s up could
+    // otherwise finish before the down starts, and that down would rightly succeed.
+    first.signal('SIGSTOP')
+    try {
+      for (const cmd of [
+        ['up', ...args({redis_port_start: C, redis_count: COUNT})],
+        ['down', '-e', `redis_port_start=${C}`],
+      ]) {
+        const t0 = Date.now()
+        const r = await cli([cmd[0], '-i', invC, ...cmd.slice(1)], {timeoutMs: 120_000})
+        const ms = Date.now() - t0
+        assert.equal(r.code, 2, `${cmd[0]} during up\n${show(r)}`)
+        assert.match(r.stderr, new RegExp(`cluster redis-7200 is busy: up started \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z by pid ${first.pid} on controller \\S+ .*holds it on h\\d`), show(r))
+        assert.ok(ms < 20_000, `${cmd[0]} took ${ms} ms to fail`)
+      }
+    } finally {
+      first.signal('SIGCONT')
     }
     const r = await first.result
     assert.equal(r.code, 0, `the first up\n${show(r)}`)
