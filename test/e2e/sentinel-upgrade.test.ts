@@ -8,7 +8,7 @@ import {cli, show, type CliResult} from './cli.js'
 import * as ops from './cluster-ops.js'
 import {sharedRedisBuild, sleep, startCli} from './fault-tools.js'
 import {compareVersions} from '../../src/redis/upgrade.js'
-import {NEW, OLD, args, changed, skip, task, tasks, up} from './upgrade-kit.js'
+import {NEW, OLD, args, changed, info, skip, task, tasks, up} from './upgrade-kit.js'
 
 // Issue 16 for redis_topology: sentinel: 3 hosts × 2 groups × 1 replica, 3 Sentinels, on
 // Redis 5.0.3, a WAIT-1 writer on each group throughout → `up` with the e2e's own version
@@ -32,23 +32,6 @@ let b7: Record<string, string> = {}
 const members = (port: number, groups: number) => fleet.hosts.flatMap((h) => Array.from({length: groups}, (_, i) => ({host: h.ip, port: port + i})))
 const name = (port: number) => `redis-${PORT}-${port}`
 const sentinels = (sport = SPORT) => fleet.hosts.map((h) => ({host: h.ip, port: sport}))
-
-async function info(n: {host: string; port: number}, password?: string): Promise<Record<string, string>> {
-  const r = new Redis({...n, password, lazyConnect: true, connectTimeout: 2000, commandTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null})
-  r.on('error', () => {})
-  try {
-    await r.connect()
-    const text = String(await r.call('INFO'))
-    return Object.fromEntries(
-      text
-        .split(/\r?\n/)
-        .filter((l) => l.includes(':') && !l.startsWith('#'))
-        .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)]),
-    )
-  } finally {
-    r.disconnect()
-  }
-}
 
 // Group i: its master on host i mod 3, its replica on the next host (planSentinelLayout).
 const dataAddrs = () => [0, 1].flatMap((i) => [fleet.hosts[i % 3], fleet.hosts[(i + 1) % 3]].map((h) => ({host: h.ip, port: PORT + i})))

@@ -2,6 +2,7 @@
 // skip when this machine cannot run both, and `up` with a version's source and build.
 import {existsSync} from 'node:fs'
 import {resolve} from 'node:path'
+import {Redis} from 'ioredis'
 import {compareVersions} from '../../src/redis/upgrade.js'
 import {cli, ROOT, type CliResult} from './cli.js'
 import type * as ops from './cluster-ops.js'
@@ -20,3 +21,21 @@ export const up = (i: string, b: Record<string, string>, v: RedisSrc, ...more: s
 export const tasks = (r: CliResult) => (r.json?.tasks ?? []) as ops.Task[]
 export const task = (r: CliResult, re: RegExp) => tasks(r).filter((t) => re.test(t.task))
 export const changed = (r: CliResult) => tasks(r).filter((t) => t.status === 'changed')
+
+// One node's INFO as key → value, on a connection of its own (no retries: a node that is down fails now).
+export async function info(n: {host: string; port: number}, password?: string): Promise<Record<string, string>> {
+  const r = new Redis({...n, password, lazyConnect: true, connectTimeout: 2000, commandTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null})
+  r.on('error', () => {})
+  try {
+    await r.connect()
+    const text = String(await r.call('INFO'))
+    return Object.fromEntries(
+      text
+        .split(/\r?\n/)
+        .filter((l) => l.includes(':') && !l.startsWith('#'))
+        .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)]),
+    )
+  } finally {
+    r.disconnect()
+  }
+}

@@ -2,14 +2,13 @@ import assert from 'node:assert/strict'
 import {existsSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
-import {Redis} from 'ioredis'
 import {createFleet, type Fleet} from '../harness/fleet.js'
 import {compareVersions, replicationViolations, type VersionedNode} from '../../src/redis/upgrade.js'
 import {AckedKeys} from './acked.js'
 import {cli, show, type CliResult} from './cli.js'
 import * as ops from './cluster-ops.js'
 import {sharedRedisBuild, sleep, startCli} from './fault-tools.js'
-import {NEW, OLD, args, changed, skip, task, tasks, up} from './upgrade-kit.js'
+import {NEW, OLD, args, changed, info, skip, task, tasks, up} from './upgrade-kit.js'
 
 // Issue 16, rolling version upgrade: 3 hosts × 4 ports, 1 replica each, on Redis 5.0.3
 // (the users' version), a WAIT-1 writer running throughout → `up` with the e2e's own
@@ -28,23 +27,6 @@ let b5: Record<string, string> = {}
 let b7: Record<string, string> = {}
 
 const addrs = (port: number, count: number) => fleet.hosts.flatMap((h) => Array.from({length: count}, (_, i) => ({host: h.ip, port: port + i})))
-
-async function info(n: {host: string; port: number}): Promise<Record<string, string>> {
-  const r = new Redis({...n, lazyConnect: true, connectTimeout: 2000, commandTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null})
-  r.on('error', () => {})
-  try {
-    await r.connect()
-    const text = String(await r.call('INFO'))
-    return Object.fromEntries(
-      text
-        .split(/\r?\n/)
-        .filter((l) => l.includes(':') && !l.startsWith('#'))
-        .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)]),
-    )
-  } finally {
-    r.disconnect()
-  }
-}
 
 const versions = async (port: number, count: number) => Promise.all(addrs(port, count).map(async (n) => (await info(n)).redis_version))
 
